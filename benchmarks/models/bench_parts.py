@@ -1,0 +1,74 @@
+"""Components of the benchmark models: cheap steps, so the engine's overhead shows."""
+
+import typing as _t
+
+from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.schemas import ComponentArgsDict
+
+
+class Source(Component):
+    io = IO(outputs=["x"])
+
+    def __init__(self, steps: int, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._n = steps
+        self._i = 0
+
+    async def step(self) -> None:
+        if self._i >= self._n:
+            await self.io.close()
+            return
+        self.x = self._i
+        self._i += 1
+
+
+class Scale(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+
+    def __init__(self, k: float = 2.0, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._k = k
+
+    async def step(self) -> None:
+        self.y = self._k * self.x
+
+
+class Offset(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+
+    def __init__(self, c: float = 1.0, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._c = c
+
+    async def step(self) -> None:
+        self.y = self.x + self._c
+
+
+class Total(Component):
+    """Sums what it receives; writes the total in destroy() if given a path."""
+
+    io = IO(inputs=["x"])
+
+    def __init__(self, path: str = "", **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._path = path
+        self.total = 0.0
+        self.count = 0
+
+    async def step(self) -> None:
+        self.total += self.x
+        self.count += 1
+
+    async def destroy(self) -> None:
+        if self._path:
+            with open(self._path, "w") as f:
+                f.write(f"{self.count} {self.total}\n")
+
+
+class Mix(Component):
+    """Loop head: feed = x + 0.5 * back."""
+
+    io = IO(inputs=["x", "back"], outputs=["y"])
+
+    async def step(self) -> None:
+        self.y = self.x + 0.5 * self.back

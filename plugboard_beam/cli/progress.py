@@ -1,0 +1,40 @@
+"""Progress on a terminal: steps done per component, redrawn in place; silent otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+import typing as _t
+
+from plugboard_beam.runtime.engine import Engine
+
+
+class Progress:
+    """Writes ``steps: a=1200 b=1199 ...`` to stderr every half second when it is a TTY."""
+
+    def __init__(self, enabled: _t.Optional[bool] = None, stream: _t.TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self.start = time.monotonic()
+        self._drawn = False
+
+    def __call__(self, key: str, engine: Engine) -> None:
+        if not self.enabled:
+            return
+        steps = engine.steps()
+        total = sum(steps.values())
+        rate = total / max(time.monotonic() - self.start, 1e-9)
+        parts = " ".join(f"{n}={s}" for n, s in steps.items())
+        head = f"[{key}] " if key else ""
+        line = f"{head}{total} steps ({rate:,.0f}/s): {parts}"
+        width = 120
+        self.stream.write("\r" + line[:width].ljust(width))
+        self.stream.flush()
+        self._drawn = True
+
+    def done(self) -> None:
+        """End the progress line."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False

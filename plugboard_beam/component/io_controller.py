@@ -1,0 +1,70 @@
+"""``IOController``: what a component declares it reads and writes (plugboard 0.9.0 compatible)."""
+
+from __future__ import annotations
+
+import typing as _t
+
+from plugboard_beam.exceptions import IOSetupError
+
+
+def _field_names(fields: _t.Optional[_t.Iterable[_t.Any]], what: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for f in fields or ():
+        if not isinstance(f, str) or not f.isidentifier() or f.startswith("_"):
+            raise IOSetupError(f"{what} field names must be public identifiers, got {f!r}")
+        if f not in names:
+            names.append(f)
+    return tuple(names)
+
+
+class IOController:
+    """Declares a component's input and output fields (and, for later, its events).
+
+    Declared on the class (``io = IO(inputs=[...], outputs=[...])``); every component instance
+    gets its own copy bound to its name. ``await self.io.close()`` inside ``step`` ends the
+    component: nothing from that step is sent and its output streams end.
+    """
+
+    __slots__ = (
+        "_is_closed",
+        "initial_values",
+        "input_events",
+        "inputs",
+        "namespace",
+        "output_events",
+        "outputs",
+    )
+
+    def __init__(
+        self,
+        inputs: _t.Optional[_t.Iterable[str]] = None,
+        outputs: _t.Optional[_t.Iterable[str]] = None,
+        initial_values: _t.Optional[_t.Mapping[str, _t.Iterable[_t.Any]]] = None,
+        input_events: _t.Optional[_t.Iterable[_t.Any]] = None,
+        output_events: _t.Optional[_t.Iterable[_t.Any]] = None,
+        namespace: _t.Optional[str] = None,
+        **_ignored: _t.Any,
+    ) -> None:
+        self.inputs: tuple[str, ...] = _field_names(inputs, "input")
+        self.outputs: tuple[str, ...] = _field_names(outputs, "output")
+        self.input_events: tuple[_t.Any, ...] = tuple(input_events or ())
+        self.output_events: tuple[_t.Any, ...] = tuple(output_events or ())
+        self.initial_values: dict[str, list[_t.Any]] = {k: list(v) for k, v in (initial_values or {}).items()}
+        self.namespace = namespace
+        self._is_closed = False
+
+    @property
+    def is_closed(self) -> bool:
+        """``True`` once the component called ``close()``."""
+        return self._is_closed
+
+    async def close(self) -> None:
+        """Ends this component: its output streams end after the current step (which sends nothing)."""
+        self._is_closed = True
+
+    def close_sync(self) -> None:
+        """``close()`` for plain ``def step`` components."""
+        self._is_closed = True
+
+    def __repr__(self) -> str:
+        return f"IOController(inputs={list(self.inputs)}, outputs={list(self.outputs)})"

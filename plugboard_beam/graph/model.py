@@ -1,0 +1,171 @@
+"""The model graph: small frozen dataclasses with explicit ids, built from a validated spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import typing as _t
+
+
+@dataclass(frozen=True)
+class Node:
+    """A component of the model."""
+
+    name: str
+    type_path: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    #: Seeds of input fields, in order: ``{field: (v0, v1, ...)}``.
+    initial_values: _t.Mapping[str, tuple[_t.Any, ...]] = field(default_factory=dict)
+    line: _t.Optional[int] = None
+
+    @property
+    def is_source(self) -> bool:
+        """A component without inputs steps until it closes itself."""
+        return not self.inputs
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A connector. ``id`` is its position in the spec: it orders fan-in."""
+
+    id: int
+    source: str
+    source_field: str
+    target: str
+    target_field: str
+    line: _t.Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        """``source.field -> target.field``."""
+        return f"{self.source}.{self.source_field} -> {self.target}.{self.target_field}"
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    """Nodes and edges of a model, in spec order."""
+
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    name: str = "model"
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def in_edges(self, name: str, field_name: _t.Optional[str] = None) -> list[Edge]:
+        """Edges into a node (or one of its fields), in spec order."""
+        return [e for e in self.edges if e.target == name and field_name in (None, e.target_field)]
+
+    def out_edges(self, name: str, field_name: _t.Optional[str] = None) -> list[Edge]:
+        """Edges out of a node (or one of its fields), in spec order."""
+        return [e for e in self.edges if e.source == name and field_name in (None, e.source_field)]
+
+    def is_seeded(self, edge: Edge) -> bool:
+        """Whether the edge's target field has initial values (lets a loop start)."""
+        return bool(self.node(edge.target).initial_values.get(edge.target_field))
+
+    def successors(self, name: str, skip_seeded: bool = False) -> list[str]:
+        """Names of the nodes fed by ``name``."""
+        out: list[str] = []
+        for e in self.out_edges(name):
+            if skip_seeded and self.is_seeded(e):
+                continue
+            if e.target not in out:
+                out.append(e.target)
+        return out
+
+    def strongly_connected(self, skip_seeded: bool = False) -> list[list[str]]:
+        """Strongly connected components (Tarjan), each in spec order, in topological order."""
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        stack: list[str] = []
+        on_stack: set[str] = set()
+        result: list[list[str]] = []
+        counter = [0]
+        order = {n.name: i for i, n in enumerate(self.nodes)}
+
+        def visit(v: str) -> None:
+            # Iterative Tarjan: models can be large, recursion would hit Python's limit.
+            work = [(v, iter(self.successors(v, skip_seeded)))]
+            index[v] = low[v] = counter[0]
+            counter[0] += 1
+            stack.append(v)
+            on_stack.add(v)
+            while work:
+                node, it = work[-1]
+                advanced = False
+                for w in it:
+                    if w not in index:
+                        index[w] = low[w] = counter[0]
+                        counter[0] += 1
+                        stack.append(w)
+                        on_stack.add(w)
+                        work.append((w, iter(self.successors(w, skip_seeded))))
+                        advanced = True
+                        break
+                    if w in on_stack:
+                        low[node] = min(low[node], index[w])
+                if advanced:
+                    continue
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    comp: list[str] = []
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        comp.append(w)
+                        if w == node:
+                            break
+                    result.append(sorted(comp, key=order.__getitem__))
+
+        for n in self.nodes:
+            if n.name not in index:
+                visit(n.name)
+        result.reverse()  # Tarjan emits sinks first
+        return result
+
+    def is_cyclic(self, names: _t.Collection[str], skip_seeded: bool = False) -> bool:
+        """Whether this group of nodes (an SCC) forms a cycle."""
+        if len(names) > 1:
+            return True
+        (only,) = names
+        return only in self.successors(only, skip_seeded)
+
+    def find_cycle(self, names: _t.Collection[str], skip_seeded: bool = False) -> list[Edge]:
+        """One cycle (as edges) inside a strongly connected group of nodes."""
+        group = set(names)
+        start = next(n.name for n in self.nodes if n.name in group)
+        # BFS back to start gives a shortest cycle through ``start``.
+        prev: dict[str, Edge] = {}
+        frontier = [start]
+        seen = {start}
+        while frontier:
+            nxt: list[str] = []
+            for v in frontier:
+                for e in self.out_edges(v):
+                    if e.target not in group or (skip_seeded and self.is_seeded(e)):
+                        continue
+                    if e.target == start:
+                        path = [e]
+                        while path[0].source != start:
+                            path.insert(0, prev[path[0].source])
+                        return path
+                    if e.target not in seen:
+                        seen.add(e.target)
+                        prev[e.target] = e
+                        nxt.append(e.target)
+            frontier = nxt
+        return []
+
+    def schedule_order(self) -> list[str]:
+        """A deterministic order to visit nodes in: topological once seeded edges are cut."""
+        order: list[str] = []
+        for scc in self.strongly_connected(skip_seeded=True):
+            order.extend(scc)
+        return order

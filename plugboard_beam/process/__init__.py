@@ -1,0 +1,80 @@
+"""``LocalProcess``: run a model built in Python, in this process (plugboard 0.9.0 compatible)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+import typing as _t
+
+from plugboard_beam.component.component import Component
+from plugboard_beam.connector import Connector
+from plugboard_beam.exceptions import StepError
+from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.spec.load import graph_from_components
+
+
+class LocalProcess:
+    """Runs components in this process with the shared step engine.
+
+    ``async with process: await process.run()`` calls ``init`` on entry and ``destroy`` on exit,
+    as in plugboard. The engine runs on a private thread, so the caller's event loop stays free.
+    """
+
+    def __init__(
+        self,
+        components: _t.Iterable[Component],
+        connectors: _t.Iterable[Connector],
+        name: _t.Optional[str] = None,
+        parameters: _t.Optional[dict[str, _t.Any]] = None,
+        state: _t.Any = None,
+    ) -> None:
+        self.name = name or "process"
+        self.parameters = dict(parameters or {})
+        comps, conns = list(components), list(connectors)
+        # Validated on construction: a broken model never starts.
+        self.graph = graph_from_components(comps, [c.spec for c in conns], self.name)
+        self.components: dict[str, Component] = {c.name: c for c in comps}
+        self.connectors: dict[str, Connector] = {c.id: c for c in conns}
+        self._engine = Engine(self.graph, self.components)
+        self._pool: _t.Optional[ThreadPoolExecutor] = None
+        self._initialised = False
+
+    async def _in_thread(self, fn: _t.Callable[[], _t.Any]) -> _t.Any:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugboard-beam")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def init(self) -> None:
+        """Call ``init()`` on every component."""
+        await self._in_thread(self._engine.init)
+        self._initialised = True
+
+    async def run(self) -> None:
+        """Step every component until all have ended."""
+        if not self._initialised:
+            await self.init()
+        await self._in_thread(self._engine.run)
+
+    async def destroy(self) -> None:
+        """Call ``destroy()`` on every component (once)."""
+        errors: list[StepError] = await self._in_thread(self._engine.destroy)
+        await self._in_thread(self._engine.driver.close)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if errors:
+            raise errors[0]
+
+    async def __aenter__(self) -> LocalProcess:
+        await self.init()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.destroy()
+
+    def steps(self) -> dict[str, int]:
+        """Steps done so far, per component."""
+        return self._engine.steps()
+
+
+__all__ = ["LocalProcess"]

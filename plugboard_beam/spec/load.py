@@ -1,0 +1,565 @@
+"""Model loading as an ordered list of small phases over one context.
+
+read -> parse YAML -> apply overrides -> schema -> names -> types -> arguments ->
+initial values -> connectors -> unconnected inputs -> cycles -> graph.
+
+Each phase adds ``Problem`` s (with the YAML line) and returns; later phases only run when the
+ones they depend on found nothing, so one call reports every independent problem at once.
+Nothing runs beyond importing the component modules: no component is constructed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import difflib
+import importlib
+import inspect
+from pathlib import Path
+import sys
+import typing as _t
+
+from pydantic import ValidationError
+
+from plugboard_beam.component.component import BASE_ARGS, Component
+from plugboard_beam.component.decorator import ComponentDecoratorHelper
+from plugboard_beam.graph.model import Edge, ModelGraph, Node
+from plugboard_beam.schemas import ConfigSpec, ConnectorSpec
+from plugboard_beam.spec.errors import ModelError, Problem
+from plugboard_beam.spec.yaml_lines import Lines, YamlSyntaxError, load_yaml
+
+_COMPONENTS = ("plugboard", "process", "args", "components")
+_CONNECTORS = ("plugboard", "process", "args", "connectors")
+
+
+@dataclass
+class Context:
+    """What the phases share: inputs, results so far, and the problems found."""
+
+    path: Path
+    overrides: _t.Mapping[str, _t.Any] = field(default_factory=dict)
+    text: str = ""
+    raw: _t.Any = None
+    lines: Lines = field(default_factory=Lines)
+    config: _t.Optional[ConfigSpec] = None
+    classes: dict[str, type[Component]] = field(default_factory=dict)
+    graph: _t.Optional[ModelGraph] = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        """The model's folder: ``type`` import paths are resolved from here."""
+        return self.path.resolve().parent
+
+    def problem(self, message: str, path: _t.Sequence[_t.Union[str, int]] = (), element: str = "") -> None:
+        """Record a problem at the YAML element ``path``."""
+        self.problems.append(Problem(message, self.lines.of(path), element))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A validated model: the spec, its component classes and its graph."""
+
+    path: Path
+    config: ConfigSpec
+    classes: dict[str, type[Component]]
+    graph: ModelGraph
+    raw: _t.Any
+
+    @property
+    def base_dir(self) -> Path:
+        """The model's folder."""
+        return self.path.resolve().parent
+
+    def component_specs(self) -> dict[str, _t.Any]:
+        """``ComponentSpec`` by component name."""
+        return {c.args.name: c for c in self.config.plugboard.process.args.components}
+
+    def build_components(self, key: str = "") -> dict[str, Component]:
+        """Fresh component instances for one key (``{key}`` in string arguments is replaced)."""
+        out: dict[str, Component] = {}
+        for spec in self.config.plugboard.process.args.components:
+            args = spec.args
+            kwargs: dict[str, _t.Any] = {k: _subst_key(v, key) for k, v in args.extra_args().items()}
+            kwargs["name"] = args.name
+            if args.initial_values:
+                kwargs["initial_values"] = {k: list(v) for k, v in args.initial_values.items()}
+            if args.parameters:
+                kwargs["parameters"] = dict(args.parameters)
+            if args.constraints:
+                kwargs["constraints"] = dict(args.constraints)
+            out[args.name] = self.classes[args.name](**kwargs)
+        return out
+
+
+def _subst_key(value: _t.Any, key: str) -> _t.Any:
+    if isinstance(value, str) and "{key}" in value:
+        return value.replace("{key}", key)
+    return value
+
+
+# ------------------------------------------------------------------ phases
+def read_file(ctx: Context) -> None:
+    """The file exists and is text."""
+    try:
+        ctx.text = ctx.path.read_text()
+    except FileNotFoundError:
+        ctx.problem(f"model file {ctx.path} does not exist")
+    except (OSError, UnicodeDecodeError) as exc:
+        ctx.problem(f"cannot read model file {ctx.path}: {exc}")
+
+
+def parse_yaml(ctx: Context) -> None:
+    """YAML syntax, with the line of the error."""
+    try:
+        ctx.raw, ctx.lines = load_yaml(ctx.text)
+    except YamlSyntaxError as exc:
+        ctx.problems.append(exc.problem)
+        return
+    if not isinstance(ctx.raw, dict) or "plugboard" not in ctx.raw:
+        ctx.problem("a model file starts with 'plugboard: process: args: components: ...'")
+
+
+def apply_overrides(ctx: Context) -> None:
+    """Scenario / ``--param`` values replace component arguments, seeds and parameters."""
+    if not ctx.overrides:
+        return
+    try:
+        comps = ctx.raw["plugboard"]["process"]["args"]["components"]
+        by_name = {c["args"]["name"]: c["args"] for c in comps}
+    except (KeyError, TypeError):
+        return  # the schema phase reports the structure
+    for name, value in ctx.overrides.items():
+        parts = name.split(".")
+        if parts[0] == "component" and len(parts) >= 4:  # plugboard's --param form
+            kind = {"arg": "", "initial_value": "initial_values", "parameter": "parameters"}.get(parts[2])
+            if kind is None:
+                ctx.problem(f"override {name!r}: expected component.<name>.<arg|initial_value|parameter>.<field>")
+                continue
+            parts = [parts[1], *([kind] if kind else []), *parts[3:]]
+        if len(parts) < 2:
+            ctx.problem(f"override {name!r}: expected <component>.<argument>")
+            continue
+        comp = by_name.get(parts[0])
+        if comp is None:
+            hint = _did_you_mean(parts[0], by_name)
+            ctx.problem(f"override {name!r} names unknown component {parts[0]!r}{hint}")
+            continue
+        if parts[1] in ("initial_values", "parameters") and len(parts) == 3:
+            section = comp.setdefault(parts[1], {})
+            if parts[1] == "initial_values" and not isinstance(value, list):
+                value = [value]
+            section[parts[2]] = value
+        elif len(parts) == 2:
+            comp[parts[1]] = value
+        else:
+            ctx.problem(
+                f"override {name!r}: expected <component>.<argument> or "
+                "<component>.initial_values.<field> or <component>.parameters.<name>"
+            )
+
+
+def check_schema(ctx: Context) -> None:
+    """The layout: required keys, types, no unknown fields."""
+    try:
+        ctx.config = ConfigSpec.model_validate(ctx.raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            where = _describe_loc(ctx, loc)
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown field {loc[-1]!r}"
+                allowed = _allowed_fields(loc)
+                if allowed:
+                    msg += f"{_did_you_mean(str(loc[-1]), allowed)} (allowed: {', '.join(allowed)})"
+            elif err["type"] == "missing":
+                msg = f"missing required field {loc[-1]!r}"
+            ctx.problem(msg, loc, where)
+
+
+def _allowed_fields(loc: tuple[_t.Any, ...]) -> list[str]:
+    from plugboard_beam import schemas
+
+    depth_models: list[type[_t.Any]] = [
+        schemas.ConfigSpec,
+        schemas.ProcessConfigSpec,
+        schemas.ProcessSpec,
+        schemas.ProcessArgsSpec,
+    ]
+    if len(loc) <= 4:
+        return list(depth_models[len(loc) - 1].model_fields) if 1 <= len(loc) <= 4 else []
+    if loc[3] == "components" and len(loc) == 6:
+        return list(schemas.ComponentSpec.model_fields)
+    if loc[3] == "connectors" and len(loc) == 6:
+        return list(schemas.ConnectorSpec.model_fields)
+    return []
+
+
+def _describe_loc(ctx: Context, loc: tuple[_t.Any, ...]) -> str:
+    if len(loc) >= 5 and loc[:4] == _COMPONENTS and isinstance(loc[4], int):
+        try:
+            name = ctx.raw["plugboard"]["process"]["args"]["components"][loc[4]]["args"]["name"]
+            return f"component '{name}'"
+        except (KeyError, TypeError, IndexError):
+            return f"component #{loc[4] + 1}"
+    if len(loc) >= 5 and loc[:4] == _CONNECTORS and isinstance(loc[4], int):
+        try:
+            c = ctx.raw["plugboard"]["process"]["args"]["connectors"][loc[4]]
+            return f"connector #{loc[4] + 1} ({_ref(c.get('source'))} -> {_ref(c.get('target'))})"
+        except (KeyError, TypeError, IndexError, AttributeError):
+            return f"connector #{loc[4] + 1}"
+    return ".".join(str(p) for p in loc)
+
+
+def _ref(v: _t.Any) -> str:
+    if isinstance(v, dict):
+        return f"{v.get('entity')}.{v.get('descriptor')}"
+    return str(v)
+
+
+def check_names(ctx: Context) -> None:
+    """Component names are unique."""
+    seen: dict[str, int] = {}
+    for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
+        name = comp.args.name
+        if name in seen:
+            first = ctx.lines.of((*_COMPONENTS, seen[name]))
+            ctx.problem(
+                f"duplicate component name {name!r} (first used at line {first})",
+                (*_COMPONENTS, i, "args", "name"),
+                f"component '{name}'",
+            )
+        else:
+            seen[name] = i
+
+
+def resolve_types(ctx: Context) -> None:
+    """Every ``type`` imports (relative to the model's folder) and is a Component."""
+    base = str(ctx.base_dir)
+    for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
+        where = (*_COMPONENTS, i, "type")
+        try:
+            ctx.classes[comp.args.name] = resolve_type(comp.type, base)
+        except LookupError as exc:
+            ctx.problem(str(exc), where, f"component '{comp.args.name}'")
+
+
+def resolve_type(type_path: str, base_dir: str) -> type[Component]:
+    """Import ``module.Class`` (module looked up first in ``base_dir``); raise LookupError."""
+    module_name, _, attr = type_path.rpartition(".")
+    if not module_name:
+        raise LookupError(f"unknown type {type_path!r}: give the import path, e.g. 'my_module.{type_path}'")
+    if base_dir not in sys.path:
+        sys.path.insert(0, base_dir)
+    _forget_shadowed(module_name, base_dir)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise LookupError(
+                f"unknown type {type_path!r}: no module named {exc.name!r} (looked in {base_dir} and the Python path)"
+            ) from None
+        raise LookupError(f"importing {module_name!r} for type {type_path!r} failed: {exc}") from None
+    except Exception as exc:
+        raise LookupError(
+            f"importing {module_name!r} for type {type_path!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    obj = getattr(module, attr, None)
+    if isinstance(obj, ComponentDecoratorHelper):
+        obj = obj.component_cls
+    if obj is None:
+        names = [
+            n
+            for n, v in vars(module).items()
+            if (isinstance(v, type) and issubclass(v, Component) and v is not Component)
+            or isinstance(v, ComponentDecoratorHelper)
+        ]
+        raise LookupError(
+            f"unknown type {type_path!r}: module {module_name!r} has no component {attr!r}{_did_you_mean(attr, names)}"
+        )
+    if not (isinstance(obj, type) and issubclass(obj, Component)) or obj is Component:
+        raise LookupError(f"type {type_path!r} is not a Component subclass")
+    return obj
+
+
+def _forget_shadowed(module_name: str, base_dir: str) -> None:
+    """Drop a cached module of the same name loaded from another model's folder."""
+    top = module_name.split(".")[0]
+    cached = sys.modules.get(top)
+    if cached is None:
+        return
+    origin = getattr(cached, "__file__", None) or ""
+    local = Path(base_dir, *top.split(".")).with_suffix(".py")
+    if (local.exists() or Path(base_dir, top).is_dir()) and not origin.startswith(base_dir + "/"):
+        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+
+def accepted_args(cls: type[Component]) -> tuple[set[str], set[str], bool]:
+    """(argument names, required names, accepts anything) of a component constructor."""
+    names: set[str] = set()
+    required: set[str] = {"name"}
+    first = True
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is Component:
+            names |= BASE_ARGS
+            return names, required, False
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return names, required, True
+        has_var_kw = False
+        for p in params:
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                names.add(p.name)
+                if first and p.default is p.empty:
+                    required.add(p.name)
+            elif p.kind == p.VAR_KEYWORD:
+                has_var_kw = True
+        first = False
+        if not has_var_kw:
+            return names, required, False
+    return names, required, True
+
+
+def check_args(ctx: Context) -> None:
+    """Arguments are ones the constructor accepts, and required ones are given."""
+    for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
+        cls = ctx.classes.get(comp.args.name)
+        if cls is None:
+            continue
+        names, required, anything = accepted_args(cls)
+        given = set(comp.args.extra_args()) | {
+            k
+            for k in ("name", "initial_values", "parameters", "constraints", "resources")
+            if k in comp.args.model_fields_set
+        }
+        elem = f"component '{comp.args.name}' ({comp.type})"
+        if not anything:
+            for arg in sorted(given - names):
+                ctx.problem(
+                    f"unknown argument {arg!r}{_did_you_mean(arg, names - given)}; "
+                    f"{cls.__name__} accepts: {', '.join(sorted(names - BASE_ARGS)) or '(no own arguments)'}",
+                    (*_COMPONENTS, i, "args", arg),
+                    elem,
+                )
+        for arg in sorted(required - given):
+            ctx.problem(f"missing required argument {arg!r}", (*_COMPONENTS, i, "args"), elem)
+
+
+def check_initial_values(ctx: Context) -> None:
+    """Seeds are given for input fields only."""
+    for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
+        cls = ctx.classes.get(comp.args.name)
+        if cls is None:
+            continue
+        for fld in comp.args.initial_values:
+            if fld not in cls.io.inputs:
+                ctx.problem(
+                    f"initial_values for {comp.args.name}.{fld}, which is not an input field"
+                    f"{_did_you_mean(fld, cls.io.inputs)} (inputs: {', '.join(cls.io.inputs) or 'none'})",
+                    (*_COMPONENTS, i, "args", "initial_values", fld),
+                    f"component '{comp.args.name}'",
+                )
+
+
+def check_connectors(ctx: Context) -> None:
+    """Connectors name existing components, an output field as source and an input as target."""
+    config = _config(ctx)
+    types = {c.args.name: c.type for c in config.plugboard.process.args.components}
+    for i, conn in enumerate(config.plugboard.process.args.connectors):
+        elem = f"connector #{i + 1} ({conn.source.id} -> {conn.target.id})"
+        for end, sock, kind in (("source", conn.source, "outputs"), ("target", conn.target, "inputs")):
+            path = (*_CONNECTORS, i, end)
+            if sock.entity not in types:
+                ctx.problem(
+                    f"{end} {sock.id}: unknown component {sock.entity!r}{_did_you_mean(sock.entity, types)}", path, elem
+                )
+                continue
+            cls = ctx.classes.get(sock.entity)
+            if cls is None:
+                continue
+            fields: tuple[str, ...] = getattr(cls.io, kind)
+            if sock.descriptor not in fields:
+                other = cls.io.inputs if kind == "outputs" else cls.io.outputs
+                extra = (
+                    f"; {sock.descriptor!r} is an {'input' if kind == 'outputs' else 'output'}"
+                    if sock.descriptor in other
+                    else _did_you_mean(sock.descriptor, fields)
+                )
+                ctx.problem(
+                    f"{end} {sock.id}: component {sock.entity!r} ({types[sock.entity]}) has no "
+                    f"{kind[:-1]} field {sock.descriptor!r}{extra} ({kind}: {', '.join(fields) or 'none'})",
+                    path,
+                    elem,
+                )
+
+
+def check_inputs_connected(ctx: Context) -> None:
+    """Every input field has at least one connector."""
+    config = _config(ctx)
+    targets = {(c.target.entity, c.target.descriptor) for c in config.plugboard.process.args.connectors}
+    for i, comp in enumerate(config.plugboard.process.args.components):
+        cls = ctx.classes.get(comp.args.name)
+        if cls is None:
+            continue
+        for fld in cls.io.inputs:
+            if (comp.args.name, fld) not in targets:
+                ctx.problem(
+                    f"input {comp.args.name}.{fld} is not connected: every input needs a "
+                    "connector (the component could never step)",
+                    (*_COMPONENTS, i),
+                    f"component '{comp.args.name}' ({comp.type})",
+                )
+
+
+def build_graph(ctx: Context) -> None:
+    """The frozen model graph."""
+    config = _config(ctx)
+    args = config.plugboard.process.args
+    nodes = tuple(
+        Node(
+            name=c.args.name,
+            type_path=c.type,
+            inputs=ctx.classes[c.args.name].io.inputs,
+            outputs=ctx.classes[c.args.name].io.outputs,
+            initial_values={k: tuple(v) for k, v in c.args.initial_values.items()},
+            line=ctx.lines.of((*_COMPONENTS, i)),
+        )
+        for i, c in enumerate(args.components)
+    )
+    edges = tuple(
+        Edge(
+            id=i,
+            source=c.source.entity,
+            source_field=c.source.descriptor,
+            target=c.target.entity,
+            target_field=c.target.descriptor,
+            line=ctx.lines.of((*_CONNECTORS, i)),
+        )
+        for i, c in enumerate(args.connectors)
+    )
+    ctx.graph = ModelGraph(nodes=nodes, edges=edges, name=args.name or ctx.path.stem)
+
+
+def check_cycles(ctx: Context) -> None:
+    """Every cycle passes through an input with initial_values."""
+    graph = _t.cast(ModelGraph, ctx.graph)
+    for group in graph.strongly_connected(skip_seeded=True):
+        if not graph.is_cyclic(group, skip_seeded=True):
+            continue
+        cycle = graph.find_cycle(group, skip_seeded=True)
+        names = [e.source for e in cycle] + [cycle[0].source]
+        inputs = ", ".join(f"{e.target}.{e.target_field}" for e in cycle)
+        via = ", ".join(f"{e.source}.{e.source_field} -> {e.target}.{e.target_field}" for e in cycle)
+        ctx.problems.append(
+            Problem(
+                f"cycle {' -> '.join(names)} ({via}) has no initial_values on any of its inputs, "
+                f"so none of its components can take a first step; give one of {inputs} "
+                "initial_values to seed the loop",
+                cycle[0].line,
+                "unseeded cycle",
+            )
+        )
+
+
+def _config(ctx: Context) -> ConfigSpec:
+    return _t.cast(ConfigSpec, ctx.config)
+
+
+def _did_you_mean(word: str, options: _t.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+#: (phase, phases whose problems stop it from running)
+PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
+    (read_file, ()),
+    (parse_yaml, ("read_file",)),
+    (apply_overrides, ("read_file", "parse_yaml")),
+    (check_schema, ("read_file", "parse_yaml")),
+    (check_names, ("check_schema",)),
+    (resolve_types, ("check_schema",)),
+    (check_args, ("check_schema",)),
+    (check_initial_values, ("check_schema",)),
+    (check_connectors, ("check_schema",)),
+    (check_inputs_connected, ("check_schema",)),
+    (build_graph, ("check_schema", "check_names", "resolve_types", "check_connectors")),
+    (check_cycles, ("check_schema", "check_names", "resolve_types", "check_connectors", "check_initial_values")),
+]
+
+
+def load_model(path: _t.Union[str, Path], overrides: _t.Optional[_t.Mapping[str, _t.Any]] = None) -> LoadedModel:
+    """Load and validate a model file; raise ``ModelError`` listing every problem."""
+    ctx = Context(path=Path(path), overrides=dict(overrides or {}))
+    failed: set[str] = set()
+    for phase, needs in PHASES:
+        if failed & set(needs):
+            failed.add(phase.__name__)
+            continue
+        before = len(ctx.problems)
+        phase(ctx)
+        if len(ctx.problems) > before:
+            failed.add(phase.__name__)
+    if ctx.problems:
+        raise ModelError(ctx.problems, str(path))
+    assert ctx.config is not None and ctx.graph is not None
+    return LoadedModel(path=ctx.path, config=ctx.config, classes=ctx.classes, graph=ctx.graph, raw=ctx.raw)
+
+
+def graph_from_components(
+    components: _t.Sequence[Component], connectors: _t.Sequence[ConnectorSpec], name: str = "process"
+) -> ModelGraph:
+    """The model graph of Python-built components (``LocalProcess`` API); raises ModelError."""
+    problems: list[Problem] = []
+    by_name: dict[str, Component] = {}
+    for comp in components:
+        if comp.name in by_name:
+            problems.append(Problem(f"duplicate component name {comp.name!r}"))
+        by_name[comp.name] = comp
+    nodes = tuple(
+        Node(
+            name=c.name,
+            type_path=f"{type(c).__module__}.{type(c).__qualname__}",
+            inputs=c.io.inputs,
+            outputs=c.io.outputs,
+            initial_values={k: tuple(v) for k, v in c.io.initial_values.items()},
+        )
+        for c in components
+    )
+    edges = []
+    for i, spec in enumerate(connectors):
+        src, tgt = by_name.get(spec.source.entity), by_name.get(spec.target.entity)
+        elem = f"connector {spec.source.id} -> {spec.target.id}"
+        if src is None or tgt is None:
+            problems.append(
+                Problem(f"unknown component {(spec.source if src is None else spec.target).entity!r}", None, elem)
+            )
+            continue
+        if spec.source.descriptor not in src.io.outputs:
+            problems.append(
+                Problem(f"{spec.source.id}: {src.name!r} has no output field {spec.source.descriptor!r}", None, elem)
+            )
+        if spec.target.descriptor not in tgt.io.inputs:
+            problems.append(
+                Problem(f"{spec.target.id}: {tgt.name!r} has no input field {spec.target.descriptor!r}", None, elem)
+            )
+        edges.append(Edge(i, spec.source.entity, spec.source.descriptor, spec.target.entity, spec.target.descriptor))
+    graph = ModelGraph(nodes=nodes, edges=tuple(edges), name=name)
+    for node in nodes:
+        for fld in node.inputs:
+            if not graph.in_edges(node.name, fld):
+                problems.append(Problem(f"input {node.name}.{fld} is not connected"))
+    if not problems:
+        for group in graph.strongly_connected(skip_seeded=True):
+            if graph.is_cyclic(group, skip_seeded=True):
+                cycle = graph.find_cycle(group, skip_seeded=True)
+                names = " -> ".join([e.source for e in cycle] + [cycle[0].source])
+                problems.append(Problem(f"cycle {names} has no initial_values on any of its inputs"))
+    if problems:
+        raise ModelError(problems, name)
+    return graph

@@ -1,0 +1,37 @@
+"""plugboard_beam: plugboard-compatible process models compiled to Apache Beam."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="plugboard-beam",
+    version="0.1.0",
+    description=(
+        "Simulate and drive processes of interconnected stateful components: plugboard models "
+        "on a laptop, on Apache Beam's DirectRunner and on Google Cloud Dataflow."
+    ),
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.12",
+    packages=find_packages(include=["plugboard_beam", "plugboard_beam.*"]),
+    package_data={"plugboard_beam": ["py.typed"]},
+    install_requires=[
+        "apache-beam[gcp]>=2.60",
+        "pydantic>=2.5,<3",
+        "pyyaml>=6",
+        "click>=8.1",
+        "google-cloud-pubsub>=2.18",
+        "pyarrow>=14",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.5", "mypy>=1.10", "types-PyYAML"],
+    },
+    entry_points={"console_scripts": ["plugboard-beam=plugboard_beam.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.12",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)

@@ -1,0 +1,109 @@
+"""The command line: exit codes, messages without tracebacks, progress, diagram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import subprocess
+
+from conftest import ROOT, cli_command
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cli_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_run_hello_and_validate(tmp_path: Path) -> None:
+    model = ROOT / "specs" / "hello" / "my-model.yaml"
+    proc = cli("process", "run", "--runner", "local", str(model), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "b.txt").read_text().split() == [str(2 * i) for i in range(10)]
+    proc = cli("process", "validate", str(model), cwd=tmp_path)
+    assert proc.returncode == 0 and "valid (3 components, 2 connectors, 0 loops)" in proc.stdout
+
+
+def test_diagram_shows_loops(case_copy) -> None:  # type: ignore[no-untyped-def]
+    case = case_copy("circular")
+    proc = cli("process", "diagram", "model.yaml", cwd=case)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("flowchart LR")
+    assert 'b -. "out_1 → in_2 (seed [-1])" .-> c' in proc.stdout
+
+
+def test_component_failure_exits_1_destroys_and_flushes(tmp_path: Path) -> None:
+    (tmp_path / "parts.py").write_text('''
+from plugboard_beam.component import Component, IOController as IO
+
+class Emit(Component):
+    io = IO(outputs=["x"])
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self._i = 0
+    async def step(self):
+        self._i += 1
+        if self._i > 10:
+            await self.io.close()
+        self.x = self._i
+
+class Explode(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+    async def step(self):
+        if self.x == 4:
+            raise RuntimeError("boom at four")
+        self.y = self.x
+
+class Writer(Component):
+    io = IO(inputs=["y"])
+    def __init__(self, path, **kw):
+        super().__init__(**kw)
+        self._path = path
+    async def init(self):
+        self._f = open(self._path, "w")
+    async def step(self):
+        self._f.write(f"{self.y}\\n")
+    async def destroy(self):
+        self._f.write("closed\\n")
+        self._f.close()
+''')
+    (tmp_path / "model.yaml").write_text('''
+plugboard:
+  process:
+    args:
+      components:
+      - {type: parts.Emit, args: {name: e}}
+      - {type: parts.Explode, args: {name: bomb}}
+      - {type: parts.Writer, args: {name: w, path: out.txt}}
+      connectors:
+      - {source: e.x, target: bomb.x}
+      - {source: bomb.y, target: w.y}
+''')
+    proc = cli("process", "run", "--runner", "local", "model.yaml", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "component 'bomb' failed in step 3" in proc.stderr and "boom at four" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # Everything the failing component produced before failing reached the writer, and its
+    # destroy() ran (file closed and flushed).
+    assert (tmp_path / "out.txt").read_text().split() == ["1", "2", "3", "closed"]
+    debug = cli("--debug", "process", "run", "--runner", "local", "model.yaml", cwd=tmp_path)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_bad_options_and_params(tmp_path: Path) -> None:
+    model = str(ROOT / "specs" / "hello" / "my-model.yaml")
+    proc = cli("process", "run", model, "--runner", "local", "-p", "nonsense", cwd=tmp_path)
+    assert proc.returncode == 2 and "expected NAME=VALUE" in proc.stderr
+    proc = cli("process", "run", model, "--runner", "local", "-p", "component-a.iters=3", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert (tmp_path / "b.txt").read_text().split() == ["0", "2", "4"]
+    proc = cli("process", "run", model, "--runner", "nowhere", cwd=tmp_path)
+    assert proc.returncode == 2 and "nowhere" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("process", "validate", str(tmp_path / "missing.yaml"), cwd=tmp_path)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_progress_on_terminal_only(tmp_path: Path) -> None:
+    model = str(ROOT / "specs" / "hello" / "my-model.yaml")
+    proc = cli("process", "run", "--runner", "local", "--progress", model, cwd=tmp_path)
+    # Forced on, a short run still ends its progress line cleanly; off by default off a TTY.
+    assert proc.returncode == 0
+    quiet = cli("process", "run", "--runner", "local", model, cwd=tmp_path)
+    assert quiet.stderr == ""
