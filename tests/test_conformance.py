@@ -12,6 +12,8 @@ from conftest import cli_command
 
 ENGINES = {
     "local": "--runner local",
+    "direct": "",  # the default: DirectRunner, fused stages
+    "direct-unfused": "--stages component",
 }
 
 

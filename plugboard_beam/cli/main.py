@@ -15,6 +15,7 @@ import yaml
 
 from plugboard_beam.cli.progress import Progress
 from plugboard_beam.exceptions import StepError, UserError
+from plugboard_beam.lowering.runners import RunFailed
 
 EXIT_FAILED_RUN = 1
 EXIT_USER_ERROR = 2
@@ -34,6 +35,11 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
         debug = bool(click.get_current_context().find_root().params.get("debug"))
         try:
             return fn(*args, **kwargs)
+        except RunFailed as err:
+            if debug:
+                raise
+            _fail(f"{err}\n(destroy() was called on every component; use --debug for the traceback)",
+                  EXIT_FAILED_RUN)
         except StepError as err:
             if debug:
                 raise
@@ -123,44 +129,72 @@ def diagram(model: str) -> None:
     click.echo(mermaid(load_model(model).graph), nl=False)
 
 
-RUNNERS = ("local",)
+RUNNER_HELP = "direct: Apache Beam's DirectRunner (default). local: in this process, no Beam."
 
 
 @process.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @MODEL
-@click.option(
-    "--runner",
-    type=click.Choice(RUNNERS, case_sensitive=False),
-    default="local",
-    show_default=True,
-    help="local: in this process.",
-)
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Override a component argument: comp.arg=VALUE, comp.initial_values.field=[..].",
-)
-@click.option(
-    "--progress/--no-progress", default=None, help="Show steps per component (default: when stderr is a terminal)."
-)
+@click.option("--runner", type=click.Choice(["direct", "local"], case_sensitive=False), default="direct",
+              show_default=True, help=RUNNER_HELP)
+@click.option("--scenarios", type=click.Path(dir_okay=False), default=None,
+              help="YAML/JSON/CSV/Parquet file: one row per key, a 'key' column, overrides "
+                   "like 'comp.arg' or 'comp.initial_values.field'.")
+@click.option("--record", metavar="PATH", default=None,
+              help="Write every connector message as Parquet (key, step, source, target, value) "
+                   "under PATH (local folder or gs://).")
+@click.option("--stages", "partition", type=click.Choice(["fused", "component"]), default="fused",
+              show_default=True, help="Beam stage partitioning: the whole model in one DoFn, or one "
+                                      "DoFn per component (loops stay fused).")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Override a component argument: comp.arg=VALUE, comp.initial_values.field=[..].")
+@click.option("--progress/--no-progress", default=None,
+              help="Show steps per component (default: when stderr is a terminal).")
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, model: str, runner: str, params: tuple[str, ...], progress: _t.Optional[bool]) -> None:
-    """Run MODEL."""
-    from plugboard_beam.lowering.local import run_local
+def run(ctx: click.Context, model: str, runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
+        partition: str, params: tuple[str, ...], progress: _t.Optional[bool]) -> None:
+    """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
+    from plugboard_beam.lowering.runners import RUNNERS, RunOptions
     from plugboard_beam.spec import load_model
+    from plugboard_beam.spec.scenarios import load_scenarios
 
-    if ctx.args:
-        raise UserError(f"unknown option(s) for --runner {runner}: {' '.join(ctx.args)}")
     loaded = load_model(model, parse_params(params))
     bar = Progress(progress)
+    options = RunOptions(
+        scenarios=load_scenarios(scenarios) if scenarios else None,
+        record=record, partition=partition, pipeline_args=list(ctx.args), progress=bar,
+    )
+    quiet_beam(bool(ctx.find_root().params.get("debug")))
     try:
-        run_local(loaded, on_progress=bar)
+        report = RUNNERS[runner.lower()]().run(loaded, options)
     finally:
         bar.done()
+    if bar.enabled and report.steps:
+        total = sum(report.steps.values())
+        click.echo(f"done: {report.keys} key(s), {total} component-steps "
+                   f"({', '.join(f'{k}={v}' for k, v in report.steps.items())})", err=True)
+
+
+@process.command(name="compile")
+@MODEL
+@click.option("--stages", "partition", type=click.Choice(["fused", "component"]), default="fused",
+              show_default=True, help="Stage partitioning to show.")
+@handle_errors
+def compile_(model: str, partition: str) -> None:
+    """Print the Beam plan of MODEL: stages, fused loops, PCollections, shuffles."""
+    from plugboard_beam.lowering.plan import make_plan
+    from plugboard_beam.spec import load_model
+
+    click.echo(make_plan(load_model(model).graph, partition).describe())
+
+
+def quiet_beam(debug: bool) -> None:
+    """Beam's own INFO/WARNING chatter is noise for a CLI user (kept with --debug)."""
+    import logging
+
+    if not debug:
+        for name in ("apache_beam", "absl"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

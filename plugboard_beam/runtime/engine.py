@@ -99,13 +99,14 @@ class InPort:
 class OutPort:
     """A connector leaving the engine: its values wait here until the caller takes them."""
 
-    __slots__ = ("edge", "ended", "start", "values")
+    __slots__ = ("edge", "end_sent", "ended", "start", "values")
 
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
         self.values: list[_t.Any] = []
         self.start = 0  # source step index of values[0]
         self.ended = False
+        self.end_sent = False
 
     def put(self, value: _t.Any) -> None:
         """Buffer one value."""
@@ -184,6 +185,7 @@ class Engine:
         self.runners: dict[str, Runner] = {}
         self.initialised = False
         self.destroyed = False
+        self.idle = False  # the last run() stopped because nothing could step
         self._build(components)
 
     # ----------------------------------------------------------------- wiring
@@ -317,18 +319,25 @@ class Engine:
         self,
         on_progress: _t.Optional[_t.Callable[[Engine], None]] = None,
         progress_every: float = 0.5,
+        max_rounds: int = 0,
     ) -> bool:
         """Step components until none can step; return whether all have ended.
 
         Sources step ``burst`` times per round, the others as long as their inputs are ready,
-        so buffers stay bounded by the burst, whatever the number of steps.
+        so buffers stay bounded by the burst, whatever the number of steps. With
+        ``max_rounds`` it returns after that many rounds (the caller drains ``outputs`` and
+        calls again).
         """
         runners = [self.runners[n] for n in self.members]
         burst = self.burst
         next_report = time.monotonic() + progress_every if on_progress else float("inf")
         with self.driver:
             progress = True
+            rounds = 0
             while progress:
+                if max_rounds and rounds >= max_rounds:
+                    break
+                rounds += 1
                 progress = False
                 for runner in runners:
                     if runner.done:
@@ -360,6 +369,7 @@ class Engine:
                 if on_progress is not None and time.monotonic() >= next_report:
                     on_progress(self)
                     next_report = time.monotonic() + progress_every
+            self.idle = not progress
         return self.finished
 
     def drain(self, failed: _t.Collection[str]) -> list[StepError]:
@@ -399,7 +409,7 @@ class Engine:
                     for f in r.fields
                 ],
             )
-        outputs = {eid: (o.start, o.values, o.ended) for eid, o in self.outputs.items()}
+        outputs = {eid: (o.start, o.values, o.ended, o.end_sent) for eid, o in self.outputs.items()}
         return {
             "graph": self.graph,
             "key": self.key,
@@ -431,9 +441,10 @@ class Engine:
                     if queue is not None:
                         port.queue.extend(queue)
                     port.closed, port.received = closed, received
-        for eid, (start, values, ended) in state["outputs"].items():
+        for eid, (start, values, ended, end_sent) in state["outputs"].items():
             out = self.outputs[eid]
-            out.start, out.ended = start, ended
+            out.start, out.ended, out.end_sent = start, ended, end_sent
             out.values.extend(values)
         self.initialised = state["initialised"]
         self.destroyed = state["destroyed"]
+        self.idle = False

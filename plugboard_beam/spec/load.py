@@ -10,6 +10,7 @@ Nothing runs beyond importing the component modules: no component is constructed
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 import difflib
 import importlib
@@ -64,6 +65,17 @@ class LoadedModel:
     classes: dict[str, type[Component]]
     graph: ModelGraph
     raw: _t.Any
+    text: str = ""
+    lines: Lines = field(default_factory=Lines)
+
+    def with_overrides(self, overrides: _t.Mapping[str, _t.Any]) -> LoadedModel:
+        """This model with component arguments / seeds / parameters replaced (validated again,
+        without re-reading or re-importing anything); raises ModelError."""
+        if not overrides:
+            return self
+        ctx = Context(path=self.path, overrides=dict(overrides), text=self.text,
+                      raw=copy.deepcopy(self.raw), lines=self.lines, classes=dict(self.classes))
+        return _run_phases(ctx, skip=("read_file", "parse_yaml", "resolve_types"))
 
     @property
     def base_dir(self) -> Path:
@@ -493,11 +505,25 @@ PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
 ]
 
 
-def load_model(path: _t.Union[str, Path], overrides: _t.Optional[_t.Mapping[str, _t.Any]] = None) -> LoadedModel:
-    """Load and validate a model file; raise ``ModelError`` listing every problem."""
+def load_model(
+    path: _t.Union[str, Path],
+    overrides: _t.Optional[_t.Mapping[str, _t.Any]] = None,
+    text: _t.Optional[str] = None,
+) -> LoadedModel:
+    """Load and validate a model file (or ``text``, named ``path``); raise ``ModelError``
+    listing every problem."""
     ctx = Context(path=Path(path), overrides=dict(overrides or {}))
+    if text is not None:
+        ctx.text = text
+        return _run_phases(ctx, skip=("read_file",))
+    return _run_phases(ctx)
+
+
+def _run_phases(ctx: Context, skip: tuple[str, ...] = ()) -> LoadedModel:
     failed: set[str] = set()
     for phase, needs in PHASES:
+        if phase.__name__ in skip:
+            continue
         if failed & set(needs):
             failed.add(phase.__name__)
             continue
@@ -506,9 +532,10 @@ def load_model(path: _t.Union[str, Path], overrides: _t.Optional[_t.Mapping[str,
         if len(ctx.problems) > before:
             failed.add(phase.__name__)
     if ctx.problems:
-        raise ModelError(ctx.problems, str(path))
+        raise ModelError(ctx.problems, str(ctx.path))
     assert ctx.config is not None and ctx.graph is not None
-    return LoadedModel(path=ctx.path, config=ctx.config, classes=ctx.classes, graph=ctx.graph, raw=ctx.raw)
+    return LoadedModel(path=ctx.path, config=ctx.config, classes=ctx.classes, graph=ctx.graph,
+                       raw=ctx.raw, text=ctx.text, lines=ctx.lines)
 
 
 def graph_from_components(

@@ -1,0 +1,205 @@
+"""The Beam lowering: a model becomes a keyed, stateful Beam pipeline.
+
+Each stage of the plan (see ``plan.py``) is a ``StageDoFn``: a keyed stateful DoFn whose
+per-key state is a ``StageRun`` (component objects, pending inputs, step counters) kept in
+Beam state. Connectors between stages are PCollections of chunks ``(key, (edge, start,
+values, ended))``. Component classes are never pickled into the pipeline: DoFns carry the
+model's YAML text and import the classes in ``setup()`` on the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import typing as _t
+
+import apache_beam as beam
+from apache_beam.coders import BytesCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
+from plugboard_beam.exceptions import StepError
+from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
+from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
+from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.runtime.stage import StageRun
+from plugboard_beam.spec.load import LoadedModel, load_model
+
+log = logging.getLogger("plugboard_beam")
+
+RECORD = "record"
+ERRORS = "errors"
+
+
+class ModelSource(_t.NamedTuple):
+    """What a worker needs to rebuild the model: its text, its path (for the module folder)."""
+
+    path: str
+    text: str
+
+    @classmethod
+    def of(cls, model: LoadedModel) -> ModelSource:
+        """From a loaded model."""
+        return cls(str(model.path.resolve()), model.text)
+
+    def load(self) -> LoadedModel:
+        """Validate and import (on the worker)."""
+        return load_model(self.path, text=self.text)
+
+
+def error_row(key: str, errors: _t.Sequence[StepError]) -> str:
+    """A JSON line describing a key's failure."""
+    first = errors[0]
+    return json.dumps({
+        "key": key, "component": first.component, "step": first.step, "phase": first.phase,
+        "message": str(first), "also": [str(e) for e in errors[1:]],
+    })
+
+
+class StageDoFn(beam.DoFn):  # type: ignore[misc]
+    """Runs one stage of the model for each key; the key's ``StageRun`` lives in Beam state."""
+
+    RUN = ReadModifyWriteStateSpec("run", BytesCoder())
+
+    def __init__(self, source: ModelSource, stage: Stage, overrides: dict[str, dict[str, _t.Any]],
+                 record: bool, chunk_rounds: int = 16) -> None:
+        self.source = source
+        self.stage = stage
+        self.overrides = overrides
+        self.record = record
+        self.chunk_rounds = chunk_rounds
+        self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
+
+    def setup(self) -> None:
+        self.model = self.source.load()
+        self.instances: dict[str, LoadedModel] = {}
+        # Live runs by key: (version, run). Beam state holds the same run pickled; the live
+        # object is used only while its version matches the state's.
+        self.live: dict[str, tuple[int, StageRun]] = {}
+        self.records = RecordBuffer()
+        self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
+        self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
+        self.unpicklable_warned = False
+
+    def _instance(self, key: str) -> LoadedModel:
+        inst = self.instances.get(key)
+        if inst is None:
+            inst = self.model.with_overrides(self.overrides.get(key, {}))
+            self.instances[key] = inst
+        return inst
+
+    def _new_run(self, key: str) -> StageRun:
+        inst = self._instance(key)
+        engine = Engine(inst.graph, inst.build_components(key), key=key, members=self.stage.members,
+                        recorder=self.records if self.record else None)
+        run = StageRun(engine)
+        run.start()
+        return run
+
+    def _load(self, key: str, blob: _t.Optional[bytes]) -> tuple[int, StageRun]:
+        if blob is None:
+            return 0, self._new_run(key)
+        version = int.from_bytes(blob[:8], "little")
+        cached = self.live.get(key)
+        if cached is not None and cached[0] == version:
+            return cached
+        if len(blob) == 8:
+            raise RuntimeError(
+                f"stage {self.stage.name}, key {key!r}: the components' state could not be pickled "
+                "and this worker does not hold it (the key moved between workers); make component "
+                "attributes picklable (e.g. open files in step, not init) or use --stages fused")
+        run: StageRun = pickle.loads(blob[8:])
+        run.engine.recorder = self.records if self.record else None
+        return version, run
+
+    def _save(self, key: str, version: int, run: StageRun, state: _t.Any) -> None:
+        version += 1
+        try:
+            blob = version.to_bytes(8, "little") + pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL)
+        except (TypeError, AttributeError, pickle.PicklingError) as exc:
+            if not self.unpicklable_warned:
+                self.unpicklable_warned = True
+                log.warning("stage %s: component state is not picklable (%s); it is kept in worker "
+                            "memory only for key %r and others", self.stage.name, exc, key)
+            blob = version.to_bytes(8, "little")
+        state.write(blob)
+        self.live[key] = (version, run)
+
+    def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:
+        key, chunk = element
+        self.records.key = key
+        version, run = self._load(key, state.read())
+        if run.closed:
+            return  # this key already ended (failed); late chunks are dropped
+        if chunk is not None:
+            run.feed(chunk)
+        tags = self.tags
+        for out in run.advance(self.chunk_rounds):
+            yield beam.pvalue.TaggedOutput(tags[out[0]], (key, out))
+            if self.records.full():
+                yield beam.pvalue.TaggedOutput(RECORD, self.records.take())
+        if run.finished:
+            for name, n in run.engine.steps().items():
+                self.steps[name].inc(n)
+            errors = run.close()
+            if errors:
+                self.failed_keys.inc()
+                yield beam.pvalue.TaggedOutput(ERRORS, error_row(key, errors))
+                if run.error is not None:
+                    # Keep a marker so chunks still in flight for this key are dropped.
+                    self._save(key, version, run, state)
+                    self.live.pop(key, None)
+                else:
+                    state.clear()
+            else:
+                state.clear()
+                self.live.pop(key, None)
+        else:
+            self._save(key, version, run, state)
+        batch = self.records.take()
+        if batch is not None:
+            yield beam.pvalue.TaggedOutput(RECORD, batch)
+
+    def teardown(self) -> None:
+        # Runs that never finished (the pipeline is failing): destroy() still runs.
+        for _, run in getattr(self, "live", {}).values():
+            if not run.closed:
+                run.close()
+
+
+def build(
+    pipeline: beam.Pipeline,
+    model: LoadedModel,
+    plan: Plan,
+    instances: _t.Sequence[tuple[str, dict[str, _t.Any]]],
+    record: _t.Optional[str],
+    errors_prefix: str,
+) -> None:
+    """Add the model's transforms to ``pipeline``."""
+    source = ModelSource.of(model)
+    overrides = {k: dict(v) for k, v in instances if v}
+    keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances])
+    edges: dict[int, beam.PCollection] = {}
+    records, errors = [], []
+    for stage in plan.stages:
+        if stage.in_edges:
+            ins = [edges[e.id] for e in stage.in_edges]
+            stage_in = ins[0] if len(ins) == 1 else tuple(ins) | f"Join {stage.name}" >> beam.Flatten()
+        else:
+            stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None))
+        tags = [chunk_tag(e) for e in stage.out_edges]
+        outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
+            StageDoFn(source, stage, overrides, record is not None)
+        ).with_outputs(*tags, RECORD, ERRORS)
+        for e in stage.out_edges:
+            edges[e.id] = outs[chunk_tag(e)]
+        records.append(outs[RECORD])
+        errors.append(outs[ERRORS])
+    (tuple(errors) | "Errors" >> beam.Flatten()
+     | "Write errors" >> beam.io.WriteToText(errors_prefix, file_name_suffix=".jsonl"))
+    if record is not None:
+        (tuple(records) | "Records" >> beam.Flatten()
+         | "Write records" >> beam.io.WriteToParquetBatched(
+             os.path.join(record, "messages"), schema=SCHEMA, file_name_suffix=".parquet"))

@@ -1,0 +1,66 @@
+"""Recording: every message that crosses a connector, as Arrow record batches (for Parquet)."""
+
+from __future__ import annotations
+
+import json
+import typing as _t
+
+import pyarrow as pa
+
+from plugboard_beam.graph.model import Edge
+
+#: key, step (the source's step index), source and target ("component.field"), the value as
+#: JSON text, and the value as a number when it is one (for quick analysis).
+SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("step", pa.int64()),
+    ("source", pa.string()),
+    ("target", pa.string()),
+    ("value", pa.string()),
+    ("number", pa.float64()),
+])
+
+
+def encode(value: _t.Any) -> tuple[str, _t.Optional[float]]:
+    """(JSON text, number or None) of a connector value."""
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        text = json.dumps(repr(value))
+    return text, number
+
+
+class RecordBuffer:
+    """Collects rows and hands them out as record batches of about ``size`` rows."""
+
+    def __init__(self, size: int = 16384) -> None:
+        self.size = size
+        self.key = ""
+        self._cols: tuple[list[_t.Any], ...] = ([], [], [], [], [], [])
+
+    def __call__(self, edge: Edge, step: int, value: _t.Any) -> None:
+        k, st, so, ta, va, nu = self._cols
+        text, number = encode(value)
+        k.append(self.key)
+        st.append(step)
+        so.append(f"{edge.source}.{edge.source_field}")
+        ta.append(f"{edge.target}.{edge.target_field}")
+        va.append(text)
+        nu.append(number)
+
+    def __len__(self) -> int:
+        return len(self._cols[0])
+
+    def full(self) -> bool:
+        """Enough rows for a batch."""
+        return len(self) >= self.size
+
+    def take(self) -> _t.Optional[pa.RecordBatch]:
+        """The rows so far as one batch (None if there are none)."""
+        if not len(self):
+            return None
+        batch = pa.RecordBatch.from_arrays([pa.array(c, type=f.type) for c, f in zip(self._cols, SCHEMA, strict=True)],
+                                           schema=SCHEMA)
+        self._cols = ([], [], [], [], [], [])
+        return batch

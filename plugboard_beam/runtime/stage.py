@@ -1,0 +1,110 @@
+"""One key's instance of a stage, fed by chunks that may arrive out of order.
+
+A lowering that splits a model into stages (Beam DoFns, streaming workers) moves connector
+values between them as **chunks**: ``(edge id, start step, values, ended)`` — consecutive
+values of one connector for one key. ``StageRun`` puts chunks back in order (the j-th value
+of a connector is its source's step j), drops chunks it has already seen (at-least-once
+delivery), runs the shared engine and hands out the chunks it produced. It is plain Python
+and picklable, so a lowering can keep it in keyed state between elements.
+"""
+
+from __future__ import annotations
+
+import typing as _t
+
+from plugboard_beam.exceptions import StepError
+from plugboard_beam.runtime.engine import Engine
+
+#: (edge id, source step of values[0], values, the connector ended after these values)
+Chunk = tuple[int, int, list[_t.Any], bool]
+
+
+class StageRun:
+    """Feeds, runs and drains one engine (one key of one stage)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pending: dict[int, dict[int, tuple[list[_t.Any], bool]]] = {}
+        self.error: _t.Optional[StepError] = None
+        self.also: list[StepError] = []
+        self.closed = False
+
+    # ------------------------------------------------------------------ input
+    def start(self) -> None:
+        """Init the components (a failure is kept in ``error``)."""
+        try:
+            self.engine.init()
+        except StepError as err:
+            self._fail(err)
+
+    def feed(self, chunk: Chunk) -> None:
+        """Accept a chunk; out-of-order ones wait, repeated ones are dropped."""
+        edge_id, start, values, ended = chunk
+        port = self.engine.inputs[edge_id]
+        if start < port.received or (start == port.received and port.closed):
+            return  # already applied (a redelivery)
+        if start > port.received:
+            self.pending.setdefault(edge_id, {})[start] = (values, ended)
+            return
+        self._apply(edge_id, values, ended)
+        waiting = self.pending.get(edge_id)
+        while waiting and port.received in waiting and not port.closed:
+            self._apply(edge_id, *waiting.pop(port.received))
+        if waiting is not None and not waiting:
+            del self.pending[edge_id]
+
+    def _apply(self, edge_id: int, values: list[_t.Any], ended: bool) -> None:
+        port = self.engine.inputs[edge_id]
+        if self.error is None:
+            put = port.put
+            for v in values:
+                put(v)
+        port.received += len(values)
+        if ended:
+            port.close()
+
+    # -------------------------------------------------------------------- run
+    def advance(self, max_rounds: int = 16) -> _t.Iterator[Chunk]:
+        """Run as far as the inputs allow, yielding output chunks every ``max_rounds`` rounds."""
+        engine = self.engine
+        while self.error is None:
+            try:
+                engine.run(max_rounds=max_rounds)
+            except StepError as err:
+                self._fail(err)
+            yield from self.take()
+            if engine.finished or engine.idle:
+                break
+        yield from self.take()
+
+    def take(self) -> _t.Iterator[Chunk]:
+        """Output chunks produced since the last call (ends are sent once)."""
+        for eid, out in self.engine.outputs.items():
+            if out.values or (out.ended and not out.end_sent):
+                start, values, ended = out.take()
+                out.end_sent = ended
+                yield (eid, start, values, ended)
+
+    def _fail(self, err: StepError) -> None:
+        self.error = err
+        engine = self.engine
+        if engine.initialised:
+            self.also += engine.drain([err.component])
+        for runner in engine.runners.values():  # every output ends: downstream can finish
+            if not runner.done:
+                engine._finish(runner)
+
+    @property
+    def finished(self) -> bool:
+        """Every component has ended (or the stage failed)."""
+        return self.error is not None or self.engine.finished
+
+    def close(self) -> list[StepError]:
+        """Destroy every component once; return all failures of this key (first one first)."""
+        if self.closed:
+            return []
+        self.closed = True
+        errors = self.engine.destroy()
+        self.engine.driver.close()
+        head = [self.error] if self.error is not None else []
+        return head + self.also + errors

@@ -1,0 +1,115 @@
+"""Scenario files: one row per key (model instance), columns overriding component arguments.
+
+Formats: YAML/JSON (a list of mappings), CSV (cells parsed as YAML scalars, empty cells left
+out) and Parquet. Every row needs a ``key``; the other columns are overrides such as
+``source.steps``, ``mix.initial_values.back`` or ``scale.parameters.gain``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+import typing as _t
+
+import yaml
+
+from plugboard_beam.spec.errors import ModelError, Problem
+from plugboard_beam.spec.load import LoadedModel
+from plugboard_beam.spec.yaml_lines import YamlSyntaxError, load_yaml
+
+#: The key every run has when no scenarios are given.
+DEFAULT_KEY = "default"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One model instance: its key, its overrides, and where it came from (for messages)."""
+
+    key: str
+    overrides: _t.Mapping[str, _t.Any]
+    where: str = ""
+
+
+def _rows(path: Path) -> list[tuple[str, _t.Any]]:
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml", ".json"):
+        try:
+            data, lines = load_yaml(path.read_text())
+        except YamlSyntaxError as exc:
+            raise ModelError([exc.problem], str(path)) from None
+        if not isinstance(data, list):
+            raise ModelError([Problem("a scenarios file is a list of mappings, one per key", 1)], str(path))
+        return [(f"line {lines.of((i,))}", row) for i, row in enumerate(data)]
+    if suffix == ".csv":
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            out = []
+            for i, row in enumerate(reader, start=2):
+                parsed: dict[str, _t.Any] = {}
+                for col, cell in row.items():
+                    if col is None or cell is None or cell == "":
+                        continue
+                    parsed[col.strip()] = cell if col.strip() == "key" else _scalar(cell)
+                out.append((f"line {i}", parsed))
+            return out
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        return [(f"row {i + 1}", {k: v for k, v in row.items() if v is not None})
+                for i, row in enumerate(table.to_pylist())]
+    raise ModelError([Problem(f"unknown scenarios format {suffix!r}: use .yaml, .json, .csv or .parquet")], str(path))
+
+
+def _scalar(cell: str) -> _t.Any:
+    try:
+        return yaml.safe_load(cell)
+    except yaml.YAMLError:
+        return cell
+
+
+def load_scenarios(path: _t.Union[str, Path]) -> list[Scenario]:
+    """Read a scenarios file; raise ``ModelError`` naming the row for a missing/duplicate key."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError([Problem(f"scenarios file {p} does not exist")], str(p))
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    out: list[Scenario] = []
+    for where, row in _rows(p):
+        if not isinstance(row, dict):
+            problems.append(Problem(f"{where}: expected a mapping with a 'key', got {type(row).__name__}"))
+            continue
+        key = row.get("key")
+        if key is None or str(key) == "":
+            problems.append(Problem(f"{where}: no 'key' (each row names its model instance)"))
+            continue
+        key = str(key)
+        if key in seen:
+            problems.append(Problem(f"{where}: duplicate key {key!r} (first at {seen[key]})"))
+            continue
+        seen[key] = where
+        out.append(Scenario(key, {k: v for k, v in row.items() if k != "key"}, where))
+    if not out and not problems:
+        problems.append(Problem("the scenarios file has no rows"))
+    if problems:
+        raise ModelError(problems, str(p))
+    return out
+
+
+def instances(model: LoadedModel, scenarios: _t.Optional[_t.Sequence[Scenario]]) -> list[tuple[str, LoadedModel]]:
+    """Each scenario's model (overrides applied and validated); all problems at once."""
+    if not scenarios:
+        return [(DEFAULT_KEY, model)]
+    out: list[tuple[str, LoadedModel]] = []
+    problems: list[Problem] = []
+    for sc in scenarios:
+        try:
+            out.append((sc.key, model.with_overrides(sc.overrides)))
+        except ModelError as err:
+            for p in err.problems:
+                problems.append(Problem(f"scenario {sc.key!r} ({sc.where}): {p.message}", p.line, p.element))
+    if problems:
+        raise ModelError(problems, str(model.path))
+    return out
