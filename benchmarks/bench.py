@@ -55,19 +55,25 @@ def bare_loop(steps: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_local(model: str, keys: int, steps: int) -> tuple[float, int]:
-    from plugboard_beam.lowering.local import run_local as run
+def run_with(runner: str, model: str, keys: int, steps: int, **options: _t.Any) -> tuple[float, int]:
+    """Wall time (model loading and pipeline startup included) and component-steps."""
+    from plugboard_beam.lowering.runners import RUNNERS, RunOptions
     from plugboard_beam.spec import load_model
+    from plugboard_beam.spec.scenarios import Scenario
 
     t0 = time.perf_counter()
-    loaded = load_model(MODELS / model, {"source.steps": steps})
-    instances = [(f"k{i}", loaded) for i in range(keys)]
-    result = run(loaded, instances)
+    loaded = load_model(MODELS / model)
+    scenarios = [Scenario(f"k{i}", {"source.steps": steps}) for i in range(keys)]
+    report = RUNNERS[runner]().run(loaded, RunOptions(scenarios=scenarios, **options))
     elapsed = time.perf_counter() - t0
-    return elapsed, sum(sum(s.values()) for s in result.values())
+    return elapsed, sum(report.steps.values())
 
 
-ENGINES: dict[str, _t.Callable[[str, int, int], tuple[float, int]]] = {"local": run_local}
+ENGINES: dict[str, _t.Callable[[str, int, int], tuple[float, int]]] = {
+    "local": lambda m, k, s: run_with("local", m, k, s),
+    "direct": lambda m, k, s: run_with("direct", m, k, s),
+    "direct-unfused": lambda m, k, s: run_with("direct", m, k, s, partition="component"),
+}
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import typing as _t
 
 import apache_beam as beam
 from apache_beam.coders import BytesCoder
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
@@ -34,19 +34,21 @@ ERRORS = "errors"
 
 
 class ModelSource(_t.NamedTuple):
-    """What a worker needs to rebuild the model: its text, its path (for the module folder)."""
+    """What a worker needs to rebuild the model: its text, its path (for the module folder)
+    and the ``-p`` overrides it was loaded with."""
 
     path: str
     text: str
+    overrides: dict[str, _t.Any]
 
     @classmethod
     def of(cls, model: LoadedModel) -> ModelSource:
         """From a loaded model."""
-        return cls(str(model.path.resolve()), model.text)
+        return cls(str(model.path.resolve()), model.text, dict(model.overrides))
 
     def load(self) -> LoadedModel:
         """Validate and import (on the worker)."""
-        return load_model(self.path, text=self.text)
+        return load_model(self.path, self.overrides, text=self.text)
 
 
 def error_row(key: str, errors: _t.Sequence[StepError]) -> str:
@@ -58,7 +60,7 @@ def error_row(key: str, errors: _t.Sequence[StepError]) -> str:
     })
 
 
-class StageDoFn(beam.DoFn):  # type: ignore[misc]
+class StageDoFn(beam.DoFn):
     """Runs one stage of the model for each key; the key's ``StageRun`` lives in Beam state."""
 
     RUN = ReadModifyWriteStateSpec("run", BytesCoder())
@@ -127,7 +129,7 @@ class StageDoFn(beam.DoFn):  # type: ignore[misc]
         state.write(blob)
         self.live[key] = (version, run)
 
-    def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:
+    def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key, chunk = element
         self.records.key = key
         version, run = self._load(key, state.read())
@@ -181,7 +183,7 @@ def build(
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
     keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances])
-    edges: dict[int, beam.PCollection] = {}
+    edges: dict[int, _t.Any] = {}
     records, errors = [], []
     for stage in plan.stages:
         if stage.in_edges:

@@ -32,7 +32,7 @@ def encode(value: _t.Any) -> tuple[str, _t.Optional[float]]:
 
 
 class RecordBuffer:
-    """Collects rows and hands them out as record batches of about ``size`` rows."""
+    """Collects rows and hands them out as Arrow tables of about ``size`` rows."""
 
     def __init__(self, size: int = 16384) -> None:
         self.size = size
@@ -56,11 +56,11 @@ class RecordBuffer:
         """Enough rows for a batch."""
         return len(self) >= self.size
 
-    def take(self) -> _t.Optional[pa.RecordBatch]:
-        """The rows so far as one batch (None if there are none)."""
+    def take(self) -> _t.Optional[pa.Table]:
+        """The rows so far as one table (None if there are none)."""
         if not len(self):
             return None
-        batch = pa.RecordBatch.from_arrays([pa.array(c, type=f.type) for c, f in zip(self._cols, SCHEMA, strict=True)],
-                                           schema=SCHEMA)
+        batch = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(self._cols, SCHEMA, strict=True)],
+                                     schema=SCHEMA)
         self._cols = ([], [], [], [], [], [])
         return batch

@@ -96,9 +96,8 @@ class LocalRunner(Runner):
         for sc, inst in insts:
             key = sc.key
             engine = Engine(inst.graph, inst.build_components(key), key=key)
-            progress = options.progress
             try:
-                run_to_end(engine, (lambda e, k=key: progress(k, e)) if progress else None)
+                run_to_end(engine, _bind_progress(options.progress, key))
             except StepError as err:
                 also = getattr(err, "also", [])
                 report.failures.append({"key": key, "component": err.component, "step": err.step,
@@ -106,6 +105,12 @@ class LocalRunner(Runner):
             for name, n in engine.steps().items():
                 report.steps[name] = report.steps.get(name, 0) + n
         return report
+
+
+def _bind_progress(progress: _t.Optional[ProgressFn], key: str) -> _t.Optional[_t.Callable[[Engine], None]]:
+    if progress is None:
+        return None
+    return lambda engine: progress(key, engine)
 
 
 def pipeline_options(args: _t.Sequence[str], defaults: dict[str, _t.Any]) -> _t.Any:
@@ -123,7 +128,7 @@ def pipeline_options(args: _t.Sequence[str], defaults: dict[str, _t.Any]) -> _t.
         todo.extend(cls.__subclasses__())
         try:
             cls._add_argparse_args(parser)
-        except Exception:  # noqa: BLE001, S112 - an option class clashing with another: skip it
+        except Exception:
             continue
     _, unknown = parser.parse_known_args(list(args))
     if unknown:
@@ -174,7 +179,7 @@ def _step_counters(result: _t.Any) -> dict[str, int]:
         from apache_beam.metrics.metric import MetricsFilter
 
         counters = result.metrics().query(MetricsFilter().with_namespace("plugboard_beam"))["counters"]
-    except Exception:  # noqa: BLE001 - metrics are a nicety; some runners have none
+    except Exception:
         logging.getLogger("plugboard_beam").debug("no metrics", exc_info=True)
         return {}
     steps: dict[str, int] = {}

@@ -139,6 +139,7 @@ class Runner:
         "outs",
         "step_fn",
         "steps",
+        "targets",
     )
 
     def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str]) -> None:
@@ -148,6 +149,7 @@ class Runner:
         self.outs: list[tuple[str, list[Deliver]]] = [(f, []) for f in outputs]
         self.out_edges: list[list[Edge]] = [[] for _ in outputs]
         self.ends: list[_t.Callable[[], None]] = []
+        self.targets: list[deque[_t.Any]] = []  # queues of in-engine targets (for backpressure)
         self.steps = 0
         self.done = False
         self.is_source = not inputs
@@ -213,6 +215,7 @@ class Engine:
                 fld = next(f for f in tgt.fields if f.name == edge.target_field)
                 port = next(p for p in fld.ports if p.edge.id == edge.id)
                 src.outs[idx][1].append(port.put)
+                src.targets.append(port.queue)
                 src.ends.append(port.close)
             else:
                 out = OutPort(edge)
@@ -330,6 +333,8 @@ class Engine:
         """
         runners = [self.runners[n] for n in self.members]
         burst = self.burst
+        limit = 2 * burst  # backpressure: skip a component whose targets hold this many values
+        gate = True
         next_report = time.monotonic() + progress_every if on_progress else float("inf")
         with self.driver:
             progress = True
@@ -339,9 +344,19 @@ class Engine:
                     break
                 rounds += 1
                 progress = False
+                gated = False
                 for runner in runners:
                     if runner.done:
                         continue
+                    if gate:
+                        for q in runner.targets:
+                            if len(q) >= limit:
+                                break
+                        else:
+                            q = None
+                        if q is not None:
+                            gated = True
+                            continue
                     if runner.is_source:
                         n = burst
                         while n and not runner.done:
@@ -366,6 +381,12 @@ class Engine:
                                 progress = True
                                 break
                         break
+                # Backpressure only orders the work; if it stopped everything, lift it once.
+                if gated and not progress:
+                    progress = True
+                    gate = False
+                else:
+                    gate = True
                 if on_progress is not None and time.monotonic() >= next_report:
                     on_progress(self)
                     next_report = time.monotonic() + progress_every

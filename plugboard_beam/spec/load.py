@@ -11,6 +11,7 @@ Nothing runs beyond importing the component modules: no component is constructed
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 import difflib
 import importlib
@@ -67,6 +68,8 @@ class LoadedModel:
     raw: _t.Any
     text: str = ""
     lines: Lines = field(default_factory=Lines)
+    #: the overrides applied to ``text`` to give this model (``-p`` parameters)
+    overrides: _t.Mapping[str, _t.Any] = field(default_factory=dict)
 
     def with_overrides(self, overrides: _t.Mapping[str, _t.Any]) -> LoadedModel:
         """This model with component arguments / seeds / parameters replaced (validated again,
@@ -75,7 +78,8 @@ class LoadedModel:
             return self
         ctx = Context(path=self.path, overrides=dict(overrides), text=self.text,
                       raw=copy.deepcopy(self.raw), lines=self.lines, classes=dict(self.classes))
-        return _run_phases(ctx, skip=("read_file", "parse_yaml", "resolve_types"))
+        loaded = _run_phases(ctx, skip=("read_file", "parse_yaml", "resolve_types"))
+        return dataclasses.replace(loaded, overrides={**self.overrides, **overrides})
 
     @property
     def base_dir(self) -> Path:
@@ -535,7 +539,7 @@ def _run_phases(ctx: Context, skip: tuple[str, ...] = ()) -> LoadedModel:
         raise ModelError(ctx.problems, str(ctx.path))
     assert ctx.config is not None and ctx.graph is not None
     return LoadedModel(path=ctx.path, config=ctx.config, classes=ctx.classes, graph=ctx.graph,
-                       raw=ctx.raw, text=ctx.text, lines=ctx.lines)
+                       raw=ctx.raw, text=ctx.text, lines=ctx.lines, overrides=ctx.overrides)
 
 
 def graph_from_components(
