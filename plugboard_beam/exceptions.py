@@ -33,7 +33,7 @@ class StepError(PlugboardBeamError):
 
     def describe(self) -> str:
         where = f"step {self.step} (counting from 0)" if self.phase == "step" else self.phase
-        key = f" (key {self.key!r})" if self.key else ""
+        key = f" (key {self.key!r})" if self.key and self.key != "default" else ""
         return f"component '{self.component}'{key} failed in {where}: {self.error_type}: {self.error_message}"
 
     def __reduce__(self) -> tuple[object, ...]:
