@@ -129,12 +129,13 @@ def diagram(model: str) -> None:
     click.echo(mermaid(load_model(model).graph), nl=False)
 
 
-RUNNER_HELP = "direct: Apache Beam's DirectRunner (default). local: in this process, no Beam."
+RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this process, no Beam. "
+               "dataflow: Google Cloud Dataflow.")
 
 
 @process.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @MODEL
-@click.option("--runner", type=click.Choice(["direct", "local"], case_sensitive=False), default="direct",
+@click.option("--runner", type=click.Choice(["direct", "local", "dataflow"], case_sensitive=False), default="direct",
               show_default=True, help=RUNNER_HELP)
 @click.option("--scenarios", type=click.Path(dir_okay=False), default=None,
               help="YAML/JSON/CSV/Parquet file: one row per key, a 'key' column, overrides "
@@ -149,10 +150,19 @@ RUNNER_HELP = "direct: Apache Beam's DirectRunner (default). local: in this proc
               help="Override a component argument: comp.arg=VALUE, comp.initial_values.field=[..].")
 @click.option("--progress/--no-progress", default=None,
               help="Show steps per component (default: when stderr is a terminal).")
+@click.option("--streaming", is_flag=True, help="Streaming pipeline: Pub/Sub sources run until they end "
+                                               "(eos per key) or Ctrl-C.")
+@click.option("--loops", type=click.Choice(["feedback", "fused"]), default="feedback", show_default=True,
+              help="Streaming: route loops through a Pub/Sub feedback topic, or keep them in one stage.")
+@click.option("--dry-run", is_flag=True, help="Dataflow: build the job offline into --job-dir, submit nothing.")
+@click.option("--job-dir", default="dataflow-job", show_default=True, help="Dataflow: where --dry-run writes.")
+@click.option("--profile", type=click.Path(dir_okay=False), default=None,
+              help="YAML file of pipeline options (project, region, temp_location, ...); flags win.")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, model: str, runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
-        partition: str, params: tuple[str, ...], progress: _t.Optional[bool]) -> None:
+        partition: str, params: tuple[str, ...], progress: _t.Optional[bool], streaming: bool, loops: str,
+        dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
     from plugboard_beam.lowering.runners import RUNNERS, RunOptions
     from plugboard_beam.spec import load_model
@@ -163,6 +173,7 @@ def run(ctx: click.Context, model: str, runner: str, scenarios: _t.Optional[str]
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=list(ctx.args), progress=bar,
+        streaming=streaming, loops=loops, dry_run=dry_run, job_dir=job_dir, profile=profile,
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
     try:

@@ -54,6 +54,14 @@ class RunOptions:
     partition: str = "fused"
     pipeline_args: _t.Sequence[str] = ()
     progress: _t.Optional[ProgressFn] = None
+    #: streaming: sources are Pub/Sub subscriptions; loops go through a feedback topic or stay fused
+    streaming: bool = False
+    loops: str = "feedback"
+    #: Dataflow: build the job offline into ``job_dir`` instead of submitting it
+    dry_run: bool = False
+    job_dir: str = "dataflow-job"
+    #: a YAML file of pipeline options (``project: ...``); command-line flags win
+    profile: _t.Optional[str] = None
 
 
 class Runner:
@@ -191,7 +199,14 @@ def _step_counters(result: _t.Any) -> dict[str, int]:
     return steps
 
 
+def _dataflow() -> Runner:
+    from plugboard_beam.dataflow.runner import DataflowRunner
+
+    return DataflowRunner()
+
+
 RUNNERS: dict[str, _t.Callable[[], Runner]] = {
     "local": LocalRunner,
     "direct": BeamRunner,
+    "dataflow": _dataflow,
 }
