@@ -202,7 +202,8 @@ def _step_counters(result: _t.Any) -> dict[str, int]:
 def _dataflow() -> Runner:
     from plugboard_beam.dataflow.runner import DataflowRunner
 
-    return DataflowRunner()
+    runner: Runner = DataflowRunner()
+    return runner
 
 
 RUNNERS: dict[str, _t.Callable[[], Runner]] = {
