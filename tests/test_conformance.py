@@ -14,13 +14,14 @@ ENGINES = {
     "local": "--runner local",
     "direct": "",  # the default: DirectRunner, fused stages
     "direct-unfused": "--stages component",
+    "direct-multiprocess": "--stages component --direct_num_workers 2 --direct_running_mode multi_processing",
 }
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_conformance(engine: str, conformance) -> None:  # type: ignore[no-untyped-def]
     cmd = [sys.executable, str(conformance / "check"), "--cli", shlex.join(cli_command()),
-           "--run-args", ENGINES[engine], "--timeout", "240"]
+           f"--run-args={ENGINES[engine]}", "--timeout", "240"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -65,6 +65,24 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
     return wrapper
 
 
+def split_model(tokens: list[str]) -> tuple[str, list[str]]:
+    """The model file among ``run``'s free tokens; the rest are Beam pipeline options.
+
+    Beam options may come before or after the model (``--direct_num_workers 2 model.yaml``),
+    and their values may be separate tokens, so the model is the (last) token naming a
+    .yaml/.yml/.json file, or else the last token that is not an option.
+    """
+    named = [i for i, t in enumerate(tokens)
+             if not t.startswith("-") and t.lower().endswith((".yaml", ".yml", ".json"))]
+    if named:
+        i = named[-1]
+    elif tokens and not tokens[-1].startswith("-"):
+        i = len(tokens) - 1
+    else:
+        raise UserError("give the model file: plugboard-beam process run MODEL.yaml [options]")
+    return tokens[i], tokens[:i] + tokens[i + 1:]
+
+
 def parse_params(params: _t.Sequence[str]) -> dict[str, _t.Any]:
     """``-p name=value`` pairs; values are parsed as YAML."""
     out: dict[str, _t.Any] = {}
@@ -134,7 +152,7 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 
 
 @process.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@MODEL
+@click.argument("tokens", nargs=-1, type=click.UNPROCESSED, metavar="MODEL [BEAM OPTIONS]")
 @click.option("--runner", type=click.Choice(["direct", "local", "dataflow"], case_sensitive=False), default="direct",
               show_default=True, help=RUNNER_HELP)
 @click.option("--scenarios", type=click.Path(dir_okay=False), default=None,
@@ -160,7 +178,7 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
               help="YAML file of pipeline options (project, region, temp_location, ...); flags win.")
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, model: str, runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
+def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
         partition: str, params: tuple[str, ...], progress: _t.Optional[bool], streaming: bool, loops: str,
         dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
@@ -168,11 +186,12 @@ def run(ctx: click.Context, model: str, runner: str, scenarios: _t.Optional[str]
     from plugboard_beam.spec import load_model
     from plugboard_beam.spec.scenarios import load_scenarios
 
+    model, pipeline_args = split_model(list(tokens) + list(ctx.args))
     loaded = load_model(model, parse_params(params))
     bar = Progress(progress)
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
-        record=record, partition=partition, pipeline_args=list(ctx.args), progress=bar,
+        record=record, partition=partition, pipeline_args=pipeline_args, progress=bar,
         streaming=streaming, loops=loops, dry_run=dry_run, job_dir=job_dir, profile=profile,
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))

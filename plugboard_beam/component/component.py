@@ -73,6 +73,15 @@ class Component:
             raise IOSetupError(f"{cls.__name__}: fields {clash} are declared as input and output")
         cls.io = IOController(inputs=inputs, outputs=outputs, input_events=in_events, output_events=out_events)
 
+    @classmethod
+    def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
+        """The fields of an instance built with ``args`` (for validation before construction).
+
+        Most components declare fixed fields on the class; a component whose fields depend on
+        its arguments (e.g. ``PubSubReader(fields=[...])``) overrides this.
+        """
+        return cls.io
+
     def __getattr__(self, key: str) -> _t.Any:
         # Only called when normal lookup fails: unset public fields read as None (as in plugboard).
         if not key.startswith("_"):

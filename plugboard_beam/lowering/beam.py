@@ -31,6 +31,12 @@ log = logging.getLogger("plugboard_beam")
 
 RECORD = "record"
 ERRORS = "errors"
+DONE = "done"
+
+
+def writer_tag(name: str) -> str:
+    """The DoFn output tag carrying a Pub/Sub writer's messages."""
+    return f"w_{name}"
 
 
 class ModelSource(_t.NamedTuple):
@@ -66,12 +72,16 @@ class StageDoFn(beam.DoFn):
     RUN = ReadModifyWriteStateSpec("run", BytesCoder())
 
     def __init__(self, source: ModelSource, stage: Stage, overrides: dict[str, dict[str, _t.Any]],
-                 record: bool, chunk_rounds: int = 16) -> None:
+                 record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
+                 writers: _t.Collection[str] = (), emit_done: bool = False) -> None:
         self.source = source
         self.stage = stage
         self.overrides = overrides
         self.record = record
         self.chunk_rounds = chunk_rounds
+        self.cut = tuple(cut)
+        self.writers = tuple(writers)
+        self.emit_done = emit_done
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
 
     def setup(self) -> None:
@@ -94,8 +104,11 @@ class StageDoFn(beam.DoFn):
 
     def _new_run(self, key: str) -> StageRun:
         inst = self._instance(key)
-        engine = Engine(inst.graph, inst.build_components(key), key=key, members=self.stage.members,
-                        recorder=self.records if self.record else None)
+        components = inst.build_components(key)
+        for name in self.writers:
+            components[name].outbox = []  # type: ignore[attr-defined]
+        engine = Engine(inst.graph, components, key=key, members=self.stage.members,
+                        recorder=self.records if self.record else None, cut=self.cut)
         run = StageRun(engine)
         run.start()
         return run
@@ -142,10 +155,14 @@ class StageDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(tags[out[0]], (key, out))
             if self.records.full():
                 yield beam.pvalue.TaggedOutput(RECORD, self.records.take())
+        yield from self._drain_writers(run)
         if run.finished:
             for name, n in run.engine.steps().items():
                 self.steps[name].inc(n)
             errors = run.close()
+            yield from self._drain_writers(run)
+            if self.emit_done:
+                yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, error_row(key, errors) if errors else ""))
             if errors:
                 self.failed_keys.inc()
                 yield beam.pvalue.TaggedOutput(ERRORS, error_row(key, errors))
@@ -163,6 +180,13 @@ class StageDoFn(beam.DoFn):
         batch = self.records.take()
         if batch is not None:
             yield beam.pvalue.TaggedOutput(RECORD, batch)
+
+    def _drain_writers(self, run: StageRun) -> _t.Iterator[_t.Any]:
+        for name in self.writers:
+            outbox = run.engine.runners[name].comp.outbox
+            for message in outbox:
+                yield beam.pvalue.TaggedOutput(writer_tag(name), message)
+            outbox.clear()
 
     def teardown(self) -> None:
         # Runs that never finished (the pipeline is failing): destroy() still runs.

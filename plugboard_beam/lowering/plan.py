@@ -42,6 +42,10 @@ class Plan:
     graph: ModelGraph
     partition: str
     stages: tuple[Stage, ...]
+    #: components run outside the stages (Pub/Sub readers)
+    external: tuple[str, ...] = ()
+    #: edges routed through a feedback topic (streaming loops)
+    cut: tuple[Edge, ...] = ()
 
     def stage_of(self, component: str) -> Stage:
         """The stage running ``component``."""
@@ -64,7 +68,15 @@ class Plan:
             internal = [e for e in g.edges if e.source in st.members and e.target in st.members]
             if internal:
                 out.append(f"    in-stage connectors: {len(internal)} (no serialisation)")
-        cross = [e for st in self.stages for e in st.out_edges]
+        for name in self.external:
+            out.append(f"  Pub/Sub source {name}: ReadFromPubSub -> parse, order by seq, dedupe "
+                       f"-> chunks into {', '.join(sorted({self.stage_of(e.target).name for e in g.out_edges(name)}))}"
+                       "; malformed -> dead-letter topic")
+        for e in self.cut:
+            out.append(f"  feedback edge {e.label}: through a Pub/Sub feedback topic "
+                       f"({self.stage_of(e.source).name} -> {self.stage_of(e.target).name})")
+        cut_ids = {e.id for e in self.cut}
+        cross = [e for st in self.stages for e in st.out_edges if e.id not in cut_ids]
         if cross:
             out.append("PCollections between stages (chunks of consecutive steps per key):")
             for e in cross:
@@ -76,29 +88,54 @@ class Plan:
         return "\n".join(out)
 
 
-def make_plan(graph: ModelGraph, partition: str = "fused") -> Plan:
-    """Partition ``graph`` into stages."""
+def feedback_edges(graph: ModelGraph) -> tuple[Edge, ...]:
+    """Where streaming cuts loops: edges into seeded inputs that close a cycle."""
+    sccs = [set(c) for c in graph.strongly_connected() if graph.is_cyclic(c)]
+    return tuple(e for e in graph.edges
+                 if graph.is_seeded(e) and any(e.source in c and e.target in c for c in sccs))
+
+
+def make_plan(
+    graph: ModelGraph,
+    partition: str = "fused",
+    external: _t.Collection[str] = (),
+    cut: _t.Collection[Edge] = (),
+) -> Plan:
+    """Partition ``graph`` into stages.
+
+    ``external`` components are not run by any stage (Pub/Sub readers: their messages feed the
+    stages directly); ``cut`` edges leave and re-enter through the runner (feedback topics), so
+    the loops they close are no longer fused.
+    """
     if partition not in PARTITIONS:
         raise ValueError(f"unknown partition {partition!r}: choose one of {', '.join(PARTITIONS)}")
+    cut_ids = {e.id for e in cut}
+    inner = ModelGraph(nodes=tuple(n for n in graph.nodes if n.name not in external),
+                       edges=tuple(e for e in graph.edges if e.id not in cut_ids
+                                   and e.source not in external and e.target not in external),
+                       name=graph.name)
     groups: list[list[str]]
     if partition == "fused":
-        groups = [[n.name for n in graph.nodes]]
+        groups = [[n.name for n in inner.nodes]] if inner.nodes else []
     else:
-        groups = graph.strongly_connected()
-    sccs = graph.strongly_connected()
+        groups = inner.strongly_connected()
+    sccs = inner.strongly_connected()
     stages = []
     for i, members in enumerate(groups):
         mset = set(members)
-        loops = tuple(tuple(e.source for e in graph.find_cycle(scc)) for scc in sccs
-                      if set(scc) <= mset and graph.is_cyclic(scc))
+        loops = tuple(tuple(e.source for e in inner.find_cycle(scc)) for scc in sccs
+                      if set(scc) <= mset and inner.is_cyclic(scc))
         stages.append(Stage(
             id=i,
             members=tuple(members),
-            in_edges=tuple(e for e in graph.edges if e.target in mset and e.source not in mset),
-            out_edges=tuple(e for e in graph.edges if e.source in mset and e.target not in mset),
+            in_edges=tuple(e for e in graph.edges
+                           if e.target in mset and (e.source not in mset or e.id in cut_ids)),
+            out_edges=tuple(e for e in graph.edges
+                            if e.source in mset and (e.target not in mset or e.id in cut_ids)),
             loops=loops,
         ))
-    return Plan(graph=graph, partition=partition, stages=tuple(stages))
+    return Plan(graph=graph, partition=partition, stages=tuple(stages),
+                external=tuple(external), cut=tuple(cut))
 
 
 def chunk_tag(edge: Edge) -> str:

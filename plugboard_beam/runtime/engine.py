@@ -175,9 +175,12 @@ class Engine:
         driver: _t.Optional[Driver] = None,
         recorder: _t.Optional[Recorder] = None,
         burst: int = 64,
+        cut: _t.Collection[int] = (),
     ) -> None:
         self.graph = graph
         self.key = key
+        #: edges that leave and re-enter through the caller even between members (feedback)
+        self.cut = frozenset(cut)
         self.members: tuple[str, ...] = tuple(n for n in graph.schedule_order() if members is None or n in members)
         self.driver = driver or Driver()
         self.recorder = recorder
@@ -203,14 +206,14 @@ class Engine:
                 for edge in edges:
                     port = InPort(edge, fld, runner, direct=len(edges) == 1)
                     fld.ports.append(port)
-                    if edge.source not in members:
+                    if edge.source not in members or edge.id in self.cut:
                         self.inputs[edge.id] = port
         for edge in graph.edges:
             if edge.source not in members:
                 continue
             src = self.runners[edge.source]
             idx = [f for f, _ in src.outs].index(edge.source_field)
-            if edge.target in members:
+            if edge.target in members and edge.id not in self.cut:
                 tgt = self.runners[edge.target]
                 fld = next(f for f in tgt.fields if f.name == edge.target_field)
                 port = next(p for p in fld.ports if p.edge.id == edge.id)
@@ -433,6 +436,7 @@ class Engine:
         outputs = {eid: (o.start, o.values, o.ended, o.end_sent) for eid, o in self.outputs.items()}
         return {
             "graph": self.graph,
+            "cut": self.cut,
             "key": self.key,
             "members": self.members,
             "burst": self.burst,
@@ -446,6 +450,7 @@ class Engine:
         self.graph = state["graph"]
         self.key = state["key"]
         self.members = state["members"]
+        self.cut = state["cut"]
         self.burst = state["burst"]
         self.driver = Driver()
         self.recorder = None

@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from plugboard_beam.component.component import BASE_ARGS, Component
 from plugboard_beam.component.decorator import ComponentDecoratorHelper
+from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.exceptions import IOSetupError
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.schemas import ConfigSpec, ConnectorSpec
 from plugboard_beam.spec.errors import ModelError, Problem
@@ -44,6 +46,7 @@ class Context:
     lines: Lines = field(default_factory=Lines)
     config: _t.Optional[ConfigSpec] = None
     classes: dict[str, type[Component]] = field(default_factory=dict)
+    ios: dict[str, IOController] = field(default_factory=dict)
     graph: _t.Optional[ModelGraph] = None
     problems: list[Problem] = field(default_factory=list)
 
@@ -103,7 +106,9 @@ class LoadedModel:
                 kwargs["parameters"] = dict(args.parameters)
             if args.constraints:
                 kwargs["constraints"] = dict(args.constraints)
-            out[args.name] = self.classes[args.name](**kwargs)
+            comp = self.classes[args.name](**kwargs)
+            comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
+            out[args.name] = comp
         return out
 
 
@@ -312,6 +317,18 @@ def _forget_shadowed(module_name: str, base_dir: str) -> None:
         importlib.invalidate_caches()
 
 
+def resolve_io(ctx: Context) -> None:
+    """Each component's fields (most are declared on the class; some depend on arguments)."""
+    for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
+        cls = ctx.classes.get(comp.args.name)
+        if cls is None:
+            continue
+        try:
+            ctx.ios[comp.args.name] = cls.io_for(comp.args.extra_args())
+        except (TypeError, ValueError, IOSetupError) as exc:
+            ctx.problem(str(exc), (*_COMPONENTS, i, "args"), f"component '{comp.args.name}' ({comp.type})")
+
+
 def accepted_args(cls: type[Component]) -> tuple[set[str], set[str], bool]:
     """(argument names, required names, accepts anything) of a component constructor."""
     names: set[str] = set()
@@ -370,14 +387,14 @@ def check_args(ctx: Context) -> None:
 def check_initial_values(ctx: Context) -> None:
     """Seeds are given for input fields only."""
     for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
-        cls = ctx.classes.get(comp.args.name)
-        if cls is None:
+        io = ctx.ios.get(comp.args.name)
+        if io is None:
             continue
         for fld in comp.args.initial_values:
-            if fld not in cls.io.inputs:
+            if fld not in io.inputs:
                 ctx.problem(
                     f"initial_values for {comp.args.name}.{fld}, which is not an input field"
-                    f"{_did_you_mean(fld, cls.io.inputs)} (inputs: {', '.join(cls.io.inputs) or 'none'})",
+                    f"{_did_you_mean(fld, io.inputs)} (inputs: {', '.join(io.inputs) or 'none'})",
                     (*_COMPONENTS, i, "args", "initial_values", fld),
                     f"component '{comp.args.name}'",
                 )
@@ -396,12 +413,12 @@ def check_connectors(ctx: Context) -> None:
                     f"{end} {sock.id}: unknown component {sock.entity!r}{_did_you_mean(sock.entity, types)}", path, elem
                 )
                 continue
-            cls = ctx.classes.get(sock.entity)
-            if cls is None:
+            io = ctx.ios.get(sock.entity)
+            if io is None:
                 continue
-            fields: tuple[str, ...] = getattr(cls.io, kind)
+            fields: tuple[str, ...] = getattr(io, kind)
             if sock.descriptor not in fields:
-                other = cls.io.inputs if kind == "outputs" else cls.io.outputs
+                other = io.inputs if kind == "outputs" else io.outputs
                 extra = (
                     f"; {sock.descriptor!r} is an {'input' if kind == 'outputs' else 'output'}"
                     if sock.descriptor in other
@@ -420,10 +437,10 @@ def check_inputs_connected(ctx: Context) -> None:
     config = _config(ctx)
     targets = {(c.target.entity, c.target.descriptor) for c in config.plugboard.process.args.connectors}
     for i, comp in enumerate(config.plugboard.process.args.components):
-        cls = ctx.classes.get(comp.args.name)
-        if cls is None:
+        io = ctx.ios.get(comp.args.name)
+        if io is None:
             continue
-        for fld in cls.io.inputs:
+        for fld in io.inputs:
             if (comp.args.name, fld) not in targets:
                 ctx.problem(
                     f"input {comp.args.name}.{fld} is not connected: every input needs a "
@@ -441,8 +458,8 @@ def build_graph(ctx: Context) -> None:
         Node(
             name=c.args.name,
             type_path=c.type,
-            inputs=ctx.classes[c.args.name].io.inputs,
-            outputs=ctx.classes[c.args.name].io.outputs,
+            inputs=ctx.ios[c.args.name].inputs,
+            outputs=ctx.ios[c.args.name].outputs,
             initial_values={k: tuple(v) for k, v in c.args.initial_values.items()},
             line=ctx.lines.of((*_COMPONENTS, i)),
         )
@@ -501,10 +518,11 @@ PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
     (check_names, ("check_schema",)),
     (resolve_types, ("check_schema",)),
     (check_args, ("check_schema",)),
+    (resolve_io, ("check_schema",)),
     (check_initial_values, ("check_schema",)),
     (check_connectors, ("check_schema",)),
     (check_inputs_connected, ("check_schema",)),
-    (build_graph, ("check_schema", "check_names", "resolve_types", "check_connectors")),
+    (build_graph, ("check_schema", "check_names", "resolve_types", "resolve_io", "check_connectors")),
     (check_cycles, ("check_schema", "check_names", "resolve_types", "check_connectors", "check_initial_values")),
 ]
 

@@ -1,0 +1,283 @@
+"""Pub/Sub components: ``PubSubReader`` (a source) and ``PubSubWriter`` (a sink).
+
+Message protocol (the same on every engine):
+
+* **Input** (to a reader): data is a JSON object with one entry per name in ``fields``; the
+  attribute ``key_attribute`` (default ``key``) picks the model instance; the integer attribute
+  ``seq`` (0, 1, 2, ... per key) orders the messages of a key — a later one waits for a missing
+  earlier one; without ``seq``, arrival order is used. A message whose attribute ``eos`` is
+  ``"true"`` (with its own ``seq``, after the last value) ends that key's stream. Redelivered
+  messages (same ``seq``, or same message id) are dropped.
+* **Malformed input** (not JSON, not an object, a field missing, a bad ``seq``, no key) goes to
+  the dead-letter topic (``dead_letter_topic``, default ``<topic>-dead-letter``) with the
+  reason in the attribute ``reason``; it never stops the pipeline.
+* **Output** (from a writer): one JSON object per step, ``{field: value, ...}``, with attributes
+  ``key`` and ``step``; when the key's stream ends, one more message with attributes ``key``,
+  ``eos="true"`` and ``count`` (the number of data messages before it).
+
+Under the Beam lowering both are replaced by Beam's Pub/Sub IO (the reader's messages feed the
+stage as chunks; the writer's messages go to ``WriteToPubSub``). Under ``LocalProcess`` they
+use google-cloud-pubsub directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+import os
+import typing as _t
+
+from plugboard_beam.component.component import Component
+from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.schemas import ComponentArgsDict
+
+DEFAULT_PROJECT = "plugboard-beam-local"
+
+
+def project_id(explicit: _t.Optional[str] = None) -> str:
+    """The project of short topic names: the argument, else the environment, else a local one."""
+    return (explicit or os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            or DEFAULT_PROJECT)
+
+
+def topic_path(name: str, project: _t.Optional[str] = None) -> str:
+    """``projects/P/topics/NAME`` for a short or full name."""
+    return name if name.startswith("projects/") else f"projects/{project_id(project)}/topics/{name}"
+
+
+def subscription_path(name: str, project: _t.Optional[str] = None) -> str:
+    """``projects/P/subscriptions/NAME`` for a short or full name."""
+    return name if name.startswith("projects/") else f"projects/{project_id(project)}/subscriptions/{name}"
+
+
+def short_name(path: str) -> str:
+    """The last part of a resource path."""
+    return path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A well-formed input message."""
+
+    key: str
+    seq: _t.Optional[int]
+    eos: bool
+    values: tuple[_t.Any, ...]  # one per field (empty for eos)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A malformed input message and why."""
+
+    reason: str
+    key: str = ""
+
+
+def parse_message(data: bytes, attributes: _t.Mapping[str, str], fields: _t.Sequence[str],
+                  key_attribute: str = "key") -> _t.Union[Parsed, Rejected]:
+    """Check and decode one input message."""
+    key = attributes.get(key_attribute)
+    if not key:
+        return Rejected(f"no '{key_attribute}' attribute (it names the model instance)")
+    seq: _t.Optional[int] = None
+    if "seq" in attributes:
+        try:
+            seq = int(attributes["seq"])
+        except ValueError:
+            return Rejected(f"attribute seq={attributes['seq']!r} is not an integer", key)
+        if seq < 0:
+            return Rejected(f"attribute seq={seq} is negative", key)
+    if attributes.get("eos", "").lower() == "true":
+        return Parsed(key, seq, True, ())
+    try:
+        payload = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Rejected(f"payload is not JSON: {exc}", key)
+    if not isinstance(payload, dict):
+        return Rejected(f"payload is a JSON {type(payload).__name__}, not an object", key)
+    missing = [f for f in fields if f not in payload]
+    if missing:
+        return Rejected(f"payload lacks field(s) {', '.join(missing)}", key)
+    return Parsed(key, seq, False, tuple(payload[f] for f in fields))
+
+
+def _fields(args: _t.Mapping[str, _t.Any]) -> list[str]:
+    fields = args.get("fields")
+    if not isinstance(fields, (list, tuple)) or not fields or not all(isinstance(f, str) for f in fields):
+        raise ValueError("'fields' must be a non-empty list of field names")
+    return list(fields)
+
+
+class PubSubReader(Component):
+    """A source whose output fields are the ``fields`` of JSON messages read from Pub/Sub."""
+
+    io = IOController()
+
+    def __init__(
+        self,
+        fields: list[str],
+        subscription: _t.Optional[str] = None,
+        topic: _t.Optional[str] = None,
+        key_attribute: str = "key",
+        dead_letter_topic: _t.Optional[str] = None,
+        project: _t.Optional[str] = None,
+        timeout: float = 0.0,
+        **kwargs: _t.Unpack[ComponentArgsDict],
+    ) -> None:
+        super().__init__(**kwargs)
+        self.fields = _fields({"fields": fields})
+        if not (subscription or topic):
+            raise ValueError(f"PubSubReader {self.name!r}: give a subscription or a topic")
+        self.io = IOController(outputs=self.fields, namespace=self.name)
+        self.subscription = subscription
+        self.topic = topic
+        self.key_attribute = key_attribute
+        self.project = project
+        self.dead_letter_topic = dead_letter_topic or (
+            f"{short_name(topic or subscription or 'input')}-dead-letter")
+        self.timeout = timeout  # local: give up after this many idle seconds (0 = wait forever)
+        self._next = 0
+        self._buffer: dict[int, Parsed] = {}
+        self.dead_letters = 0
+
+    @classmethod
+    def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
+        if not (args.get("subscription") or args.get("topic")):
+            raise ValueError("PubSubReader needs a 'subscription' or a 'topic'")
+        return IOController(outputs=_fields(args))
+
+    # ---- local execution (LocalProcess / --runner local): google-cloud-pubsub directly
+    def init(self) -> None:  # type: ignore[override]
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+        self._subscriber = pubsub_v1.SubscriberClient()
+        self._publisher = pubsub_v1.PublisherClient()
+        self._own_subscription = None
+        if self.subscription:
+            self._sub_path = subscription_path(self.subscription, self.project)
+        else:
+            topic = topic_path(_t.cast(str, self.topic), self.project)
+            self._sub_path = subscription_path(f"{short_name(topic)}-{self.name}-local", self.project)
+            ensure_subscription(self._subscriber, self._sub_path, topic)
+        self._key = getattr(self, "_plugboard_beam_key", "")
+
+    def step(self) -> None:  # type: ignore[override]
+        import time
+
+        deadline = time.monotonic() + self.timeout if self.timeout else float("inf")
+        while self._next not in self._buffer:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no message with seq {self._next} within {self.timeout} s")
+            self._pull()
+        msg = self._buffer.pop(self._next)
+        self._next += 1
+        if msg.eos:
+            self.io.close_sync()
+            return
+        for f, v in zip(self.fields, msg.values, strict=True):
+            setattr(self, f, v)
+
+    def _pull(self) -> None:
+        resp = self._subscriber.pull(subscription=self._sub_path, max_messages=100, timeout=5.0)
+        ack, nack = [], []
+        for rm in resp.received_messages:
+            m = rm.message
+            parsed = parse_message(m.data, dict(m.attributes), self.fields, self.key_attribute)
+            if isinstance(parsed, Parsed) and self._key not in ("", "default") and parsed.key != self._key:
+                nack.append(rm.ack_id)  # another instance's message
+                continue
+            ack.append(rm.ack_id)
+            if isinstance(parsed, Rejected):
+                self.dead_letters += 1
+                self._publisher.publish(topic_path(self.dead_letter_topic, self.project), m.data,
+                                        reason=parsed.reason, key=parsed.key).result()
+                continue
+            seq = parsed.seq if parsed.seq is not None else self._arrival()
+            if seq >= self._next and seq not in self._buffer:
+                self._buffer[seq] = parsed
+        if ack:
+            self._subscriber.acknowledge(subscription=self._sub_path, ack_ids=ack)
+        if nack:
+            self._subscriber.modify_ack_deadline(subscription=self._sub_path, ack_ids=nack, ack_deadline_seconds=0)
+
+    def _arrival(self) -> int:
+        seq = self._next + len(self._buffer)
+        while seq in self._buffer:
+            seq += 1
+        return seq
+
+    def destroy(self) -> None:  # type: ignore[override]
+        subscriber = self.__dict__.get("_subscriber")
+        if subscriber is not None:
+            subscriber.close()
+
+
+class PubSubWriter(Component):
+    """A sink publishing one JSON object of its input ``fields`` per step to ``topic``."""
+
+    io = IOController()
+
+    def __init__(self, topic: str, fields: list[str], project: _t.Optional[str] = None,
+                 **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.fields = _fields({"fields": fields})
+        self.io = IOController(inputs=self.fields, initial_values=self.initial_values, namespace=self.name)
+        self.topic = topic
+        self.project = project
+        self.count = 0
+        #: Under Beam the messages are collected here and published by WriteToPubSub.
+        self.outbox: _t.Optional[list[tuple[bytes, dict[str, str]]]] = None
+
+    @classmethod
+    def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
+        if not args.get("topic"):
+            raise ValueError("PubSubWriter needs a 'topic'")
+        return IOController(inputs=_fields(args))
+
+    @property
+    def _key(self) -> str:
+        return str(getattr(self, "_plugboard_beam_key", "") or "default")
+
+    def init(self) -> None:  # type: ignore[override]
+        if self.outbox is None:
+            from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+            self._publisher = pubsub_v1.PublisherClient()
+            self._topic_path = topic_path(self.topic, self.project)
+            ensure_topic(self._publisher, self._topic_path)
+
+    def _emit(self, data: bytes, attributes: dict[str, str]) -> None:
+        if self.outbox is not None:
+            self.outbox.append((data, attributes))
+        else:
+            self._publisher.publish(self._topic_path, data, **attributes).result()
+
+    def step(self) -> None:  # type: ignore[override]
+        payload = {f: getattr(self, f) for f in self.fields}
+        self._emit(json.dumps(payload).encode(), {"key": self._key, "step": str(self.count)})
+        self.count += 1
+
+    def destroy(self) -> None:  # type: ignore[override]
+        self._emit(b"", {"key": self._key, "eos": "true", "count": str(self.count), "step": str(self.count)})
+
+
+def ensure_topic(publisher: _t.Any, path: str) -> None:
+    """Create a topic unless it exists."""
+    from google.api_core import exceptions
+
+    try:
+        publisher.create_topic(name=path)
+    except exceptions.AlreadyExists:
+        pass
+
+
+def ensure_subscription(subscriber: _t.Any, path: str, topic: str, ack_deadline: int = 60) -> None:
+    """Create a subscription (and its topic) unless it exists."""
+    from google.api_core import exceptions
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    ensure_topic(pubsub_v1.PublisherClient(), topic)
+    try:
+        subscriber.create_subscription(name=path, topic=topic, ack_deadline_seconds=ack_deadline)
+    except exceptions.AlreadyExists:
+        pass
