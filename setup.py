@@ -27,7 +27,8 @@ setup(
         "pyarrow>=14",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.5", "mypy>=1.10", "types-PyYAML"],
+        # setuptools: Beam builds a model folder's own setup.py with it (Dataflow --setup_file)
+        "test": ["pytest>=8", "ruff>=0.5", "mypy>=1.10", "types-PyYAML", "setuptools"],
     },
     entry_points={"console_scripts": ["plugboard-beam=plugboard_beam.cli:main"]},
     classifiers=[

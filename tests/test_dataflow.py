@@ -49,12 +49,12 @@ TRIPWIRE = textwrap.dedent("""
     def connect(self, address):
         if self.family == socket.AF_UNIX or _loop(address[0]):
             return _connect(self, address)
-        sys.stderr.write("tripwire: network access outside loopback: %r\n" % (address,))
+        print("tripwire: network access outside loopback: %r" % (address,), file=sys.stderr)
         raise OSError("tripwire: network access outside loopback: %r" % (address,))
     def getaddrinfo(host, *a, **k):
         if _loop(host):
             return _gai(host, *a, **k)
-        sys.stderr.write("tripwire: DNS lookup outside loopback: %r\n" % (host,))
+        print("tripwire: DNS lookup outside loopback: %r" % (host,), file=sys.stderr)
         raise OSError("tripwire: DNS lookup outside loopback: %r" % (host,))
     socket.socket.connect, socket.getaddrinfo = connect, getaddrinfo
 """)
@@ -238,10 +238,15 @@ def test_dry_run_plant_per_component_with_scenarios(tmp_path: Path) -> None:
     proto = proto_of(job_dir)
     transform_names = {t.unique_name for t in proto.components.transforms.values()}
     assert "Write records" in transform_names and "Instances" in transform_names
-    # the three scenario keys are in the job (the Create's payload) and the errors go to the temp bucket
-    blob = (job_dir / "staged" / "pipeline.pb").read_bytes()
-    assert all(k.encode() in blob for k in ("low-recovery", "high-recovery", "long-run"))
-    assert b"gs://my-bucket/tmp/plugboard-errors/" in blob
+    # every stage carries the three scenario keys' overrides
+    from apache_beam.internal import pickler
+    from apache_beam.portability.api import beam_runner_api_pb2 as pb
+
+    for t in proto.components.transforms.values():
+        if t.unique_name in names:
+            dofn = pickler.loads(pb.ParDoPayload.FromString(t.spec.payload).do_fn.payload)[0]
+            assert set(dofn.overrides) == {"low-recovery", "high-recovery", "long-run"}
+            assert dofn.record is True
 
 
 def test_a_worker_imports_the_components_from_the_shipped_wheel(tmp_path: Path) -> None:
@@ -293,6 +298,30 @@ def test_container_shipping_stages_no_code(tmp_path: Path) -> None:
     assert f"worker image: {image}" in result.output and "code shipped: container" in result.output
 
 
+def test_a_model_folder_with_its_own_setup_py_is_built_by_beam(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import tarfile
+
+    from plugboard_beam.dataflow import shipping
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copy(SPECS / "plant" / "plant.yaml", folder / "plant.yaml")
+    shutil.copy(SPECS / "plant" / "plant.py", folder / "plant.py")
+    (folder / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='plant-parts', version='1.2.0', py_modules=['plant'])\n")
+    job_dir = tmp_path / "job"
+    _, summary = dry_run(folder / "plant.yaml", job_dir, *ARGS)
+    staged = staged_names(job_dir)
+    assert "workflow.tar.gz" in staged and not [n for n in staged if n.startswith("plugboard_model_")]
+    assert "plugboard_beam-0.1.0-py3-none-any.whl" in staged and summary["modules"] == ["plant"]
+    with tarfile.open(job_dir / "staged" / "workflow.tar.gz") as tf:
+        assert "plant_parts-1.2.0/plant.py" in tf.getnames()
+    monkeypatch.setattr(shipping, "_setuptools_available", lambda: False)
+    result = run_cli(str(folder / "plant.yaml"), "--runner", "dataflow", "--dry-run", "--job-dir", str(job_dir), *ARGS)
+    assert result.exit_code == 2 and "has setup.py, which Beam builds with setuptools" in result.output
+
+
 def test_a_second_dry_run_replaces_the_first(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
     dry_run(PLANT, job_dir, *ARGS)
@@ -313,7 +342,7 @@ def test_profile_and_flags_in_every_spelling(tmp_path: Path) -> None:
         max_num_workers: 7
         machine_type: n2-standard-2
         network: my-vpc
-        use_public_ips: false
+        use_public_ips: true
         labels: {team: sim, model: plant}
         job_name: from-profile
     """))
@@ -321,7 +350,8 @@ def test_profile_and_flags_in_every_spelling(tmp_path: Path) -> None:
     _, summary = dry_run(PLANT, job_dir, "--profile", str(profile), "--region", "us-central1",
                          "--job-name=from-cli", "--max-workers=3", "--worker-machine-type=n2-standard-4",
                          "--service-account=runner@my-proj.iam.gserviceaccount.com",
-                         "--subnetwork=regions/us-central1/subnetworks/sim", "--labels=owner=ops")
+                         "--subnetwork=regions/us-central1/subnetworks/sim", "--labels=owner=ops",
+                         "--use_public_ips=false")
     assert summary["region"] == "us-central1" and summary["job_name"] == "from-cli"
     body = json.loads((job_dir / "job.json").read_text())
     pool = body["environment"]["workerPools"][0]
@@ -341,8 +371,8 @@ def test_the_example_profile_is_valid(tmp_path: Path) -> None:
 
 
 BAD_OPTIONS = [
-    (("--region=us-central1", "--temp_location=gs://b/tmp"), "--project is required"),
-    (("--project=my-proj", "--temp_location=gs://b/tmp"), "--region is required"),
+    (("--region=us-central1", "--temp_location=gs://my-bucket/tmp"), "--project is required"),
+    (("--project=my-proj", "--temp_location=gs://my-bucket/tmp"), "--region is required"),
     (("--project=my-proj", "--region=us-central1"), "--temp_location is required"),
     (("--project=my-proj", "--region=us-central1", "--temp_location=/tmp/x"),
      "--temp_location '/tmp/x' is not a Cloud Storage path"),
@@ -353,8 +383,8 @@ BAD_OPTIONS = [
     ((*ARGS, "--staging_location=s3://b/stage"), "--staging_location 's3://b/stage' is not a Cloud Storage path"),
     ((*ARGS, "--job_name=Bad_Name"), "--job_name 'Bad_Name' is invalid"),
     ((*ARGS, "--job_name=" + "a" * 64), "--job_name is 64 characters long"),
-    (("--project=123456789", "--region=us-central1", "--temp_location=gs://b/tmp"), "is a project number"),
-    (("--project=my-proj", "--region=uscentral", "--temp_location=gs://b/tmp"), "--region 'uscentral'"),
+    (("--project=123456789", "--region=us-central1", "--temp_location=gs://my-bucket/tmp"), "is a project number"),
+    (("--project=my-proj", "--region=uscentral", "--temp_location=gs://my-bucket/tmp"), "--region 'uscentral'"),
     ((*ARGS, "--max_num_workers=0"), "--max_num_workers must be at least 1"),
     ((*ARGS, "--max_num_workers=lots"), "--max_num_workers: invalid int value"),
     ((*ARGS, "--num_workers=5", "--max_num_workers=2"), "--num_workers (5) is more than --max_num_workers (2)"),
@@ -428,14 +458,33 @@ def test_default_job_name_is_valid() -> None:
 
 # ------------------------------------------------------------------ submission fails fast
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """Google's endpoints, faked: a token endpoint (``/token``, answering per ``token_ok``)
+    and 404 for everything else (so buckets do not exist)."""
+
     seen: _t.ClassVar[list[str]] = []
+    token_ok: _t.ClassVar[bool] = False
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
-        self.seen.append(f"{self.command} {self.path}")
-        self.send_response(404)
+    def _reply(self, status: int, body: dict[str, _t.Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    do_GET = do_POST = do_HEAD  # noqa: N815
+    def do_HEAD(self) -> None:
+        self.seen.append(f"{self.command} {self.path}")
+        if self.command == "POST" and self.path.startswith("/token"):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.token_ok:
+                self._reply(200, {"access_token": "fake-token", "expires_in": 3600, "token_type": "Bearer"})
+            else:
+                self._reply(400, {"error": "invalid_grant", "error_description": "Bad Request"})
+            return
+        self._reply(404, {"error": {"code": 404, "message": "Not Found"}})
+
+    do_GET = do_POST = do_HEAD
 
     def log_message(self, *args: _t.Any) -> None:
         pass
@@ -445,6 +494,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def fake_google() -> _t.Iterator[str]:
     """A loopback HTTP server standing in for Google's endpoints (answers 404 to everything)."""
     _Handler.seen = []
+    _Handler.token_ok = False
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -490,6 +540,47 @@ def test_submission_without_credentials_fails_within_30s(tmp_path: Path, fake_go
     assert elapsed < 30
 
 
+def _service_account(tmp_path: Path, token_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Application Default Credentials: a service-account key whose token endpoint is ``token_uri``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    creds = tmp_path / "key.json"
+    creds.write_text(json.dumps({
+        "type": "service_account", "project_id": "my-proj", "private_key_id": "k1", "private_key": pem,
+        "client_email": "runner@my-proj.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri}))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(creds))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+
+
+def test_rejected_credentials_fail_fast(tmp_path: Path, fake_google: str, monkeypatch: pytest.MonkeyPatch,
+                                        loopback_only: list[str]) -> None:
+    _service_account(tmp_path, f"{fake_google}/token", monkeypatch)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_google)
+    start = time.monotonic()
+    with pytest.raises(PreflightError) as err:
+        preflight(_config(dataflow_endpoint=fake_google))
+    assert time.monotonic() - start < 10 and loopback_only == []
+    assert err.value.status == "invalid_credentials" and "the credentials were rejected" in str(err.value)
+    assert "POST /token" in _Handler.seen
+
+
+def test_a_missing_temp_bucket_fails_fast(tmp_path: Path, fake_google: str, monkeypatch: pytest.MonkeyPatch,
+                                          loopback_only: list[str]) -> None:
+    _Handler.token_ok = True
+    _service_account(tmp_path, f"{fake_google}/token", monkeypatch)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_google)
+    with pytest.raises(PreflightError) as err:
+        preflight(_config(dataflow_endpoint=fake_google))
+    assert err.value.status == "no_bucket", err.value
+    assert "the bucket gs://my-bucket of --temp_location does not exist" in str(err.value)
+    assert "gcloud storage buckets create gs://my-bucket --project=my-proj --location=us-central1" in str(err.value)
+    assert any(s.startswith("GET /storage/v1/b/my-bucket") for s in _Handler.seen) and loopback_only == []
+
+
 def _config(**kw: _t.Any) -> DataflowConfig:
     return resolve([*ARGS, *(f"--{k}={v}" for k, v in kw.items())], profile=None, model_name="m")
 
@@ -518,6 +609,97 @@ def test_bounded_abandons_a_hung_call() -> None:
         bounded(lambda: 1 / 0, 1.0)
 
 
+class FakeResult:
+    """What DataflowRunner's ``pipeline.run()`` returns, minus the Dataflow service."""
+
+    def __init__(self, has_job: bool = True, fails: bool = False) -> None:
+        self.has_job, self.fails, self.waited = has_job, fails, False
+
+    def job_id(self) -> str:
+        return "2030-01-02_03_04_05-123"
+
+    def wait_until_finish(self) -> str:
+        self.waited = True
+        if self.fails:
+            raise RuntimeError("Dataflow pipeline failed. State: FAILED")
+        return "DONE"
+
+    def metrics(self) -> _t.Any:
+        raise NotImplementedError
+
+
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> dict[str, _t.Any]:
+    """Submission with the service replaced: preflight passes, ``Pipeline.run`` returns ``state['result']``."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    from plugboard_beam.dataflow import preflight as preflight_mod, runner as runner_mod
+
+    state: dict[str, _t.Any] = {"result": FakeResult(), "failures": []}
+
+    def run(pipeline: _t.Any, *args: _t.Any, **kwargs: _t.Any) -> FakeResult:
+        state["pipeline"] = pipeline
+        return _t.cast(FakeResult, state["result"])
+
+    def read_failures(prefix: str) -> list[dict[str, _t.Any]]:
+        state["prefix"] = prefix
+        return list(state["failures"])
+
+    monkeypatch.setattr(preflight_mod, "preflight", lambda config: 0.0)
+    # Beam's option validation asks GCS about the bucket's soft-delete policy (network)
+    monkeypatch.setattr(GoogleCloudOptions, "_warn_if_soft_delete_policy_enabled", lambda self, arg: None)
+    monkeypatch.setattr(beam.Pipeline, "run", run)
+    monkeypatch.setattr(runner_mod, "read_failures", read_failures)
+    return state
+
+
+def test_submission_reports_the_job_and_waits(submitted: dict[str, _t.Any], loopback_only: list[str]) -> None:
+    result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS, "--job_name=plant-x")
+    assert result.exit_code == 0, result.output
+    assert "submitted Dataflow job plant-x (id 2030-01-02_03_04_05-123)" in result.output
+    assert ("https://console.cloud.google.com/dataflow/jobs/us-central1/2030-01-02_03_04_05-123?project=my-proj"
+            in result.output)
+    assert submitted["result"].waited and submitted["prefix"] == "gs://my-bucket/tmp/plugboard-errors/plant-x/errors"
+    options = submitted["pipeline"].options.get_all_options()
+    assert options["runner"] == "DataflowRunner" and options["job_name"] == "plant-x"
+    assert sorted(Path(p).name for p in options["extra_packages"]) == [
+        "plugboard_beam-0.1.0-py3-none-any.whl", "plugboard_model_plant-0.0.0-py3-none-any.whl"]
+    assert options["requirements_file"] == str(SPECS / "plant" / "requirements.txt")
+    assert loopback_only == []
+
+
+def test_submission_failures_exit_1(submitted: dict[str, _t.Any]) -> None:
+    submitted["failures"] = [{"key": "k1", "component": "mixer", "step": 3,
+                              "message": "component 'mixer' (key 'k1') failed in step 3: ValueError: bad"}]
+    result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS)
+    assert result.exit_code == 1 and "component 'mixer' (key 'k1') failed in step 3" in result.output
+    submitted["failures"], submitted["result"] = [], FakeResult(fails=True)
+    result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS)
+    assert result.exit_code == 1
+    assert "Dataflow job 2030-01-02_03_04_05-123 did not succeed: Dataflow pipeline failed. State: FAILED" in (
+        result.output)
+
+
+def test_submission_without_waiting_and_to_a_template(submitted: dict[str, _t.Any]) -> None:
+    result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS, "--no_wait")
+    assert result.exit_code == 0 and "submitted Dataflow job" in result.output
+    assert not submitted["result"].waited and "prefix" not in submitted
+    submitted["result"] = FakeResult(has_job=False)
+    result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS, "--template_location=gs://my-bucket/t/job.json")
+    assert result.exit_code == 0 and "written to the template location" in result.output
+    assert not submitted["result"].waited
+
+
+def test_read_failures_reads_every_shard(tmp_path: Path) -> None:
+    from plugboard_beam.dataflow.runner import read_failures
+
+    (tmp_path / "errors-00000-of-00002.jsonl").write_text('{"key": "a", "message": "x"}\n')
+    (tmp_path / "errors-00001-of-00002.jsonl").write_text('{"key": "b", "message": "y"}\n\n')
+    assert [r["key"] for r in read_failures(str(tmp_path / "errors"))] == ["a", "b"]
+    assert read_failures(str(tmp_path / "none")) == []
+
+
 # ------------------------------------------------------------------ the builder hook (streaming plugs in here)
 def fake_streaming_builder(pipeline: _t.Any, model: _t.Any, request: builders.BuildRequest) -> list[str]:
     """A stand-in for the streaming lowering: Pub/Sub in, a stateful step, Pub/Sub out, and a
@@ -526,7 +708,7 @@ def fake_streaming_builder(pipeline: _t.Any, model: _t.Any, request: builders.Bu
     from apache_beam.coders import VarIntCoder
     from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
-    class Count(beam.DoFn):  # type: ignore[misc]
+    class Count(beam.DoFn):
         COUNT = ReadModifyWriteStateSpec("count", VarIntCoder())
 
         def process(self, kv: _t.Any, count: _t.Any = beam.DoFn.StateParam(COUNT)) -> _t.Iterator[bytes]:  # noqa: B008
@@ -552,8 +734,8 @@ def test_a_streaming_builder_plugs_in_and_the_summary_counts_pubsub(tmp_path: Pa
     assert summary["job_type"] == "JOB_TYPE_STREAMING"
     assert summary["pubsub_reads"] == [["Read events/Read", "projects/my-proj/subscriptions/in"],
                                        ["Read feedback/Read", "projects/my-proj/topics/plant-stream-feedback"]]
-    assert [t for _, t in summary["pubsub_writes"]] == ["projects/my-proj/topics/out",
-                                                       "projects/my-proj/topics/plant-stream-feedback"]
+    assert sorted(t for _, t in summary["pubsub_writes"]) == ["projects/my-proj/topics/out",
+                                                             "projects/my-proj/topics/plant-stream-feedback"]
     assert summary["feedback_topics"] == ["projects/my-proj/topics/plant-stream-feedback"]
     assert summary["stateful_steps"] == [["Run S0", ["count"]]]
     assert "Pub/Sub reads: 2" in result.output and "feedback topics: 1" in result.output

@@ -195,8 +195,11 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         streaming=streaming, loops=loops, dry_run=dry_run, job_dir=job_dir, profile=profile,
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
+    name = runner.lower()
+    if streaming and name == "direct":
+        name = "direct-streaming"
     try:
-        report = RUNNERS[runner.lower()]().run(loaded, options)
+        report = RUNNERS[name]().run(loaded, options)
     finally:
         bar.done()
     if bar.enabled and report.steps:

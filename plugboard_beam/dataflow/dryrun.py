@@ -178,7 +178,8 @@ def _short(path: str) -> str:
 
 def feedback_topics(reads: _t.Sequence[tuple[str, str]], writes: _t.Sequence[tuple[str, str]]) -> list[str]:
     """Topics the job writes and reads back: read as the topic itself, through a subscription
-    named after it (``<topic>...``), or written by a transform / to a topic named 'feedback'."""
+    named after it (``<topic>...``), or written by a transform / to a topic named 'feedback'
+    (or a topic named ``...-fb-...``, the streaming lowering's feedback topics)."""
     written = {topic for _, topic in writes if topic != "?"}
     found: set[str] = set()
     for _, source in reads:
@@ -186,7 +187,8 @@ def feedback_topics(reads: _t.Sequence[tuple[str, str]], writes: _t.Sequence[tup
             found.add(source)
         elif "/subscriptions/" in source:
             found |= {t for t in written if _short(source).startswith(_short(t))}
-    found |= {topic for name, topic in writes if "feedback" in f"{name} {_short(topic)}".lower() and topic != "?"}
+    found |= {topic for name, topic in writes
+              if topic != "?" and ("feedback" in f"{name} {_short(topic)}".lower() or "-fb-" in _short(topic))}
     return sorted(found)
 
 

@@ -118,6 +118,12 @@ def launch(argv: _t.Sequence[str]) -> int:
     runner = RUNNER_NAMES.get(args.runner.lower())
     if runner is None:
         raise UserError(f"--runner {args.runner!r}: use DataflowRunner or DirectRunner")
+    from plugboard_beam.dataflow.options import split_known
+
+    # The launcher's environment may hold options this Beam does not know: ignored, not fatal.
+    rest, ignored = split_known(rest)
+    if ignored:
+        log.warning("ignoring unknown pipeline options: %s", " ".join(ignored))
     streaming = "--streaming" in rest
     pipeline_args = [a for a in rest if a != "--streaming"]
     if runner == "dataflow":

@@ -20,7 +20,6 @@ import argparse
 from dataclasses import dataclass
 import datetime as _dt
 import difflib
-import functools
 import json
 from pathlib import Path
 import re
@@ -96,27 +95,34 @@ class _Parser(argparse.ArgumentParser):
         _raise(message)
 
 
-@functools.lru_cache(maxsize=1)
+_PARSERS: dict[frozenset[type], tuple[_t.Any, dict[str, argparse.Action]]] = {}
+
+
 def _beam_parser() -> tuple[_t.Any, dict[str, argparse.Action]]:
-    """Beam's option parser (every PipelineOptions subclass) and its actions by flag name."""
+    """Beam's option parser (every PipelineOptions subclass defined so far) and its actions by
+    flag name; rebuilt when a newly imported module defines more options."""
     from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
-    parser = _BeamArgumentParser(allow_abbrev=False, add_help=False)
-    setattr(parser, "error", _raise)  # raise UserError instead of exiting
-    seen: set[type] = set()
+    classes: list[type] = []
     todo = list(PipelineOptions.__subclasses__())
     while todo:
         cls = todo.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        todo.extend(cls.__subclasses__())
-        try:
-            cls._add_argparse_args(parser)
-        except Exception:
-            continue
-    flags = {s[2:]: a for a in parser._actions for s in a.option_strings if s.startswith("--")}
-    return parser, flags
+        if cls not in classes:
+            classes.append(cls)
+            todo.extend(cls.__subclasses__())
+    key = frozenset(classes)
+    if key not in _PARSERS:
+        parser = _BeamArgumentParser(allow_abbrev=False, add_help=False)
+        setattr(parser, "error", _raise)  # raise UserError instead of exiting
+        for cls in classes:
+            try:
+                cls._add_argparse_args(parser)
+            except Exception:
+                continue
+        flags = {s[2:]: a for a in parser._actions for s in a.option_strings if s.startswith("--")}
+        _PARSERS.clear()
+        _PARSERS[key] = (parser, flags)
+    return _PARSERS[key]
 
 
 def known_options() -> set[str]:
@@ -135,14 +141,44 @@ def canonical_name(name: str) -> str:
 
 
 def normalise_args(args: _t.Sequence[str]) -> list[str]:
-    """Rewrite option names to Beam's spellings (values untouched)."""
+    """Rewrite option names to Beam's spellings (values untouched); ``--flag=true|false`` for an
+    on/off option becomes ``--flag`` / ``--no_flag`` (as Flex Template launchers may pass them)."""
+    flags = _beam_parser()[1]
     out = []
     for arg in args:
         if arg.startswith("--") and len(arg) > 2:
             name, eq, value = arg[2:].partition("=")
-            arg = f"--{canonical_name(name)}{eq}{value}"
+            name = canonical_name(name)
+            action = flags.get(name)
+            if eq and action is not None and action.nargs == 0 and value.lower() in ("true", "false"):
+                if value.lower() == "true":
+                    out.append(f"--{name}")
+                elif f"no_{name}" in flags:
+                    out.append(f"--no_{name}")
+                continue
+            arg = f"--{name}{eq}{value}"
         out.append(arg)
     return out
+
+
+def split_known(args: _t.Sequence[str]) -> tuple[list[str], list[str]]:
+    """(options Beam or plugboard know, the others with their values), names normalised."""
+    flags = _beam_parser()[1]
+    known: list[str] = []
+    unknown: list[str] = []
+    args = normalise_args(args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg[2:].partition("=")[0] if arg.startswith("--") else ""
+        takes_value = "=" not in arg and i + 1 < len(args) and not args[i + 1].startswith("--")
+        if name and name not in flags and name not in PLUGBOARD_OPTIONS:
+            unknown += args[i:i + 2] if takes_value else [arg]
+            i += 2 if takes_value else 1
+            continue
+        known.append(arg)
+        i += 1
+    return known, unknown
 
 
 def _did_you_mean(word: str, options: _t.Iterable[str]) -> str:
@@ -396,4 +432,4 @@ def resolve(pipeline_args: _t.Sequence[str], *, profile: _t.Optional[str], model
 
 
 __all__: _t.Sequence[str] = ["ALIASES", "SHIP_MODES", "DataflowConfig", "default_job_name", "load_profile",
-                             "normalise_args", "resolve"]
+                             "normalise_args", "resolve", "split_known"]

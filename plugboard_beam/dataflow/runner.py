@@ -26,7 +26,13 @@ from plugboard_beam.exceptions import UserError
 from plugboard_beam.lowering.runners import BeamRunner, Instances, RunOptions, RunReport, pipeline_options
 from plugboard_beam.spec.load import LoadedModel
 
+if _t.TYPE_CHECKING:
+    from plugboard_beam.dataflow.dryrun import JobSummary
+    from plugboard_beam.dataflow.shipping import Shipment
+
 log = logging.getLogger("plugboard_beam")
+#: (key, overrides) per model instance
+InstanceOverrides = tuple[tuple[str, dict[str, _t.Any]], ...]
 
 
 def console_url(config: DataflowConfig, job_id: str) -> str:
@@ -43,7 +49,7 @@ class DataflowRunner(BeamRunner):
         super().__init__("DataflowRunner")
         self.config: _t.Optional[DataflowConfig] = None
         #: the last dry run's summary (for callers and tests)
-        self.summary: _t.Any = None
+        self.summary: _t.Optional[JobSummary] = None
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         from plugboard_beam.lowering.plan import PARTITIONS
@@ -75,16 +81,15 @@ class DataflowRunner(BeamRunner):
             preflight(config)
             return self._submit(model, instances, options, args)
 
-    def _request(self, instances: tuple[tuple[str, dict[str, _t.Any]], ...], options: RunOptions,
-                 beam_options: _t.Any) -> BuildRequest:
+    def _request(self, instances: InstanceOverrides, options: RunOptions, beam_options: _t.Any) -> BuildRequest:
         config = self.config
         assert config is not None
         return BuildRequest(instances=instances, options=options, beam_options=beam_options,
                             errors_prefix=config.errors_prefix, project=config.project, region=config.region,
                             job_name=config.job_name, temp_location=config.temp_location)
 
-    def _dry_run(self, model: LoadedModel, instances: tuple[tuple[str, dict[str, _t.Any]], ...],
-                 options: RunOptions, args: list[str], shipment: _t.Any) -> RunReport:
+    def _dry_run(self, model: LoadedModel, instances: InstanceOverrides, options: RunOptions, args: list[str],
+                 shipment: Shipment) -> RunReport:
         from plugboard_beam.dataflow.dryrun import build_offline, clear_job_dir, summarize, write_job_dir
 
         config = self.config
@@ -100,15 +105,16 @@ class DataflowRunner(BeamRunner):
             raise
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"building the Dataflow job failed: {exc}") from None
-        self.summary = summarize(job, project=config.project, region=config.region, stages=stages,
-                                 ship_code=shipment.mode, modules=shipment.modules, notes=shipment.notes,
-                                 job_dir=str(job_dir))
-        write_job_dir(job_dir, job, self.summary)
-        click.echo(self.summary.render())
+        summary = summarize(job, project=config.project, region=config.region, stages=stages,
+                            ship_code=shipment.mode, modules=shipment.modules, notes=shipment.notes,
+                            job_dir=str(job_dir))
+        write_job_dir(job_dir, job, summary)
+        click.echo(summary.render())
+        self.summary = summary
         return RunReport()
 
-    def _submit(self, model: LoadedModel, instances: tuple[tuple[str, dict[str, _t.Any]], ...],
-                options: RunOptions, args: list[str]) -> RunReport:
+    def _submit(self, model: LoadedModel, instances: InstanceOverrides, options: RunOptions,
+                args: list[str]) -> RunReport:
         import apache_beam as beam
 
         from plugboard_beam.lowering.runners import _step_counters
@@ -124,7 +130,7 @@ class DataflowRunner(BeamRunner):
             raise
         except Exception as exc:
             raise UserError(f"submitting the Dataflow job failed: {type(exc).__name__}: {exc}") from None
-        if not getattr(result, "has_job", False):
+        if config.template or not getattr(result, "has_job", False):
             click.echo(f"Dataflow job {config.job_name} written to the template location (not created)", err=True)
             return RunReport()
         job_id = result.job_id()

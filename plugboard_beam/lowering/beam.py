@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import typing as _t
+import weakref
 
 import apache_beam as beam
 from apache_beam.coders import BytesCoder
@@ -32,6 +33,10 @@ log = logging.getLogger("plugboard_beam")
 RECORD = "record"
 ERRORS = "errors"
 DONE = "done"
+#: state of a key whose stage has ended
+TOMBSTONE = b"\xff" * 8
+#: live DoFn instances in this process (the DirectRunner's shutdown calls their teardown)
+LIVE: weakref.WeakSet[StageDoFn] = weakref.WeakSet()
 
 
 def writer_tag(name: str) -> str:
@@ -94,6 +99,7 @@ class StageDoFn(beam.DoFn):
         self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
         self.unpicklable_warned = False
+        LIVE.add(self)
 
     def _instance(self, key: str) -> LoadedModel:
         inst = self.instances.get(key)
@@ -113,9 +119,11 @@ class StageDoFn(beam.DoFn):
         run.start()
         return run
 
-    def _load(self, key: str, blob: _t.Optional[bytes]) -> tuple[int, StageRun]:
+    def _load(self, key: str, blob: _t.Optional[bytes]) -> _t.Optional[tuple[int, StageRun]]:
         if blob is None:
             return 0, self._new_run(key)
+        if blob == TOMBSTONE:
+            return None  # this key has ended here; late or repeated elements are dropped
         version = int.from_bytes(blob[:8], "little")
         cached = self.live.get(key)
         if cached is not None and cached[0] == version:
@@ -145,9 +153,10 @@ class StageDoFn(beam.DoFn):
     def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key, chunk = element
         self.records.key = key
-        version, run = self._load(key, state.read())
-        if run.closed:
-            return  # this key already ended (failed); late chunks are dropped
+        loaded = self._load(key, state.read())
+        if loaded is None:
+            return
+        version, run = loaded
         if chunk is not None:
             run.feed(chunk)
         tags = self.tags
@@ -161,20 +170,14 @@ class StageDoFn(beam.DoFn):
                 self.steps[name].inc(n)
             errors = run.close()
             yield from self._drain_writers(run)
+            row = error_row(key, errors) if errors else ""
             if self.emit_done:
-                yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, error_row(key, errors) if errors else ""))
+                yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
             if errors:
                 self.failed_keys.inc()
-                yield beam.pvalue.TaggedOutput(ERRORS, error_row(key, errors))
-                if run.error is not None:
-                    # Keep a marker so chunks still in flight for this key are dropped.
-                    self._save(key, version, run, state)
-                    self.live.pop(key, None)
-                else:
-                    state.clear()
-            else:
-                state.clear()
-                self.live.pop(key, None)
+                yield beam.pvalue.TaggedOutput(ERRORS, row)
+            state.write(TOMBSTONE)
+            self.live.pop(key, None)
         else:
             self._save(key, version, run, state)
         batch = self.records.take()
@@ -189,10 +192,11 @@ class StageDoFn(beam.DoFn):
             outbox.clear()
 
     def teardown(self) -> None:
-        # Runs that never finished (the pipeline is failing): destroy() still runs.
-        for _, run in getattr(self, "live", {}).values():
+        # Runs that never finished (the pipeline failed or was cancelled): destroy() still runs.
+        for _, run in list(getattr(self, "live", {}).values()):
             if not run.closed:
                 run.close()
+        LIVE.discard(self)
 
 
 def build(

@@ -220,8 +220,16 @@ def _dataflow() -> Runner:
     return runner
 
 
+def _streaming() -> Runner:
+    from plugboard_beam.streaming.runner import StreamingRunner
+
+    runner: Runner = StreamingRunner()
+    return runner
+
+
 RUNNERS: dict[str, _t.Callable[[], Runner]] = {
     "local": LocalRunner,
     "direct": BeamRunner,
     "dataflow": _dataflow,
+    "direct-streaming": _streaming,
 }

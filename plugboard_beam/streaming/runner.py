@@ -1,0 +1,184 @@
+"""Streaming runs on the DirectRunner: create topics, run, watch for the end, stop cleanly.
+
+A run whose keys are known (``--scenarios``, or the one default key of a model without
+Pub/Sub readers) ends by itself: every stage reports on the control topic when a key has
+ended there (after ``destroy()``), every writer publishes an end-of-stream message per key, and
+once all have been seen the pipeline is cancelled and the command exits (1 if a key failed).
+A model keyed by its incoming messages runs until Ctrl-C, which cancels the pipeline, calls
+``destroy()`` on every live component and deletes the run's subscriptions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import time
+import typing as _t
+import uuid
+
+from plugboard_beam.exceptions import UserError
+from plugboard_beam.library.pubsub import PubSubReader, PubSubWriter, project_id
+from plugboard_beam.lowering.plan import PARTITIONS, Plan, feedback_edges, make_plan
+from plugboard_beam.lowering.runners import Instances, RunOptions, RunReport, Runner, pipeline_options
+from plugboard_beam.spec.load import LoadedModel
+
+log = logging.getLogger("plugboard_beam")
+
+
+def components_of(model: LoadedModel, kind: type) -> list[str]:
+    """Names of the model's components of a class."""
+    return [n for n, c in model.classes.items() if issubclass(c, kind)]
+
+
+def streaming_plan(model: LoadedModel, options: RunOptions) -> Plan:
+    """The stages of a streaming run: readers outside, loops cut unless ``--loops fused``."""
+    cut = feedback_edges(model.graph) if options.loops == "feedback" else ()
+    return make_plan(model.graph, options.partition, external=components_of(model, PubSubReader), cut=cut)
+
+
+class StreamingRunner(Runner):
+    """``process run --streaming`` on the DirectRunner."""
+
+    name = "direct-streaming"
+
+    def check(self, model: LoadedModel, options: RunOptions) -> None:
+        if options.partition not in PARTITIONS:
+            raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
+        if options.record:
+            raise UserError("--record is for batch runs; in streaming, publish results with a PubSubWriter")
+        readers = components_of(model, PubSubReader)
+        sources = [n.name for n in model.graph.nodes if n.is_source and n.name not in readers]
+        if readers and not options.scenarios and sources:
+            raise UserError(
+                f"the keys of this model come from its Pub/Sub messages, so its other sources "
+                f"({', '.join(sources)}) would not know when to start: give --scenarios with the keys")
+        self.options = pipeline_options(
+            list(options.pipeline_args), {"runner": "BundleBasedDirectRunner", "streaming": True})
+        if not os.environ.get("PUBSUB_EMULATOR_HOST"):
+            log.warning("PUBSUB_EMULATOR_HOST is not set: using the real Pub/Sub service")
+
+    def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+        from plugboard_beam.lowering import beam as lowering_beam
+        from plugboard_beam.streaming.direct import tune_pubsub_reads
+        from plugboard_beam.streaming.pipeline import build_streaming
+        from plugboard_beam.streaming.resources import Resources
+
+        plan = streaming_plan(model, options)
+        readers = components_of(model, PubSubReader)
+        finite = bool(options.scenarios) or not readers
+        keys = [sc.key for sc, _ in insts] if finite else []
+        scenarios = [(sc.key, dict(sc.overrides)) for sc, _ in insts] if finite else []
+        project = project_id(self.options.view_as(GoogleCloudOptions).project)
+        res = Resources.plan(model, plan.cut, project, uuid.uuid4().hex[:8], multiplex=True)
+        try:
+            res.create(timeout=15)
+        except Exception as exc:  # noqa: BLE001 - any client failure means Pub/Sub is unusable
+            where = os.environ.get("PUBSUB_EMULATOR_HOST") or "the Pub/Sub service"
+            raise UserError(f"cannot set up Pub/Sub topics at {where}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        watch = Watch(res, keys, [st.id for st in plan.stages], list(res.writers) if finite else [])
+        tune_pubsub_reads()
+        pipeline = beam.Pipeline(options=self.options)
+        build_streaming(pipeline, model, plan, scenarios, res)
+        report = RunReport()
+        result = None
+        try:
+            watch.start()
+            result = pipeline.run()
+            if not finite:
+                log.warning("streaming until Ctrl-C (keys come from the messages)")
+            watch.wait(result, forever=not finite)
+        except KeyboardInterrupt:
+            report.failures.append({"key": "", "message": "interrupted (Ctrl-C): the run was stopped"})
+        finally:
+            watch.stop()
+            if result is not None:
+                _cancel(result)
+            for dofn in list(lowering_beam.LIVE):
+                dofn.teardown()  # destroy() for every component still running
+            res.delete_run_subscriptions()
+        report.failures = watch.failures + report.failures
+        return report
+
+
+def _cancel(result: _t.Any) -> None:
+    try:
+        result.cancel()
+    except Exception:  # noqa: BLE001 - already finished or failed
+        log.debug("cancel failed", exc_info=True)
+
+
+class Watch:
+    """Follows the control topic (and writers' end-of-stream messages) until every key has ended."""
+
+    def __init__(self, res: _t.Any, keys: list[str], stages: list[int], writers: list[str]) -> None:
+        self.res = res
+        self.pending_stages = {(k, s) for k in keys for s in stages}
+        self.pending_writers = {(k, w) for k in keys for w in writers}
+        self.failures: list[dict[str, _t.Any]] = []
+        self.events: queue.Queue[tuple[str, dict[str, str], bytes]] = queue.Queue()
+        self._futures: list[_t.Any] = []
+
+    def start(self) -> None:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+        self.subscriber = pubsub_v1.SubscriberClient()
+        subs = [("control", self.res.control_subscription)]
+        subs += [(f"writer:{w}", sub) for w, sub in self.res.writer_watch.items()]
+        for kind, sub in subs:
+            def callback(message: _t.Any, kind: str = kind) -> None:
+                self.events.put((kind, dict(message.attributes), bytes(message.data)))
+                message.ack()
+
+            self._futures.append(self.subscriber.subscribe(sub, callback))
+
+    @property
+    def complete(self) -> bool:
+        """Every (key, stage) has ended and every writer has closed every key."""
+        return not self.pending_stages and not self.pending_writers
+
+    def wait(self, result: _t.Any, forever: bool = False) -> None:
+        """Block until complete (or, with ``forever``, until Ctrl-C); raise if the pipeline fails."""
+        from apache_beam.runners.runner import PipelineState
+
+        while forever or not self.complete:
+            try:
+                kind, attrs, data = self.events.get(timeout=0.2)
+            except queue.Empty:
+                state = result.state
+                if state in (PipelineState.FAILED, PipelineState.CANCELLED, PipelineState.DONE):
+                    result.wait_until_finish()  # raises the pipeline's error
+                    raise RuntimeError(f"the streaming pipeline stopped ({state}) before every key ended")
+                continue
+            self._handle(kind, attrs, data)
+        # Let in-flight publishes of the last bundle settle (they are published, not yet acked).
+        time.sleep(0.2)
+
+    def _handle(self, kind: str, attrs: dict[str, str], data: bytes) -> None:
+        key = attrs.get("key", "")
+        if kind == "control":
+            self.pending_stages.discard((key, int(attrs.get("stage", -1))))
+            if attrs.get("failed") == "1" and data:
+                row = json.loads(data)
+                if all(f.get("message") != row.get("message") for f in self.failures):
+                    self.failures.append(row)
+        elif attrs.get("eos") == "true":
+            self.pending_writers.discard((key, kind.split(":", 1)[1]))
+
+    def stop(self) -> None:
+        """Stop listening."""
+        for f in self._futures:
+            f.cancel()
+        for f in self._futures:
+            try:
+                f.result(timeout=5)
+            except Exception:  # noqa: BLE001, S110 - cancelled futures raise; that is the point
+                pass
+        sub = getattr(self, "subscriber", None)
+        if sub is not None:
+            sub.close()
