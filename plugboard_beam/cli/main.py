@@ -7,6 +7,7 @@ shows one): 2 for an invalid model or bad option, 1 for a component that failed 
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import typing as _t
 
@@ -222,12 +223,23 @@ def compile_(model: str, partition: str) -> None:
 
 
 def quiet_beam(debug: bool) -> None:
-    """Beam's own INFO/WARNING chatter is noise for a CLI user (kept with --debug)."""
-    import logging
-
+    """Beam's own INFO/WARNING chatter is noise for a CLI user (kept with --debug); our own
+    warnings read ``warning: ...``."""
+    ours = logging.getLogger("plugboard_beam")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(_LowerLevelFormatter())
+        ours.addHandler(handler)
+        ours.propagate = False
+        ours.setLevel(logging.DEBUG if debug else logging.WARNING)
     if not debug:
         for name in ("apache_beam", "absl"):
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
 if __name__ == "__main__":  # pragma: no cover

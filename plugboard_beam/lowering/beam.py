@@ -14,7 +14,7 @@ import logging
 import os
 import pickle
 import typing as _t
-import weakref
+import uuid
 
 import apache_beam as beam
 from apache_beam.coders import BytesCoder
@@ -35,8 +35,8 @@ ERRORS = "errors"
 DONE = "done"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
-#: live DoFn instances in this process (the DirectRunner's shutdown calls their teardown)
-LIVE: weakref.WeakSet[StageDoFn] = weakref.WeakSet()
+#: live runs by stage DoFn id, then key: (state version, run)
+_LIVE_RUNS: dict[str, dict[str, tuple[int, StageRun]]] = {}
 
 
 def writer_tag(name: str) -> str:
@@ -88,18 +88,20 @@ class StageDoFn(beam.DoFn):
         self.writers = tuple(writers)
         self.emit_done = emit_done
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
+        # Live runs are shared by the DoFn instances of this stage in one worker process (some
+        # runners make a new instance per bundle); Beam state stays the source of truth.
+        self.uid = uuid.uuid4().hex
 
     def setup(self) -> None:
         self.model = self.source.load()
         self.instances: dict[str, LoadedModel] = {}
         # Live runs by key: (version, run). Beam state holds the same run pickled; the live
         # object is used only while its version matches the state's.
-        self.live: dict[str, tuple[int, StageRun]] = {}
+        self.live = _LIVE_RUNS.setdefault(self.uid, {})
         self.records = RecordBuffer()
         self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
         self.unpicklable_warned = False
-        LIVE.add(self)
 
     def _instance(self, key: str) -> LoadedModel:
         inst = self.instances.get(key)
@@ -191,12 +193,20 @@ class StageDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(writer_tag(name), message)
             outbox.clear()
 
-    def teardown(self) -> None:
-        # Runs that never finished (the pipeline failed or was cancelled): destroy() still runs.
-        for _, run in list(getattr(self, "live", {}).values()):
+
+def close_live_runs() -> int:
+    """``destroy()`` every run still live in this process (after a failed or cancelled
+    pipeline); returns how many there were. Per-bundle teardown must not do this: some runners
+    tear a DoFn instance down after every bundle while the key's run goes on."""
+    closed = 0
+    for runs in list(_LIVE_RUNS.values()):
+        for _, run in list(runs.values()):
             if not run.closed:
                 run.close()
-        LIVE.discard(self)
+                closed += 1
+        runs.clear()
+    _LIVE_RUNS.clear()
+    return closed
 
 
 def build(

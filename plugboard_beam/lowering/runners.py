@@ -164,7 +164,7 @@ class BeamRunner(Runner):
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
         import apache_beam as beam
 
-        from plugboard_beam.lowering.beam import build
+        from plugboard_beam.lowering.beam import build, close_live_runs
         from plugboard_beam.lowering.plan import make_plan
 
         plan = make_plan(model.graph, options.partition)
@@ -175,8 +175,11 @@ class BeamRunner(Runner):
             pipeline = beam.Pipeline(options=self.options)
             build(pipeline, model, plan, overrides, options.record, prefix)
             _tune_direct_runner()
-            result = pipeline.run()
-            result.wait_until_finish()
+            try:
+                result = pipeline.run()
+                result.wait_until_finish()
+            finally:
+                close_live_runs()
             for path in sorted(glob.glob(prefix + "*")):
                 with open(path) as f:
                     report.failures += [json.loads(line) for line in f if line.strip()]

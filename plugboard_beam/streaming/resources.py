@@ -18,7 +18,7 @@ import re
 import typing as _t
 
 from plugboard_beam.graph.model import Edge
-from plugboard_beam.library.pubsub import PubSubReader, PubSubWriter, subscription_path, topic_path
+from plugboard_beam.library.pubsub import PubSubReader, PubSubWriter, short_name, subscription_path, topic_path
 from plugboard_beam.spec.load import LoadedModel
 
 
@@ -77,8 +77,8 @@ class Resources:
                 own = not args.get("subscription")
                 sub = (subscription_path(args["subscription"], args.get("project") or project) if not own
                        else subscription_path(slug(f"pbb-{name}-{spec.args.name}-{run_id}"), project))
-                dead = args.get("dead_letter_topic") or (
-                    f"{(args.get('topic') or args.get('subscription')).rsplit('/', 1)[-1]}-dead-letter")
+                source_name = str(args.get("topic") or args.get("subscription"))
+                dead = args.get("dead_letter_topic") or f"{short_name(source_name)}-dead-letter"
                 res.readers.append(ReaderInfo(
                     name=spec.args.name, fields=tuple(args["fields"]), key_attribute=args.get("key_attribute", "key"),
                     subscription=sub, topic=topic, dead_letter_topic=topic_path(dead, project),

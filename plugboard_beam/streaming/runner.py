@@ -14,14 +14,15 @@ import json
 import logging
 import os
 import queue
+import threading
 import time
 import typing as _t
 import uuid
 
 from plugboard_beam.exceptions import UserError
-from plugboard_beam.library.pubsub import PubSubReader, PubSubWriter, project_id
+from plugboard_beam.library.pubsub import PubSubReader, project_id
 from plugboard_beam.lowering.plan import PARTITIONS, Plan, feedback_edges, make_plan
-from plugboard_beam.lowering.runners import Instances, RunOptions, RunReport, Runner, pipeline_options
+from plugboard_beam.lowering.runners import Instances, Runner, RunOptions, RunReport, pipeline_options
 from plugboard_beam.spec.load import LoadedModel
 
 log = logging.getLogger("plugboard_beam")
@@ -77,7 +78,7 @@ class StreamingRunner(Runner):
         res = Resources.plan(model, plan.cut, project, uuid.uuid4().hex[:8], multiplex=True)
         try:
             res.create(timeout=15)
-        except Exception as exc:  # noqa: BLE001 - any client failure means Pub/Sub is unusable
+        except Exception as exc:
             where = os.environ.get("PUBSUB_EMULATOR_HOST") or "the Pub/Sub service"
             raise UserError(f"cannot set up Pub/Sub topics at {where}: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -92,24 +93,49 @@ class StreamingRunner(Runner):
             result = pipeline.run()
             if not finite:
                 log.warning("streaming until Ctrl-C (keys come from the messages)")
-            watch.wait(result, forever=not finite)
+            watch.wait(PipelineWatch(result), forever=not finite)
         except KeyboardInterrupt:
             report.failures.append({"key": "", "message": "interrupted (Ctrl-C): the run was stopped"})
         finally:
             watch.stop()
             if result is not None:
                 _cancel(result)
-            for dofn in list(lowering_beam.LIVE):
-                dofn.teardown()  # destroy() for every component still running
+            lowering_beam.close_live_runs()  # destroy() for every component still running
             res.delete_run_subscriptions()
         report.failures = watch.failures + report.failures
         return report
 
 
+class PipelineWatch:
+    """Waits for the pipeline on a thread, so its failure is noticed while we watch topics."""
+
+    def __init__(self, result: _t.Any) -> None:
+        self.error: _t.Optional[BaseException] = None
+        self.finished = False
+        self._thread = threading.Thread(target=self._wait, args=(result,), daemon=True, name="pipeline-wait")
+        self._thread.start()
+
+    def _wait(self, result: _t.Any) -> None:
+        try:
+            result.wait_until_finish()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.finished = True
+
+    def check(self) -> None:
+        """Raise if the pipeline failed or stopped early."""
+        if self.error is not None:
+            first = str(self.error).strip().splitlines()[0] if str(self.error).strip() else ""
+            raise RuntimeError(f"the streaming pipeline failed: {type(self.error).__name__}: {first}")
+        if self.finished:
+            raise RuntimeError("the streaming pipeline stopped before every key ended")
+
+
 def _cancel(result: _t.Any) -> None:
     try:
         result.cancel()
-    except Exception:  # noqa: BLE001 - already finished or failed
+    except Exception:
         log.debug("cancel failed", exc_info=True)
 
 
@@ -142,18 +168,13 @@ class Watch:
         """Every (key, stage) has ended and every writer has closed every key."""
         return not self.pending_stages and not self.pending_writers
 
-    def wait(self, result: _t.Any, forever: bool = False) -> None:
+    def wait(self, pipeline: PipelineWatch, forever: bool = False) -> None:
         """Block until complete (or, with ``forever``, until Ctrl-C); raise if the pipeline fails."""
-        from apache_beam.runners.runner import PipelineState
-
         while forever or not self.complete:
             try:
                 kind, attrs, data = self.events.get(timeout=0.2)
             except queue.Empty:
-                state = result.state
-                if state in (PipelineState.FAILED, PipelineState.CANCELLED, PipelineState.DONE):
-                    result.wait_until_finish()  # raises the pipeline's error
-                    raise RuntimeError(f"the streaming pipeline stopped ({state}) before every key ended")
+                pipeline.check()
                 continue
             self._handle(kind, attrs, data)
         # Let in-flight publishes of the last bundle settle (they are published, not yet acked).
@@ -177,7 +198,7 @@ class Watch:
         for f in self._futures:
             try:
                 f.result(timeout=5)
-            except Exception:  # noqa: BLE001, S110 - cancelled futures raise; that is the point
+            except Exception:
                 pass
         sub = getattr(self, "subscriber", None)
         if sub is not None:
