@@ -11,6 +11,10 @@ class UserError(PlugboardBeamError):
     """A mistake in what the user gave us (model, arguments, options): shown without traceback."""
 
 
+class Interrupted(PlugboardBeamError):
+    """The user stopped a run (Ctrl-C) and it was shut down cleanly."""
+
+
 class IOSetupError(PlugboardBeamError):
     """A component class declares its IO in a way that cannot work."""
 

@@ -15,7 +15,7 @@ import click
 import yaml
 
 from plugboard_beam.cli.progress import Progress
-from plugboard_beam.exceptions import StepError, UserError
+from plugboard_beam.exceptions import Interrupted, StepError, UserError
 from plugboard_beam.lowering.runners import RunFailed
 
 EXIT_FAILED_RUN = 1
@@ -41,6 +41,8 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
                 raise
             _fail(f"{err}\n(destroy() was called on every component; use --debug for the traceback)",
                   EXIT_FAILED_RUN)
+        except Interrupted as err:
+            _fail(str(err), 130)
         except StepError as err:
             if debug:
                 raise
@@ -213,13 +215,24 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
 @MODEL
 @click.option("--stages", "partition", type=click.Choice(["fused", "component"]), default="fused",
               show_default=True, help="Stage partitioning to show.")
+@click.option("--streaming", is_flag=True, help="Show the streaming plan (Pub/Sub readers, feedback topics).")
+@click.option("--loops", type=click.Choice(["feedback", "fused"]), default="feedback", show_default=True,
+              help="Streaming: loops through a feedback topic, or fused in one stage.")
 @handle_errors
-def compile_(model: str, partition: str) -> None:
+def compile_(model: str, partition: str, streaming: bool, loops: str) -> None:
     """Print the Beam plan of MODEL: stages, fused loops, PCollections, shuffles."""
     from plugboard_beam.lowering.plan import make_plan
+    from plugboard_beam.lowering.runners import RunOptions
     from plugboard_beam.spec import load_model
 
-    click.echo(make_plan(load_model(model).graph, partition).describe())
+    loaded = load_model(model)
+    if streaming:
+        from plugboard_beam.streaming.runner import streaming_plan
+
+        plan = streaming_plan(loaded, RunOptions(partition=partition, loops=loops, streaming=True))
+    else:
+        plan = make_plan(loaded.graph, partition)
+    click.echo(plan.describe())
 
 
 def quiet_beam(debug: bool) -> None:

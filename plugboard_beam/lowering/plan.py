@@ -65,7 +65,9 @@ class Plan:
             out.append(f"    input: {source}")
             for loop in st.loops:
                 out.append(f"    fused loop: {' -> '.join((*loop, loop[0]))} (runs in-process, seeded edge lags)")
-            internal = [e for e in g.edges if e.source in st.members and e.target in st.members]
+            cut_ids = {e.id for e in self.cut}
+            internal = [e for e in g.edges
+                        if e.source in st.members and e.target in st.members and e.id not in cut_ids]
             if internal:
                 out.append(f"    in-stage connectors: {len(internal)} (no serialisation)")
         for name in self.external:

@@ -1,1 +1,34 @@
 """Streaming: Pub/Sub in and out, one model instance per key, loops through a feedback topic."""
+
+from __future__ import annotations
+
+import typing as _t
+
+from plugboard_beam.spec.load import LoadedModel
+
+if _t.TYPE_CHECKING:
+    from plugboard_beam.dataflow.builders import BuildRequest
+
+
+def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) -> list[str]:
+    """The streaming lowering for Dataflow (the ``builders`` hook): one feedback topic per cut
+    edge with its own subscription (Dataflow reads several subscriptions without stalling);
+    nothing is contacted here, so a dry run stays offline. Returns one line per stage."""
+    from plugboard_beam.library.pubsub import PubSubReader
+    from plugboard_beam.streaming.pipeline import build_streaming
+    from plugboard_beam.streaming.resources import Resources
+    from plugboard_beam.streaming.runner import components_of, streaming_plan
+
+    plan = streaming_plan(model, request.options)
+    res = Resources.plan(model, plan.cut, request.project, request.job_name, multiplex=False)
+    readers = components_of(model, PubSubReader)
+    instances = list(request.instances)
+    keyed_by_messages = readers and [k for k, _ in instances] == ["default"] and not instances[0][1]
+    build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res)
+    lines = []
+    for st in plan.stages:
+        loops = "".join(f"; fused loop {' -> '.join((*lp, lp[0]))}" for lp in st.loops)
+        lines.append(f"{st.name}: {', '.join(st.members)}{loops}")
+    for e in plan.cut:
+        lines.append(f"feedback {e.label}: {res.feedback[e.id]}")
+    return lines

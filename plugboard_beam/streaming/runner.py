@@ -19,7 +19,7 @@ import time
 import typing as _t
 import uuid
 
-from plugboard_beam.exceptions import UserError
+from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.library.pubsub import PubSubReader, project_id
 from plugboard_beam.lowering.plan import PARTITIONS, Plan, feedback_edges, make_plan
 from plugboard_beam.lowering.runners import Instances, Runner, RunOptions, RunReport, pipeline_options
@@ -88,6 +88,7 @@ class StreamingRunner(Runner):
         build_streaming(pipeline, model, plan, scenarios, res)
         report = RunReport()
         result = None
+        interrupted = False
         try:
             watch.start()
             result = pipeline.run()
@@ -95,14 +96,18 @@ class StreamingRunner(Runner):
                 log.warning("streaming until Ctrl-C (keys come from the messages)")
             watch.wait(PipelineWatch(result), forever=not finite)
         except KeyboardInterrupt:
-            report.failures.append({"key": "", "message": "interrupted (Ctrl-C): the run was stopped"})
+            interrupted = True
         finally:
             watch.stop()
             if result is not None:
                 _cancel(result)
-            lowering_beam.close_live_runs()  # destroy() for every component still running
+            still_running = lowering_beam.close_live_runs()  # destroy() for every live component
             res.delete_run_subscriptions()
-        report.failures = watch.failures + report.failures
+        if interrupted:
+            raise Interrupted(
+                f"stopped by Ctrl-C: {len(watch.ended_keys)} key(s) had ended; destroy() was called on the "
+                f"components of {still_running} stage instance(s) still running")
+        report.failures = watch.failures
         return report
 
 
@@ -147,6 +152,7 @@ class Watch:
         self.pending_stages = {(k, s) for k in keys for s in stages}
         self.pending_writers = {(k, w) for k in keys for w in writers}
         self.failures: list[dict[str, _t.Any]] = []
+        self.ended_keys: set[str] = set()
         self.events: queue.Queue[tuple[str, dict[str, str], bytes]] = queue.Queue()
         self._futures: list[_t.Any] = []
 
@@ -184,6 +190,7 @@ class Watch:
         key = attrs.get("key", "")
         if kind == "control":
             self.pending_stages.discard((key, int(attrs.get("stage", -1))))
+            self.ended_keys.add(key)
             if attrs.get("failed") == "1" and data:
                 row = json.loads(data)
                 if all(f.get("message") != row.get("message") for f in self.failures):

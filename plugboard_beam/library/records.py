@@ -1,0 +1,77 @@
+"""Simple in-memory and file components: replay rows, write JSON lines.
+
+``ListSource`` replays rows given as an argument (handy with ``--scenarios``: one list per key);
+``JsonLinesWriter`` writes what ``PubSubWriter`` would publish, one JSON object per step, so a
+batch run and a streaming run of the same model can be compared line by line.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as _t
+
+from plugboard_beam.component.component import Component
+from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.schemas import ComponentArgsDict
+
+
+def _fields(args: _t.Mapping[str, _t.Any]) -> list[str]:
+    fields = args.get("fields")
+    if not isinstance(fields, (list, tuple)) or not fields or not all(isinstance(f, str) for f in fields):
+        raise ValueError("'fields' must be a non-empty list of field names")
+    return list(fields)
+
+
+class ListSource(Component):
+    """A source stepping once per row of ``rows`` (a mapping per row, or a value when there is
+    one field), then closing."""
+
+    io = IOController()
+
+    def __init__(self, fields: list[str], rows: list[_t.Any], **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.fields = _fields({"fields": fields})
+        self.io = IOController(outputs=self.fields, namespace=self.name)
+        self._rows = list(rows)
+        self._i = 0
+
+    @classmethod
+    def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
+        return IOController(outputs=_fields(args))
+
+    def step(self) -> None:  # type: ignore[override]
+        if self._i >= len(self._rows):
+            self.io.close_sync()
+            return
+        row = self._rows[self._i]
+        self._i += 1
+        if isinstance(row, dict):
+            for f in self.fields:
+                setattr(self, f, row.get(f))
+        else:
+            setattr(self, self.fields[0], row)
+
+
+class JsonLinesWriter(Component):
+    """Writes ``{field: value, ...}`` per step as JSON lines to ``path``."""
+
+    io = IOController()
+
+    def __init__(self, path: str, fields: list[str], **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.fields = _fields({"fields": fields})
+        self.io = IOController(inputs=self.fields, initial_values=self.initial_values, namespace=self.name)
+        self.path = path
+
+    @classmethod
+    def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
+        return IOController(inputs=_fields(args))
+
+    def step(self) -> None:  # type: ignore[override]
+        if "_lines" not in self.__dict__:
+            self._lines: list[str] = []
+        self._lines.append(json.dumps({f: getattr(self, f) for f in self.fields}))
+
+    def destroy(self) -> None:  # type: ignore[override]
+        with open(self.path, "w") as f:
+            f.writelines(line + "\n" for line in self.__dict__.get("_lines", []))

@@ -1,0 +1,165 @@
+"""Streaming on the DirectRunner against the real Pub/Sub emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+import os
+from pathlib import Path
+import random
+import shutil
+import subprocess
+import time
+import typing as _t
+
+import pytest
+import yaml
+
+from conftest import ROOT, cli_command
+from plugboard_beam.testing.emulator import Emulator
+
+PROJECT = "plugboard-beam-test"
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(project=PROJECT) as emu:
+        yield emu
+
+
+def env_for(emu: Emulator) -> dict[str, str]:
+    return dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID=PROJECT)
+
+
+def clients() -> tuple[_t.Any, _t.Any]:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+
+
+def make_sub(topic: str, sub: str) -> tuple[str, str]:
+    pub, subscriber = clients()
+    t, s = f"projects/{PROJECT}/topics/{topic}", f"projects/{PROJECT}/subscriptions/{sub}"
+    try:
+        pub.create_topic(name=t)
+    except Exception:  # noqa: BLE001 - exists
+        pass
+    subscriber.create_subscription(name=s, topic=t)
+    return t, s
+
+
+def drain(sub: str, expect_eos: int = 0, expect: int = 0, timeout: float = 60) -> list[tuple[dict[str, str], bytes]]:
+    """Pull until ``expect_eos`` end-of-stream messages / ``expect`` messages arrived (or timeout)."""
+    _, subscriber = clients()
+    out: list[tuple[dict[str, str], bytes]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (sum(a.get("eos") == "true" for a, _ in out) < expect_eos
+                                           or len(out) < expect):
+        resp = subscriber.pull(subscription=sub, max_messages=500, timeout=2)
+        if resp.received_messages:
+            subscriber.acknowledge(subscription=sub, ack_ids=[m.ack_id for m in resp.received_messages])
+        out += [(dict(m.message.attributes), bytes(m.message.data)) for m in resp.received_messages]
+    return out
+
+
+def test_conformance_streaming(emulator: Emulator, conformance: Path) -> None:
+    import sys
+
+    proc = subprocess.run([sys.executable, str(conformance / "check"), "--cli", " ".join(cli_command()),
+                           "--run-args=--streaming", "--timeout", "240"],
+                          capture_output=True, text=True, timeout=1800, env=env_for(emulator))
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " 0 failed" in proc.stdout
+
+
+def test_tank_twin_20_keys_out_of_order_duplicates_eos_equals_batch(emulator: Emulator, tmp_path: Path) -> None:
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    rng = random.Random(7)
+    keys = [f"asset-{i:02d}" for i in range(20)]
+    inflows = {k: [round(rng.uniform(0, 10), 3) for _ in range(6 + i % 5)] for i, k in enumerate(keys)}
+    topic, sub = make_sub("tank-inflow", "tank-inflow-e2e")
+    _, results = make_sub("tank-state", "tank-state-e2e")
+    _, dead = make_sub("tank-inflow-dead-letter", "tank-dead-e2e")
+    pub, _ = clients()
+    messages: list[tuple[bytes, dict[str, str]]] = []
+    for k, values in inflows.items():
+        for seq, v in enumerate(values):
+            messages.append((json.dumps({"inflow": v}).encode(), {"key": k, "seq": str(seq)}))
+        messages.append((b"", {"key": k, "seq": str(len(values)), "eos": "true"}))
+    messages += rng.sample(messages, 40)  # redeliveries
+    rng.shuffle(messages)  # out of order, across and within keys
+    malformed = [(b"not json", {"key": "asset-00", "seq": "99"}), (b'{"outflow": 1}', {"key": "asset-01", "seq": "98"}),
+                 (b'{"inflow": 1}', {"seq": "1"})]
+    for data, attrs in messages[:30] + malformed + messages[30:]:
+        pub.publish(topic, data, **attrs).result()
+    (work / "keys.yaml").write_text(yaml.safe_dump([{"key": k} for k in keys]))
+    t0 = time.monotonic()
+    proc = subprocess.run([*cli_command(), "process", "run", "tank.yaml", "--streaming", "--scenarios", "keys.yaml",
+                           "-p", "sensor.subscription=tank-inflow-e2e"], cwd=work, capture_output=True, text=True,
+                          timeout=600, env=env_for(emulator))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    elapsed = time.monotonic() - t0
+    published = drain(results, expect_eos=len(keys))
+    by_key: dict[str, list[tuple[int, dict[str, _t.Any]]]] = {}
+    eos: dict[str, int] = {}
+    for attrs, data in published:
+        if attrs.get("eos") == "true":
+            eos[attrs["key"]] = int(attrs["count"])
+        else:
+            by_key.setdefault(attrs["key"], []).append((int(attrs["step"]), json.loads(data)))
+    # The same inputs in batch (replayed from a list), written as JSON lines per key.
+    (work / "rows.yaml").write_text(yaml.safe_dump([{"key": k, "sensor.rows": v} for k, v in inflows.items()]))
+    batch = subprocess.run([*cli_command(), "process", "run", "tank-batch.yaml", "--scenarios", "rows.yaml"],
+                           cwd=work, capture_output=True, text=True, timeout=600)
+    assert batch.returncode == 0, batch.stderr
+    for k in keys:
+        expected = [json.loads(line) for line in (work / f"tank-{k}.jsonl").read_text().splitlines()]
+        steps = sorted(by_key.get(k, []), key=lambda s: s[0])
+        assert [s for s, _ in steps] == list(range(len(expected))), k  # each step published once
+        assert [p for _, p in steps] == expected, k
+        assert eos[k] == len(inflows[k]) == len(expected)
+    dead_letters = drain(dead, expect=3, timeout=30)
+    reasons = sorted(a["reason"].split(":")[0] for a, _ in dead_letters)
+    assert len(dead_letters) == 3, dead_letters
+    assert reasons == ["no 'key' attribute (it names the model instance)", "payload is not JSON",
+                       "payload lacks field(s) inflow"]
+    print(f"20 keys streamed in {elapsed:.1f} s")
+
+
+def test_ctrl_c_stops_cleanly_and_destroys(emulator: Emulator, tmp_path: Path) -> None:
+    import signal
+
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    model = yaml.safe_load((work / "tank.yaml").read_text())
+    args = model["plugboard"]["process"]["args"]
+    args["components"].append({"type": "plugboard_beam.library.JsonLinesWriter",
+                               "args": {"name": "log", "path": "log-{key}.jsonl", "fields": ["level"]}})
+    args["connectors"].append({"source": "tank.level", "target": "log.level"})
+    (work / "forever.yaml").write_text(yaml.safe_dump(model))
+    topic, _ = make_sub("tank-inflow", "tank-inflow-ctrlc")
+    _, results = make_sub("tank-state", "tank-state-ctrlc")
+    proc = subprocess.Popen([*cli_command(), "process", "run", "forever.yaml", "--streaming",
+                             "-p", "sensor.subscription=tank-inflow-ctrlc"], cwd=work, env=env_for(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pub, _ = clients()
+        for seq in range(3):
+            pub.publish(topic, json.dumps({"inflow": 4.0}).encode(), key="a", seq=str(seq)).result()
+        got = drain(results, expect=3, timeout=90)
+        assert len(got) == 3 and proc.poll() is None  # still running: keys come from messages
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        stop_seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "stopped by Ctrl-C" in err and "Traceback" not in err
+    assert stop_seconds < 20
+    # destroy() ran for the still-running key: its JSON-lines file was written.
+    assert [json.loads(x)["level"] for x in (work / "log-a.jsonl").read_text().splitlines()] == [4.0, 7.2, 9.76]
