@@ -20,7 +20,9 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     from plugboard_beam.streaming.runner import components_of, streaming_plan
 
     plan = streaming_plan(model, request.options)
-    res = Resources.plan(model, plan.cut, request.project, request.job_name, multiplex=False)
+    res = Resources.plan(model, plan.cut, request.project, request.job_name, multiplex=False, read_topics=True)
+    if not request.options.dry_run:
+        res.create_topics()  # feedback, control and dead-letter topics are ours to create
     readers = components_of(model, PubSubReader)
     instances = list(request.instances)
     keyed_by_messages = readers and [k for k, _ in instances] == ["default"] and not instances[0][1]
@@ -29,6 +31,4 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     for st in plan.stages:
         loops = "".join(f"; fused loop {' -> '.join((*lp, lp[0]))}" for lp in st.loops)
         lines.append(f"{st.name}: {', '.join(st.members)}{loops}")
-    for e in plan.cut:
-        lines.append(f"feedback {e.label}: {res.feedback[e.id]}")
     return lines

@@ -161,9 +161,9 @@ def build_streaming(
             (fields.index(e.source_field), e.id, edge_stage[e.id]) for e in g.out_edges(reader.name)))
 
     tags = [stage_tag(st.id) for st in plan.stages]
-    for i, (sub, reader) in enumerate(res.subscriptions_to_read()):
+    for i, (source, reader) in enumerate(res.reads()):
         label = reader.name if reader else f"feedback{i}"
-        msgs = pipeline | f"Read {label}" >> ReadFromPubSub(subscription=sub, with_attributes=True)
+        msgs = pipeline | f"Read {label}" >> ReadFromPubSub(with_attributes=True, **source)
         route = route_for(reader) if reader else None
         routed = msgs | f"Route {label}" >> beam.ParDo(RouteDoFn(res.run_id, route, edge_stage)).with_outputs(
             *tags, "dead", "unordered")

@@ -63,12 +63,16 @@ class Resources:
     control_subscription: str = ""
     writer_watch: dict[str, str] = field(default_factory=dict)  # writer -> driver subscription
 
+    #: read topics directly (Dataflow makes and owns a subscription per read) instead of
+    #: subscriptions made by us before the run (DirectRunner: nothing published is missed)
+    read_topics: bool = False
+
     @classmethod
     def plan(cls, model: LoadedModel, cut: _t.Sequence[Edge], project: str, run_id: str, multiplex: bool,
-             feedback_override: _t.Optional[str] = None) -> Resources:
+             feedback_override: _t.Optional[str] = None, read_topics: bool = False) -> Resources:
         """Name everything (contacts nothing)."""
         name = slug(model.graph.name)
-        res = cls(project=project, model=name, run_id=run_id)
+        res = cls(project=project, model=name, run_id=run_id, read_topics=read_topics)
         for spec in model.config.plugboard.process.args.components:
             cls_ = model.classes[spec.args.name]
             args = spec.args.extra_args()
@@ -105,14 +109,43 @@ class Resources:
                 res.feedback_subscriptions[e.id] = subscription_path(slug(f"pbb-{name}-fb{e.id}-{run_id}"), project)
         return res
 
-    def subscriptions_to_read(self) -> list[tuple[str, _t.Optional[ReaderInfo]]]:
-        """(subscription, reader or None for feedback-only) the pipeline reads."""
-        out: list[tuple[str, _t.Optional[ReaderInfo]]] = [(r.subscription, r) for r in self.readers]
+    def reads(self) -> list[tuple[dict[str, str], _t.Optional[ReaderInfo]]]:
+        """What the pipeline reads: (``ReadFromPubSub`` arguments, the reader or None for feedback)."""
+        out: list[tuple[dict[str, str], _t.Optional[ReaderInfo]]] = []
+        for r in self.readers:
+            if self.read_topics and r.own_subscription and r.topic:
+                out.append(({"topic": r.topic}, r))
+            else:
+                out.append(({"subscription": r.subscription}, r))
         if self.input_subscription:
-            out.append((self.input_subscription, None))
-        for sub in dict.fromkeys(self.feedback_subscriptions.values()):
-            out.append((sub, None))
+            out.append(({"subscription": self.input_subscription}, None))
+        if self.read_topics:
+            out += [({"topic": t}, None) for t in dict.fromkeys(self.feedback[e] for e in self.feedback_subscriptions)]
+        else:
+            out += [({"subscription": s}, None) for s in dict.fromkeys(self.feedback_subscriptions.values())]
         return out
+
+    def topics(self) -> list[str]:
+        """Every topic the run publishes to or reads."""
+        out = [self.control_topic, *self.writers.values(), *self.feedback.values()]
+        for r in self.readers:
+            out += [t for t in (r.topic, r.dead_letter_topic) if t]
+        if self.input_topic:
+            out.append(self.input_topic)
+        return list(dict.fromkeys(t for t in out if t))
+
+    def create_topics(self, timeout: float = 15.0) -> None:
+        """Create the topics that are missing (for a Dataflow submission; reads there own their
+        subscriptions)."""
+        from google.api_core import exceptions
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+        pub = pubsub_v1.PublisherClient()
+        for path in self.topics():
+            try:
+                pub.create_topic(name=path, timeout=timeout)
+            except exceptions.AlreadyExists:
+                pass
 
     # ------------------------------------------------------------ admin calls
     def create(self, timeout: float = 15.0) -> None:
