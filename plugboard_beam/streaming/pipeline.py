@@ -161,9 +161,9 @@ def build_streaming(
             (fields.index(e.source_field), e.id, edge_stage[e.id]) for e in g.out_edges(reader.name)))
 
     tags = [stage_tag(st.id) for st in plan.stages]
-    for i, (source, reader) in enumerate(res.reads()):
+    for i, (read_args, reader) in enumerate(res.reads()):
         label = reader.name if reader else f"feedback{i}"
-        msgs = pipeline | f"Read {label}" >> ReadFromPubSub(with_attributes=True, **source)
+        msgs = pipeline | f"Read {label}" >> ReadFromPubSub(with_attributes=True, **read_args)
         route = route_for(reader) if reader else None
         routed = msgs | f"Route {label}" >> beam.ParDo(RouteDoFn(res.run_id, route, edge_stage)).with_outputs(
             *tags, "dead", "unordered")
