@@ -72,3 +72,23 @@ class Mix(Component):
 
     async def step(self) -> None:
         self.y = self.x + 0.5 * self.back
+
+
+class Stamp(Component):
+    """Records the wall-clock time of each of its steps; writes them in destroy()."""
+
+    io = IO(inputs=["x"])
+
+    def __init__(self, path: str, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._path = path
+        self._times: list[float] = []
+
+    async def step(self) -> None:
+        import time
+
+        self._times.append(time.time())
+
+    async def destroy(self) -> None:
+        with open(self._path, "w") as f:
+            f.write("\n".join(repr(t) for t in self._times) + "\n")

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 import typing as _t
@@ -75,6 +76,10 @@ class StreamingRunner(Runner):
         keys = [sc.key for sc, _ in insts] if finite else []
         scenarios = [(sc.key, dict(sc.overrides)) for sc, _ in insts] if finite else []
         project = project_id(self.options.view_as(GoogleCloudOptions).project)
+        if not re.fullmatch(r"[a-z][-a-z0-9:.]{4,61}[a-z0-9]", project):
+            raise UserError(f"Pub/Sub project {project!r} (from --project, PUBSUB_PROJECT_ID or "
+                            "GOOGLE_CLOUD_PROJECT) is not a valid project id: 6 to 63 characters, lower-case "
+                            "letters, digits and hyphens, starting with a letter")
         res = Resources.plan(model, plan.cut, project, uuid.uuid4().hex[:8], multiplex=True)
         try:
             res.create(timeout=15)

@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Streaming on the DirectRunner with the Pub/Sub emulator (a benchmark script, not a test).
+
+    .venv/bin/python benchmarks/streaming_bench.py
+
+Prints end-to-end latency (publish -> result received) p50/p95 for a 3-component model,
+sustained messages/s over 10 keys, and loop-iteration latency through the feedback topic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing as _t
+
+HERE = Path(__file__).resolve().parent
+MODELS = HERE / "models"
+CLI = str(Path(sys.executable).with_name("plugboard-beam"))
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main() -> None:
+    from google.cloud import pubsub_v1
+
+    from plugboard_beam.testing.emulator import Emulator
+
+    with Emulator(project="bench-project") as emu:
+        env = dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID="bench-project",
+                   PYTHONPATH=str(MODELS))
+        pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        t_in, t_out = "projects/bench-project/topics/bench-in", "projects/bench-project/topics/bench-out"
+        pub.create_topic(name=t_in)
+        pub.create_topic(name=t_out)
+        sub.create_subscription(name="projects/bench-project/subscriptions/bench-in-sub", topic=t_in)
+        sub.create_subscription(name="projects/bench-project/subscriptions/bench-out-sub", topic=t_out)
+        received: dict[tuple[str, int], float] = {}
+        lock = threading.Lock()
+
+        def on_result(m: _t.Any) -> None:
+            now = time.time()
+            if m.attributes.get("eos") != "true":
+                with lock:
+                    received[(m.attributes["key"], int(m.attributes["step"]))] = now
+            m.ack()
+
+        stream = sub.subscribe("projects/bench-project/subscriptions/bench-out-sub", on_result)
+        proc = subprocess.Popen([CLI, "process", "run", str(MODELS / "stream3.yaml"), "--streaming"],
+                                env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            # warm up until the pipeline answers
+            sent: dict[tuple[str, int], float] = {}
+            t0 = time.time()
+            seq = 0
+            while not received and time.time() - t0 < 120 and proc.poll() is None:
+                sent[("warm", seq)] = time.time()
+                pub.publish(t_in, json.dumps({"x": seq}).encode(), key="warm", seq=str(seq)).result()
+                seq += 1
+                time.sleep(0.5)
+            print(f"pipeline answering {time.time() - t0:.1f} s after start", flush=True)
+            if not received:
+                proc.send_signal(signal.SIGINT)
+                print(proc.communicate(timeout=60)[1])
+                return
+            # latency: 50 messages, 100 ms apart
+            for i in range(50):
+                sent[("lat", i)] = time.time()
+                pub.publish(t_in, json.dumps({"x": i}).encode(), key="lat", seq=str(i)).result()
+                time.sleep(0.1)
+            deadline = time.time() + 60
+            while time.time() < deadline and sum(1 for k in received if k[0] == "lat") < 50:
+                time.sleep(0.05)
+            if not any(k[0] == "lat" for k in received):
+                print("no results for the latency messages:", sorted(received)[:5])
+            lat = [(received[k] - sent[k]) * 1000 for k in sent if k[0] == "lat" and k in received]
+            print(f"latency publish->result, 3 components: n={len(lat)} p50={pct(lat, 50):.0f} ms "
+                  f"p95={pct(lat, 95):.0f} ms")
+            # throughput: 2000 messages over 10 keys, published as fast as possible
+            n, keys = 2000, 10
+            futures = []
+            t_start = time.time()
+            for i in range(n):
+                k = f"tp{i % keys}"
+                futures.append(pub.publish(t_in, json.dumps({"x": i}).encode(), key=k, seq=str(i // keys)))
+            for f in futures:
+                f.result()
+            deadline = time.time() + 300
+            while time.time() < deadline and sum(1 for k in received if k[0].startswith("tp")) < n:
+                time.sleep(0.05)
+            done = [received[k] for k in received if k[0].startswith("tp")]
+            elapsed = max(done) - t_start if done else float("nan")
+            print(f"sustained throughput, 10 keys: {len(done)} messages in {elapsed:.1f} s = "
+                  f"{len(done) / elapsed:.0f} messages/s")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            stream.cancel()
+        # loop iteration latency through the feedback topic
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.time()
+            r = subprocess.run([CLI, "process", "run", str(MODELS / "stream_loop.yaml"), "--streaming"],
+                               env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                print(r.stderr)
+            times = [float(x) for x in Path(tmp, "loop-times.txt").read_text().split()]
+            gaps = [(b - a) * 1000 for a, b in zip(times, times[1:])]
+            print(f"loop iteration through the feedback topic: n={len(gaps)} median={statistics.median(gaps):.0f} ms "
+                  f"p95={pct(gaps, 95):.0f} ms (whole run {time.time() - t0:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
