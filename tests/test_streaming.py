@@ -163,3 +163,27 @@ def test_ctrl_c_stops_cleanly_and_destroys(emulator: Emulator, tmp_path: Path) -
     assert stop_seconds < 20
     # destroy() ran for the still-running key: its JSON-lines file was written.
     assert [json.loads(x)["level"] for x in (work / "log-a.jsonl").read_text().splitlines()] == [4.0, 7.2, 9.76]
+
+
+def test_local_runner_reads_and_publishes_with_the_client(emulator: Emulator, tmp_path: Path) -> None:
+    """Under LocalProcess (--runner local) the same model uses google-cloud-pubsub directly."""
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    topic, _ = make_sub("tank-inflow", "tank-inflow-local")
+    _, results = make_sub("tank-state", "tank-state-local")
+    pub, _ = clients()
+    inflows = {"a": [1.0, 2.0, 3.0], "b": [10.0, 0.0]}
+    msgs = [(json.dumps({"inflow": v}).encode(), {"key": k, "seq": str(i)})
+            for k, vs in inflows.items() for i, v in enumerate(vs)]
+    msgs += [(b"", {"key": k, "seq": str(len(vs)), "eos": "true"}) for k, vs in inflows.items()]
+    for data, attrs in reversed(msgs):
+        pub.publish(topic, data, **attrs).result()
+    (work / "keys.yaml").write_text("- {key: a}\n- {key: b}\n")
+    proc = subprocess.run([*cli_command(), "process", "run", "tank.yaml", "--runner", "local", "--scenarios",
+                           "keys.yaml", "-p", "sensor.subscription=tank-inflow-local"], cwd=work,
+                          capture_output=True, text=True, timeout=300, env=env_for(emulator))
+    assert proc.returncode == 0, proc.stderr
+    got = drain(results, expect_eos=2, timeout=30)
+    levels = {k: [json.loads(d)["level"] for a, d in sorted(got, key=lambda x: int(x[0]["step"]))
+                  if a["key"] == k and a.get("eos") != "true"] for k in inflows}
+    assert levels == {"a": [1.0, 2.8, 5.24], "b": [10.0, 8.0]}

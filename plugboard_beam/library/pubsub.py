@@ -29,6 +29,7 @@ import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.library._common import field_names
 from plugboard_beam.schemas import ComponentArgsDict
 
 DEFAULT_PROJECT = "plugboard-beam-local"
@@ -101,11 +102,6 @@ def parse_message(data: bytes, attributes: _t.Mapping[str, str], fields: _t.Sequ
     return Parsed(key, seq, False, tuple(payload[f] for f in fields))
 
 
-def _fields(args: _t.Mapping[str, _t.Any]) -> list[str]:
-    fields = args.get("fields")
-    if not isinstance(fields, (list, tuple)) or not fields or not all(isinstance(f, str) for f in fields):
-        raise ValueError("'fields' must be a non-empty list of field names")
-    return list(fields)
 
 
 class PubSubReader(Component):
@@ -125,7 +121,7 @@ class PubSubReader(Component):
         **kwargs: _t.Unpack[ComponentArgsDict],
     ) -> None:
         super().__init__(**kwargs)
-        self.fields = _fields({"fields": fields})
+        self.fields = field_names({"fields": fields})
         if not (subscription or topic):
             raise ValueError(f"PubSubReader {self.name!r}: give a subscription or a topic")
         self.io = IOController(outputs=self.fields, namespace=self.name)
@@ -144,7 +140,7 @@ class PubSubReader(Component):
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
         if not (args.get("subscription") or args.get("topic")):
             raise ValueError("PubSubReader needs a 'subscription' or a 'topic'")
-        return IOController(outputs=_fields(args))
+        return IOController(outputs=field_names(args))
 
     # ---- local execution (LocalProcess / --runner local): google-cloud-pubsub directly
     def init(self) -> None:  # type: ignore[override]
@@ -220,7 +216,7 @@ class PubSubWriter(Component):
     def __init__(self, topic: str, fields: list[str], project: _t.Optional[str] = None,
                  **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         super().__init__(**kwargs)
-        self.fields = _fields({"fields": fields})
+        self.fields = field_names({"fields": fields})
         self.io = IOController(inputs=self.fields, initial_values=self.initial_values, namespace=self.name)
         self.topic = topic
         self.project = project
@@ -232,7 +228,7 @@ class PubSubWriter(Component):
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
         if not args.get("topic"):
             raise ValueError("PubSubWriter needs a 'topic'")
-        return IOController(inputs=_fields(args))
+        return IOController(inputs=field_names(args))
 
     @property
     def _key(self) -> str:

@@ -12,14 +12,8 @@ import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.library._common import field_names
 from plugboard_beam.schemas import ComponentArgsDict
-
-
-def _fields(args: _t.Mapping[str, _t.Any]) -> list[str]:
-    fields = args.get("fields")
-    if not isinstance(fields, (list, tuple)) or not fields or not all(isinstance(f, str) for f in fields):
-        raise ValueError("'fields' must be a non-empty list of field names")
-    return list(fields)
 
 
 class ListSource(Component):
@@ -30,14 +24,14 @@ class ListSource(Component):
 
     def __init__(self, fields: list[str], rows: list[_t.Any], **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         super().__init__(**kwargs)
-        self.fields = _fields({"fields": fields})
+        self.fields = field_names({"fields": fields})
         self.io = IOController(outputs=self.fields, namespace=self.name)
         self._rows = list(rows)
         self._i = 0
 
     @classmethod
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
-        return IOController(outputs=_fields(args))
+        return IOController(outputs=field_names(args))
 
     def step(self) -> None:  # type: ignore[override]
         if self._i >= len(self._rows):
@@ -59,13 +53,13 @@ class JsonLinesWriter(Component):
 
     def __init__(self, path: str, fields: list[str], **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         super().__init__(**kwargs)
-        self.fields = _fields({"fields": fields})
+        self.fields = field_names({"fields": fields})
         self.io = IOController(inputs=self.fields, initial_values=self.initial_values, namespace=self.name)
         self.path = path
 
     @classmethod
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
-        return IOController(inputs=_fields(args))
+        return IOController(inputs=field_names(args))
 
     def step(self) -> None:  # type: ignore[override]
         if "_lines" not in self.__dict__:

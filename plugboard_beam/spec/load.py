@@ -523,7 +523,7 @@ PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
     (check_connectors, ("check_schema",)),
     (check_inputs_connected, ("check_schema",)),
     (build_graph, ("check_schema", "check_names", "resolve_types", "resolve_io", "check_connectors")),
-    (check_cycles, ("check_schema", "check_names", "resolve_types", "check_connectors", "check_initial_values")),
+    (check_cycles, ("build_graph", "check_initial_values")),
 ]
 
 
