@@ -175,6 +175,9 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
                                                "(eos per key) or Ctrl-C.")
 @click.option("--loops", type=click.Choice(["feedback", "fused"]), default="feedback", show_default=True,
               help="Streaming: route loops through a Pub/Sub feedback topic, or keep them in one stage.")
+@click.option("--feedback-topic", default=None, metavar="TOPIC",
+              help="Streaming: the Pub/Sub topic loops travel through (default: one per loop edge, named "
+                   "from the model and edge; on the DirectRunner, the input topic).")
 @click.option("--dry-run", is_flag=True, help="Dataflow: build the job offline into --job-dir, submit nothing.")
 @click.option("--job-dir", default="dataflow-job", show_default=True, help="Dataflow: where --dry-run writes.")
 @click.option("--profile", type=click.Path(dir_okay=False), default=None,
@@ -183,7 +186,7 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 @handle_errors
 def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
         partition: str, params: tuple[str, ...], progress: _t.Optional[bool], streaming: bool, loops: str,
-        dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
+        feedback_topic: _t.Optional[str], dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
     from plugboard_beam.lowering.runners import RUNNERS, RunOptions
     from plugboard_beam.spec import load_model
@@ -195,7 +198,8 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, progress=bar,
-        streaming=streaming, loops=loops, dry_run=dry_run, job_dir=job_dir, profile=profile,
+        streaming=streaming, loops=loops, feedback_topic=feedback_topic, dry_run=dry_run, job_dir=job_dir,
+        profile=profile,
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
     name = runner.lower()

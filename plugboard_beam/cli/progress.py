@@ -17,10 +17,15 @@ class Progress:
         self.enabled = stream.isatty() if enabled is None else enabled
         self.start = time.monotonic()
         self._drawn = False
+        self._last = 0.0
 
     def __call__(self, key: str, engine: Engine) -> None:
         if not self.enabled:
             return
+        now = time.monotonic()
+        if now - self._last < 0.25:
+            return
+        self._last = now
         steps = engine.steps()
         total = sum(steps.values())
         rate = total / max(time.monotonic() - self.start, 1e-9)

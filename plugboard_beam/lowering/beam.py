@@ -35,6 +35,8 @@ ERRORS = "errors"
 DONE = "done"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
+#: progress callback of an in-process runner (DirectRunner in_memory); None in worker processes
+PROGRESS: _t.Optional[_t.Callable[[str, Engine], None]] = None
 #: live runs by stage DoFn id, then key: (state version, run)
 _LIVE_RUNS: dict[str, dict[str, tuple[int, StageRun]]] = {}
 
@@ -162,7 +164,7 @@ class StageDoFn(beam.DoFn):
         if chunk is not None:
             run.feed(chunk)
         tags = self.tags
-        for out in run.advance(self.chunk_rounds):
+        for out in run.advance(self.chunk_rounds, PROGRESS):
             yield beam.pvalue.TaggedOutput(tags[out[0]], (key, out))
             if self.records.full():
                 yield beam.pvalue.TaggedOutput(RECORD, self.records.take())

@@ -57,6 +57,8 @@ class RunOptions:
     #: streaming: sources are Pub/Sub subscriptions; loops go through a feedback topic or stay fused
     streaming: bool = False
     loops: str = "feedback"
+    #: streaming: the feedback topic of cut loop edges (default: one per edge, named from model and edge)
+    feedback_topic: _t.Optional[str] = None
     #: Dataflow: build the job offline into ``job_dir`` instead of submitting it
     dry_run: bool = False
     job_dir: str = "dataflow-job"
@@ -175,10 +177,14 @@ class BeamRunner(Runner):
             pipeline = beam.Pipeline(options=self.options)
             build(pipeline, model, plan, overrides, options.record, prefix)
             _tune_direct_runner()
+            from plugboard_beam.lowering import beam as lowering_beam
+
+            lowering_beam.PROGRESS = options.progress  # reaches DoFns running in this process
             try:
                 result = pipeline.run()
                 result.wait_until_finish()
             finally:
+                lowering_beam.PROGRESS = None
                 close_live_runs()
             for path in sorted(glob.glob(prefix + "*")):
                 with open(path) as f:

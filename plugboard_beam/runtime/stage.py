@@ -64,7 +64,8 @@ class StageRun:
             port.close()
 
     # -------------------------------------------------------------------- run
-    def advance(self, max_rounds: int = 16) -> _t.Iterator[Chunk]:
+    def advance(self, max_rounds: int = 16,
+                on_progress: _t.Optional[_t.Callable[[str, Engine], None]] = None) -> _t.Iterator[Chunk]:
         """Run as far as the inputs allow, yielding output chunks every ``max_rounds`` rounds."""
         engine = self.engine
         while self.error is None:
@@ -72,6 +73,8 @@ class StageRun:
                 engine.run(max_rounds=max_rounds)
             except StepError as err:
                 self._fail(err)
+            if on_progress is not None:
+                on_progress(engine.key, engine)
             yield from self.take()
             if engine.finished or engine.idle:
                 break

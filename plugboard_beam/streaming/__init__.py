@@ -20,7 +20,8 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     from plugboard_beam.streaming.runner import components_of, streaming_plan
 
     plan = streaming_plan(model, request.options)
-    res = Resources.plan(model, plan.cut, request.project, request.job_name, multiplex=False, read_topics=True)
+    res = Resources.plan(model, plan.cut, request.project, request.job_name, multiplex=False, read_topics=True,
+                         feedback_override=request.options.feedback_topic)
     if not request.options.dry_run:
         res.create_topics()  # feedback, control and dead-letter topics are ours to create
     readers = components_of(model, PubSubReader)

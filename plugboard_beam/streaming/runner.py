@@ -80,7 +80,10 @@ class StreamingRunner(Runner):
             raise UserError(f"Pub/Sub project {project!r} (from --project, PUBSUB_PROJECT_ID or "
                             "GOOGLE_CLOUD_PROJECT) is not a valid project id: 6 to 63 characters, lower-case "
                             "letters, digits and hyphens, starting with a letter")
-        res = Resources.plan(model, plan.cut, project, uuid.uuid4().hex[:8], multiplex=True)
+        # The DirectRunner reads one subscription well: feedback rides on the input topic unless
+        # the user names a feedback topic.
+        res = Resources.plan(model, plan.cut, project, uuid.uuid4().hex[:8], multiplex=not options.feedback_topic,
+                             feedback_override=options.feedback_topic)
         try:
             res.create(timeout=15)
         except Exception as exc:
