@@ -109,6 +109,10 @@ class StreamingRunner(Runner):
             watch.stop()
             if result is not None:
                 _cancel(result)
+                dead = _counter(result, "dead_letters")
+                if dead:
+                    log.warning("%d malformed message(s) went to the dead-letter topic(s): %s", dead,
+                                ", ".join(sorted({r.dead_letter_topic for r in res.readers})))
             still_running = lowering_beam.close_live_runs()  # destroy() for every live component
             res.delete_run_subscriptions()
         if interrupted:
@@ -143,6 +147,17 @@ class PipelineWatch:
             raise RuntimeError(f"the streaming pipeline failed: {type(self.error).__name__}: {first}")
         if self.finished:
             raise RuntimeError("the streaming pipeline stopped before every key ended")
+
+
+def _counter(result: _t.Any, name: str) -> int:
+    """A plugboard_beam counter of a (finished) pipeline, 0 when the runner has none."""
+    try:
+        from apache_beam.metrics.metric import MetricsFilter
+
+        query = result.metrics().query(MetricsFilter().with_namespace("plugboard_beam").with_name(name))
+        return sum(int(c.committed or c.attempted or 0) for c in query["counters"])
+    except Exception:  # noqa: BLE001 - metrics are informative only
+        return 0
 
 
 def _cancel(result: _t.Any) -> None:
