@@ -6,11 +6,13 @@ process group and is stopped by killing the whole group.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -56,6 +58,8 @@ class Emulator:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the Pub/Sub emulator exited ({self.proc.returncode}): {self.log()[-2000:]}")
             if self._ready():
+                _exit_on_sigterm()
+                atexit.register(self.stop)
                 for name, value in (("PUBSUB_EMULATOR_HOST", self.host), ("PUBSUB_PROJECT_ID", self.project)):
                     self._saved_env[name] = os.environ.get(name)
                     os.environ[name] = value
@@ -111,6 +115,15 @@ class Emulator:
 
     def __exit__(self, *exc: _t.Optional[types.TracebackType]) -> None:
         self.stop()
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (e.g. from ``timeout``) into SystemExit, so ``with Emulator()`` and atexit
+    still stop the JVM; only when no handler is set and we are on the main thread."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _group_alive(pgid: int) -> bool:
