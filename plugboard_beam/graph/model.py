@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 import typing as _t
 
 
@@ -49,20 +50,30 @@ class ModelGraph:
     edges: tuple[Edge, ...]
     name: str = "model"
 
+    @cached_property
+    def _index(self) -> tuple[dict[str, Node], dict[str, list[Edge]], dict[str, list[Edge]]]:
+        nodes = {n.name: n for n in self.nodes}
+        ins: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
+        outs: dict[str, list[Edge]] = {n.name: [] for n in self.nodes}
+        for e in self.edges:
+            ins.setdefault(e.target, []).append(e)
+            outs.setdefault(e.source, []).append(e)
+        return nodes, ins, outs
+
+    def __getstate__(self) -> dict[str, _t.Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_index"}  # the index is rebuilt
+
     def node(self, name: str) -> Node:
         """The node called ``name``."""
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        return self._index[0][name]
 
     def in_edges(self, name: str, field_name: _t.Optional[str] = None) -> list[Edge]:
         """Edges into a node (or one of its fields), in spec order."""
-        return [e for e in self.edges if e.target == name and field_name in (None, e.target_field)]
+        return [e for e in self._index[1].get(name, ()) if field_name in (None, e.target_field)]
 
     def out_edges(self, name: str, field_name: _t.Optional[str] = None) -> list[Edge]:
         """Edges out of a node (or one of its fields), in spec order."""
-        return [e for e in self.edges if e.source == name and field_name in (None, e.source_field)]
+        return [e for e in self._index[2].get(name, ()) if field_name in (None, e.source_field)]
 
     def is_seeded(self, edge: Edge) -> bool:
         """Whether the edge's target field has initial values (lets a loop start)."""
