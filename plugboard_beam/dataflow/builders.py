@@ -54,11 +54,7 @@ def build_batch(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) -> 
 
     plan = make_plan(model.graph, request.options.partition)
     build(pipeline, model, plan, list(request.instances), request.options.record, request.errors_prefix)
-    lines = []
-    for st in plan.stages:
-        loops = "".join(f"; fused loop {' -> '.join((*lp, lp[0]))}" for lp in st.loops)
-        lines.append(f"{st.name}: {', '.join(st.members)}{loops}")
-    return lines
+    return plan.stage_lines()
 
 
 def register_builder(kind: str, builder: PipelineBuilder) -> None:

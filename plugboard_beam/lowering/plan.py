@@ -51,6 +51,12 @@ class Plan:
         """The stage running ``component``."""
         return next(s for s in self.stages if component in s.members)
 
+    def stage_lines(self) -> list[str]:
+        """One line per stage: its components and the loops fused in it."""
+        return [f"{st.name}: {', '.join(st.members)}"
+                + "".join(f"; fused loop {' -> '.join((*lp, lp[0]))}" for lp in st.loops)
+                for st in self.stages]
+
     def describe(self) -> str:
         """A human-readable plan (what ``process compile`` prints)."""
         g = self.graph

@@ -28,8 +28,4 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     instances = list(request.instances)
     keyed_by_messages = readers and [k for k, _ in instances] == ["default"] and not instances[0][1]
     build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res)
-    lines = []
-    for st in plan.stages:
-        loops = "".join(f"; fused loop {' -> '.join((*lp, lp[0]))}" for lp in st.loops)
-        lines.append(f"{st.name}: {', '.join(st.members)}{loops}")
-    return lines
+    return plan.stage_lines()
