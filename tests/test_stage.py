@@ -56,3 +56,17 @@ def test_failure_ends_outputs_so_downstream_can_finish() -> None:
     assert outs[-1][3] is True
     errors = run.close()
     assert errors and errors[0].component == "mid" and errors[0].step == 2
+
+
+def test_dump_leaves_the_graph_out_and_load_restores_it() -> None:
+    run, e = stage()
+    run.feed((e, 0, [10, 11], False))
+    first = list(run.advance())
+    blob = run.dump()
+    assert run.engine.graph is not None  # dumping does not disturb the live run
+    assert len(blob) < len(pickle.dumps(run))
+    run2 = StageRun.load(blob, run.engine.graph)
+    run2.feed((e, 2, [12], True))
+    rest = list(run2.advance())
+    assert [v for o in first + rest for v in o[2]] == [10, 11, 12]
+    assert run2.finished and run2.close() == []

@@ -137,14 +137,14 @@ class StageDoFn(beam.DoFn):
                 f"stage {self.stage.name}, key {key!r}: the components' state could not be pickled "
                 "and this worker does not hold it (the key moved between workers); make component "
                 "attributes picklable (e.g. open files in step, not init) or use --stages fused")
-        run: StageRun = pickle.loads(blob[8:])
+        run = StageRun.load(blob[8:], self._instance(key).graph)
         run.engine.recorder = self.records if self.record else None
         return version, run
 
     def _save(self, key: str, version: int, run: StageRun, state: _t.Any) -> None:
         version += 1
         try:
-            blob = version.to_bytes(8, "little") + pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = version.to_bytes(8, "little") + run.dump()
         except (TypeError, AttributeError, pickle.PicklingError) as exc:
             if not self.unpicklable_warned:
                 self.unpicklable_warned = True

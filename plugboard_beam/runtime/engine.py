@@ -414,6 +414,11 @@ class Engine:
                 stopped.add(err.component)
 
     # --------------------------------------------------------------- snapshot
+    def attach(self, graph: ModelGraph) -> None:
+        """Finish restoring an engine that was pickled without its graph (see ``StageRun.dump``)."""
+        state = self.__dict__.pop("_detached", None)
+        if state is not None:
+            self.__setstate__({**state, "graph": graph})
     def __getstate__(self) -> dict[str, _t.Any]:
         """Plain data (components, buffers, counters): wiring is rebuilt from the graph."""
         runners = {}
@@ -447,6 +452,9 @@ class Engine:
         }
 
     def __setstate__(self, state: dict[str, _t.Any]) -> None:
+        if state["graph"] is None:
+            self._detached = state  # pickled without its graph: ``attach`` finishes the restore
+            return
         self.graph = state["graph"]
         self.key = state["key"]
         self.members = state["members"]

@@ -10,9 +10,11 @@ and picklable, so a lowering can keep it in keyed state between elements.
 
 from __future__ import annotations
 
+import pickle
 import typing as _t
 
 from plugboard_beam.exceptions import StepError
+from plugboard_beam.graph.model import ModelGraph
 from plugboard_beam.runtime.engine import Engine
 
 #: (edge id, source step of values[0], values, the connector ended after these values)
@@ -96,6 +98,23 @@ class StageRun:
         for runner in engine.runners.values():  # every output ends: downstream can finish
             if not runner.done:
                 engine._finish(runner)
+
+    def dump(self) -> bytes:
+        """Pickled, without the model graph (the loader has it): smaller and faster, since a
+        lowering keeping runs in keyed state writes this after every element."""
+        graph = self.engine.graph
+        self.engine.graph = None  # type: ignore[assignment]
+        try:
+            return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self.engine.graph = graph
+
+    @staticmethod
+    def load(blob: bytes, graph: ModelGraph) -> StageRun:
+        """The inverse of ``dump``."""
+        run: StageRun = pickle.loads(blob)
+        run.engine.attach(graph)
+        return run
 
     @property
     def finished(self) -> bool:
