@@ -3,6 +3,7 @@ DirectRunner (fused, unfused, multi-process) writes exactly what LocalProcess wr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import CONFORMANCE, cli_command
+from conftest import CONFORMANCE, ROOT, cli_command
 from plugboard_beam.spec import load_model
 
 CASES = sorted(p.name for p in (CONFORMANCE / "cases").iterdir() if (p / "model.yaml").exists()) \
@@ -37,7 +38,7 @@ def scenarios_for(model_path: Path) -> list[dict[str, object]]:
     return rows
 
 
-def run_case(case: str, tmp: Path, run_args: list[str]) -> dict[str, str]:
+def run_case(case: str, tmp: Path, run_args: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
     work = tmp / "_".join(["w", *[a.strip("-") for a in run_args]])
     shutil.copytree(CONFORMANCE / "cases" / case, work, ignore=shutil.ignore_patterns("expected"))
     for p in work.rglob("*"):
@@ -45,7 +46,8 @@ def run_case(case: str, tmp: Path, run_args: list[str]) -> dict[str, str]:
     (work / "out").mkdir()
     (work / "scenarios.yaml").write_text(yaml.safe_dump(scenarios_for(work / "model.yaml")))
     proc = subprocess.run([*cli_command(), "process", "run", "model.yaml", "--scenarios", "scenarios.yaml",
-                           *run_args], cwd=work, capture_output=True, text=True, timeout=600)
+                           *run_args], cwd=work, capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = {p.name: p.read_text() for p in sorted((work / "out").iterdir())}
     assert len(files) >= KEYS
@@ -67,3 +69,22 @@ def test_multi_process_direct_equals_local(case: str, tmp_path: Path) -> None:
     multi = run_case(case, tmp_path, ["--stages", "component", "--direct_num_workers", "2",
                                       "--direct_running_mode", "multi_processing"])
     assert multi == local
+
+
+@pytest.mark.parametrize("model", ["chain.yaml", "loop.yaml"])
+def test_state_only_in_beam_state(model: str, tmp_path: Path) -> None:
+    """Every element restores its key's run from Beam state (no worker memory), as when each
+    element lands on another worker: outputs are unchanged. 3,000 steps make several chunks
+    per key, so runs are saved and restored between elements."""
+    src = ROOT / "benchmarks" / "models"
+    outputs = []
+    for i, (args, env) in enumerate([(["--runner", "local"], None),
+                                     (["--stages", "component"], {"PLUGBOARD_BEAM_STATE_ONLY": "1"})]):
+        out = tmp_path / f"total{i}.txt"
+        proc = subprocess.run([*cli_command(), "process", "run", str(src / model), *args, "-p", "source.steps=3000",
+                               "-p", f"total.path={out}"], capture_output=True, text=True, timeout=600,
+                              env=None if env is None else {**os.environ, **env})
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].split()[0] == "3000"

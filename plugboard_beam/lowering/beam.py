@@ -100,6 +100,9 @@ class StageDoFn(beam.DoFn):
         # Live runs by key: (version, run). Beam state holds the same run pickled; the live
         # object is used only while its version matches the state's.
         self.live = _LIVE_RUNS.setdefault(self.uid, {})
+        # PLUGBOARD_BEAM_STATE_ONLY=1 restores every element's run from Beam state, as if each
+        # element went to another worker (tests use it to show state really lives there).
+        self.use_live = os.environ.get("PLUGBOARD_BEAM_STATE_ONLY") != "1"
         self.records = RecordBuffer()
         self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
@@ -129,7 +132,7 @@ class StageDoFn(beam.DoFn):
         if blob == TOMBSTONE:
             return None  # this key has ended here; late or repeated elements are dropped
         version = int.from_bytes(blob[:8], "little")
-        cached = self.live.get(key)
+        cached = self.live.get(key) if self.use_live else None
         if cached is not None and cached[0] == version:
             return cached
         if len(blob) == 8:
