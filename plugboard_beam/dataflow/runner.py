@@ -52,10 +52,6 @@ class DataflowRunner(BeamRunner):
         self.summary: _t.Optional[JobSummary] = None
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
-        from plugboard_beam.lowering.plan import PARTITIONS
-
-        if options.partition not in PARTITIONS:
-            raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
         self.config = resolve(options.pipeline_args, profile=options.profile, model_name=model.graph.name,
                               streaming=options.streaming, dry_run=options.dry_run, record=options.record)
         get_builder(self.kind)

@@ -154,7 +154,7 @@ class PubSubReader(Component):
         else:
             topic = topic_path(_t.cast(str, self.topic), self.project)
             self._sub_path = subscription_path(f"{short_name(topic)}-{self.name}-local", self.project)
-            ensure_subscription(self._subscriber, self._sub_path, topic)
+            ensure_subscription(self._publisher, self._subscriber, self._sub_path, topic)
         self._key = getattr(self, "_plugboard_beam_key", "")
 
     def step(self) -> None:  # type: ignore[override]
@@ -257,23 +257,23 @@ class PubSubWriter(Component):
         self._emit(b"", {"key": self._key, "eos": "true", "count": str(self.count), "step": str(self.count)})
 
 
-def ensure_topic(publisher: _t.Any, path: str) -> None:
+def ensure_topic(publisher: _t.Any, path: str, timeout: _t.Optional[float] = None) -> None:
     """Create a topic unless it exists."""
     from google.api_core import exceptions
 
     try:
-        publisher.create_topic(name=path)
+        publisher.create_topic(name=path, timeout=timeout)
     except exceptions.AlreadyExists:
         pass
 
 
-def ensure_subscription(subscriber: _t.Any, path: str, topic: str, ack_deadline: int = 60) -> None:
+def ensure_subscription(publisher: _t.Any, subscriber: _t.Any, path: str, topic: str,
+                        timeout: _t.Optional[float] = None, ack_deadline: int = 60) -> None:
     """Create a subscription (and its topic) unless it exists."""
     from google.api_core import exceptions
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-    ensure_topic(pubsub_v1.PublisherClient(), topic)
+    ensure_topic(publisher, topic, timeout)
     try:
-        subscriber.create_subscription(name=path, topic=topic, ack_deadline_seconds=ack_deadline)
+        subscriber.create_subscription(name=path, topic=topic, ack_deadline_seconds=ack_deadline, timeout=timeout)
     except exceptions.AlreadyExists:
         pass

@@ -185,6 +185,7 @@ class StageDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(ERRORS, row)
             state.write(TOMBSTONE)
             self.live.pop(key, None)
+            self.instances.pop(key, None)  # a long streaming job sees keys come and go
         else:
             self._save(key, version, run, state)
         batch = self.records.take()

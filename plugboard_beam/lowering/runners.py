@@ -73,6 +73,10 @@ class Runner:
 
     def run(self, model: LoadedModel, options: RunOptions) -> RunReport:
         """Run every instance of ``model``; raise ``RunFailed`` if any key failed."""
+        from plugboard_beam.lowering.plan import PARTITIONS
+
+        if options.partition not in PARTITIONS:
+            raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
         scenarios = list(options.scenarios or [Scenario(DEFAULT_KEY, {})])
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, options.scenarios), strict=True)]
         self.check(model, options)
@@ -157,10 +161,6 @@ class BeamRunner(Runner):
         self.beam_runner = beam_runner
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
-        from plugboard_beam.lowering.plan import PARTITIONS
-
-        if options.partition not in PARTITIONS:
-            raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
         self.options = pipeline_options(options.pipeline_args, {"runner": self.beam_runner})
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:

@@ -396,6 +396,12 @@ class Engine:
             self.idle = not progress
         return self.finished
 
+    def end_all(self) -> None:
+        """Stop every component that is still running; their outputs end."""
+        for runner in self.runners.values():
+            if not runner.done:
+                self._finish(runner)
+
     def drain(self, failed: _t.Collection[str]) -> list[StepError]:
         """After a failure: stop the failed components and the sources, then let every other
         component step on the values it already has, so partial outputs are complete up to the

@@ -95,9 +95,7 @@ class StageRun:
         engine = self.engine
         if engine.initialised:
             self.also += engine.drain([err.component])
-        for runner in engine.runners.values():  # every output ends: downstream can finish
-            if not runner.done:
-                engine._finish(runner)
+        engine.end_all()  # every output ends: downstream can finish
 
     def dump(self) -> bytes:
         """Pickled, without the model graph (the loader has it): smaller and faster, since a

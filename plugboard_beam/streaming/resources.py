@@ -18,7 +18,15 @@ import re
 import typing as _t
 
 from plugboard_beam.graph.model import Edge
-from plugboard_beam.library.pubsub import PubSubReader, PubSubWriter, short_name, subscription_path, topic_path
+from plugboard_beam.library.pubsub import (
+    PubSubReader,
+    PubSubWriter,
+    ensure_subscription,
+    ensure_topic,
+    short_name,
+    subscription_path,
+    topic_path,
+)
 from plugboard_beam.spec.load import LoadedModel
 
 
@@ -137,44 +145,31 @@ class Resources:
     def create_topics(self, timeout: float = 15.0) -> None:
         """Create the topics that are missing (for a Dataflow submission; reads there own their
         subscriptions)."""
-        from google.api_core import exceptions
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         pub = pubsub_v1.PublisherClient()
         for path in self.topics():
-            try:
-                pub.create_topic(name=path, timeout=timeout)
-            except exceptions.AlreadyExists:
-                pass
+            ensure_topic(pub, path, timeout)
 
     # ------------------------------------------------------------ admin calls
     def create(self, timeout: float = 15.0) -> None:
         """Create what is missing (topics, run subscriptions); fails fast if Pub/Sub is unreachable."""
-        from google.api_core import exceptions
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        kw = {"timeout": timeout}
 
         def topic(path: str) -> None:
-            try:
-                pub.create_topic(name=path, **kw)
-            except exceptions.AlreadyExists:
-                pass
+            ensure_topic(pub, path, timeout)
 
         def subscription(path: str, on: str) -> None:
-            topic(on)
-            try:
-                sub.create_subscription(name=path, topic=on, ack_deadline_seconds=60, **kw)
-            except exceptions.AlreadyExists:
-                pass
+            ensure_subscription(pub, sub, path, on, timeout)
 
         try:
             for r in self.readers:
                 if r.own_subscription:
                     subscription(r.subscription, _t.cast(str, r.topic))
                 elif r.topic is None:
-                    r.topic = sub.get_subscription(subscription=r.subscription, **kw).topic
+                    r.topic = sub.get_subscription(subscription=r.subscription, timeout=timeout).topic
                 topic(r.dead_letter_topic)
             if self.readers and self.input_topic is None and self.feedback:
                 self.input_topic = self.readers[0].topic

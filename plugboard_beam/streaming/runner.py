@@ -22,7 +22,7 @@ import uuid
 
 from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.library.pubsub import PubSubReader, project_id
-from plugboard_beam.lowering.plan import PARTITIONS, Plan, feedback_edges, make_plan
+from plugboard_beam.lowering.plan import Plan, feedback_edges, make_plan
 from plugboard_beam.lowering.runners import Instances, Runner, RunOptions, RunReport, pipeline_options
 from plugboard_beam.spec.load import LoadedModel
 
@@ -46,8 +46,6 @@ class StreamingRunner(Runner):
     name = "direct-streaming"
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
-        if options.partition not in PARTITIONS:
-            raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
         if options.record:
             raise UserError("--record is for batch runs; in streaming, publish results with a PubSubWriter")
         readers = components_of(model, PubSubReader)
