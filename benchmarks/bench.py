@@ -57,14 +57,15 @@ def bare_loop(steps: int) -> float:
 
 def run_with(runner: str, model: str, keys: int, steps: int, **options: _t.Any) -> tuple[float, int]:
     """Wall time (model loading and pipeline startup included) and component-steps."""
-    from plugboard_beam.lowering.runners import RUNNERS, RunOptions
+    from plugboard_beam.cli.registry import get_runner
+    from plugboard_beam.lowering.options import RunOptions
     from plugboard_beam.spec import load_model
     from plugboard_beam.spec.scenarios import Scenario
 
     t0 = time.perf_counter()
     loaded = load_model(MODELS / model)
     scenarios = [Scenario(f"k{i}", {"source.steps": steps}) for i in range(keys)]
-    report = RUNNERS[runner]().run(loaded, RunOptions(scenarios=scenarios, **options))
+    report = get_runner(runner).run(loaded, RunOptions(scenarios=scenarios, **options))
     elapsed = time.perf_counter() - t0
     return elapsed, sum(report.steps.values())
 

@@ -17,12 +17,13 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     runner, steps = sys.argv[1], int(sys.argv[2])
     partition = sys.argv[3] if len(sys.argv) > 3 else "fused"
-    from plugboard_beam.lowering.runners import RUNNERS, RunOptions
+    from plugboard_beam.cli.registry import get_runner
+    from plugboard_beam.lowering.options import RunOptions
     from plugboard_beam.spec import load_model
     from plugboard_beam.spec.scenarios import Scenario
 
     model = load_model(HERE / "models" / "loop.yaml")
-    report = RUNNERS[runner]().run(model, RunOptions(
+    report = get_runner(runner).run(model, RunOptions(
         scenarios=[Scenario("k", {"source.steps": steps})], partition=partition))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak_rss_mb={peak:.1f} component_steps={sum(report.steps.values())}")

@@ -634,7 +634,8 @@ def submitted(monkeypatch: pytest.MonkeyPatch) -> dict[str, _t.Any]:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
-    from plugboard_beam.dataflow import preflight as preflight_mod, runner as runner_mod
+    from plugboard_beam.dataflow import preflight as preflight_mod
+    from plugboard_beam.dataflow import runner as runner_mod
 
     state: dict[str, _t.Any] = {"result": FakeResult(), "failures": []}
 
@@ -692,7 +693,7 @@ def test_submission_without_waiting_and_to_a_template(submitted: dict[str, _t.An
 
 
 def test_read_failures_reads_every_shard(tmp_path: Path) -> None:
-    from plugboard_beam.dataflow.runner import read_failures
+    from plugboard_beam.runners.dataflow import read_failures
 
     (tmp_path / "errors-00000-of-00002.jsonl").write_text('{"key": "a", "message": "x"}\n')
     (tmp_path / "errors-00001-of-00002.jsonl").write_text('{"key": "b", "message": "y"}\n\n')

@@ -66,7 +66,8 @@ def test_reader_fields_are_its_outputs_and_are_validated(tmp_path: Path) -> None
 
 
 def test_list_source_and_json_lines_writer(tmp_path: Path) -> None:
-    from plugboard_beam.lowering.runners import LocalRunner, RunOptions
+    from plugboard_beam.lowering.options import RunOptions
+    from plugboard_beam.runners.local import LocalRunner
 
     path = model(tmp_path, f"""
         plugboard:

@@ -16,7 +16,7 @@ import yaml
 
 from plugboard_beam.cli.progress import Progress
 from plugboard_beam.exceptions import Interrupted, StepError, UserError
-from plugboard_beam.lowering.runners import RunFailed
+from plugboard_beam.runners.base import RunFailed
 
 EXIT_FAILED_RUN = 1
 EXIT_USER_ERROR = 2
@@ -188,7 +188,8 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         partition: str, params: tuple[str, ...], progress: _t.Optional[bool], streaming: bool, loops: str,
         feedback_topic: _t.Optional[str], dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
-    from plugboard_beam.lowering.runners import RUNNERS, RunOptions
+    from plugboard_beam.cli.registry import get_runner
+    from plugboard_beam.lowering.options import RunOptions
     from plugboard_beam.spec import load_model
     from plugboard_beam.spec.scenarios import load_scenarios
 
@@ -206,7 +207,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     if streaming and name == "direct":
         name = "direct-streaming"
     try:
-        report = RUNNERS[name]().run(loaded, options)
+        report = get_runner(name).run(loaded, options)
     finally:
         bar.done()
     if bar.enabled and report.steps:
@@ -225,13 +226,13 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
 @handle_errors
 def compile_(model: str, partition: str, streaming: bool, loops: str) -> None:
     """Print the Beam plan of MODEL: stages, fused loops, PCollections, shuffles."""
+    from plugboard_beam.lowering.options import RunOptions
     from plugboard_beam.lowering.plan import make_plan
-    from plugboard_beam.lowering.runners import RunOptions
     from plugboard_beam.spec import load_model
 
     loaded = load_model(model)
     if streaming:
-        from plugboard_beam.streaming.runner import streaming_plan
+        from plugboard_beam.streaming.plan import streaming_plan
 
         plan = streaming_plan(loaded, RunOptions(partition=partition, loops=loops, streaming=True))
     else:

@@ -19,7 +19,7 @@ from plugboard_beam.exceptions import UserError
 from plugboard_beam.spec.load import LoadedModel
 
 if _t.TYPE_CHECKING:
-    from plugboard_beam.lowering.runners import RunOptions
+    from plugboard_beam.lowering.options import RunOptions
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def _split(text: str) -> list[str]:
 def launch(argv: _t.Sequence[str]) -> int:
     """Parse ``argv``, run the model; raise UserError / RunFailed on failure."""
     from plugboard_beam.cli.main import parse_params
-    from plugboard_beam.lowering.runners import RUNNERS, RunOptions
+    from plugboard_beam.cli.registry import get_runner
+    from plugboard_beam.lowering.options import RunOptions
     from plugboard_beam.spec.load import load_model
     from plugboard_beam.spec.scenarios import load_scenarios
 
@@ -143,14 +144,14 @@ def launch(argv: _t.Sequence[str]) -> int:
         options = RunOptions(scenarios=scenarios, record=args.record or None, partition=args.stages,
                              pipeline_args=pipeline_args, streaming=streaming)
         log.info("running %s on %s with %s", args.model, runner, " ".join(pipeline_args))
-        report = RUNNERS[runner]().run(model, options)
+        report = get_runner(runner).run(model, options)
     log.info("done: %d key(s); steps %s", report.keys, report.steps)
     return 0
 
 
 def main(argv: _t.Optional[_t.Sequence[str]] = None) -> int:
     """The entry point: exit code 0, 1 (a key failed) or 2 (bad parameters / cannot submit)."""
-    from plugboard_beam.lowering.runners import RunFailed
+    from plugboard_beam.runners.base import RunFailed
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("apache_beam", "absl"):

@@ -1,16 +1,45 @@
-"""DirectRunner specifics for streaming (private Beam API; re-check on Beam upgrades).
+"""Every patch of Apache Beam internals, in one place, each behind a version guard.
 
-The DirectRunner's streaming engine (BundleBasedDirectRunner) runs every transform on one
-worker thread, and its Pub/Sub read does ``pull(max_messages=10, timeout=30)``: an idle
-subscription blocks everything (other reads, timers, cancel) for ~30 s, and 10 messages per
-pull caps throughput. We shorten the pull and take bigger batches. Dataflow is unaffected.
+Each patch is applied only to the Beam versions it was measured on (``TESTED``); on any other
+version it is skipped with one warning and Beam's own behaviour is kept, so an upgrade can never
+silently run a patch against changed internals. ``tests/test_patches.py`` checks that each one
+still takes effect on the installed Beam.
+
+* ``tune_pubsub_reads`` — the DirectRunner's streaming Pub/Sub read does
+  ``pull(max_messages=10, timeout=30)``: an idle subscription blocks every transform (other
+  reads, timers, cancel) for ~30 s and 10 messages per pull caps throughput. Shorter, larger
+  pulls. Dataflow is unaffected (it has its own Pub/Sub source).
+* ``tune_direct_runner`` — the FnApiRunner's in-memory state cache weighs every value it stores
+  by walking all loaded modules (~1.5 ms per new key); our state is written once per element
+  anyway, so the cache is turned off.
 """
 
 from __future__ import annotations
 
+import logging
 import typing as _t
 
-_installed = False
+log = logging.getLogger("plugboard_beam")
+
+#: Beam versions (major, minor) the patches were written and tested against
+TESTED: tuple[tuple[int, int], ...] = ((2, 77),)
+
+
+def beam_version() -> tuple[int, int]:
+    """The installed Beam's (major, minor)."""
+    import apache_beam
+
+    major, minor = apache_beam.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _guard(name: str) -> bool:
+    version = beam_version()
+    if version in TESTED:
+        return True
+    log.warning("Beam %d.%d is not one this patch was tested on (%s): %s is skipped; Beam's own "
+                "behaviour is kept", *version, ", ".join(f"{a}.{b}" for a, b in TESTED), name)
+    return False
 
 
 class _PullProxy:
@@ -24,11 +53,15 @@ class _PullProxy:
         return getattr(self._client, name)
 
 
-def tune_pubsub_reads(timeout: float = 1.5, max_messages: int = 500) -> None:
-    """Shorter, larger pulls for the DirectRunner's ReadFromPubSub (idempotent)."""
-    global _installed
-    if _installed:
-        return
+_applied: set[str] = set()
+
+
+def tune_pubsub_reads(timeout: float = 1.5, max_messages: int = 500) -> bool:
+    """Shorter, larger pulls for the DirectRunner's ReadFromPubSub (idempotent); whether applied."""
+    if "pubsub_reads" in _applied:
+        return True
+    if not _guard("tune_pubsub_reads"):
+        return False
     from apache_beam.runners.direct import transform_evaluator as te
 
     evaluator = te._PubSubReadEvaluator
@@ -38,4 +71,15 @@ def tune_pubsub_reads(timeout: float = 1.5, max_messages: int = 500) -> None:
         return _PullProxy(original(cls, transform), timeout, max_messages)
 
     evaluator._get_subscriber_client = classmethod(patched)  # type: ignore[assignment]
-    _installed = True
+    _applied.add("pubsub_reads")
+    return True
+
+
+def tune_direct_runner() -> bool:
+    """Turn off the FnApiRunner's state cache (idempotent); whether applied."""
+    if not _guard("tune_direct_runner"):
+        return False
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    worker_handlers.STATE_CACHE_SIZE_MB = 0
+    return True

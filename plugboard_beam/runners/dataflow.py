@@ -23,7 +23,8 @@ import click
 from plugboard_beam.dataflow.builders import BuildRequest, get_builder
 from plugboard_beam.dataflow.options import DataflowConfig, resolve
 from plugboard_beam.exceptions import UserError
-from plugboard_beam.lowering.runners import BeamRunner, Instances, RunOptions, RunReport, pipeline_options
+from plugboard_beam.runners.base import Instances, RunOptions, RunReport, pipeline_options
+from plugboard_beam.runners.direct import BeamRunner
 from plugboard_beam.spec.load import LoadedModel
 
 if _t.TYPE_CHECKING:
@@ -113,7 +114,7 @@ class DataflowRunner(BeamRunner):
                 args: list[str]) -> RunReport:
         import apache_beam as beam
 
-        from plugboard_beam.lowering.runners import _step_counters
+        from plugboard_beam.runners.direct import _step_counters
 
         config = self.config
         assert config is not None

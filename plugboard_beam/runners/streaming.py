@@ -22,22 +22,11 @@ import uuid
 
 from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.library.pubsub import PubSubReader, project_id
-from plugboard_beam.lowering.plan import Plan, feedback_edges, make_plan
-from plugboard_beam.lowering.runners import Instances, Runner, RunOptions, RunReport, pipeline_options
+from plugboard_beam.runners.base import Instances, Runner, RunOptions, RunReport, pipeline_options
 from plugboard_beam.spec.load import LoadedModel
+from plugboard_beam.streaming.plan import components_of, streaming_plan
 
 log = logging.getLogger("plugboard_beam")
-
-
-def components_of(model: LoadedModel, kind: type) -> list[str]:
-    """Names of the model's components of a class."""
-    return [n for n, c in model.classes.items() if issubclass(c, kind)]
-
-
-def streaming_plan(model: LoadedModel, options: RunOptions) -> Plan:
-    """The stages of a streaming run: readers outside, loops cut unless ``--loops fused``."""
-    cut = feedback_edges(model.graph) if options.loops == "feedback" else ()
-    return make_plan(model.graph, options.partition, external=components_of(model, PubSubReader), cut=cut)
 
 
 class StreamingRunner(Runner):
@@ -64,7 +53,7 @@ class StreamingRunner(Runner):
         from apache_beam.options.pipeline_options import GoogleCloudOptions
 
         from plugboard_beam.lowering import beam as lowering_beam
-        from plugboard_beam.streaming.direct import tune_pubsub_reads
+        from plugboard_beam.lowering.patches import tune_pubsub_reads
         from plugboard_beam.streaming.pipeline import build_streaming
         from plugboard_beam.streaming.resources import Resources
 

@@ -16,8 +16,8 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     nothing is contacted here, so a dry run stays offline. Returns one line per stage."""
     from plugboard_beam.library.pubsub import PubSubReader
     from plugboard_beam.streaming.pipeline import build_streaming
+    from plugboard_beam.streaming.plan import components_of, streaming_plan
     from plugboard_beam.streaming.resources import Resources
-    from plugboard_beam.streaming.runner import components_of, streaming_plan
 
     plan = streaming_plan(model, request.options)
     res = Resources.plan(model, plan.cut, request.project, request.job_name, multiplex=False, read_topics=True,

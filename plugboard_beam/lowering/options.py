@@ -1,0 +1,32 @@
+"""What a run was asked for: the options every lowering and runner reads (plain data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import typing as _t
+
+from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.spec.scenarios import Scenario
+
+ProgressFn = _t.Callable[[str, Engine], None]
+
+
+@dataclass
+class RunOptions:
+    """Options every runner understands."""
+
+    scenarios: _t.Optional[_t.Sequence[Scenario]] = None
+    record: _t.Optional[str] = None
+    partition: str = "fused"
+    pipeline_args: _t.Sequence[str] = ()
+    progress: _t.Optional[ProgressFn] = None
+    #: streaming: sources are Pub/Sub subscriptions; loops go through a feedback topic or stay fused
+    streaming: bool = False
+    loops: str = "feedback"
+    #: streaming: the feedback topic of cut loop edges (default: one per edge, named from model and edge)
+    feedback_topic: _t.Optional[str] = None
+    #: Dataflow: build the job offline into ``job_dir`` instead of submitting it
+    dry_run: bool = False
+    job_dir: str = "dataflow-job"
+    #: a YAML file of pipeline options (``project: ...``); command-line flags win
+    profile: _t.Optional[str] = None

@@ -1,0 +1,56 @@
+"""The Beam patches still take effect on the installed Beam (and are refused on others)."""
+
+from __future__ import annotations
+
+import logging
+import typing as _t
+
+import pytest
+
+from plugboard_beam.lowering import patches
+
+
+def test_installed_beam_is_a_tested_version() -> None:
+    assert patches.beam_version() in patches.TESTED
+
+
+def test_pubsub_read_patch_shortens_pulls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apache_beam.runners.direct import transform_evaluator as te
+
+    assert patches.tune_pubsub_reads(timeout=1.5, max_messages=500)
+    calls: list[dict[str, _t.Any]] = []
+
+    class FakeClient:
+        def pull(self, **kw: _t.Any) -> str:
+            calls.append(kw)
+            return "pulled"
+
+    class State:
+        client = FakeClient()
+
+    # Beam's evaluator asks its client cache for the subscriber; ours must wrap what it returns.
+    monkeypatch.setattr(te._PubSubReadEvaluator, "_get_subscriber_client_state_unlocked",
+                        classmethod(lambda cls, transform: State()))
+    client = te._PubSubReadEvaluator._get_subscriber_client(object())
+    assert isinstance(client, patches._PullProxy)
+    # Beam calls pull(subscription=..., max_messages=10, timeout=30): we ask for more, sooner.
+    assert client.pull(subscription="projects/p/subscriptions/s", max_messages=10, timeout=30) == "pulled"
+    assert calls == [{"subscription": "projects/p/subscriptions/s", "max_messages": 500, "timeout": 1.5}]
+
+
+def test_state_cache_patch_takes_effect() -> None:
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    assert patches.tune_direct_runner()
+    assert worker_handlers.STATE_CACHE_SIZE_MB == 0
+
+
+def test_untested_beam_version_skips_patches(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    monkeypatch.setattr(patches, "beam_version", lambda: (9, 99))
+    monkeypatch.setattr(worker_handlers, "STATE_CACHE_SIZE_MB", 100)
+    with caplog.at_level(logging.WARNING, logger="plugboard_beam"):
+        assert not patches.tune_direct_runner()
+    assert worker_handlers.STATE_CACHE_SIZE_MB == 100
+    assert "9.99" in caplog.text and "skipped" in caplog.text
