@@ -3,6 +3,10 @@
 Formats: YAML/JSON (a list of mappings), CSV (cells parsed as YAML scalars, empty cells left
 out) and Parquet. Every row needs a ``key``; the other columns are overrides such as
 ``source.steps``, ``mix.initial_values.back`` or ``scale.parameters.gain``.
+
+A scenarios file is untrusted input: YAML is size- and alias-bounded, every key must be usable
+as a path segment (``keys.key_for_path``), and override values are type-checked against the
+component constructors like the model's own arguments.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 import typing as _t
 
-import yaml
-
 from plugboard_beam.spec.errors import ModelError, Problem
+from plugboard_beam.spec.keys import DEFAULT_KEY, InvalidKey, check_key
 from plugboard_beam.spec.load import LoadedModel
-from plugboard_beam.spec.yaml_lines import YamlSyntaxError, load_yaml
+from plugboard_beam.spec.yaml_lines import (
+    SCENARIOS_LIMITS,
+    YamlLimitError,
+    YamlSyntaxError,
+    load_value,
+    load_yaml,
+)
 
-#: The key every run has when no scenarios are given.
-DEFAULT_KEY = "default"
+__all__ = ["DEFAULT_KEY", "Scenario", "instances", "load_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -34,24 +42,35 @@ class Scenario:
 def _rows(path: Path) -> list[tuple[str, _t.Any]]:
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml", ".json"):
+        size = path.stat().st_size
+        if size > SCENARIOS_LIMITS.max_bytes:
+            raise ModelError([Problem(f"scenarios file too large: {size} bytes (at most "
+                                      f"{SCENARIOS_LIMITS.max_bytes})")], str(path))
         try:
-            data, lines = load_yaml(path.read_text())
+            data, lines = load_yaml(path.read_text(), SCENARIOS_LIMITS)
         except YamlSyntaxError as exc:
             raise ModelError([exc.problem], str(path)) from None
         if not isinstance(data, list):
             raise ModelError([Problem("a scenarios file is a list of mappings, one per key", 1)], str(path))
-        return [(f"line {lines.of((i,))}", row) for i, row in enumerate(data)]
+        return [(f"{path.name} line {lines.of((i,))}", row) for i, row in enumerate(data)]
     if suffix == ".csv":
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
             out = []
-            for i, row in enumerate(reader, start=2):
+            problems = []
+            for row in reader:
                 parsed: dict[str, _t.Any] = {}
                 for col, cell in row.items():
                     if col is None or cell is None or cell == "":
                         continue
-                    parsed[col.strip()] = cell if col.strip() == "key" else _scalar(cell)
-                out.append((f"line {i}", parsed))
+                    try:
+                        parsed[col.strip()] = cell if col.strip() == "key" else _scalar(cell)
+                    except YamlLimitError as exc:
+                        where = f"line {reader.line_num}, column {col.strip()!r}"
+                        problems.append(Problem(f"{where}: {exc.problem.message}", reader.line_num))
+                out.append((f"{path.name} line {reader.line_num}", parsed))
+            if problems:
+                raise ModelError(problems, str(path))
             return out
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -63,9 +82,13 @@ def _rows(path: Path) -> list[tuple[str, _t.Any]]:
 
 
 def _scalar(cell: str) -> _t.Any:
+    """A CSV cell as a YAML value (``3`` -> 3, ``[1, 2]`` -> a list); text that is not YAML
+    stays text. Raises ``YamlLimitError`` for a cell that is too large (e.g. an alias bomb)."""
     try:
-        return yaml.safe_load(cell)
-    except yaml.YAMLError:
+        return load_value(cell)
+    except YamlLimitError:
+        raise
+    except YamlSyntaxError:
         return cell
 
 
@@ -85,7 +108,15 @@ def load_scenarios(path: _t.Union[str, Path]) -> list[Scenario]:
         if key is None or str(key) == "":
             problems.append(Problem(f"{where}: no 'key' (each row names its model instance)"))
             continue
+        if isinstance(key, (dict, list)):
+            problems.append(Problem(f"{where}: 'key' must be a string or number, got {type(key).__name__}"))
+            continue
         key = str(key)
+        try:
+            check_key(key)
+        except InvalidKey as exc:
+            problems.append(Problem(f"{where}: key {key[:40]!r}{'...' if len(key) > 40 else ''}: {exc}"))
+            continue
         if key in seen:
             problems.append(Problem(f"{where}: duplicate key {key!r} (first at {seen[key]})"))
             continue
