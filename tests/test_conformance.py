@@ -11,8 +11,9 @@ import shlex
 import subprocess
 import sys
 
-from conftest import CONFORMANCE, SHARED_CONFORMANCE, cli_command
 import pytest
+
+from conftest import CONFORMANCE, SHARED_CONFORMANCE, cli_command
 
 ENGINES = {
     "local": "--runner local",

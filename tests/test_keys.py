@@ -9,9 +9,9 @@ import subprocess
 import textwrap
 from urllib.parse import unquote
 
-from conftest import cli_command
 import pytest
 
+from conftest import cli_command
 from plugboard_beam.spec import ModelError
 from plugboard_beam.spec.keys import MAX_ENCODED_KEY_BYTES, InvalidKey, key_for_path, substitute_key
 from plugboard_beam.spec.scenarios import load_scenarios
