@@ -348,3 +348,24 @@ def test_deep_nesting_and_huge_files_are_refused(tmp_path: Path) -> None:
     big.write_text("# " + "x" * (5 * 1024 * 1024) + "\n")
     with pytest.raises(ModelError, match="too large"):
         load_model(big)
+
+
+def test_did_you_mean_for_modules_and_scenario_key_columns(tmp_path: Path) -> None:
+    from plugboard_beam.spec.scenarios import load_scenarios
+
+    path = write(tmp_path, """
+        plugboard:
+          process:
+            args:
+              components:
+              - {type: specprts.Emit, args: {name: e}}
+    """)
+    [(line, msg)] = problems(path)
+    assert line == 5 and "no module named 'specprts' (did you mean 'specparts'?)" in msg
+    sc = tmp_path / "sc.csv"
+    sc.write_text("kye,e.iters\na,1\n")
+    with pytest.raises(ModelError) as info:
+        load_scenarios(sc)
+    text = str(info.value)
+    assert text.startswith(f"{sc} is not a valid scenarios file (1 problem)")
+    assert "sc.csv line 2: no 'key' (is 'kye' meant to be 'key'?)" in text

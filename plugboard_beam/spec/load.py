@@ -195,6 +195,7 @@ def apply_overrides(ctx: Context) -> None:
     try:
         comps = ctx.raw["plugboard"]["process"]["args"]["components"]
         by_name = {c["args"]["name"]: c["args"] for c in comps}
+        index = {c["args"]["name"]: i for i, c in enumerate(comps)}
     except (KeyError, TypeError):
         return  # the schema phase reports the structure
     for name, value in ctx.overrides.items():
@@ -202,16 +203,17 @@ def apply_overrides(ctx: Context) -> None:
         if parts[0] == "component" and len(parts) >= 4:  # plugboard's --param form
             kind = {"arg": "", "initial_value": "initial_values", "parameter": "parameters"}.get(parts[2])
             if kind is None:
-                ctx.problem(f"override {name!r}: expected component.<name>.<arg|initial_value|parameter>.<field>")
+                ctx.problems.append(Problem(
+                    f"override {name!r}: expected component.<name>.<arg|initial_value|parameter>.<field>"))
                 continue
             parts = [parts[1], *([kind] if kind else []), *parts[3:]]
         if len(parts) < 2:
-            ctx.problem(f"override {name!r}: expected <component>.<argument>")
+            ctx.problems.append(Problem(f"override {name!r}: expected <component>.<argument>"))
             continue
         comp = by_name.get(parts[0])
         if comp is None:
             hint = _did_you_mean(parts[0], by_name)
-            ctx.problem(f"override {name!r} names unknown component {parts[0]!r}{hint}")
+            ctx.problems.append(Problem(f"override {name!r} names unknown component {parts[0]!r}{hint}"))
             continue
         if parts[1] in ("initial_values", "parameters") and len(parts) == 3:
             section = comp.setdefault(parts[1], {})
@@ -224,7 +226,9 @@ def apply_overrides(ctx: Context) -> None:
         else:
             ctx.problem(
                 f"override {name!r}: expected <component>.<argument> or "
-                "<component>.initial_values.<field> or <component>.parameters.<name>"
+                "<component>.initial_values.<field> or <component>.parameters.<name>",
+                (*_COMPONENTS, index[parts[0]]),
+                f"component '{parts[0]}'",
             )
 
 
@@ -326,8 +330,11 @@ def resolve_type(type_path: str, base_dir: str) -> type[Component]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
+            local = [f.stem for f in Path(base_dir).glob("*.py")] + [
+                d.name for d in Path(base_dir).iterdir() if (d / "__init__.py").exists()]
             raise LookupError(
-                f"unknown type {type_path!r}: no module named {exc.name!r} (looked in {base_dir} and the Python path)"
+                f"unknown type {type_path!r}: no module named {exc.name!r}{_did_you_mean(exc.name, local)} "
+                f"(looked in {base_dir} and the Python path)"
             ) from None
         raise LookupError(f"importing {module_name!r} for type {type_path!r} failed: {exc}") from None
     except Exception as exc:

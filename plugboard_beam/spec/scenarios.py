@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+import difflib
 from pathlib import Path
 import typing as _t
 
@@ -28,6 +29,8 @@ from plugboard_beam.spec.yaml_lines import (
 )
 
 __all__ = ["DEFAULT_KEY", "Scenario", "instances", "load_scenarios"]
+
+SCENARIOS = "scenarios file"
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,13 @@ def _rows(path: Path) -> list[tuple[str, _t.Any]]:
         size = path.stat().st_size
         if size > SCENARIOS_LIMITS.max_bytes:
             raise ModelError([Problem(f"scenarios file too large: {size} bytes (at most "
-                                      f"{SCENARIOS_LIMITS.max_bytes})")], str(path))
+                                      f"{SCENARIOS_LIMITS.max_bytes})")], str(path), SCENARIOS)
         try:
             data, lines = load_yaml(path.read_text(), SCENARIOS_LIMITS)
         except YamlSyntaxError as exc:
-            raise ModelError([exc.problem], str(path)) from None
+            raise ModelError([exc.problem], str(path), SCENARIOS) from None
         if not isinstance(data, list):
-            raise ModelError([Problem("a scenarios file is a list of mappings, one per key", 1)], str(path))
+            raise ModelError([Problem("a scenarios file is a list of mappings, one per key", 1)], str(path), SCENARIOS)
         return [(f"{path.name} line {lines.of((i,))}", row) for i, row in enumerate(data)]
     if suffix == ".csv":
         with path.open(newline="") as f:
@@ -70,7 +73,7 @@ def _rows(path: Path) -> list[tuple[str, _t.Any]]:
                         problems.append(Problem(f"{where}: {exc.problem.message}", reader.line_num))
                 out.append((f"{path.name} line {reader.line_num}", parsed))
             if problems:
-                raise ModelError(problems, str(path))
+                raise ModelError(problems, str(path), SCENARIOS)
             return out
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -78,7 +81,8 @@ def _rows(path: Path) -> list[tuple[str, _t.Any]]:
         table = pq.read_table(path)
         return [(f"row {i + 1}", {k: v for k, v in row.items() if v is not None})
                 for i, row in enumerate(table.to_pylist())]
-    raise ModelError([Problem(f"unknown scenarios format {suffix!r}: use .yaml, .json, .csv or .parquet")], str(path))
+    raise ModelError([Problem(f"unknown scenarios format {suffix!r}: use .yaml, .json, .csv or .parquet")],
+                     str(path), SCENARIOS)
 
 
 def _scalar(cell: str) -> _t.Any:
@@ -96,7 +100,7 @@ def load_scenarios(path: _t.Union[str, Path]) -> list[Scenario]:
     """Read a scenarios file; raise ``ModelError`` naming the row for a missing/duplicate key."""
     p = Path(path)
     if not p.exists():
-        raise ModelError([Problem(f"scenarios file {p} does not exist")], str(p))
+        raise ModelError([Problem(f"scenarios file {p} does not exist")], str(p), SCENARIOS)
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     out: list[Scenario] = []
@@ -106,7 +110,9 @@ def load_scenarios(path: _t.Union[str, Path]) -> list[Scenario]:
             continue
         key = row.get("key")
         if key is None or str(key) == "":
-            problems.append(Problem(f"{where}: no 'key' (each row names its model instance)"))
+            close = difflib.get_close_matches("key", [str(c) for c in row if c != "key"], n=1, cutoff=0.5)
+            hint = f" (is {close[0]!r} meant to be 'key'?)" if close else ""
+            problems.append(Problem(f"{where}: no 'key'{hint} (each row names its model instance)"))
             continue
         if isinstance(key, (dict, list)):
             problems.append(Problem(f"{where}: 'key' must be a string or number, got {type(key).__name__}"))
@@ -125,7 +131,7 @@ def load_scenarios(path: _t.Union[str, Path]) -> list[Scenario]:
     if not out and not problems:
         problems.append(Problem("the scenarios file has no rows"))
     if problems:
-        raise ModelError(problems, str(p))
+        raise ModelError(problems, str(p), SCENARIOS)
     return out
 
 
