@@ -468,7 +468,7 @@ _ARG_TYPES: weakref.WeakKeyDictionary[type[Component], dict[str, _ArgType]] = we
 def arg_types(cls: type[Component]) -> dict[str, _ArgType]:
     """Checkable argument annotations of ``cls``'s constructor (own and inherited, down to
     ``Component``). Arguments without an annotation, or with one pydantic cannot check, are
-    left out. Cached on the class (scenarios check every key's arguments)."""
+    left out. Cached by class (scenarios check every key's arguments)."""
     cached = _ARG_TYPES.get(cls)
     if cached is not None:
         return cached
