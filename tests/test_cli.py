@@ -132,3 +132,23 @@ def test_validate_checks_argument_types_and_constructors(tmp_path: Path) -> None
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "m.yaml:6: component 'component-a' (hello_world.A): the constructor raised ValueError: iters must be >= 0" \
         in proc.stderr
+
+
+def test_alias_bombs_are_refused_quickly_by_the_cli(tmp_path: Path) -> None:
+    import time
+
+    from test_spec import BOMB
+
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    aliases = BOMB.splitlines()[:-1]
+    (tmp_path / "sc.yaml").write_text("- key: k\n" + "".join(f"  {line}\n" for line in aliases)
+                                      + "  component-a.iters: *i\n")
+    model = str(ROOT / "specs" / "hello" / "my-model.yaml")
+    for args in (["process", "validate", "bomb.yaml"],
+                 ["process", "run", "--runner", "local", model, "--scenarios", "sc.yaml"],
+                 ["process", "validate", model, "-p", "component-a.iters=" + "\n".join(aliases).replace('"', "")]):
+        start = time.monotonic()
+        proc = cli(*args, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "alias" in proc.stderr and "Traceback" not in proc.stderr
+        assert time.monotonic() - start < 15  # CLI start-up included; the check itself is < 1 s
