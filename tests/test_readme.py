@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from conftest import ROOT
 
@@ -44,3 +47,23 @@ def test_fresh_machine_commands_use_the_venv() -> None:
     for block in blocks("shell", "Quickstart"):
         for line in block.splitlines():
             assert line.startswith(".venv/bin/") or not line.strip(), line
+
+
+QUICKSTART_COMMANDS = [line.split("   #")[0].strip() for block in blocks("shell", "Quickstart")
+                       for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(c, marks=[pytest.mark.slow] if "process run" in c and "--runner local" not in c else [])
+    for c in QUICKSTART_COMMANDS
+])
+def test_quickstart_commands_run_as_written(command: str, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "specs" / "hello", tmp_path / "specs" / "hello")
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run(command.replace(".venv/bin/", f"{bindir}/"), shell=True, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if "process run" in command:
+        iters = 3 if "iters=3" in command else 10
+        assert (tmp_path / "b.txt").read_text().split() == [str(2 * i) for i in range(iters)]
