@@ -1,7 +1,7 @@
 """Scenario files: one row per key (model instance), columns overriding component arguments.
 
-Formats: YAML/JSON (a list of mappings), CSV (cells parsed as YAML scalars, empty cells left
-out) and Parquet. Every row needs a ``key``; the other columns are overrides such as
+Formats: YAML/JSON (a list of mappings; YAML up to 4 MB, being slow to parse), CSV (cells
+parsed as YAML scalars, empty cells left out) and Parquet. Every row needs a ``key``; the other columns are overrides such as
 ``source.steps``, ``mix.initial_values.back`` or ``scale.parameters.gain``.
 
 A scenarios file is untrusted input: YAML is size- and alias-bounded, every key must be usable
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 import difflib
+import json
 from pathlib import Path
 import typing as _t
 
@@ -42,13 +43,63 @@ class Scenario:
     where: str = ""
 
 
+#: JSON scenarios files are parsed by the json module (fast); the limit is on memory.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def _json_rows(path: Path) -> list[tuple[str, _t.Any]]:
+    """A JSON list, element by element so that each row knows its line."""
+    text = path.read_text()
+    decoder = json.JSONDecoder()
+    rows: list[tuple[str, _t.Any]] = []
+
+    def fail(why: str, pos: int) -> _t.NoReturn:
+        line = text.count("\n", 0, pos) + 1
+        raise ModelError([Problem(f"JSON syntax error at line {line}: {why}", line)], str(path), SCENARIOS)
+
+    def skip(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    pos = skip(0)
+    if not text.startswith("[", pos):
+        raise ModelError([Problem("a scenarios file is a list of mappings, one per key", 1)], str(path), SCENARIOS)
+    pos, line, counted = skip(pos + 1), 1, 0
+    while not text.startswith("]", pos):
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            row, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            fail(exc.msg, exc.pos)
+        except RecursionError:
+            fail("nested too deeply", pos)
+        rows.append((f"{path.name} line {line}", row))
+        pos = skip(pos)
+        if text.startswith(",", pos):
+            pos = skip(pos + 1)
+        elif not text.startswith("]", pos):
+            fail("expected ',' or ']'", pos)
+    if skip(pos + 1) != len(text):
+        fail("extra data after the list", skip(pos + 1))
+    return rows
+
+
 def _rows(path: Path) -> list[tuple[str, _t.Any]]:
     suffix = path.suffix.lower()
-    if suffix in (".yaml", ".yml", ".json"):
+    if suffix == ".json":
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ModelError([Problem(f"scenarios file too large: {size} bytes (at most {MAX_JSON_BYTES})")],
+                             str(path), SCENARIOS)
+        return _json_rows(path)
+    if suffix in (".yaml", ".yml"):
         size = path.stat().st_size
         if size > SCENARIOS_LIMITS.max_bytes:
             raise ModelError([Problem(f"scenarios file too large: {size} bytes (at most "
-                                      f"{SCENARIOS_LIMITS.max_bytes})")], str(path), SCENARIOS)
+                                      f"{SCENARIOS_LIMITS.max_bytes}; use CSV, JSON or Parquet for "
+                                      "more)")], str(path), SCENARIOS)
         try:
             data, lines = load_yaml(path.read_text(), SCENARIOS_LIMITS)
         except YamlSyntaxError as exc:

@@ -48,8 +48,9 @@ class Limits:
 
 #: Model files.
 MODEL_LIMITS = Limits()
-#: Scenarios files (one row per key: larger, flat).
-SCENARIOS_LIMITS = Limits(max_bytes=32 * 1024 * 1024, max_elements=2_000_000)
+#: YAML scenarios files (one row per key: larger, flat; ~7 s per MB to parse, so bounded too:
+#: larger scenario sets go in CSV, JSON or Parquet files).
+SCENARIOS_LIMITS = Limits(max_bytes=4 * 1024 * 1024, max_elements=1_000_000)
 #: One value (a ``-p`` parameter, a CSV cell).
 VALUE_LIMITS = Limits(max_bytes=64 * 1024, max_elements=10_000, alias_elements=1_000)
 
