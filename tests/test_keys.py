@@ -120,3 +120,16 @@ def test_traversal_keys_from_scenarios_write_nothing_outside_the_folder(tmp_path
     written = {unquote(p.name.removesuffix(".txt")) for p in new}
     assert written == {*TRAVERSAL, "plain"}
     assert all(p.read_text().split() == ["1", "0"] for p in new)
+
+
+def test_json_scenarios_give_each_row_its_line(tmp_path: Path) -> None:
+    sc = tmp_path / "sc.json"
+    sc.write_text('[\n  {"key": "a", "e.iters": 1},\n\n  {"key": "a"}\n]\n')
+    with pytest.raises(ModelError, match=r"sc\.json line 4: duplicate key 'a' \(first at sc\.json line 2\)"):
+        load_scenarios(sc)
+    sc.write_text('[{"key": "a"},\n {"key": "b",}]')
+    with pytest.raises(ModelError, match=r"sc\.json:2: JSON syntax error at line 2"):
+        load_scenarios(sc)
+    sc.write_text("[" + "[" * 100_000 + "]" * 100_000 + "]")
+    with pytest.raises(ModelError, match="nested too deeply"):
+        load_scenarios(sc)

@@ -1,8 +1,8 @@
 """Scenario files: one row per key (model instance), columns overriding component arguments.
 
 Formats: YAML/JSON (a list of mappings; YAML up to 4 MB, being slow to parse), CSV (cells
-parsed as YAML scalars, empty cells left out) and Parquet. Every row needs a ``key``; the other columns are overrides such as
-``source.steps``, ``mix.initial_values.back`` or ``scale.parameters.gain``.
+parsed as YAML scalars, empty cells left out) and Parquet. Every row needs a ``key``; the other
+columns are overrides such as ``source.steps``, ``mix.initial_values.back`` or ``scale.parameters.gain``.
 
 A scenarios file is untrusted input: YAML is size- and alias-bounded, every key must be usable
 as a path segment (``keys.key_for_path``), and override values are type-checked against the
