@@ -233,7 +233,10 @@ def test_argument_types_are_checked_against_the_constructor(tmp_path: Path) -> N
     assert "component 'e' (specparts.Emit)" in msg and "argument 'iters'" in msg
     assert "'ten'" in msg and "iters: int" in msg and "valid integer" in msg
     # A number written as text is not a number either (the constructor would get a str).
-    assert "argument 'iters'" in problems(write(tmp_path, TYPED_MODEL % '"10"', TYPED))[0][1]
+    [(_, msg)] = problems(write(tmp_path, TYPED_MODEL % '"10"', TYPED))
+    assert "argument 'iters'" in msg and "YAML read '10' as text: write it unquoted, as 10" in msg
+    [(_, msg)] = problems(write(tmp_path, (TYPED_MODEL % "3").replace("scale: 2", "scale: 1e3"), TYPED))
+    assert "argument 'scale' = '1e3' is not a valid float" in msg and "as 1000.0" in msg
     # An int is a float; null is fine where the default is None; a list fits list[str].
     model = load_model(write(tmp_path, TYPED_MODEL % "3", TYPED), {"e.tags": ["a"], "e.path": "o-{key}.txt"})
     assert model.build_components("k")["e"]._left == 3  # type: ignore[attr-defined]

@@ -518,8 +518,23 @@ def _type_problem(kind: _ArgType, value: _t.Any) -> _t.Optional[str]:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = "".join(f"[{p!r}]" for p in first["loc"])
-        return f"{loc + ': ' if loc else ''}{first['msg']}"
+        return f"{loc + ': ' if loc else ''}{first['msg']}{_text_number_hint(value)}"
     return None
+
+
+def _text_number_hint(value: _t.Any) -> str:
+    """A hint for numbers YAML read as text (quoted, or ``1e3``, which YAML 1.1 reads as text)."""
+    if not isinstance(value, str):
+        return ""
+    number: _t.Union[int, float]
+    try:
+        number = int(value)
+    except ValueError:
+        try:
+            number = float(value)
+        except ValueError:
+            return ""
+    return f" (YAML read {value!r} as text: write it unquoted, as {number!r})"
 
 
 def check_arg_types(ctx: Context) -> None:
