@@ -10,8 +10,24 @@ import sys
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("PLUGBOARD_BEAM_SHARED", ROOT.parent / "shared"))
-CONFORMANCE = SHARED / "conformance"
+#: The conformance suite (reference outputs recorded from plugboard 0.9.0), vendored byte for
+#: byte from the shared suite so that a clone tests itself; test_conformance checks the copy.
+CONFORMANCE = ROOT / "tests" / "conformance"
+
+
+def _shared_conformance() -> Path:
+    """The shared suite next to the checkout (``../shared``, or next to an ancestor folder, as
+    for a git worktree), or ``$PLUGBOARD_BEAM_SHARED``; may not exist (a plain clone)."""
+    if "PLUGBOARD_BEAM_SHARED" in os.environ:
+        return Path(os.environ["PLUGBOARD_BEAM_SHARED"]) / "conformance"
+    for folder in ROOT.parents:
+        if (folder / "shared" / "conformance" / "check").exists():
+            return folder / "shared" / "conformance"
+    return ROOT.parent / "shared" / "conformance"
+
+
+#: Where the shared suite lives near this checkout, when it does (compared with the copy).
+SHARED_CONFORMANCE = _shared_conformance()
 
 
 def cli_command() -> list[str]:
@@ -23,7 +39,7 @@ def cli_command() -> list[str]:
 @pytest.fixture
 def conformance() -> Path:
     if not (CONFORMANCE / "check").exists():
-        pytest.fail(f"conformance suite not found at {CONFORMANCE} (set PLUGBOARD_BEAM_SHARED)")
+        pytest.fail(f"the vendored conformance suite is missing: {CONFORMANCE}")
     return CONFORMANCE
 
 

@@ -32,6 +32,7 @@ def records(path: Path) -> pa.Table:
         [("key", "ascending"), ("source", "ascending"), ("target", "ascending"), ("step", "ascending")])
 
 
+@pytest.mark.slow
 def test_record_every_message_fused_equals_unfused(tmp_path: Path) -> None:
     work = copy_case("circular", tmp_path / "c")
     (work / "scen.yaml").write_text(yaml.safe_dump([{"key": "x", "a.iters": 4}, {"key": "y", "a.iters": 6}]))
@@ -52,6 +53,7 @@ def test_record_every_message_fused_equals_unfused(tmp_path: Path) -> None:
     assert all(r["number"] == float(r["value"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_record_json_encodes_non_scalars(tmp_path: Path) -> None:
     (tmp_path / "p.py").write_text('''
 from plugboard_beam.component import Component, IOController as IO
@@ -120,6 +122,7 @@ FAILING_MODEL = {"plugboard": {"process": {"args": {
     "connectors": [{"source": "e.x", "target": "frag.x"}, {"source": "frag.y", "target": "w.y"}]}}}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["--runner", "local"], [], ["--stages", "component"]])
 def test_failing_key_is_reported_and_others_complete(tmp_path: Path, args: list[str]) -> None:
     (tmp_path / "fparts.py").write_text(FAILING)
@@ -139,6 +142,7 @@ def test_failing_key_is_reported_and_others_complete(tmp_path: Path, args: list[
     assert (tmp_path / "out" / "k1.txt").read_text().split() == ["1", "2", "destroyed"]
 
 
+@pytest.mark.slow
 def test_scenario_formats_agree(tmp_path: Path) -> None:
     rows = [{"key": f"s{i}", "component-a.iters": i + 2} for i in range(3)]
     outputs = {}

@@ -107,3 +107,48 @@ def test_progress_on_terminal_only(tmp_path: Path) -> None:
     assert proc.returncode == 0
     quiet = cli("process", "run", "--runner", "local", model, cwd=tmp_path)
     assert quiet.stderr == ""
+
+
+def test_validate_checks_argument_types_and_constructors(tmp_path: Path) -> None:
+    model = ROOT / "specs" / "hello" / "my-model.yaml"
+    proc = cli("process", "validate", str(model), "-p", "component-a.iters=ten", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "my-model.yaml:9:" in proc.stderr and "component 'component-a'" in proc.stderr
+    assert "argument 'iters' (set by override 'component-a.iters') = 'ten' is not a valid int" in proc.stderr
+    proc = cli("process", "validate", str(model), "-p", "component-a.itres=3", cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean 'iters'?" in proc.stderr
+    work = tmp_path / "m"
+    work.mkdir()
+    (work / "hello_world.py").write_text((model.parent / "hello_world.py").read_text())
+    (work / "m.yaml").write_text(model.read_text().replace("iters: 10", 'iters: "ten"'))
+    proc = cli("process", "validate", "m.yaml", cwd=work)
+    assert proc.returncode == 2 and "m.yaml:9: component 'component-a' (hello_world.A)" in proc.stderr
+    # A constructor that raises on its arguments: named, with its line, by validate (exit 2).
+    (work / "hello_world.py").write_text((model.parent / "hello_world.py").read_text().replace(
+        "        self._iters = iters\n",
+        "        self._iters = iters\n        if iters < 0:\n            raise ValueError('iters must be >= 0')\n"))
+    (work / "m.yaml").write_text(model.read_text().replace("iters: 10", "iters: -1"))
+    proc = cli("process", "validate", "m.yaml", cwd=work)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "m.yaml:6: component 'component-a' (hello_world.A): the constructor raised ValueError: iters must be >= 0" \
+        in proc.stderr
+
+
+def test_alias_bombs_are_refused_quickly_by_the_cli(tmp_path: Path) -> None:
+    import time
+
+    from test_spec import BOMB
+
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    aliases = BOMB.splitlines()[:-1]
+    (tmp_path / "sc.yaml").write_text("- key: k\n" + "".join(f"  {line}\n" for line in aliases)
+                                      + "  component-a.iters: *i\n")
+    model = str(ROOT / "specs" / "hello" / "my-model.yaml")
+    for args in (["process", "validate", "bomb.yaml"],
+                 ["process", "run", "--runner", "local", model, "--scenarios", "sc.yaml"],
+                 ["process", "validate", model, "-p", "component-a.iters=" + "\n".join(aliases).replace('"', "")]):
+        start = time.monotonic()
+        proc = cli(*args, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "alias" in proc.stderr and "Traceback" not in proc.stderr
+        assert time.monotonic() - start < 15  # CLI start-up included; the check itself is < 1 s

@@ -144,6 +144,7 @@ def test_specs_include_the_batch_examples() -> None:
     assert {HELLO, PLANT} <= set(model_specs())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("partition", ["fused", "component"])
 def test_dry_run_of_every_spec(tmp_path: Path, partition: str) -> None:
     """Each example builds offline into a job whose proto holds one stateful ParDo per stage,
@@ -249,6 +250,7 @@ def test_dry_run_plant_per_component_with_scenarios(tmp_path: Path) -> None:
             assert dofn.record is True
 
 
+@pytest.mark.slow
 def test_a_worker_imports_the_components_from_the_shipped_wheel(tmp_path: Path) -> None:
     """What a worker does: unpickle a stage's DoFn and set it up, with the model folder gone
     and only the staged model wheel installed."""
@@ -298,6 +300,7 @@ def test_container_shipping_stages_no_code(tmp_path: Path) -> None:
     assert f"worker image: {image}" in result.output and "code shipped: container" in result.output
 
 
+@pytest.mark.slow
 def test_a_model_folder_with_its_own_setup_py_is_built_by_beam(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import tarfile
@@ -322,6 +325,7 @@ def test_a_model_folder_with_its_own_setup_py_is_built_by_beam(tmp_path: Path,
     assert result.exit_code == 2 and "has setup.py, which Beam builds with setuptools" in result.output
 
 
+@pytest.mark.slow
 def test_a_second_dry_run_replaces_the_first(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
     dry_run(PLANT, job_dir, *ARGS)

@@ -14,6 +14,9 @@ import yaml
 from conftest import CONFORMANCE, ROOT, cli_command
 from plugboard_beam.spec import load_model
 
+#: every test runs Beam pipelines through the CLI
+pytestmark = pytest.mark.slow
+
 CASES = sorted(p.name for p in (CONFORMANCE / "cases").iterdir() if (p / "model.yaml").exists()) \
     if (CONFORMANCE / "cases").exists() else []
 KEYS = 50

@@ -230,6 +230,7 @@ def test_run_step_is_skipped_unless_asked(tmp_path: Path) -> None:
     assert run_step_gcloud_args(tmp_path, {}) == []
 
 
+@pytest.mark.slow
 def test_launcher_runs_the_template_parameters_on_the_direct_runner(tmp_path: Path) -> None:
     gcloud_args = run_step_gcloud_args(tmp_path, {
         "_RUN_JOB": "true", "_RECORD": "gs://my-bucket/records/plant",

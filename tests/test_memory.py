@@ -10,6 +10,9 @@ import pytest
 
 from conftest import ROOT
 
+#: runs the peak-memory benchmark
+pytestmark = pytest.mark.slow
+
 
 def peak_mb(runner: str, steps: int) -> float:
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), runner, str(steps)],

@@ -185,3 +185,190 @@ def test_modules_with_same_name_in_two_model_folders(tmp_path: Path) -> None:
     load_model(write(a, body))
     with pytest.raises(ModelError, match="no component 'Emit'"):
         load_model(write(b, body, parts="X = 1\n"))
+
+
+# ------------------------------------------------------------------ argument types
+TYPED = '''
+import typing as _t
+from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.schemas import ComponentArgsDict
+
+class Emit(Component):
+    io = IO(outputs=["x"])
+    def __init__(self, iters: int, scale: float = 1.0, path: str = "out.txt",
+                 tags: _t.Optional[list[str]] = None, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        if iters < 0:
+            raise ValueError(f"iters must be >= 0, got {iters}")
+        self._left = iters
+    async def step(self) -> None:
+        await self.io.close()
+
+class Relay(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+    async def step(self) -> None:
+        self.y = self.x
+'''
+
+TYPED_MODEL = """
+    plugboard:
+      process:
+        args:
+          components:
+          - type: specparts.Emit
+            args:
+              name: e
+              iters: %s
+              scale: 2
+          - {type: specparts.Relay, args: {name: r}}
+          connectors:
+          - {source: e.x, target: r.x}
+"""
+
+
+def test_argument_types_are_checked_against_the_constructor(tmp_path: Path) -> None:
+    path = write(tmp_path, TYPED_MODEL % '"ten"', TYPED)
+    [(line, msg)] = problems(path)
+    assert line == 8
+    assert "component 'e' (specparts.Emit)" in msg and "argument 'iters'" in msg
+    assert "'ten'" in msg and "iters: int" in msg and "valid integer" in msg
+    # A number written as text is not a number either (the constructor would get a str).
+    [(_, msg)] = problems(write(tmp_path, TYPED_MODEL % '"10"', TYPED))
+    assert "argument 'iters'" in msg and "YAML read '10' as text: write it unquoted, as 10" in msg
+    [(_, msg)] = problems(write(tmp_path, (TYPED_MODEL % "3").replace("scale: 2", "scale: 1e3"), TYPED))
+    assert "argument 'scale' = '1e3' is not a valid float" in msg and "as 1000.0" in msg
+    # An int is a float; null is fine where the default is None; a list fits list[str].
+    model = load_model(write(tmp_path, TYPED_MODEL % "3", TYPED), {"e.tags": ["a"], "e.path": "o-{key}.txt"})
+    assert model.build_components("k")["e"]._left == 3  # type: ignore[attr-defined]
+    assert load_model(path, {"e.iters": 4, "e.tags": None}).graph.nodes
+
+
+def test_override_types_and_misspellings_are_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, TYPED_MODEL % "3", TYPED)
+    with pytest.raises(ModelError) as info:
+        load_model(path, {"e.iters": "ten", "e.tags": [1, 2]})
+    text = str(info.value)
+    assert "argument 'iters' (set by override 'e.iters') = 'ten' is not a valid int" in text
+    assert "argument 'tags' (set by override 'e.tags')" in text and "[0]" in text
+    assert "model.yaml:8:" in text  # the YAML line of the argument it replaces
+    with pytest.raises(ModelError) as info:
+        load_model(path, {"e.itres": 4})
+    assert "unknown argument 'itres' (set by override 'e.itres') (did you mean 'iters'?)" in str(info.value)
+    with pytest.raises(ModelError, match="did you mean 'e'"):
+        load_model(path, {"ee.iters": 4})
+
+
+def test_scenario_override_types_name_the_row(tmp_path: Path) -> None:
+    from plugboard_beam.spec.scenarios import instances, load_scenarios
+
+    model = load_model(write(tmp_path, TYPED_MODEL % "3", TYPED))
+    sc = tmp_path / "sc.csv"
+    sc.write_text("key,e.iters\nok,4\nbad,ten\n")
+    with pytest.raises(ModelError) as info:
+        instances(model, load_scenarios(sc))
+    [problem] = info.value.problems
+    assert "scenario 'bad' (sc.csv line 3)" in problem.message
+    assert "argument 'iters'" in problem.message and "not a valid int" in problem.message
+    assert problem.line == 8
+
+
+# ------------------------------------------------------------------ constructors that raise
+def test_a_constructor_that_raises_is_a_step_error_with_its_line(tmp_path: Path) -> None:
+    from plugboard_beam.exceptions import StepError
+
+    model = load_model(write(tmp_path, TYPED_MODEL % "-1", TYPED))
+    with pytest.raises(StepError) as info:
+        model.build_components("k1")
+    err = info.value
+    assert (err.component, err.key, err.step, err.phase) == ("e", "k1", 0, "construct")
+    assert err.error_type == "ValueError"
+    assert "iters must be >= 0" in str(err) and "model.yaml line 5" in str(err)
+    with pytest.raises(ModelError) as minfo:
+        model.check_construct()
+    [problem] = minfo.value.problems
+    assert problem.line == 5 and "component 'e'" in problem.format() and "iters must be >= 0" in problem.message
+
+
+# ------------------------------------------------------------------ YAML bounds
+BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+plugboard: {process: {args: {components: [{type: specparts.Emit, args: {name: e, iters: *i}}]}}}
+"""
+
+
+def test_alias_bomb_model_is_refused_fast(tmp_path: Path) -> None:
+    import resource
+    import time
+
+    assert len(BOMB) < 600
+    path = write(tmp_path, BOMB)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    [(line, msg)] = problems(path)
+    assert time.monotonic() - start < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+    assert "too large" in msg and "alias" in msg and line is not None
+
+
+def test_alias_bomb_scenarios_and_params_are_refused_fast(tmp_path: Path) -> None:
+    import time
+
+    from plugboard_beam.spec.scenarios import load_scenarios
+
+    aliases = BOMB.splitlines()[:-1]  # a: ... i: (the anchors)
+    bomb = tmp_path / "sc.yaml"
+    bomb.write_text("- key: k\n" + "".join(f"  {line}\n" for line in aliases) + "  e.iters: *i\n")
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="alias"):
+        load_scenarios(bomb)
+    csv = tmp_path / "sc.csv"
+    cell = "\n".join(aliases).replace('"', "") + "\nj: *i"
+    csv.write_text(f'key,e.iters\nk,"{cell}"\n')
+    with pytest.raises(ModelError, match="alias") as info:
+        load_scenarios(csv)
+    assert "column 'e.iters'" in str(info.value)
+    from plugboard_beam.cli.main import parse_params
+    from plugboard_beam.exceptions import UserError
+
+    with pytest.raises(UserError, match="alias"):
+        parse_params([f"e.iters={cell}"])
+    assert time.monotonic() - start < 2.0
+
+
+def test_deep_nesting_and_huge_files_are_refused(tmp_path: Path) -> None:
+    deep = write(tmp_path, "x: " + "[" * 5000 + "]" * 5000 + "\nplugboard: {}\n")
+    [(_, msg)] = problems(deep)
+    assert "nested" in msg
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (5 * 1024 * 1024) + "\n")
+    with pytest.raises(ModelError, match="too large"):
+        load_model(big)
+
+
+def test_did_you_mean_for_modules_and_scenario_key_columns(tmp_path: Path) -> None:
+    from plugboard_beam.spec.scenarios import load_scenarios
+
+    path = write(tmp_path, """
+        plugboard:
+          process:
+            args:
+              components:
+              - {type: specprts.Emit, args: {name: e}}
+    """)
+    [(line, msg)] = problems(path)
+    assert line == 5 and "no module named 'specprts' (did you mean 'specparts'?)" in msg
+    sc = tmp_path / "sc.csv"
+    sc.write_text("kye,e.iters\na,1\n")
+    with pytest.raises(ModelError) as info:
+        load_scenarios(sc)
+    text = str(info.value)
+    assert text.startswith(f"{sc} is not a valid scenarios file (1 problem)")
+    assert "sc.csv line 2: no 'key' (is 'kye' meant to be 'key'?)" in text

@@ -18,6 +18,9 @@ import yaml
 from conftest import ROOT, cli_command
 from plugboard_beam.testing.emulator import Emulator
 
+#: every test runs against the Pub/Sub emulator
+pytestmark = pytest.mark.slow
+
 PROJECT = "plugboard-beam-test"
 
 

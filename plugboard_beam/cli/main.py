@@ -12,7 +12,6 @@ import sys
 import typing as _t
 
 import click
-import yaml
 
 from plugboard_beam.cli.progress import Progress
 from plugboard_beam.exceptions import Interrupted, StepError, UserError
@@ -87,16 +86,18 @@ def split_model(tokens: list[str]) -> tuple[str, list[str]]:
 
 
 def parse_params(params: _t.Sequence[str]) -> dict[str, _t.Any]:
-    """``-p name=value`` pairs; values are parsed as YAML."""
+    """``-p name=value`` pairs; values are parsed as (size- and alias-bounded) YAML."""
+    from plugboard_beam.spec.yaml_lines import YamlSyntaxError, load_value
+
     out: dict[str, _t.Any] = {}
     for item in params:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise UserError(f"--param {item!r}: expected NAME=VALUE, e.g. -p a.iters=5")
+            raise UserError(f"--param {item[:80]!r}: expected NAME=VALUE, e.g. -p a.iters=5")
         try:
-            out[name.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise UserError(f"--param {item!r}: value is not valid YAML: {exc}") from None
+            out[name.strip()] = load_value(value)
+        except YamlSyntaxError as exc:
+            raise UserError(f"--param {name.strip()!r}: value is not valid YAML: {exc.problem.message}") from None
     return out
 
 
@@ -131,6 +132,7 @@ def validate(model: str, params: tuple[str, ...]) -> None:
     from plugboard_beam.spec import load_model
 
     loaded = load_model(model, parse_params(params))
+    loaded.check_construct()
     g = loaded.graph
     loops = sum(1 for scc in g.strongly_connected() if g.is_cyclic(scc))
     click.echo(

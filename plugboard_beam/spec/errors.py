@@ -29,15 +29,17 @@ class Problem:
 class ModelError(UserError):
     """A model failed validation; carries every problem found, not just the first."""
 
-    def __init__(self, problems: _t.Sequence[Problem], filename: str = "") -> None:
+    def __init__(self, problems: _t.Sequence[Problem], filename: str = "", what: str = "model") -> None:
         self.problems = list(problems)
         self.filename = filename
+        #: what the file is ("model", "scenarios file"), for the header
+        self.what = what
         super().__init__(self.describe())
 
     def describe(self) -> str:
         """One line per problem, under a header saying how many."""
         n = len(self.problems)
-        head = f"{self.filename or 'model'} is not a valid model ({n} problem{'s' if n != 1 else ''}):"
+        head = f"{self.filename or self.what} is not a valid {self.what} ({n} problem{'s' if n != 1 else ''}):"
         body = "\n".join(f"  - {p.format(self._short())}" for p in self.problems)
         return f"{head}\n{body}"
 

@@ -1,11 +1,12 @@
 """Model loading as an ordered list of small phases over one context.
 
-read -> parse YAML -> apply overrides -> schema -> names -> types -> arguments ->
-initial values -> connectors -> unconnected inputs -> cycles -> graph.
+read -> parse YAML -> apply overrides -> schema -> names -> types -> arguments -> argument
+types -> initial values -> connectors -> unconnected inputs -> cycles -> graph.
 
 Each phase adds ``Problem`` s (with the YAML line) and returns; later phases only run when the
 ones they depend on found nothing, so one call reports every independent problem at once.
-Nothing runs beyond importing the component modules: no component is constructed.
+Nothing runs beyond importing the component modules: no component is constructed
+(``check_construct`` does that once, for ``process validate``).
 """
 
 from __future__ import annotations
@@ -16,20 +17,23 @@ from dataclasses import dataclass, field
 import difflib
 import importlib
 import inspect
+import json
 from pathlib import Path
 import sys
 import typing as _t
+import weakref
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from plugboard_beam.component.component import BASE_ARGS, Component
 from plugboard_beam.component.decorator import ComponentDecoratorHelper
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.exceptions import IOSetupError
+from plugboard_beam.exceptions import IOSetupError, StepError
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.schemas import ConfigSpec, ConnectorSpec
 from plugboard_beam.spec.errors import ModelError, Problem
-from plugboard_beam.spec.yaml_lines import Lines, YamlSyntaxError, load_yaml
+from plugboard_beam.spec.keys import DEFAULT_KEY, InvalidKey, substitute_key
+from plugboard_beam.spec.yaml_lines import MODEL_LIMITS, Lines, YamlSyntaxError, load_yaml
 
 _COMPONENTS = ("plugboard", "process", "args", "components")
 _CONNECTORS = ("plugboard", "process", "args", "connectors")
@@ -49,6 +53,8 @@ class Context:
     ios: dict[str, IOController] = field(default_factory=dict)
     graph: _t.Optional[ModelGraph] = None
     problems: list[Problem] = field(default_factory=list)
+    #: (component, argument) -> the override that set it, for messages
+    overridden: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -94,34 +100,76 @@ class LoadedModel:
         return {c.args.name: c for c in self.config.plugboard.process.args.components}
 
     def build_components(self, key: str = "") -> dict[str, Component]:
-        """Fresh component instances for one key (``{key}`` in string arguments is replaced)."""
+        """Fresh component instances for one key.
+
+        ``{key}`` in string arguments is replaced by ``key_for_path(key)`` (one safe path
+        segment). A constructor that raises, or a key that cannot be substituted, raises
+        ``StepError(component, key, 0, "construct", exc)`` whose message gives the component's
+        YAML line."""
         out: dict[str, Component] = {}
-        for spec in self.config.plugboard.process.args.components:
-            args = spec.args
-            kwargs: dict[str, _t.Any] = {k: _subst_key(v, key) for k, v in args.extra_args().items()}
-            kwargs["name"] = args.name
-            if args.initial_values:
-                kwargs["initial_values"] = {k: list(v) for k, v in args.initial_values.items()}
-            if args.parameters:
-                kwargs["parameters"] = dict(args.parameters)
-            if args.constraints:
-                kwargs["constraints"] = dict(args.constraints)
-            comp = self.classes[args.name](**kwargs)
-            comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
-            out[args.name] = comp
+        for i, spec in enumerate(self.config.plugboard.process.args.components):
+            try:
+                comp = self._construct(spec.args, key)
+            except Exception as exc:
+                err = StepError(spec.args.name, key, 0, "construct", exc)
+                err.error_message = f"{err.error_message} ({self._where(i)})"
+                err.args = (err.describe(),)
+                raise err from exc
+            out[spec.args.name] = comp
         return out
+
+    def check_construct(self, key: str = DEFAULT_KEY) -> None:
+        """Construct every component once (``process validate``): a constructor that raises
+        is a ``ModelError`` naming the component and its YAML line. The instances are dropped
+        unused (``init`` never ran, so there is nothing to ``destroy``)."""
+        problems: list[Problem] = []
+        for i, spec in enumerate(self.config.plugboard.process.args.components):
+            try:
+                self._construct(spec.args, key)
+            except Exception as exc:
+                problems.append(Problem(
+                    f"the constructor raised {type(exc).__name__}: {exc}",
+                    self.lines.of((*_COMPONENTS, i)),
+                    f"component '{spec.args.name}' ({spec.type})",
+                ))
+        if problems:
+            raise ModelError(problems, str(self.path))
+
+    def _where(self, index: int) -> str:
+        line = self.lines.of((*_COMPONENTS, index))
+        return f"{self.path.name} line {line}" if line else self.path.name
+
+    def _construct(self, args: _t.Any, key: str) -> Component:
+        kwargs: dict[str, _t.Any] = {k: _subst_key(v, key) for k, v in args.extra_args().items()}
+        kwargs["name"] = args.name
+        if args.initial_values:
+            kwargs["initial_values"] = {k: list(v) for k, v in args.initial_values.items()}
+        if args.parameters:
+            kwargs["parameters"] = dict(args.parameters)
+        if args.constraints:
+            kwargs["constraints"] = dict(args.constraints)
+        comp = self.classes[args.name](**kwargs)
+        comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
+        return comp
 
 
 def _subst_key(value: _t.Any, key: str) -> _t.Any:
     if isinstance(value, str) and "{key}" in value:
-        return value.replace("{key}", key)
+        try:
+            return substitute_key(value, key)
+        except InvalidKey as exc:
+            raise InvalidKey(f"cannot put key {key[:40]!r} into {value!r}: {exc}") from None
     return value
 
 
 # ------------------------------------------------------------------ phases
 def read_file(ctx: Context) -> None:
-    """The file exists and is text."""
+    """The file exists, is text, and is not larger than a model file can sensibly be."""
     try:
+        size = ctx.path.stat().st_size
+        if size > MODEL_LIMITS.max_bytes:
+            ctx.problem(f"model file {ctx.path} is too large: {size} bytes (at most {MODEL_LIMITS.max_bytes})")
+            return
         ctx.text = ctx.path.read_text()
     except FileNotFoundError:
         ctx.problem(f"model file {ctx.path} does not exist")
@@ -147,6 +195,7 @@ def apply_overrides(ctx: Context) -> None:
     try:
         comps = ctx.raw["plugboard"]["process"]["args"]["components"]
         by_name = {c["args"]["name"]: c["args"] for c in comps}
+        index = {c["args"]["name"]: i for i, c in enumerate(comps)}
     except (KeyError, TypeError):
         return  # the schema phase reports the structure
     for name, value in ctx.overrides.items():
@@ -154,16 +203,17 @@ def apply_overrides(ctx: Context) -> None:
         if parts[0] == "component" and len(parts) >= 4:  # plugboard's --param form
             kind = {"arg": "", "initial_value": "initial_values", "parameter": "parameters"}.get(parts[2])
             if kind is None:
-                ctx.problem(f"override {name!r}: expected component.<name>.<arg|initial_value|parameter>.<field>")
+                ctx.problems.append(Problem(
+                    f"override {name!r}: expected component.<name>.<arg|initial_value|parameter>.<field>"))
                 continue
             parts = [parts[1], *([kind] if kind else []), *parts[3:]]
         if len(parts) < 2:
-            ctx.problem(f"override {name!r}: expected <component>.<argument>")
+            ctx.problems.append(Problem(f"override {name!r}: expected <component>.<argument>"))
             continue
         comp = by_name.get(parts[0])
         if comp is None:
             hint = _did_you_mean(parts[0], by_name)
-            ctx.problem(f"override {name!r} names unknown component {parts[0]!r}{hint}")
+            ctx.problems.append(Problem(f"override {name!r} names unknown component {parts[0]!r}{hint}"))
             continue
         if parts[1] in ("initial_values", "parameters") and len(parts) == 3:
             section = comp.setdefault(parts[1], {})
@@ -172,10 +222,13 @@ def apply_overrides(ctx: Context) -> None:
             section[parts[2]] = value
         elif len(parts) == 2:
             comp[parts[1]] = value
+            ctx.overridden[(parts[0], parts[1])] = name
         else:
             ctx.problem(
                 f"override {name!r}: expected <component>.<argument> or "
-                "<component>.initial_values.<field> or <component>.parameters.<name>"
+                "<component>.initial_values.<field> or <component>.parameters.<name>",
+                (*_COMPONENTS, index[parts[0]]),
+                f"component '{parts[0]}'",
             )
 
 
@@ -277,8 +330,11 @@ def resolve_type(type_path: str, base_dir: str) -> type[Component]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
+            local = [f.stem for f in Path(base_dir).glob("*.py")] + [
+                d.name for d in Path(base_dir).iterdir() if (d / "__init__.py").exists()]
             raise LookupError(
-                f"unknown type {type_path!r}: no module named {exc.name!r} (looked in {base_dir} and the Python path)"
+                f"unknown type {type_path!r}: no module named {exc.name!r}{_did_you_mean(exc.name, local)} "
+                f"(looked in {base_dir} and the Python path)"
             ) from None
         raise LookupError(f"importing {module_name!r} for type {type_path!r} failed: {exc}") from None
     except Exception as exc:
@@ -375,13 +431,133 @@ def check_args(ctx: Context) -> None:
         if not anything:
             for arg in sorted(given - names):
                 ctx.problem(
-                    f"unknown argument {arg!r}{_did_you_mean(arg, names - given)}; "
+                    f"unknown argument {arg!r}{_from_override(ctx, comp.args.name, arg)}"
+                    f"{_did_you_mean(arg, names - given) or _did_you_mean(arg, names - BASE_ARGS)}; "
                     f"{cls.__name__} accepts: {', '.join(sorted(names - BASE_ARGS)) or '(no own arguments)'}",
                     (*_COMPONENTS, i, "args", arg),
                     elem,
                 )
         for arg in sorted(required - given):
             ctx.problem(f"missing required argument {arg!r}", (*_COMPONENTS, i, "args"), elem)
+
+
+def _from_override(ctx: Context, component: str, arg: str) -> str:
+    name = ctx.overridden.get((component, arg))
+    return f" (set by override {name!r})" if name else ""
+
+
+@dataclass(frozen=True)
+class _ArgType:
+    """What a constructor argument's annotation accepts."""
+
+    annotation: _t.Any
+    adapter: TypeAdapter[_t.Any]
+    none_ok: bool
+
+    @property
+    def label(self) -> str:
+        ann = self.annotation
+        text = ann.__name__ if isinstance(ann, type) else str(ann).replace("typing.", "")
+        return f"{text} or None" if self.none_ok and not _t.get_origin(ann) else text
+
+
+#: arg_types by class (a cache; classes are never mutated after import)
+_ARG_TYPES: weakref.WeakKeyDictionary[type[Component], dict[str, _ArgType]] = weakref.WeakKeyDictionary()
+
+
+def arg_types(cls: type[Component]) -> dict[str, _ArgType]:
+    """Checkable argument annotations of ``cls``'s constructor (own and inherited, down to
+    ``Component``). Arguments without an annotation, or with one pydantic cannot check, are
+    left out. Cached by class (scenarios check every key's arguments)."""
+    cached = _ARG_TYPES.get(cls)
+    if cached is not None:
+        return cached
+    out: dict[str, _ArgType] = {}
+    for klass in cls.__mro__:
+        if klass is Component or klass is object:
+            break
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+            hints = _t.get_type_hints(init)
+        except Exception:  # unresolvable annotations: nothing to check against
+            continue
+        for p in params:
+            if p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) or p.name in out or p.name not in hints:
+                continue
+            if p.name in BASE_ARGS or hints[p.name] is _t.Any:
+                continue
+            try:
+                adapter: TypeAdapter[_t.Any] = TypeAdapter(hints[p.name])
+            except Exception:  # e.g. an arbitrary class: constructed objects cannot come from YAML
+                continue
+            out[p.name] = _ArgType(hints[p.name], adapter, p.default is None)
+    _ARG_TYPES[cls] = out
+    return out
+
+
+def _type_problem(kind: _ArgType, value: _t.Any) -> _t.Optional[str]:
+    """Why ``value`` does not fit, or None. Values are checked strictly as JSON data (so
+    ``"ten"`` and ``"10"`` are not ints, but a list is a tuple and an int is a float); values
+    JSON cannot hold (dates, ...) are checked leniently."""
+    if value is None and kind.none_ok:
+        return None
+    if isinstance(value, str) and "{key}" in value:
+        value = value.replace("{key}", DEFAULT_KEY)
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        text = None
+    try:
+        if text is not None:
+            kind.adapter.validate_json(text, strict=True)
+        else:
+            kind.adapter.validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "".join(f"[{p!r}]" for p in first["loc"])
+        return f"{loc + ': ' if loc else ''}{first['msg']}{_text_number_hint(value)}"
+    return None
+
+
+def _text_number_hint(value: _t.Any) -> str:
+    """A hint for numbers YAML read as text (quoted, or ``1e3``, which YAML 1.1 reads as text)."""
+    if not isinstance(value, str):
+        return ""
+    number: _t.Union[int, float]
+    try:
+        number = int(value)
+    except ValueError:
+        try:
+            number = float(value)
+        except ValueError:
+            return ""
+    return f" (YAML read {value!r} as text: write it unquoted, as {number!r})"
+
+
+def check_arg_types(ctx: Context) -> None:
+    """Each argument fits its constructor annotation (YAML, scenarios and ``-p`` alike)."""
+    for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
+        cls = ctx.classes.get(comp.args.name)
+        if cls is None:
+            continue
+        kinds = arg_types(cls)
+        for arg, value in comp.args.extra_args().items():
+            kind = kinds.get(arg)
+            if kind is None:
+                continue
+            why = _type_problem(kind, value)
+            if why is not None:
+                shown = repr(value)
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                ctx.problem(
+                    f"argument {arg!r}{_from_override(ctx, comp.args.name, arg)} = {shown} is not "
+                    f"a valid {kind.label} ({cls.__name__}.__init__ expects {arg}: {kind.label}): {why}",
+                    (*_COMPONENTS, i, "args", arg),
+                    f"component '{comp.args.name}' ({comp.type})",
+                )
 
 
 def check_initial_values(ctx: Context) -> None:
@@ -518,6 +694,7 @@ PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
     (check_names, ("check_schema",)),
     (resolve_types, ("check_schema",)),
     (check_args, ("check_schema",)),
+    (check_arg_types, ("check_schema",)),
     (resolve_io, ("check_schema",)),
     (check_initial_values, ("check_schema",)),
     (check_connectors, ("check_schema",)),
