@@ -10,6 +10,7 @@ from plugboard_beam.component.component import Component
 from plugboard_beam.connector import Connector
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
 
 
@@ -32,7 +33,8 @@ class LocalProcess:
         self.parameters = dict(parameters or {})
         comps, conns = list(components), list(connectors)
         # Validated on construction: a broken model never starts.
-        self.graph = graph_from_components(comps, [c.spec for c in conns], self.name)
+        self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name),
+                                {c.name: type(c) for c in comps})
         self.components: dict[str, Component] = {c.name: c for c in comps}
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
         self._engine = Engine(self.graph, self.components)

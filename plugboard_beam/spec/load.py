@@ -29,6 +29,7 @@ from plugboard_beam.exceptions import IOSetupError
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.schemas import ConfigSpec, ConnectorSpec
 from plugboard_beam.spec.errors import ModelError, Problem
+from plugboard_beam.spec.events import check_events
 from plugboard_beam.spec.yaml_lines import Lines, YamlSyntaxError, load_yaml
 
 _COMPONENTS = ("plugboard", "process", "args", "components")
@@ -523,6 +524,7 @@ PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
     (check_connectors, ("check_schema",)),
     (check_inputs_connected, ("check_schema",)),
     (build_graph, ("check_schema", "check_names", "resolve_types", "resolve_io", "check_connectors")),
+    (check_events, ("build_graph",)),
     (check_cycles, ("build_graph", "check_initial_values")),
 ]
 
