@@ -6,7 +6,8 @@ import typing as _t
 
 from pydantic import BaseModel
 
-from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.component import Component
+from plugboard_beam.component import IOController as IO
 from plugboard_beam.events import Event, StopEvent
 
 
@@ -51,7 +52,7 @@ class Src(Component):
 class Relay(Component):
     """Reads t; emits Ping on the steps in ``at``; logs the Pings it handles with its step."""
 
-    io = IO(inputs=["t"], input_events=[Ping], output_events=[Ping])
+    io = IO(inputs=["t"], outputs=["u"], input_events=[Ping], output_events=[Ping])
 
     def __init__(self, at: _t.Sequence[int] = (), **kw: _t.Any) -> None:
         super().__init__(**kw)
@@ -62,6 +63,7 @@ class Relay(Component):
 
     async def step(self) -> None:
         self.log.append(f"step {self.steps} t={self.t}")
+        self.u = self.t
         if self.t in self.at:
             self.io.queue_event(Ping(source=self.name, data=At(step=self.t)))
         self.steps += 1

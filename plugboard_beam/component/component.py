@@ -155,7 +155,8 @@ class Component:
     @property
     def status(self) -> Status:
         """``created``, ``init``, ``running``, ``completed``, ``stopped`` or ``failed``."""
-        return self.__dict__.get("_status", Status.CREATED)
+        status: Status = self.__dict__.get("_status", Status.CREATED)
+        return status
 
     @StopEvent.handler
     async def _stop_handler(self, event: StopEvent) -> None:

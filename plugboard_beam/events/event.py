@@ -13,7 +13,7 @@ Delivery (which step sees which event) is decided by the step engine, see ``SEMA
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 import re
 import typing as _t
 from uuid import UUID, uuid4
@@ -29,7 +29,7 @@ _F = _t.TypeVar("_F", bound=_t.Callable[..., _t.Any])
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Event(BaseModel):

@@ -232,7 +232,7 @@ class Engine:
         self.driver = driver or Driver()
         self.recorder = recorder
         self.burst = burst
-        self.inputs: dict[int, InPort] = {}
+        self.inputs: dict[int, _t.Union[InPort, Channel]] = {}
         self.outputs: dict[int, OutPort] = {}
         self.runners: dict[str, Runner] = {}
         self.initialised = False
@@ -639,8 +639,8 @@ class Engine:
         """Send this tick's batch (possibly empty) on every event edge of ``runner``."""
         events = runner.comp.io.take_events()
         recorder = self.recorder
-        for types, put, edge, crosses in runner.ev_outs:
-            batch = [e for e in events if e.type in types] if events else []
+        for wanted, put, edge, crosses in runner.ev_outs:
+            batch = [e for e in events if e.type in wanted] if events else []
             if batch and crosses:
                 try:
                     pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
