@@ -3,6 +3,7 @@ stop, stage boundaries and bad input. No YAML or Beam here (see test_events_engi
 
 from __future__ import annotations
 
+from pathlib import Path
 import typing as _t
 
 from ev_parts import (
@@ -267,3 +268,23 @@ def test_unproduced_input_event_and_stray_handler_are_model_errors() -> None:
 
 class _Feeder(Component):
     io = IO(outputs=["t"])
+
+
+def test_readme_events_example_runs_as_documented(tmp_path: Path) -> None:
+    import ast
+    import asyncio
+    import re
+
+    from conftest import ROOT
+
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+              if "plugboard_beam.events" in b]
+    assert len(blocks) == 1, "README lost its Events example"
+    code = compile(blocks[0], "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    namespace: dict[str, _t.Any] = {"__name__": "readme_events"}
+    result = eval(code, namespace)  # noqa: S307 - our own README
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)
+    assert namespace["valve"].log == ["level=0", "level=3", "level=6", "level=9", "alarm 12", "level=12",
+                                      "alarm 15", "level=15"]
+    assert namespace["pager"].pages == [12, 15]
