@@ -282,9 +282,47 @@ def test_readme_events_example_runs_as_documented(tmp_path: Path) -> None:
     assert len(blocks) == 1, "README lost its Events example"
     code = compile(blocks[0], "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     namespace: dict[str, _t.Any] = {"__name__": "readme_events"}
-    result = eval(code, namespace)  # noqa: S307 - our own README
+    result = eval(code, namespace)
     if asyncio.iscoroutine(result):
         asyncio.run(result)
     assert namespace["valve"].log == ["level=0", "level=3", "level=6", "level=9", "alarm 12", "level=12",
                                       "alarm 15", "level=15"]
     assert namespace["pager"].pages == [12, 15]
+
+
+def test_event_driven_component_waiting_on_its_own_downstream_is_a_model_error() -> None:
+    # c (event-driven) -> sink.count; sink would emit the Pings c steps on.
+    class PingBack(Component):
+        io = IO(inputs=["count"], output_events=[Ping])
+
+    with pytest.raises(ModelError, match="neither can take a first step"):
+        model([Counter(name="c"), PingBack(name="back")], [("c.count", "back.count")])
+
+
+def test_plugboard_style_event_connectors_are_accepted_and_the_stop_ends_the_model() -> None:
+    import asyncio
+
+    from plugboard_beam.connector import AsyncioConnector, ConnectorBuilder
+    from plugboard_beam.events import EventConnectorBuilder
+    from plugboard_beam.process import LocalProcess
+
+    # A source that never closes: the StopEvent it queues at step 5 ends the whole model.
+    src, relay, count = Src(name="src", n=10**9, at=[1, 3], stop_at=5), Relay(name="relay"), Counter(name="count")
+    sink = PongSink(name="sink")
+    comps: list[Component] = [src, relay, count, sink]
+    builder = EventConnectorBuilder(connector_builder=ConnectorBuilder(connector_cls=AsyncioConnector))
+    event_connectors = builder.build(comps)
+    assert event_connectors["ping"].producers == ("src", "relay")
+    assert event_connectors["ping"].consumers == ("relay", "count")
+    wires = [("src.t", "relay.t"), ("count.count", "sink.count")]
+    process = LocalProcess(comps, [AsyncioConnector(spec=ConnectorSpec(source=s, target=t)) for s, t in wires]
+                           + list(event_connectors.values()))
+
+    async def main() -> None:
+        async with process:
+            await process.run()
+
+    asyncio.run(main())
+    assert process.steps() == {"src": 7, "relay": 6, "count": 3, "sink": 2}
+    assert {c.status for c in comps} == {"stopped"}
+    assert relay.log[-1] == "destroy stopped"

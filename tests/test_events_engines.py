@@ -12,10 +12,9 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import CONFORMANCE, cli_command
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import CONFORMANCE, cli_command
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "conformance" / "events"
@@ -108,7 +107,8 @@ def test_validate_diagram_compile_show_event_edges(tmp_path: Path) -> None:
     assert 'clock -. "event: mark" .-> mixed' in proc.stdout
     assert 'detector -. "event: alarm" .-> mixed' in proc.stdout
     proc = cli(work, "compile", "--stages", "component", "model.yaml")
-    assert "clock =mark=> mixed: same tick (upstream through fields); crosses stages S0[clock] -> S2[mixed]" in proc.stdout
+    assert ("clock =mark=> mixed: same tick (upstream through fields); crosses stages S0[clock] -> S2[mixed]"
+            in proc.stdout)
     assert "detector =alarm=> mixed: one step later; crosses stages S1[detector] -> S2[mixed]" in proc.stdout
 
 

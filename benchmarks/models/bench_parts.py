@@ -2,7 +2,8 @@
 
 import typing as _t
 
-from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.component import Component
+from plugboard_beam.component import IOController as IO
 from plugboard_beam.schemas import ComponentArgsDict
 
 

@@ -7,7 +7,6 @@ shows one): 2 for an invalid model or bad option, 1 for a component that failed 
 from __future__ import annotations
 
 import dataclasses
-
 import functools
 import logging
 import sys

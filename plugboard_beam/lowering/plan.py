@@ -107,10 +107,12 @@ class Plan:
 
 
 def feedback_edges(graph: ModelGraph) -> tuple[Edge, ...]:
-    """Where streaming cuts loops: edges into seeded inputs that close a cycle."""
+    """Where streaming cuts loops: edges into seeded inputs that close a cycle. An event edge
+    from a component to itself (its own ``StopEvent``) stays in its stage: it never needs a topic."""
     sccs = [set(c) for c in graph.strongly_connected() if graph.is_cyclic(c)]
     return tuple(e for e in graph.edges
-                 if graph.is_seeded(e) and any(e.source in c and e.target in c for c in sccs))
+                 if graph.is_seeded(e) and not (e.kind == "event" and e.source == e.target)
+                 and any(e.source in c and e.target in c for c in sccs))
 
 
 def make_plan(

@@ -4,7 +4,9 @@ Problems reported (each with the component's YAML line):
 
 * an ``input_events`` type that no component of the model emits (its handler would never run);
 * a handler (``@E.handler``) for a type that is not in the component's ``input_events``;
-* one event type name used by two different classes.
+* one event type name used by two different classes;
+* an event-driven component (no input fields) whose outputs reach, through unseeded field
+  connectors, a component that emits events to it: it could never take a first step.
 """
 
 from __future__ import annotations
@@ -62,6 +64,30 @@ def event_problems(graph: ModelGraph, classes: _t.Mapping[str, type[Component]])
     return problems
 
 
+def _starved_loops(graph: ModelGraph) -> list[Problem]:
+    """Event-driven components that wait on events from their own field downstream."""
+    problems: list[Problem] = []
+    field_graph = ModelGraph(nodes=graph.nodes, edges=graph.field_edges, name=graph.name)
+    for node in graph.nodes:
+        if not node.is_event_driven or not node.outputs:
+            continue
+        reach: set[str] = set()
+        todo = [node.name]
+        while todo:
+            for nxt in field_graph.successors(todo.pop(), skip_seeded=True):
+                if nxt not in reach:
+                    reach.add(nxt)
+                    todo.append(nxt)
+        for other in graph.nodes:
+            if other.name in reach and set(other.output_events) & set(node.input_events):
+                problems.append(Problem(
+                    f"event-driven component '{node.name}' feeds '{other.name}' through connectors and "
+                    f"'{other.name}' emits the events '{node.name}' steps on, so neither can take a first "
+                    f"step; give an input on the path from '{node.name}' to '{other.name}' initial_values",
+                    node.line, f"component '{node.name}'"))
+    return problems
+
+
 def node_events(classes: _t.Mapping[str, type[Component]]) -> dict[str, NodeEvents]:
     """Event type names per component."""
     out: dict[str, NodeEvents] = {}
@@ -74,9 +100,12 @@ def node_events(classes: _t.Mapping[str, type[Component]]) -> dict[str, NodeEven
 def add_events(graph: ModelGraph, classes: _t.Mapping[str, type[Component]]) -> ModelGraph:
     """``graph`` with event edges; raises ``ModelError`` if the events are inconsistent."""
     problems = event_problems(graph, classes)
+    if not problems:
+        graph = with_events(graph, node_events(classes))
+        problems = _starved_loops(graph)
     if problems:
         raise ModelError(problems, graph.name)
-    return with_events(graph, node_events(classes))
+    return graph
 
 
 def check_events(ctx: Context) -> None:
@@ -87,3 +116,4 @@ def check_events(ctx: Context) -> None:
         ctx.problems.extend(problems)
         return
     ctx.graph = with_events(graph, node_events(ctx.classes))
+    ctx.problems.extend(_starved_loops(ctx.graph))
