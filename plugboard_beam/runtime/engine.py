@@ -105,6 +105,10 @@ class InPort:
             field.merge()
 
 
+#: the batch of a tick without events (shared; batches are never mutated)
+NO_EVENTS: tuple[()] = ()
+
+
 class Channel:
     """The receiving end of one event edge: batches of events, one per producer tick.
 
@@ -117,7 +121,7 @@ class Channel:
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
         # A lagging edge starts with one empty batch: the consumer's step 0 sees "tick -1".
-        self.buf: deque[list[_t.Any]] = deque([] for _ in range(edge.lag))
+        self.buf: deque[_t.Sequence[_t.Any]] = deque(NO_EVENTS for _ in range(edge.lag))
         self.queue = self.buf
         self.closed = False
         self.received = 0
@@ -505,6 +509,8 @@ class Engine:
         progress = False
         budget = self.burst
         fields = runner.fields
+        channels = runner.channels
+        events: _t.Optional[_t.Sequence[_t.Any]]
         while not (runner.done and runner.retired):
             if runner.done:
                 # After its last step: handle what still arrives (no step), then retire.
@@ -522,55 +528,73 @@ class Engine:
                 progress = True
                 continue
             if fields:
-                ended = False
+                blocked = None
                 for fld in fields:
                     if not fld.buf:
-                        ended = fld.ended
+                        blocked = fld
                         break
-                else:
-                    fld = None
-                if fld is not None:
-                    if not ended:
+                if blocked is not None:
+                    if not blocked.ended:
                         break
                     self._finish(runner)
                     progress = True
                     continue
-                if self._channels_state(runner) == 0:
+                ready = True
+                for ch in channels:
+                    if not ch.buf and not ch.closed:
+                        ready = False
+                        break
+                if not ready:
                     break
             elif runner.event_driven:
-                state = self._channels_state(runner)
-                if state == 0:
-                    break
-                if state == 2:
-                    self._last_step(runner)
-                    self._finish(runner)
+                events = None
+                exhausted = True
+                for ch in channels:
+                    if ch.buf:
+                        exhausted = False
+                    elif not ch.closed:
+                        break
+                else:
+                    if exhausted:
+                        self._last_step(runner)
+                        self._finish(runner)
+                        progress = True
+                        continue
+                    for ch in channels:
+                        if ch.buf:
+                            batch = ch.buf.popleft()
+                            if batch:
+                                events = batch if events is None else [*events, *batch]
+                    tick = runner.ticks
+                    runner.ticks += 1
+                    if events:
+                        self._handle(runner, events)
+                        if runner.outs:
+                            self._step(runner)
+                    if not runner.done:
+                        if runner.comp.io._is_closed:
+                            self._finish(runner)
+                        elif runner.ev_outs:
+                            self._flush(runner, tick)
                     progress = True
                     continue
-                tick = runner.ticks
-                runner.ticks += 1
-                events = self._pop(runner)
-                if events:
-                    self._handle(runner, events)
-                    if runner.outs:
-                        self._step(runner)
-                if not runner.done:
-                    if runner.comp.io._is_closed:
-                        self._finish(runner)
-                    else:
-                        self._flush(runner, tick)
-                progress = True
-                continue
+                break
             else:  # a source
                 if not budget or self._channels_state(runner) == 0:
                     break
                 budget -= 1
             tick = runner.steps
-            if runner.channels:
-                events = self._pop(runner)
+            if channels:
+                events = None
+                for ch in channels:
+                    if ch.buf:
+                        batch = ch.buf.popleft()
+                        if batch:
+                            events = batch if events is None else [*events, *batch]
                 if events:
                     self._handle(runner, events)
             self._step(runner)
-            if not runner.done:
+            if not runner.done and runner.ev_outs:
                 self._flush(runner, tick)
             progress = True
         return progress
@@ -598,7 +622,7 @@ class Engine:
                     events.extend(batch)
         return events
 
-    def _handle(self, runner: Runner, events: list[_t.Any]) -> None:
+    def _handle(self, runner: Runner, events: _t.Sequence[_t.Any]) -> None:
         """Run the handlers of ``events`` one at a time; a ``StopEvent`` closes the IO."""
         comp = runner.comp
         io = comp.io
@@ -637,7 +661,13 @@ class Engine:
 
     def _flush(self, runner: Runner, tick: int) -> None:
         """Send this tick's batch (possibly empty) on every event edge of ``runner``."""
-        events = runner.comp.io.take_events()
+        io = runner.comp.io
+        events = io._events
+        if not events:
+            for _, put, _, _ in runner.ev_outs:
+                put(NO_EVENTS)
+            return
+        io._events = []
         recorder = self.recorder
         for wanted, put, edge, crosses in runner.ev_outs:
             batch = [e for e in events if e.type in wanted] if events else []
