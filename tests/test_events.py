@@ -326,3 +326,21 @@ def test_plugboard_style_event_connectors_are_accepted_and_the_stop_ends_the_mod
     assert process.steps() == {"src": 7, "relay": 6, "count": 3, "sink": 2}
     assert {c.status for c in comps} == {"stopped"}
     assert relay.log[-1] == "destroy stopped"
+
+
+def test_json_codec_round_trips_and_refuses_bad_input() -> None:
+    import json
+
+    from plugboard_beam.events.codec import EventDecodeError, decode_batch, encode_batch, event_classes
+
+    classes = event_classes([Src, Counter])
+    assert set(classes) == {"ping", "pong", "system.stop"}
+    batch = [Ping(source="a", data={"step": 3}, metadata={"m": "1"}), StopEvent(source="a", data={})]
+    back = decode_batch(json.loads(json.dumps(encode_batch(batch))), classes)
+    assert back == batch
+    with pytest.raises(EventDecodeError, match="unknown event type 'nope'"):
+        decode_batch([{"type": "nope"}], classes)
+    with pytest.raises(EventDecodeError, match="invalid 'ping' event"):
+        decode_batch([{"type": "ping", "source": "a", "data": {"step": "x"}}], classes)
+    with pytest.raises(EventDecodeError):
+        decode_batch({"type": "ping"}, classes)

@@ -18,7 +18,7 @@ import re
 import typing as _t
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 _TYPE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-.]*$")
 #: attributes a handler decorator puts on the function
@@ -50,6 +50,13 @@ class Event(BaseModel):
     version: str = "0.1.0"
     data: _t.Union[dict[str, _t.Any], BaseModel]
     metadata: dict[str, str] = {}
+    #: the producer's tick (step index), stamped by the engine when the event is sent; -1 before
+    _tick: int = PrivateAttr(default=-1)
+
+    @property
+    def tick(self) -> int:
+        """The tick the event belongs to (its producer's step), once sent; else -1."""
+        return self._tick
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
         super().__init_subclass__(**kwargs)

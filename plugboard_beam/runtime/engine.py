@@ -668,6 +668,8 @@ class Engine:
                 put(NO_EVENTS)
             return
         io._events = []
+        for event in events:
+            event._tick = tick
         recorder = self.recorder
         for wanted, put, edge, crosses in runner.ev_outs:
             batch = [e for e in events if e.type in wanted] if events else []
