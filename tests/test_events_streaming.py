@@ -14,9 +14,9 @@ import sys
 import time
 import typing as _t
 
+from conftest import cli_command
 import pytest
 
-from conftest import cli_command
 from plugboard_beam.testing.emulator import Emulator
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def test_events_leave_the_model_on_a_topic_for_5_keys(emulator: Emulator, tmp_pa
     sub = f"projects/{PROJECT}/subscriptions/alarms-{len(engine)}-{int(time.time() * 1000)}"
     try:
         pubsub_v1.PublisherClient().create_topic(name=topic)
-    except Exception:  # noqa: BLE001 - it exists
+    except Exception:
         pass
     pubsub_v1.SubscriberClient().create_subscription(name=sub, topic=topic)
     proc = run(emulator, tmp_path, "model.yaml", "--scenarios", "scen.csv", *engine)

@@ -1,6 +1,7 @@
 import typing as _t
 
-from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.component import Component
+from plugboard_beam.component import IOController as IO
 from plugboard_beam.events import Event
 from plugboard_beam.library.pubsub_events import PubSubEventWriter
 

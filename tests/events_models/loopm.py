@@ -1,4 +1,4 @@
-from ev_parts import Relay, Src
+from ev_parts import Relay, Src  # noqa: F401 - Src is used by loop.yaml (loopm.Src)
 
 
 class LoggedRelay(Relay):
