@@ -344,3 +344,18 @@ def test_json_codec_round_trips_and_refuses_bad_input() -> None:
         decode_batch([{"type": "ping", "source": "a", "data": {"step": "x"}}], classes)
     with pytest.raises(EventDecodeError):
         decode_batch({"type": "ping"}, classes)
+
+
+def test_stop_queued_from_code_that_does_not_name_stopevent_is_refused_not_lost() -> None:
+    def make_stop(source: str) -> Event:  # the class below never names StopEvent itself
+        return StopEvent(source=source, data={})
+
+    class Sneaky(Component):
+        io = IO(inputs=["t"])
+
+        def step(self) -> None:
+            if self.t == 1:
+                self.io.queue_event(make_stop(self.name))
+
+    with pytest.raises(StepError, match=r"'system.stop'.*add StopEvent to IO\(output_events"):
+        run([Src(name="src", n=3), Sneaky(name="sneaky")], [("src.t", "sneaky.t")])

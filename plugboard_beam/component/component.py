@@ -109,6 +109,8 @@ class Component:
             output_events=cls_io.output_events,
             namespace=name,
         )
+        if type(self).event_io().may_stop:
+            self.io._out_types |= {StopEvent.type}
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
         super().__init_subclass__(**kwargs)

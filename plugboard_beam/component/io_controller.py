@@ -58,9 +58,11 @@ class IOController:
         self._stopped = False
         #: events queued since the engine last took them (the current tick's)
         self._events: list[_t.Any] = []
+        #: types ``queue_event`` accepts (``system.stop`` only if declared, or added by the
+        #: component when its code names ``StopEvent``: the graph has stop edges only then)
         self._out_types: frozenset[str] = frozenset(
             t for t in (getattr(e, "type", None) for e in self.output_events) if isinstance(t, str)
-        ) | {"system.stop"}
+        )
 
     @property
     def is_closed(self) -> bool:
@@ -84,7 +86,7 @@ class IOController:
         if not isinstance(etype, str) or not hasattr(event, "model_dump"):
             raise TypeError(f"component '{self.namespace}': queue_event needs an Event, got {type(event).__name__}")
         if etype not in self._out_types:
-            declared = sorted(self._out_types - {"system.stop"})
+            declared = sorted(self._out_types)
             raise ValueError(
                 f"component '{self.namespace}' queued an event of type {etype!r}, which is not in its "
                 f"output_events {declared}: add {type(event).__name__} to IO(output_events=[...])"
