@@ -111,3 +111,39 @@ def test_events_leave_the_model_on_a_topic_for_5_keys(emulator: Emulator, tmp_pa
     assert rows == want
     eos: dict[str, _t.Any] = {a["key"]: int(a["count"]) for a, _ in msgs if a.get("eos") == "true"}
     assert eos == {f"asset-{i}": sum(1 for s in range(6) if s % (i + 2) == 1) for i in range(5)}
+
+
+@pytest.mark.parametrize("engine", [["--runner", "local"], ["--streaming"]])
+def test_messages_become_events_for_the_right_key(emulator: Emulator, tmp_path: Path, engine: list[str]) -> None:
+    import random
+
+    from google.cloud import pubsub_v1
+
+    shutil.copy(MODELS / "events_in.py", tmp_path / "events_in.py")
+    shutil.copy(MODELS / "events_in.yaml", tmp_path / "model.yaml")
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+    pub, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = f"projects/{PROJECT}/topics/alarms-in"
+    sub_name = f"alarms-in-{engine[-1].strip('-')}"
+    try:
+        pub.create_topic(name=topic)
+    except Exception:
+        pass
+    subscriber.create_subscription(name=f"projects/{PROJECT}/subscriptions/{sub_name}", topic=topic)
+    rng = random.Random(3)
+    levels = {f"asset-{i}": [10 * i + j for j in range(2 + i)] for i in range(5)}
+    msgs = [(json.dumps({"data": {"level": v}}).encode(), {"key": k, "seq": str(s)})
+            for k, vs in levels.items() for s, v in enumerate(vs)]
+    msgs += [(b"", {"key": k, "seq": str(len(vs)), "eos": "true"}) for k, vs in levels.items()]
+    msgs += rng.sample(msgs, 5)  # redeliveries
+    rng.shuffle(msgs)
+    for data, attrs in msgs:
+        pub.publish(topic, data, **attrs).result()
+    (tmp_path / "keys.yaml").write_text("".join(f"- {{key: {k}}}\n" for k in levels))
+    proc = run(emulator, tmp_path, "model.yaml", "--scenarios", "keys.yaml", "-p", f"rx.subscription={sub_name}",
+               *engine)
+    assert proc.returncode == 0, proc.stderr
+    for k, vs in levels.items():
+        # the message of seq s is the converter's step s, so its event belongs to tick s
+        assert (tmp_path / f"{k}.txt").read_text().splitlines() == [
+            f"level={v} tick={s}" for s, v in enumerate(vs)], k
