@@ -27,6 +27,8 @@ CASES: dict[str, tuple[str, int, int]] = {
     "loop-1x100000": ("loop.yaml", 1, 100_000),
     "chain-1000x1000": ("chain.yaml", 1000, 1_000),
     "loop-1000x1000": ("loop.yaml", 1000, 1_000),
+    "events-1x100000": ("events.yaml", 1, 100_000),
+    "events-1000x1000": ("events.yaml", 1000, 1_000),
 }
 
 

@@ -1,4 +1,5 @@
-"""Mermaid diagrams of a model (``flowchart LR``, plugboard's style; loops drawn dotted)."""
+"""Mermaid diagrams of a model (``flowchart LR``, plugboard's style; loops and event edges
+drawn dotted)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,19 @@ def _node_id(name: str) -> str:
 
 def mermaid(graph: ModelGraph) -> str:
     """The model as a Mermaid flowchart. Seeded edges (those that close a loop) are dotted
-    and labelled with their seed values."""
+    and labelled with their seed values; event edges are dotted and labelled with their
+    event types (``event: alarm``)."""
     lines = ["flowchart LR"]
     for node in graph.nodes:
         cls = node.type_path.rsplit(".", 1)[-1]
         lines.append(f'  {_node_id(node.name)}@{{ shape: rounded, label: "{cls}<br>**{node.name}**" }}')
-    back = {e.id for e in graph.edges if graph.is_seeded(e) and _closes_loop(graph, e.source, e.target)}
+    back = {e.id for e in graph.edges
+            if e.kind == "field" and graph.is_seeded(e) and _closes_loop(graph, e.source, e.target)}
     for e in graph.edges:
+        if e.kind == "event":
+            types = ", ".join(e.types)
+            lines.append(f'  {_node_id(e.source)} -. "event: {types}" .-> {_node_id(e.target)}')
+            continue
         label = e.source_field if e.source_field == e.target_field else f"{e.source_field} → {e.target_field}"
         src, tgt = _node_id(e.source), _node_id(e.target)
         if e.id in back:

@@ -2,7 +2,8 @@
 
 import typing as _t
 
-from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.component import Component
+from plugboard_beam.component import IOController as IO
 from plugboard_beam.schemas import ComponentArgsDict
 
 
@@ -92,3 +93,55 @@ class Stamp(Component):
     async def destroy(self) -> None:
         with open(self._path, "w") as f:
             f.write("\n".join(repr(t) for t in self._times) + "\n")
+
+
+# ----------------------------------------------------------------------------- events model
+from plugboard_beam.events import Event  # noqa: E402
+
+
+class Level(Event):
+    type: _t.ClassVar[str] = "level"
+    data: dict[str, _t.Any]
+
+
+class Detect(Component):
+    """y = 2x; emits ``Level`` every ``every``-th step."""
+
+    io = IO(inputs=["x"], outputs=["y"], output_events=[Level])
+
+    def __init__(self, every: int = 10, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._every = every
+
+    async def step(self) -> None:
+        self.y = 2.0 * self.x
+        if self.x % self._every == 0:
+            self.io.queue_event(Level(source=self.name, data={"x": self.x}))
+
+
+class TotalEv(Total):
+    """``Total`` that also counts ``Level`` events (downstream of the producer: same tick)."""
+
+    io = IO(inputs=["x"], input_events=[Level])
+
+    def __init__(self, **kwargs: _t.Any) -> None:
+        super().__init__(**kwargs)
+        self.levels = 0
+
+    @Level.handler
+    async def on_level(self, event: Level) -> None:
+        self.levels += 1
+
+
+class Tally(Component):
+    """Event-only consumer without outputs: handlers only (a sibling: one step later)."""
+
+    io = IO(input_events=[Level])
+
+    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self.count = 0
+
+    @Level.handler
+    def on_level(self, event: Level) -> None:
+        self.count += 1

@@ -6,6 +6,7 @@ shows one): 2 for an invalid model or bad option, 1 for a component that failed 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
@@ -134,10 +135,13 @@ def validate(model: str, params: tuple[str, ...]) -> None:
     loaded = load_model(model, parse_params(params))
     loaded.check_construct()
     g = loaded.graph
+    n_events = len(g.event_edges)
+    g = dataclasses.replace(g, edges=g.field_edges)  # loops of field connectors
     loops = sum(1 for scc in g.strongly_connected() if g.is_cyclic(scc))
     click.echo(
         f"{model}: valid ({len(g.nodes)} components, {len(g.edges)} connectors, "
-        f"{loops} loop{'s' if loops != 1 else ''})"
+        + (f"{n_events} event edges, " if n_events else "")
+        + f"{loops} loop{'s' if loops != 1 else ''})"
     )
 
 

@@ -2,13 +2,67 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+import enum
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.events.event import HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError
 
 #: Constructor keywords every component accepts (``ComponentArgsDict``).
 BASE_ARGS: frozenset[str] = frozenset({"name", "initial_values", "parameters", "state", "constraints", "resources"})
+
+
+class Status(enum.StrEnum):
+    """Lifecycle status of a component (plugboard's values)."""
+
+    CREATED = "created"
+    INIT = "init"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class EventIO:
+    """What a component class does with events (collected along its class hierarchy)."""
+
+    #: event classes it handles / emits, as declared in ``IO(input_events=..., output_events=...)``
+    inputs: tuple[type[Event], ...]
+    outputs: tuple[type[Event], ...]
+    #: event type name -> name of the handler method
+    handlers: _t.Mapping[str, str]
+    #: whether its code may queue ``StopEvent`` (declared, or named in one of its methods)
+    may_stop: bool
+
+    @property
+    def input_types(self) -> tuple[str, ...]:
+        """Type names of ``inputs``."""
+        return tuple(type_name(e) for e in self.inputs)
+
+    @property
+    def output_types(self) -> tuple[str, ...]:
+        """Type names of ``outputs`` (plus ``system.stop`` if ``may_stop``)."""
+        names = [type_name(e) for e in self.outputs]
+        if self.may_stop and StopEvent.type not in names:
+            names.append(StopEvent.type)
+        return tuple(names)
+
+
+def _names_stop_event(klass: type) -> bool:
+    """Whether a method defined on ``klass`` refers to ``StopEvent`` by name."""
+    for value in vars(klass).values():
+        fn = getattr(value, "__func__", value)
+        code = getattr(fn, "__code__", None)
+        todo = [code] if code is not None else []
+        while todo:
+            c = todo.pop()
+            if "StopEvent" in c.co_names:
+                return True
+            todo.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    return False
 
 
 class Component:
@@ -21,6 +75,7 @@ class Component:
     """
 
     io: IOController = IOController()
+    _event_io: _t.ClassVar[EventIO]
 
     def __init__(
         self,
@@ -33,6 +88,7 @@ class Component:
         resources: _t.Any = None,
     ) -> None:
         self.name = name
+        self._status = Status.CREATED
         self._initial_values = {k: list(v) for k, v in (initial_values or {}).items()}
         self._parameters = dict(parameters or {})
         self._constraints = dict(constraints or {})
@@ -53,6 +109,8 @@ class Component:
             output_events=cls_io.output_events,
             namespace=name,
         )
+        if type(self).event_io().may_stop:
+            self.io._out_types |= {StopEvent.type}
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -72,6 +130,41 @@ class Component:
         if clash:
             raise IOSetupError(f"{cls.__name__}: fields {clash} are declared as input and output")
         cls.io = IOController(inputs=inputs, outputs=outputs, input_events=in_events, output_events=out_events)
+        for ev in (*in_events, *out_events):
+            try:
+                type_name(ev)
+            except TypeError as exc:
+                raise IOSetupError(f"{cls.__name__}: input_events/output_events: {exc}") from None
+        handlers: dict[str, str] = {}
+        may_stop = any(e is StopEvent for e in out_events)
+        for klass in reversed(cls.__mro__):
+            if klass is object:
+                continue
+            for attr, value in vars(klass).items():
+                etype = getattr(getattr(value, "__func__", value), HANDLER_TYPE, None)
+                if isinstance(etype, str):
+                    handlers[etype] = attr
+            if klass is not Component and not may_stop and _names_stop_event(klass):
+                may_stop = True
+        cls._event_io = EventIO(inputs=tuple(in_events), outputs=tuple(out_events),
+                                handlers=handlers, may_stop=may_stop)
+
+    @classmethod
+    def event_io(cls) -> EventIO:
+        """What this class does with events (see ``EventIO``)."""
+        return cls._event_io
+
+    @property
+    def status(self) -> Status:
+        """``created``, ``init``, ``running``, ``completed``, ``stopped`` or ``failed``."""
+        status: Status = self.__dict__.get("_status", Status.CREATED)
+        return status
+
+    @StopEvent.handler
+    async def _stop_handler(self, event: StopEvent) -> None:
+        """Built-in: a ``StopEvent`` closes this component's IO (it steps no more)."""
+        self.io._stopped = True
+        await self.io.close()
 
     @classmethod
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
@@ -123,3 +216,6 @@ def check_component_class(obj: object) -> _t.Optional[str]:
     if obj is Component:
         return "is the abstract Component base class"
     return None
+
+
+Component._event_io = EventIO(inputs=(), outputs=(), handlers={StopEvent.type: "_stop_handler"}, may_stop=False)

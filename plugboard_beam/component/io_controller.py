@@ -18,7 +18,7 @@ def _field_names(fields: _t.Optional[_t.Iterable[_t.Any]], what: str) -> tuple[s
 
 
 class IOController:
-    """Declares a component's input and output fields (and, for later, its events).
+    """Declares a component's input and output fields and the event types it emits and handles.
 
     Declared on the class (``io = IO(inputs=[...], outputs=[...])``); every component instance
     gets its own copy bound to its name. ``await self.io.close()`` inside ``step`` ends the
@@ -26,7 +26,10 @@ class IOController:
     """
 
     __slots__ = (
+        "_events",
         "_is_closed",
+        "_out_types",
+        "_stopped",
         "initial_values",
         "input_events",
         "inputs",
@@ -52,6 +55,14 @@ class IOController:
         self.initial_values: dict[str, list[_t.Any]] = {k: list(v) for k, v in (initial_values or {}).items()}
         self.namespace = namespace
         self._is_closed = False
+        self._stopped = False
+        #: events queued since the engine last took them (the current tick's)
+        self._events: list[_t.Any] = []
+        #: types ``queue_event`` accepts (``system.stop`` only if declared, or added by the
+        #: component when its code names ``StopEvent``: the graph has stop edges only then)
+        self._out_types: frozenset[str] = frozenset(
+            t for t in (getattr(e, "type", None) for e in self.output_events) if isinstance(t, str)
+        )
 
     @property
     def is_closed(self) -> bool:
@@ -65,6 +76,29 @@ class IOController:
     def close_sync(self) -> None:
         """``close()`` for plain ``def step`` components."""
         self._is_closed = True
+
+    def queue_event(self, event: _t.Any) -> None:
+        """Emit ``event`` (it belongs to the current step's tick; see SEMANTICS, Events).
+
+        Its type must be one of this component's ``output_events`` (``StopEvent`` always is).
+        """
+        etype = getattr(event, "type", None)
+        if not isinstance(etype, str) or not hasattr(event, "model_dump"):
+            raise TypeError(f"component '{self.namespace}': queue_event needs an Event, got {type(event).__name__}")
+        if etype not in self._out_types:
+            declared = sorted(self._out_types)
+            raise ValueError(
+                f"component '{self.namespace}' queued an event of type {etype!r}, which is not in its "
+                f"output_events {declared}: add {type(event).__name__} to IO(output_events=[...])"
+            )
+        self._events.append(event)
+
+    def take_events(self) -> list[_t.Any]:
+        """The events queued since the last call (the engine's end of ``queue_event``)."""
+        events = self._events
+        if events:
+            self._events = []
+        return events
 
     def __repr__(self) -> str:
         return f"IOController(inputs={list(self.inputs)}, outputs={list(self.outputs)})"

@@ -30,4 +30,16 @@ class AsyncioConnector(Connector):
     """The in-process connector of plugboard; here the same as ``Connector``."""
 
 
-__all__ = ["AsyncioConnector", "Connector", "ConnectorSpec"]
+class ConnectorBuilder:
+    """Builds connectors of one class from specs (plugboard 0.9.0 compatible)."""
+
+    def __init__(self, connector_cls: type[Connector] = AsyncioConnector, **kwargs: _t.Any) -> None:
+        self.connector_cls = connector_cls
+        self.kwargs = kwargs
+
+    def build(self, spec: ConnectorSpec) -> Connector:
+        """A connector for ``spec``."""
+        return self.connector_cls(spec, **self.kwargs)
+
+
+__all__ = ["AsyncioConnector", "Connector", "ConnectorBuilder", "ConnectorSpec"]

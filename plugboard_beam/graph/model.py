@@ -18,16 +18,32 @@ class Node:
     #: Seeds of input fields, in order: ``{field: (v0, v1, ...)}``.
     initial_values: _t.Mapping[str, tuple[_t.Any, ...]] = field(default_factory=dict)
     line: _t.Optional[int] = None
+    #: event type names it handles (``input_events``, without the built-in ``system.stop``)
+    input_events: tuple[str, ...] = ()
+    #: event type names it may emit (``output_events``, plus ``system.stop`` if it may stop)
+    output_events: tuple[str, ...] = ()
 
     @property
     def is_source(self) -> bool:
         """A component without inputs steps until it closes itself."""
         return not self.inputs
 
+    @property
+    def is_event_driven(self) -> bool:
+        """No input fields but handles events: it steps on ticks that delivered events."""
+        return not self.inputs and bool(self.input_events)
+
 
 @dataclass(frozen=True)
 class Edge:
-    """A connector. ``id`` is its position in the spec: it orders fan-in."""
+    """A connector, or an event edge. ``id`` is its position in the spec (it orders fan-in);
+    event edges come after the connectors.
+
+    An event edge (``kind == "event"``) carries, for every tick of ``source``, the batch
+    (a list, possibly empty) of its events whose type is in ``types``. ``lag`` is 0 when
+    ``source`` is upstream of ``target`` through unseeded field connectors (same tick),
+    else 1 (the batch is seen one step later, like a seed of one empty batch).
+    """
 
     id: int
     source: str
@@ -35,10 +51,20 @@ class Edge:
     target: str
     target_field: str
     line: _t.Optional[int] = None
+    kind: str = "field"
+    types: tuple[str, ...] = ()
+    lag: int = 0
+
+    @property
+    def is_event(self) -> bool:
+        """An event edge (not a field connector)."""
+        return self.kind == "event"
 
     @property
     def label(self) -> str:
-        """``source.field -> target.field``."""
+        """``source.field -> target.field`` (``source =[types]=> target`` for events)."""
+        if self.kind == "event":
+            return f"{self.source} ={'|'.join(self.types)}=> {self.target}"
         return f"{self.source}.{self.source_field} -> {self.target}.{self.target_field}"
 
 
@@ -76,8 +102,21 @@ class ModelGraph:
         return [e for e in self._index[2].get(name, ()) if field_name in (None, e.source_field)]
 
     def is_seeded(self, edge: Edge) -> bool:
-        """Whether the edge's target field has initial values (lets a loop start)."""
+        """Whether the edge's target field has initial values (lets a loop start); an event
+        edge is seeded when it lags."""
+        if edge.kind == "event":
+            return edge.lag > 0
         return bool(self.node(edge.target).initial_values.get(edge.target_field))
+
+    @property
+    def field_edges(self) -> tuple[Edge, ...]:
+        """The connectors (no event edges)."""
+        return tuple(e for e in self.edges if e.kind == "field")
+
+    @property
+    def event_edges(self) -> tuple[Edge, ...]:
+        """The event edges."""
+        return tuple(e for e in self.edges if e.kind == "event")
 
     def successors(self, name: str, skip_seeded: bool = False) -> list[str]:
         """Names of the nodes fed by ``name``."""

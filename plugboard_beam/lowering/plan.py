@@ -60,7 +60,9 @@ class Plan:
     def describe(self) -> str:
         """A human-readable plan (what ``process compile`` prints)."""
         g = self.graph
-        out = [f"model {g.name}: {len(g.nodes)} components, {len(g.edges)} connectors",
+        n_events = len(g.event_edges)
+        out = [f"model {g.name}: {len(g.nodes)} components, {len(g.edges) - n_events} connectors"
+               + (f", {n_events} event edges" if n_events else ""),
                f"partition: {self.partition} -> {len(self.stages)} stage(s), each a keyed stateful DoFn "
                "(component state in Beam state, keyed by model instance)"]
         for st in self.stages:
@@ -84,6 +86,14 @@ class Plan:
             out.append(f"  feedback edge {e.label}: through a Pub/Sub feedback topic "
                        f"({self.stage_of(e.source).name} -> {self.stage_of(e.target).name})")
         cut_ids = {e.id for e in self.cut}
+        if n_events:
+            out.append("event edges (one batch of events per producer tick, possibly empty):")
+            for e in g.event_edges:
+                timing = "same tick (upstream through fields)" if e.lag == 0 else "one step later"
+                where = ("through a Pub/Sub feedback topic" if e.id in cut_ids else
+                         "in-stage" if self.stage_of(e.source) is self.stage_of(e.target) else
+                         f"crosses stages {self.stage_of(e.source).name} -> {self.stage_of(e.target).name}")
+                out.append(f"  {e.label}: {timing}; {where}")
         cross = [e for st in self.stages for e in st.out_edges if e.id not in cut_ids]
         if cross:
             out.append("PCollections between stages (chunks of consecutive steps per key):")
@@ -97,10 +107,12 @@ class Plan:
 
 
 def feedback_edges(graph: ModelGraph) -> tuple[Edge, ...]:
-    """Where streaming cuts loops: edges into seeded inputs that close a cycle."""
+    """Where streaming cuts loops: edges into seeded inputs that close a cycle. An event edge
+    from a component to itself (its own ``StopEvent``) stays in its stage: it never needs a topic."""
     sccs = [set(c) for c in graph.strongly_connected() if graph.is_cyclic(c)]
     return tuple(e for e in graph.edges
-                 if graph.is_seeded(e) and any(e.source in c and e.target in c for c in sccs))
+                 if graph.is_seeded(e) and not (e.kind == "event" and e.source == e.target)
+                 and any(e.source in c and e.target in c for c in sccs))
 
 
 def make_plan(

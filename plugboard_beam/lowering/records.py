@@ -1,4 +1,7 @@
-"""Recording: every message that crosses a connector, as Arrow record batches (for Parquet)."""
+"""Recording: every message that crosses a connector, and every delivered event, as Arrow
+record batches (for Parquet). ``kind`` tells them apart: ``field`` rows are connector values,
+``event`` rows are one event delivered to one target (source and target are component names,
+``event_type`` its type, ``value`` its data as JSON, ``step`` the producer's tick)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import pyarrow as pa
 from plugboard_beam.graph.model import Edge
 
 #: key, step (the source's step index), source and target ("component.field"), the value as
-#: JSON text, and the value as a number when it is one (for quick analysis).
+#: JSON text, and the value as a number when it is one (for quick analysis); ``kind`` (field or
+#: event) and the event's type (empty for fields).
 SCHEMA = pa.schema([
     ("key", pa.string()),
     ("step", pa.int64()),
@@ -18,7 +22,15 @@ SCHEMA = pa.schema([
     ("target", pa.string()),
     ("value", pa.string()),
     ("number", pa.float64()),
+    ("kind", pa.string()),
+    ("event_type", pa.string()),
 ])
+
+
+def event_data(event: _t.Any) -> _t.Any:
+    """An event's ``data`` as plain JSON-able values."""
+    data = event.data
+    return data.model_dump(mode="json") if hasattr(data, "model_dump") else data
 
 
 def encode(value: _t.Any) -> tuple[str, _t.Optional[float]]:
@@ -37,15 +49,24 @@ class RecordBuffer:
     def __init__(self, size: int = 16384) -> None:
         self.size = size
         self.key = ""
-        self._cols: tuple[list[_t.Any], ...] = ([], [], [], [], [], [])
+        self._cols: tuple[list[_t.Any], ...] = ([], [], [], [], [], [], [], [])
 
     def __call__(self, edge: Edge, step: int, value: _t.Any) -> None:
-        k, st, so, ta, va, nu = self._cols
-        text, number = encode(value)
+        k, st, so, ta, va, nu, ki, et = self._cols
         k.append(self.key)
         st.append(step)
-        so.append(f"{edge.source}.{edge.source_field}")
-        ta.append(f"{edge.target}.{edge.target_field}")
+        if edge.kind == "event":
+            text, number = encode(event_data(value))
+            so.append(edge.source)
+            ta.append(edge.target)
+            ki.append("event")
+            et.append(value.type)
+        else:
+            text, number = encode(value)
+            so.append(f"{edge.source}.{edge.source_field}")
+            ta.append(f"{edge.target}.{edge.target_field}")
+            ki.append("field")
+            et.append("")
         va.append(text)
         nu.append(number)
 
@@ -62,5 +83,5 @@ class RecordBuffer:
             return None
         batch = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(self._cols, SCHEMA, strict=True)],
                                      schema=SCHEMA)
-        self._cols = ([], [], [], [], [], [])
+        self._cols = ([], [], [], [], [], [], [], [])
         return batch

@@ -8,8 +8,10 @@ import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.connector import Connector
+from plugboard_beam.events.connectors import EventConnector
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
 
 
@@ -23,16 +25,19 @@ class LocalProcess:
     def __init__(
         self,
         components: _t.Iterable[Component],
-        connectors: _t.Iterable[Connector],
+        connectors: _t.Iterable[_t.Union[Connector, EventConnector]],
         name: _t.Optional[str] = None,
         parameters: _t.Optional[dict[str, _t.Any]] = None,
         state: _t.Any = None,
     ) -> None:
         self.name = name or "process"
         self.parameters = dict(parameters or {})
-        comps, conns = list(components), list(connectors)
+        comps = list(components)
+        # Event connectors (EventConnectorBuilder) are declarations: the graph derives event edges.
+        conns = [c for c in connectors if not isinstance(c, EventConnector)]
         # Validated on construction: a broken model never starts.
-        self.graph = graph_from_components(comps, [c.spec for c in conns], self.name)
+        self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name),
+                                {c.name: type(c) for c in comps})
         self.components: dict[str, Component] = {c.name: c for c in comps}
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
         self._engine = Engine(self.graph, self.components)

@@ -11,6 +11,13 @@ for ``LocalProcess``, or the components of one Beam stage):
   order in the spec) and ends when all of them have ended;
 * a component whose input field has ended (and is used up) steps no more and ends its outputs.
 
+Events (SEMANTICS, Events) travel on event edges as one batch (a list, possibly empty) per
+tick of the producer, so a consumer can tell "no event this tick" from "not arrived yet". A
+consumer's ``Channel`` per producer is seeded with one empty batch when the edge lags; before
+its step k a component takes one batch from every channel, handles them in channel order
+(lagging channels first, then producer schedule order), then steps. Components with events run
+through ``_advance``; the loop for components without events is unchanged.
+
 The engine is plain synchronous Python. Component coroutines are driven by ``Driver``
 without an event loop unless they really suspend. Edges leaving the engine (to another Beam
 stage) collect values in ``OutPort`` buffers; edges entering it are fed through ``InPort``.
@@ -19,13 +26,15 @@ stage) collect values in ``OutPort`` buffers; edges entering it are fed through 
 from __future__ import annotations
 
 from collections import deque
+import functools
+import pickle
 import time
 import types
 import typing as _t
 
-from plugboard_beam.component.component import Component
+from plugboard_beam.component.component import Component, Status
 from plugboard_beam.exceptions import StepError
-from plugboard_beam.graph.model import Edge, ModelGraph
+from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.runtime.driver import Driver
 
 _Coroutine = types.CoroutineType
@@ -96,6 +105,33 @@ class InPort:
             field.merge()
 
 
+#: the batch of a tick without events (shared; batches are never mutated)
+NO_EVENTS: tuple[()] = ()
+
+
+class Channel:
+    """The receiving end of one event edge: batches of events, one per producer tick.
+
+    Has the ``put`` / ``received`` / ``closed`` / ``close`` interface of ``InPort``, so a
+    lowering feeds it the same way (chunks of consecutive batches).
+    """
+
+    __slots__ = ("buf", "closed", "edge", "put", "queue", "received")
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        # A lagging edge starts with one empty batch: the consumer's step 0 sees "tick -1".
+        self.buf: deque[_t.Sequence[_t.Any]] = deque(NO_EVENTS for _ in range(edge.lag))
+        self.queue = self.buf
+        self.closed = False
+        self.received = 0
+        self.put: Deliver = self.buf.append
+
+    def close(self) -> None:
+        """The producer ended: later ticks deliver nothing."""
+        self.closed = True
+
+
 class OutPort:
     """A connector leaving the engine: its values wait here until the caller takes them."""
 
@@ -128,18 +164,25 @@ class Runner:
     """One component instance and its wiring."""
 
     __slots__ = (
+        "channels",
         "comp",
         "dict_io",
         "done",
         "ends",
+        "ev_outs",
+        "event_driven",
+        "evented",
         "fields",
+        "handlers",
         "is_source",
         "name",
         "out_edges",
         "outs",
+        "retired",
         "step_fn",
         "steps",
         "targets",
+        "ticks",
     )
 
     def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str]) -> None:
@@ -153,6 +196,14 @@ class Runner:
         self.steps = 0
         self.done = False
         self.is_source = not inputs
+        # Events: channels in delivery order; (types, deliver, edge, crosses a stage) per out edge.
+        self.channels: list[Channel] = []
+        self.ev_outs: list[tuple[frozenset[str], Deliver, Edge, bool]] = []
+        self.evented = False  # has channels or event edges: scheduled by Engine._advance
+        self.event_driven = False  # no input fields, handles user events
+        self.handlers: _t.Mapping[str, str] = type(comp).event_io().handlers
+        self.ticks = 0  # event-driven components: ticks so far (their steps are fewer)
+        self.retired = True  # no events left to handle (False while channels may deliver)
         self.step_fn = comp.step
         # Plain attributes are read/written through __dict__ (fast); a class that defines a
         # property for a field is served through getattr/setattr instead.
@@ -185,7 +236,7 @@ class Engine:
         self.driver = driver or Driver()
         self.recorder = recorder
         self.burst = burst
-        self.inputs: dict[int, InPort] = {}
+        self.inputs: dict[int, _t.Union[InPort, Channel]] = {}
         self.outputs: dict[int, OutPort] = {}
         self.runners: dict[str, Runner] = {}
         self.initialised = False
@@ -196,9 +247,13 @@ class Engine:
     # ----------------------------------------------------------------- wiring
     def _build(self, components: _t.Mapping[str, Component]) -> None:
         graph, members = self.graph, set(self.members)
+        has_events = any(e.kind == "event" for e in graph.edges)
+        order = {n: i for i, n in enumerate(graph.schedule_order())} if has_events else {}
         for name in self.members:
             node = graph.node(name)
             self.runners[name] = Runner(components[name], node.inputs, node.outputs)
+        for name in self.members:
+            self._build_channels(graph.node(name), members, order)
         for name in self.members:
             runner = self.runners[name]
             for fld in runner.fields:
@@ -209,7 +264,7 @@ class Engine:
                     if edge.source not in members or edge.id in self.cut:
                         self.inputs[edge.id] = port
         for edge in graph.edges:
-            if edge.source not in members:
+            if edge.source not in members or edge.kind != "field":
                 continue
             src = self.runners[edge.source]
             idx = [f for f, _ in src.outs].index(edge.source_field)
@@ -226,6 +281,39 @@ class Engine:
                 src.outs[idx][1].append(out.put)
                 src.ends.append(out.close)
             src.out_edges[idx].append(edge)
+        self._build_event_outs(members)
+
+    def _build_channels(self, node: Node, members: set[str], order: _t.Mapping[str, int]) -> None:
+        runner = self.runners[node.name]
+        runner.event_driven = node.is_event_driven
+        edges = [e for e in self.graph.in_edges(node.name) if e.kind == "event"]
+        # Delivery order: tick (lagging channels hold the older tick), then producer schedule order.
+        edges.sort(key=lambda e: (-e.lag, order.get(e.source, 0), e.source))
+        for edge in edges:
+            ch = Channel(edge)
+            runner.channels.append(ch)
+            if edge.source not in members or edge.id in self.cut:
+                self.inputs[edge.id] = ch
+        runner.retired = not runner.channels
+
+    def _build_event_outs(self, members: set[str]) -> None:
+        for edge in self.graph.edges:
+            if edge.kind != "event" or edge.source not in members:
+                continue
+            src = self.runners[edge.source]
+            types = frozenset(edge.types)
+            if edge.target in members and edge.id not in self.cut:
+                ch = next(c for c in self.runners[edge.target].channels if c.edge.id == edge.id)
+                src.ev_outs.append((types, ch.put, edge, False))
+                src.targets.append(ch.buf)
+                src.ends.append(ch.close)
+            else:
+                out = OutPort(edge)
+                self.outputs[edge.id] = out
+                src.ev_outs.append((types, out.put, edge, True))
+                src.ends.append(out.close)
+        for runner in self.runners.values():
+            runner.evented = bool(runner.channels or runner.ev_outs or runner.event_driven)
 
     # -------------------------------------------------------------- lifecycle
     def _call(self, runner: Runner, phase: str, fn: _t.Callable[[], _t.Any]) -> None:
@@ -262,8 +350,8 @@ class Engine:
 
     @property
     def finished(self) -> bool:
-        """Every component of this engine has ended."""
-        return all(r.done for r in self.runners.values())
+        """Every component of this engine has ended (and handled its last events)."""
+        return all(r.done and r.retired for r in self.runners.values())
 
     def steps(self) -> dict[str, int]:
         """Steps done so far, per component."""
@@ -272,6 +360,12 @@ class Engine:
     # ------------------------------------------------------------- scheduling
     def _finish(self, runner: Runner) -> None:
         runner.done = True
+        comp = runner.comp
+        io = comp.io
+        if comp.__dict__.get("_status") is not Status.FAILED:
+            comp.__dict__["_status"] = Status.STOPPED if io._stopped else Status.COMPLETED
+        if io._stopped or not runner.channels:
+            runner.retired = True  # a stopped component's IO is closed: later events are not delivered
         for end in runner.ends:
             end()
 
@@ -294,6 +388,7 @@ class Engine:
                 else:
                     self.driver.resume(res, yielded)
         except Exception as exc:
+            comp.__dict__["_status"] = Status.FAILED
             raise StepError(runner.name, self.key, runner.steps, "step", exc) from exc
         runner.steps += 1
         if comp.io._is_closed:
@@ -349,7 +444,7 @@ class Engine:
                 progress = False
                 gated = False
                 for runner in runners:
-                    if runner.done:
+                    if runner.done and runner.retired:
                         continue
                     if gate:
                         for q in runner.targets:
@@ -360,6 +455,10 @@ class Engine:
                         if q is not None:
                             gated = True
                             continue
+                    if runner.evented:
+                        if self._advance(runner):
+                            progress = True
+                        continue
                     if runner.is_source:
                         n = burst
                         while n and not runner.done:
@@ -401,6 +500,194 @@ class Engine:
         for runner in self.runners.values():
             if not runner.done:
                 self._finish(runner)
+            runner.retired = True
+
+    # ----------------------------------------------------------------- events
+    def _advance(self, runner: Runner) -> bool:
+        """Run a component with events as far as its inputs and channels allow (SEMANTICS,
+        Events); return whether it did anything."""
+        progress = False
+        budget = self.burst
+        fields = runner.fields
+        channels = runner.channels
+        events: _t.Optional[_t.Sequence[_t.Any]]
+        while not (runner.done and runner.retired):
+            if runner.done:
+                # After its last step: handle what still arrives (no step), then retire.
+                state = self._channels_state(runner)
+                if state == 0:
+                    break
+                if state == 2:
+                    runner.retired = True
+                else:
+                    self._handle(runner, self._pop(runner))
+                    runner.comp.io.take_events()  # its outputs have ended: nothing is delivered
+                    if runner.comp.io._stopped:
+                        runner.comp.__dict__["_status"] = Status.STOPPED
+                        runner.retired = True
+                progress = True
+                continue
+            if fields:
+                blocked = None
+                for fld in fields:
+                    if not fld.buf:
+                        blocked = fld
+                        break
+                if blocked is not None:
+                    if not blocked.ended:
+                        break
+                    self._finish(runner)
+                    progress = True
+                    continue
+                ready = True
+                for ch in channels:
+                    if not ch.buf and not ch.closed:
+                        ready = False
+                        break
+                if not ready:
+                    break
+            elif runner.event_driven:
+                events = None
+                exhausted = True
+                for ch in channels:
+                    if ch.buf:
+                        exhausted = False
+                    elif not ch.closed:
+                        break
+                else:
+                    if exhausted:
+                        self._last_step(runner)
+                        self._finish(runner)
+                        progress = True
+                        continue
+                    for ch in channels:
+                        if ch.buf:
+                            batch = ch.buf.popleft()
+                            if batch:
+                                events = batch if events is None else [*events, *batch]
+                    tick = runner.ticks
+                    runner.ticks += 1
+                    if events:
+                        self._handle(runner, events)
+                        if runner.outs:
+                            self._step(runner)
+                    if not runner.done:
+                        if runner.comp.io._is_closed:
+                            self._finish(runner)
+                        elif runner.ev_outs:
+                            self._flush(runner, tick)
+                    progress = True
+                    continue
+                break
+            else:  # a source
+                if not budget or self._channels_state(runner) == 0:
+                    break
+                budget -= 1
+            tick = runner.steps
+            if channels:
+                events = None
+                for ch in channels:
+                    if ch.buf:
+                        batch = ch.buf.popleft()
+                        if batch:
+                            events = batch if events is None else [*events, *batch]
+                if events:
+                    self._handle(runner, events)
+            self._step(runner)
+            if not runner.done and runner.ev_outs:
+                self._flush(runner, tick)
+            progress = True
+        return progress
+
+    @staticmethod
+    def _channels_state(runner: Runner) -> int:
+        """0: some channel has not delivered its next batch; 1: every channel has (or ended);
+        2: every channel has ended and is used up."""
+        exhausted = 2
+        for ch in runner.channels:
+            if ch.buf:
+                exhausted = 1
+            elif not ch.closed:
+                return 0
+        return exhausted
+
+    @staticmethod
+    def _pop(runner: Runner) -> list[_t.Any]:
+        """The next batch of every channel, in delivery order."""
+        events: list[_t.Any] = []
+        for ch in runner.channels:
+            if ch.buf:
+                batch = ch.buf.popleft()
+                if batch:
+                    events.extend(batch)
+        return events
+
+    def _handle(self, runner: Runner, events: _t.Sequence[_t.Any]) -> None:
+        """Run the handlers of ``events`` one at a time; a ``StopEvent`` closes the IO."""
+        comp = runner.comp
+        io = comp.io
+        handlers = runner.handlers
+        for event in events:
+            etype = event.type
+            method = handlers.get(etype)
+            if method is not None:
+                try:
+                    result = self.driver.call(functools.partial(getattr(comp, method), event))
+                    if result is not None and hasattr(result, "model_dump") and isinstance(
+                        getattr(result, "type", None), str
+                    ):
+                        io.queue_event(result)  # a handler's returned event is emitted
+                except Exception as exc:
+                    comp.__dict__["_status"] = Status.FAILED
+                    phase = f"handler {method}() of event {etype!r} from '{event.source}' before step {runner.steps}"
+                    raise StepError(runner.name, self.key, runner.steps, phase, exc) from exc
+            if etype == "system.stop":
+                io._stopped = True
+                io._is_closed = True
+
+    def _last_step(self, runner: Runner) -> None:
+        """An event-driven component with outputs steps once more after its producers ended;
+        that step's outputs (and events) are not sent."""
+        comp = runner.comp
+        if not runner.outs or comp.io._is_closed:
+            return
+        try:
+            self.driver.call(runner.step_fn)
+        except Exception as exc:
+            comp.__dict__["_status"] = Status.FAILED
+            raise StepError(runner.name, self.key, runner.steps, "step", exc) from exc
+        runner.steps += 1
+        comp.io.take_events()
+
+    def _flush(self, runner: Runner, tick: int) -> None:
+        """Send this tick's batch (possibly empty) on every event edge of ``runner``."""
+        io = runner.comp.io
+        events = io._events
+        if not events:
+            for _, put, _, _ in runner.ev_outs:
+                put(NO_EVENTS)
+            return
+        io._events = []
+        for event in events:
+            event._tick = tick
+        recorder = self.recorder
+        for wanted, put, edge, crosses in runner.ev_outs:
+            batch = [e for e in events if e.type in wanted] if events else []
+            if batch and crosses:
+                try:
+                    pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:
+                    runner.comp.__dict__["_status"] = Status.FAILED
+                    raise StepError(
+                        runner.name, self.key, tick,
+                        f"sending events {sorted({e.type for e in batch})} of step {tick} to "
+                        f"'{edge.target}' (another stage)",
+                        TypeError(f"the event cannot be pickled to cross a stage boundary: {exc}"),
+                    ) from exc
+            put(batch)
+            if recorder is not None:
+                for event in batch:
+                    recorder(edge, tick, event)
 
     def drain(self, failed: _t.Collection[str]) -> list[StepError]:
         """After a failure: stop the failed components and the sources, then let every other
@@ -443,6 +730,7 @@ class Engine:
                     )
                     for f in r.fields
                 ],
+                (r.ticks, r.retired, [(list(c.buf), c.closed, c.received) for c in r.channels]),
             )
         outputs = {eid: (o.start, o.values, o.ended, o.end_sent) for eid, o in self.outputs.items()}
         return {
@@ -470,9 +758,14 @@ class Engine:
         self.recorder = None
         self.inputs, self.outputs, self.runners = {}, {}, {}
         self._build({name: data[0] for name, data in state["runners"].items()})
-        for name, (_, steps, done, fields) in state["runners"].items():
+        for name, (_, steps, done, fields, events) in state["runners"].items():
             r = self.runners[name]
             r.steps, r.done = steps, done
+            r.ticks, r.retired, chans = events
+            for ch, (buf, closed, received) in zip(r.channels, chans, strict=True):
+                ch.buf.clear()
+                ch.buf.extend(buf)
+                ch.closed, ch.received = closed, received
             for fld, (buf, ended, turn, skips, ports) in zip(r.fields, fields, strict=False):
                 fld.buf.clear()
                 fld.buf.extend(buf)

@@ -32,6 +32,7 @@ from plugboard_beam.exceptions import IOSetupError, StepError
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.schemas import ConfigSpec, ConnectorSpec
 from plugboard_beam.spec.errors import ModelError, Problem
+from plugboard_beam.spec.events import check_events
 from plugboard_beam.spec.keys import DEFAULT_KEY, InvalidKey, substitute_key
 from plugboard_beam.spec.yaml_lines import MODEL_LIMITS, Lines, YamlSyntaxError, load_yaml
 
@@ -700,6 +701,7 @@ PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
     (check_connectors, ("check_schema",)),
     (check_inputs_connected, ("check_schema",)),
     (build_graph, ("check_schema", "check_names", "resolve_types", "resolve_io", "check_connectors")),
+    (check_events, ("build_graph",)),
     (check_cycles, ("build_graph", "check_initial_values")),
 ]
 
