@@ -44,13 +44,55 @@ def is_local(path: str) -> bool:
     return "://" not in path
 
 
+def check_gcs_access(path: str, what: str) -> None:
+    """Fail fast and clearly when a ``gs://`` path cannot be reached with credentials.
+
+    With ``STORAGE_EMULATOR_HOST`` set (a Cloud Storage emulator, Google's convention) the
+    client connects anonymously; Beam would otherwise spend ~20 s retrying the credentials
+    lookup first, so its lookup result is settled here. Without an emulator, Application Default
+    Credentials must exist (Beam would fall back to anonymous access and fail later, slowly).
+    """
+    if not path.startswith("gs://"):
+        return
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        try:
+            from apache_beam.internal.gcp import auth
+
+            with auth._Credentials._credentials_lock:
+                if not auth._Credentials._credentials_init:
+                    auth._Credentials._credentials = None  # anonymous: the emulator takes no credentials
+                    auth._Credentials._credentials_init = True
+        except (ImportError, AttributeError):  # pragma: no cover - other Beam versions
+            pass
+        return
+    try:
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        google.auth.default()
+    except DefaultCredentialsError:
+        raise DataError(f"{what}: no Google Cloud credentials to read or write gs:// paths (set up "
+                        "Application Default Credentials: `gcloud auth application-default login`, or "
+                        "GOOGLE_APPLICATION_CREDENTIALS=key.json)") from None
+    except ImportError:
+        raise DataError(f"{what}: gs:// needs the Google Cloud libraries (apache-beam[gcp])") from None
+
+
 def read_bytes(path: str, what: str) -> bytes:
     """The whole (decompressed for ``.gz``) content of ``path``, or a clear error."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
+    check_gcs_access(path, what)
     if is_local(path) and not os.path.exists(path):
         raise DataError(f"{what}: no such file")
+    if not is_local(path):
+        try:
+            found = FileSystems.exists(path)  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            raise DataError(f"{what}: cannot be reached: {_short(exc)}") from None
+        if not found:
+            raise DataError(f"{what}: no such file")
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
             data: bytes = f.read()
@@ -66,6 +108,7 @@ def write_bytes(path: str, data: bytes, what: str) -> None:
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
+    check_gcs_access(path, what)
     try:
         if is_local(path):
             folder = os.path.dirname(os.path.abspath(path))
