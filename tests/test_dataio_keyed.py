@@ -203,3 +203,47 @@ def test_single_key_writer_is_not_a_sink(tmp_path: Path) -> None:
     io = DataIO.of(model, make_plan(model.graph), 1)
     assert io.reads == () and io.sinks == () and io.plan.external == ()
     assert DataIO.of(model, make_plan(model.graph), 3).sinks[0].name == "w"  # many keys: one sink
+
+
+def test_readers_are_refused_in_streaming(tmp_path: Path) -> None:
+    from plugboard_beam.exceptions import UserError
+    from plugboard_beam.lowering.dataio import refuse_in_streaming
+    from plugboard_beam.spec import load_model
+
+    folder, _ = replay_folder(tmp_path, assets=1, rows=1)
+    with pytest.raises(UserError, match=r"--streaming: data reader\(s\) 'sensor' \(plugboard_beam.library.file_io"):
+        refuse_in_streaming(load_model(folder / "replay.yaml"))
+    refuse_in_streaming(load_model(ROOT / "specs" / "tank" / "tank.yaml"))  # Pub/Sub readers are fine
+
+
+@pytest.mark.slow
+def test_one_keys_bad_value_does_not_lose_the_others(tmp_path: Path) -> None:
+    (tmp_path / "parts.py").write_text(textwrap.dedent("""
+        from plugboard_beam.component import Component, IOController as IO
+        class Num(Component):
+            io = IO(inputs=["x"], outputs=["y"])
+            async def step(self) -> None:
+                self.y = float(self.x) * 2
+    """))
+    (tmp_path / "in.csv").write_text("asset,t,x\na,0,1\nb,0,2\nb,1,oops\na,1,3\nc,0,5\n")
+    (tmp_path / "model.yaml").write_text(textwrap.dedent("""
+        plugboard:
+          process:
+            args:
+              components:
+              - type: plugboard_beam.library.FileReader
+                args: {name: src, path: in.csv, key_column: asset, field_names: [t, x]}
+              - {type: parts.Num, args: {name: num}}
+              - type: plugboard_beam.library.FileWriter
+                args: {name: dst, path: out/rows.csv, field_names: [t, y]}
+              connectors:
+              - {source: src.x, target: num.x}
+              - {source: src.t, target: dst.t}
+              - {source: num.y, target: dst.y}
+    """).lstrip())
+    proc = cli(tmp_path, "run", "model.yaml")
+    assert proc.returncode == 1
+    assert "'num'" in proc.stderr and "'b'" in proc.stderr and "step 1" in proc.stderr and "oops" in proc.stderr
+    rows = read_csv_shards(tmp_path)
+    assert [r for r in rows if r.startswith(("a,", "c,"))] == ["a,0,0,2.0", "a,1,1,6.0", "c,0,0,10.0"]
+    assert "b,0,0,4.0" in rows  # b's rows before its failure are kept

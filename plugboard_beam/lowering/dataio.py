@@ -412,4 +412,20 @@ class _InsertRows(beam.DoFn):
         self.table.close()
 
 
-__all__ = ["DataIO", "KeyedRead", "SinkWrite", "lower"]
+__all__ = ["DataIO", "KeyedRead", "SinkWrite", "lower", "refuse_in_streaming"]
+
+
+def refuse_in_streaming(model: LoadedModel) -> None:
+    """Data readers are batch-only: raise ``UserError`` naming them (for the streaming runner's
+    option check). A never-ending job has no end of a file or query to wait for; replay a
+    history in batch, or publish it to the reader's topic."""
+    from plugboard_beam.exceptions import UserError
+    from plugboard_beam.library.data import DataReader
+
+    readers = [n for n, c in model.classes.items() if issubclass(c, DataReader)]
+    if readers:
+        lines = {c.args.name: c for c in model.config.plugboard.process.args.components}
+        where = ", ".join(f"'{n}' ({lines[n].type})" for n in readers)
+        raise UserError(f"--streaming: data reader(s) {where} read a file or query once, which a streaming "
+                        "job cannot do; run it in batch (without --streaming), or feed the model through a "
+                        "PubSubReader")
