@@ -180,8 +180,9 @@ class DataWriter(Component, ABC):
         self.io = IOController(inputs=fields, initial_values=self.initial_values, namespace=self.name)
         self._buffer: dict[str, deque[_t.Any]] = {f: deque() for f in fields}
         self._rows = 0
-        #: set by the Beam lowering: rows go there as (key, step, values) and a Beam sink writes them
-        self.outbox: _t.Optional[list[tuple[str, int, tuple[_t.Any, ...]]]] = None
+        #: set by the Beam lowering: rows go there, in lists of (key, step, values), and a Beam sink
+        #: writes them
+        self.outbox: _t.Optional[list[list[tuple[str, int, tuple[_t.Any, ...]]]]] = None
 
     @classmethod
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
@@ -217,9 +218,14 @@ class DataWriter(Component, ABC):
     async def step(self) -> None:
         """Buffer this step's row; save when a chunk is full."""
         d = self.__dict__
-        if self.outbox is not None:
-            self.outbox.append((d.get("_plugboard_beam_key", ""), self._rows,
-                                tuple(d.get(f) for f in self.io.inputs)))
+        outbox = self.outbox
+        if outbox is not None:
+            # rows since the stage last drained the outbox travel as one element (a list of rows)
+            row = (d.get("_plugboard_beam_key", ""), self._rows, tuple(d.get(f) for f in self.io.inputs))
+            if outbox:
+                outbox[-1].append(row)
+            else:
+                outbox.append([row])
             self._rows += 1
             return
         for f in self.io.inputs:

@@ -183,11 +183,11 @@ class DataIO:
         for s in self.sinks:
             if s.name not in stage.members:
                 continue
-            rows = outs[writer_tag(s.name)]
+            batches = outs[writer_tag(s.name)]  # lists of one key's (key, step, values) rows
             if s.kind == "sql":
-                _ = rows | f"Insert {s.name}" >> beam.ParDo(_InsertRows(s))
+                _ = batches | f"Insert {s.name}" >> beam.ParDo(_InsertRows(s))
             else:
-                _ = (rows | f"Shard {s.name}" >> beam.Map(lambda r: (zlib.crc32(r[0].encode()) % SHARDS, r))
+                _ = (batches | f"Shard {s.name}" >> beam.Map(lambda b: (zlib.crc32(b[0][0].encode()) % SHARDS, b))
                      | f"Group {s.name} shards" >> beam.GroupByKey()
                      | f"Write {s.name}" >> beam.Map(_write_shard, s))
 
@@ -278,6 +278,8 @@ class _ReadPart(beam.DoFn):
         nf = len(r.fields)
         row = 0
         for batch in batches:
+            # one element per key per batch (not per row): far fewer elements to shuffle
+            per_key: dict[str, list[tuple[_t.Any, tuple[_t.Any, ...]]]] = {}
             for values in batch:
                 key = values[k]
                 if key is None or (isinstance(key, float) and key != key) or str(key) == "":
@@ -287,8 +289,9 @@ class _ReadPart(beam.DoFn):
                 else:
                     pos = (file_index, group, row)
                     order = (values[o] is None, values[o], pos) if o is not None else pos
-                    yield (str(key), (order, values[:nf]))
+                    per_key.setdefault(str(key), []).append((order, values[:nf]))
                 row += 1
+            yield from per_key.items()
 
 
 def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list[tuple[_t.Any, ...]]:
@@ -344,8 +347,8 @@ class _KeyChunks(beam.DoFn):
         self.routes = [(r.fields.index(e.source_field), e.id, chunk_tag(e)) for e in out_edges]
 
     def process(self, element: tuple[str, _t.Iterable[_t.Any]]) -> _t.Iterator[_t.Any]:
-        key, rows = element
-        ordered = sorted(rows, key=lambda x: x[0])
+        key, parts = element
+        ordered = sorted((row for part in parts for row in part), key=lambda x: x[0])
         yield beam.pvalue.TaggedOutput(KEYS, key)
         n = len(ordered)
         for field_index, edge_id, tag in self.routes:
@@ -361,12 +364,12 @@ def _shard_path(target: str, shard: int) -> str:
     return f"{stem}-{shard:05d}-of-{SHARDS:05d}{fmt}"
 
 
-def _write_shard(element: tuple[int, _t.Iterable[tuple[str, int, tuple[_t.Any, ...]]]], s: SinkWrite) -> str:
+def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.Any, ...]]]]], s: SinkWrite) -> str:
     """Write one shard (its rows sorted by key and step); returns its path."""
     from plugboard_beam.library.file_io import write_bytes
 
-    shard, rows = element
-    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    shard, batches = element
+    ordered = sorted((r for b in batches for r in b), key=lambda r: (r[0], r[1]))
     names = ["key", "step", *s.fields]
     columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
     columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
@@ -397,8 +400,8 @@ class _InsertRows(beam.DoFn):
     def start_bundle(self) -> None:
         self.batch = []
 
-    def process(self, row: tuple[str, int, tuple[_t.Any, ...]]) -> None:
-        self.batch.append(row)
+    def process(self, rows: list[tuple[str, int, tuple[_t.Any, ...]]]) -> None:
+        self.batch.extend(rows)
         if len(self.batch) >= self.BATCH:
             self.table.insert(self.batch)
             self.batch = []
