@@ -147,12 +147,21 @@ def test_keyed_sql_reader(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_keyed_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "no such file"),
+    (b"not parquet", "cannot be read: ArrowInvalid"),
+    ("columns", "no column(s) ['x']"),
+])
+def test_keyed_bad_file_is_a_clear_error(tmp_path: Path, content: bytes | str | None, words: str) -> None:
+    if content == "columns":
+        pq.write_table(pa.table({"asset": ["a"], "t": [0], "y": [1.0]}), tmp_path / "in.parquet")
+    elif isinstance(content, bytes):
+        (tmp_path / "in.parquet").write_bytes(content)
     (tmp_path / "model.yaml").write_text(textwrap.dedent(KEYED.format(
-        reader="FileReader", source="path: nope.parquet")).lstrip())
+        reader="FileReader", source="path: in.parquet")).lstrip())
     proc = cli(tmp_path, "run", "model.yaml")
     assert proc.returncode == 1
-    assert "'src'" in proc.stderr and "nope.parquet" in proc.stderr and "no such file" in proc.stderr
+    assert "'src'" in proc.stderr and "in.parquet" in proc.stderr and words in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -247,3 +256,15 @@ def test_one_keys_bad_value_does_not_lose_the_others(tmp_path: Path) -> None:
     rows = read_csv_shards(tmp_path)
     assert [r for r in rows if r.startswith(("a,", "c,"))] == ["a,0,0,2.0", "a,1,1,6.0", "c,0,0,10.0"]
     assert all(r.startswith(("a,", "b,", "c,")) for r in rows)
+
+
+def test_data_keys_for_runners_without_beam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugboard_beam.lowering.dataio import data_keys
+    from plugboard_beam.spec import load_model
+
+    (tmp_path / "in.csv").write_text("asset,t,x\nb,0,1\na,0,2\n,1,3\nb,1,4\n")
+    (tmp_path / "model.yaml").write_text(textwrap.dedent(KEYED.format(
+        reader="FileReader", source="path: in.csv")).lstrip())
+    monkeypatch.chdir(tmp_path)  # relative paths are relative to the working folder, as in plugboard
+    assert data_keys(load_model(tmp_path / "model.yaml")) == ["b", "a"]
+    assert data_keys(load_model(ROOT / "specs" / "hello" / "my-model.yaml")) is None

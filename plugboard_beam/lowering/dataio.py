@@ -415,7 +415,7 @@ class _InsertRows(beam.DoFn):
         self.table.close()
 
 
-__all__ = ["DataIO", "KeyedRead", "SinkWrite", "lower", "refuse_in_streaming"]
+__all__ = ["DataIO", "KeyedRead", "SinkWrite", "data_keys", "lower", "refuse_in_streaming"]
 
 
 def refuse_in_streaming(model: LoadedModel) -> None:
@@ -432,3 +432,36 @@ def refuse_in_streaming(model: LoadedModel) -> None:
         raise UserError(f"--streaming: data reader(s) {where} read a file or query once, which a streaming "
                         "job cannot do; run it in batch (without --streaming), or feed the model through a "
                         "PubSubReader")
+
+
+def data_keys(model: LoadedModel) -> _t.Optional[list[str]]:
+    """The keys found in the data of the model's keyed readers (first appearance order), or
+    ``None`` if it has none: what a runner without Beam (``--runner local``) can run when no
+    scenarios are given. Reads the key columns in this process."""
+    from plugboard_beam.library.sql_io import _engine
+
+    reads = DataIO.of(model, make_plan(model.graph), 1).reads
+    if not reads:
+        return None
+    seen: dict[str, None] = {}
+    for r in reads:
+        if r.kind == "file":
+            column = read_table(r.path, r.what, [r.key_column]).column(r.key_column).to_pylist()
+        else:
+            from sqlalchemy import text
+
+            engine = _engine(r.connection_string, dict(r.connect_args), r.what)
+            try:
+                with engine.connect() as conn:
+                    result = conn.execute(text(r.query), dict(r.params))
+                    names = list(result.keys())
+                    if r.key_column not in names:
+                        raise DataError(f"{r.what}: no column(s) {[r.key_column]} (it has {names})")
+                    i = names.index(r.key_column)
+                    column = [row[i] for row in result]
+            finally:
+                engine.dispose()
+        for k in column:
+            if k is not None and str(k) != "":
+                seen.setdefault(str(k), None)
+    return list(seen)
