@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli_command
-from plugboard_beam.library import DataReader, DataWriter, FileReader, SQLWriter
+from plugboard_beam.library import DataReader, DataWriter, FileReader, SQLReader, SQLWriter
 from plugboard_beam.library.file_io import csv_text
 from plugboard_beam.spec import load_model
 
@@ -236,3 +236,32 @@ def test_reader_fields_are_outputs_writer_fields_are_inputs(tmp_path: Path) -> N
     model = load_model(tmp_path / "model.yaml")
     assert model.graph.node("src").outputs == ("t", "x") and model.graph.node("dst").inputs == ("t", "x")
     assert json.dumps(sorted(model.graph.node("src").inputs)) == "[]"
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_reader_restored_from_a_pickle_goes_on_where_it_stopped(tmp_path: Path, chunk_size: int | None) -> None:
+    import asyncio
+    import pickle
+
+    (tmp_path / "in.csv").write_text("t\n" + "".join(f"{i}\n" for i in range(7)))
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE r (t INTEGER)")
+    con.executemany("INSERT INTO r VALUES (?)", [(i,) for i in range(7)])
+    con.commit()
+    con.close()
+    readers: list[DataReader] = [
+        FileReader(name="f", path=str(tmp_path / "in.csv"), field_names=["t"], chunk_size=chunk_size),
+        SQLReader(name="s", connection_string=f"sqlite:///{tmp_path / 'db.sqlite'}", query="SELECT t FROM r ORDER BY t",
+                  field_names=["t"], chunk_size=chunk_size),
+    ]
+    for reader in readers:
+        got = []
+        asyncio.run(reader.init())
+        for i in range(20):
+            if i == 3:
+                reader = pickle.loads(pickle.dumps(reader))  # as when a stage's state moves between workers
+            asyncio.run(reader.step())
+            if reader.io.is_closed:
+                break
+            got.append(reader.t)
+        assert got == list(range(7)), reader.name

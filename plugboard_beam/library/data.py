@@ -93,6 +93,9 @@ class DataReader(Component, ABC):
         self._done = False
         #: rows handed out so far (0-based index of the next row, for messages)
         self._row = 0
+        #: rows fetched into the buffer so far: a reader restored from a pickle (whose open
+        #: cursor was dropped) reopens its source and skips these
+        self._fetched = 0
 
     @classmethod
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
@@ -135,6 +138,8 @@ class DataReader(Component, ABC):
         if missing:
             raise DataError(f"{self.describe_source()}: no column(s) {missing} (it has {sorted(adapted)})")
         self._buffer = {f: deque(plain(v) for v in adapted[f]) for f in self.io.outputs}
+        if self.io.outputs:
+            self._fetched += len(self._buffer[self.io.outputs[0]])
         return True
 
     async def init(self) -> None:

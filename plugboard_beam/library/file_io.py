@@ -260,7 +260,7 @@ class FileReader(DataReader):
                 idx.sort(key=lambda i: order[i])
             table = table.take(idx)
         size = self._chunk_size or max(table.num_rows, 1)
-        for start in range(0, table.num_rows, size):
+        for start in range(self._fetched, table.num_rows, size):
             part = table.slice(start, size)
             yield {f: part.column(f).to_pylist() for f in fields}
 
@@ -277,7 +277,7 @@ class FileReader(DataReader):
 
     def __getstate__(self) -> dict[str, _t.Any]:
         state = dict(self.__dict__)
-        state["_chunks"] = None  # a generator: a restored reader has emptied its buffer first
+        state["_chunks"] = None  # a generator: a restored reader reopens the file and skips what it fetched
         return state
 
 

@@ -123,6 +123,9 @@ class SQLReader(DataReader):
                         rows = iter(sorted(rows, key=lambda r: r[o]))
                 size = self._chunk_size or 0
                 batch: list[tuple[_t.Any, ...]] = []
+                for _ in range(self._fetched):  # a restored reader skips the rows it fetched before
+                    if next(rows, None) is None:
+                        break
                 for r in rows:
                     batch.append(r)
                     if size and len(batch) >= size:
