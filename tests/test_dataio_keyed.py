@@ -268,3 +268,34 @@ def test_data_keys_for_runners_without_beam(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.chdir(tmp_path)  # relative paths are relative to the working folder, as in plugboard
     assert data_keys(load_model(tmp_path / "model.yaml")) == ["b", "a"]
     assert data_keys(load_model(ROOT / "specs" / "hello" / "my-model.yaml")) is None
+
+
+@pytest.mark.slow
+def test_many_key_sql_sink_needs_a_key_column(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("asset,t,x\na,0,1.5\nb,0,2.5\n")
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE out (t INTEGER, x REAL)")
+    con.commit()
+    con.close()
+    body = KEYED.format(reader="FileReader", source="path: in.csv").replace(
+        "type: plugboard_beam.library.FileWriter\n            args: {name: dst, path: out/rows.csv,",
+        "type: plugboard_beam.library.SQLWriter\n            args: {name: dst, connection_string: "
+        "'sqlite:///db.sqlite', table: out,")
+    (tmp_path / "model.yaml").write_text(textwrap.dedent(body).lstrip())
+    proc = cli(tmp_path, "run", "model.yaml")
+    assert proc.returncode == 1, proc.stderr
+    assert "'dst'" in proc.stderr and "table 'out'" in proc.stderr and "no 'key' column" in proc.stderr
+    assert "'a'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_scenarios_cannot_override_a_keyed_reader(tmp_path: Path) -> None:
+    from plugboard_beam.exceptions import UserError
+    from plugboard_beam.lowering.dataio import DataIO
+    from plugboard_beam.lowering.plan import make_plan
+    from plugboard_beam.spec import load_model
+
+    folder, _ = replay_folder(tmp_path, assets=1, rows=1)
+    model = load_model(folder / "replay.yaml")
+    with pytest.raises(UserError, match=r"scenarios override sensor.path, but 'sensor' has key_column"):
+        DataIO.of(model, make_plan(model.graph), 2, {"sensor.path", "tank.capacity"})
+    assert DataIO.of(model, make_plan(model.graph), 2, {"tank.capacity"}).reads

@@ -162,8 +162,9 @@ class SQLTable:
     and the Beam sink of many-key writers."""
 
     def __init__(self, connection_string: str, table: str, connect_args: _t.Optional[dict[str, _t.Any]],
-                 fields: _t.Sequence[str], what: str) -> None:
+                 fields: _t.Sequence[str], what: str, need_key: bool = False) -> None:
         self.connection_string = connection_string
+        self.need_key = need_key
         self.table_name = table
         self.connect_args = dict(connect_args or {})
         self.fields = list(fields)
@@ -193,6 +194,10 @@ class SQLTable:
                             f"(it has {sorted(cols)})")
         self.with_key = KEY_COLUMN in cols and KEY_COLUMN not in self.fields
         self.with_step = STEP_COLUMN in cols and STEP_COLUMN not in self.fields
+        if self.need_key and not self.with_key:
+            raise DataError(f"{self.what}: has no {KEY_COLUMN!r} column, and this run writes the rows of many "
+                            f"keys into it (add a {KEY_COLUMN!r} text column, ideally with {STEP_COLUMN!r} and a "
+                            "unique (key, step)), or give each key its own table with {key} in the name")
 
     def insert(self, rows: _t.Sequence[tuple[str, int, _t.Sequence[_t.Any]]]) -> None:
         """Insert ``(key, step, values)`` rows; repeated unique ``(key, step)`` rows are skipped."""
@@ -277,7 +282,7 @@ class SQLWriter(DataWriter):
         return f"table {self._table_name!r} on {safe_url(self._connection_string)}"
 
     def sink_target(self) -> _t.Optional[str]:
-        return self._table_name
+        return None if "{key}" in self._table_name else self._table_name
 
     async def _adapt(self, data: dict[str, deque[_t.Any]]) -> list[tuple[str, int, tuple[_t.Any, ...]]]:
         key = self.__dict__.get("_plugboard_beam_key", "")

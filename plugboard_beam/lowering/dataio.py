@@ -22,7 +22,7 @@ or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import typing as _t
 import zlib
@@ -106,10 +106,16 @@ class DataIO:
     plan: Plan
     reads: tuple[KeyedRead, ...]
     sinks: tuple[SinkWrite, ...]
+    #: PCollections of error rows (JSON lines) from reads and sinks; ``lower`` hands this very list
+    #: to ``build``, which adds the stages' errors and writes them all
+    error_rows: list[_t.Any] = field(default_factory=list)
 
     @classmethod
-    def of(cls, model: LoadedModel, plan: Plan, n_instances: int) -> DataIO:
-        """Find the keyed readers and the writers to turn into sinks."""
+    def of(cls, model: LoadedModel, plan: Plan, n_instances: int,
+           overridden: _t.Collection[str] = ()) -> DataIO:
+        """Find the keyed readers and the writers to turn into sinks. ``overridden``: the
+        arguments scenarios override (``component.arg``); a keyed reader's are refused (it reads
+        one table for all keys)."""
         reads: list[KeyedRead] = []
         for name, klass in model.classes.items():
             if not issubclass(klass, (FileReader, SQLReader)):
@@ -140,6 +146,13 @@ class DataIO:
                     sinks.append(SinkWrite(name, "sql", tuple(w.io.inputs), target,
                                            connection_string=w.connection_string,
                                            connect_args=tuple(w._connect_args.items())))
+        for r in reads:
+            bad = sorted(o for o in overridden if o.split(".", 1)[0] == r.name)
+            if bad:
+                from plugboard_beam.exceptions import UserError
+
+                raise UserError(f"scenarios override {', '.join(bad)}, but '{r.name}' has key_column: it reads "
+                                "one table for every key, so its arguments cannot differ per key")
         if reads:
             external = (*plan.external, *(r.name for r in reads))
             plan = make_plan(plan.graph, plan.partition, external=external, cut=plan.cut)
@@ -151,7 +164,7 @@ class DataIO:
 
         With keyed reads the keys are those found in the data (``keys`` is replaced)."""
         edges: dict[int, _t.Any] = {}
-        errors: list[_t.Any] = []
+        errors = self.error_rows
         found = []
         graph = self.plan.graph
         for r in self.reads:
@@ -185,11 +198,12 @@ class DataIO:
                 continue
             batches = outs[writer_tag(s.name)]  # lists of one key's (key, step, values) rows
             if s.kind == "sql":
-                _ = batches | f"Insert {s.name}" >> beam.ParDo(_InsertRows(s))
+                failed = batches | f"Insert {s.name}" >> beam.ParDo(_InsertRows(s))
             else:
-                _ = (batches | f"Shard {s.name}" >> beam.Map(lambda b: (zlib.crc32(b[0][0].encode()) % SHARDS, b))
-                     | f"Group {s.name} shards" >> beam.GroupByKey()
-                     | f"Write {s.name}" >> beam.Map(_write_shard, s))
+                failed = (batches | f"Shard {s.name}" >> beam.Map(lambda b: (zlib.crc32(b[0][0].encode()) % SHARDS, b))
+                          | f"Group {s.name} shards" >> beam.GroupByKey()
+                          | f"Write {s.name}" >> beam.FlatMap(_write_shard, s))
+            self.error_rows.append(failed)
 
 
 def lower(
@@ -197,7 +211,8 @@ def lower(
 ) -> tuple[DataIO, dict[int, _t.Any], _t.Any, list[_t.Any]]:
     """The hook of ``lowering.beam.build``: the data I/O of the model, the chunk PCollections of
     keyed reads by edge id, the keys to start stages with, and error rows to report."""
-    io = DataIO.of(model, plan, len(instances))
+    overridden = {name for _, o in instances for name in (o or {})}
+    io = DataIO.of(model, plan, len(instances), overridden)
     edges, keys, errors = io.read(pipeline, keys)
     return io, edges, keys, errors
 
@@ -364,8 +379,17 @@ def _shard_path(target: str, shard: int) -> str:
     return f"{stem}-{shard:05d}-of-{SHARDS:05d}{fmt}"
 
 
-def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.Any, ...]]]]], s: SinkWrite) -> str:
-    """Write one shard (its rows sorted by key and step); returns its path."""
+def _sink_error(s: SinkWrite, message: str, keys: _t.Iterable[str]) -> str:
+    ks = sorted(set(keys))
+    head = ", ".join(repr(k) for k in ks[:5]) + (f" and {len(ks) - 5} more" if len(ks) > 5 else "")
+    return json.dumps({"key": "", "component": s.name, "step": 0, "phase": "write",
+                       "message": f"component '{s.name}' could not write the rows of key(s) {head}: {message}",
+                       "also": []})
+
+
+def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.Any, ...]]]]],
+                 s: SinkWrite) -> _t.Iterator[str]:
+    """Write one shard (its rows sorted by key and step); yields an error row if it cannot."""
     from plugboard_beam.library.file_io import write_bytes
 
     shard, batches = element
@@ -374,13 +398,15 @@ def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.A
     columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
     columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
     path = _shard_path(s.target, shard)
-    what = f"component '{s.name}' writing file {path!r}"
-    if file_format(s.target) == ".parquet":
-        data = parquet_bytes(names, columns, what)
-    else:
-        data = csv_text(names, columns, header=True).encode()
-    write_bytes(path, data, what)
-    return path
+    what = f"file {path!r}"
+    try:
+        if file_format(s.target) == ".parquet":
+            data = parquet_bytes(names, columns, what)
+        else:
+            data = csv_text(names, columns, header=True).encode()
+        write_bytes(path, data, what)
+    except DataError as exc:
+        yield _sink_error(s, str(exc), columns[0])
 
 
 class _InsertRows(beam.DoFn):
@@ -394,22 +420,32 @@ class _InsertRows(beam.DoFn):
     def setup(self) -> None:
         s = self.s
         self.table = SQLTable(s.connection_string, s.target, dict(s.connect_args), s.fields,
-                              f"component '{s.name}' writing table {s.target!r}")
+                              f"table {s.target!r} on {safe_url(s.connection_string)}", need_key=True)
         self.batch: list[tuple[str, int, tuple[_t.Any, ...]]] = []
 
     def start_bundle(self) -> None:
         self.batch = []
 
-    def process(self, rows: list[tuple[str, int, tuple[_t.Any, ...]]]) -> None:
+    def process(self, rows: list[tuple[str, int, tuple[_t.Any, ...]]]) -> _t.Iterator[str]:
         self.batch.extend(rows)
         if len(self.batch) >= self.BATCH:
-            self.table.insert(self.batch)
-            self.batch = []
+            yield from self._flush()
 
-    def finish_bundle(self) -> None:
-        if self.batch:
-            self.table.insert(self.batch)
-            self.batch = []
+    def finish_bundle(self) -> _t.Iterator[_t.Any]:
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for row in self._flush():
+            yield WindowedValue(row, 0, (GlobalWindow(),))
+
+    def _flush(self) -> _t.Iterator[str]:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        try:
+            self.table.insert(batch)
+        except DataError as exc:
+            yield _sink_error(self.s, str(exc), (r[0] for r in batch))
 
     def teardown(self) -> None:
         self.table.close()
