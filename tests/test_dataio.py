@@ -273,3 +273,11 @@ def test_reader_restored_from_a_pickle_goes_on_where_it_stopped(tmp_path: Path, 
                 break
             got.append(reader.t)
         assert got == list(range(7)), reader.name
+
+
+def test_order_by_without_key_column(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("t,x\n2,c\n0,a\n1,b\n")
+    body = COPY.format(src="in.csv", dst="out.csv", extra=", order_by: t")
+    proc = run_model(tmp_path, body, "--runner", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.csv").read_text() == "t,x\n0,a\n1,b\n2,c\n"

@@ -251,13 +251,15 @@ class FileReader(DataReader):
         fields = list(self.io.outputs)
         extra = [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
         table = read_table(self._file_path, what, fields + extra)
-        if self._key_column is not None:
-            key = self.__dict__.get("_plugboard_beam_key", "")
-            keys = table.column(self._key_column).to_pylist()
-            idx = [i for i, k in enumerate(keys) if k is not None and str(k) == key]
+        if self._key_column is not None or self._order_by is not None:
+            idx = list(range(table.num_rows))
+            if self._key_column is not None:
+                key = self.__dict__.get("_plugboard_beam_key", "")
+                keys = table.column(self._key_column).to_pylist()
+                idx = [i for i in idx if keys[i] is not None and str(keys[i]) == key]
             if self._order_by is not None:
                 order = table.column(self._order_by).to_pylist()
-                idx.sort(key=lambda i: order[i])
+                idx.sort(key=lambda i: (order[i] is None, order[i]))  # stable: ties keep file order
             table = table.take(idx)
         size = self._chunk_size or max(table.num_rows, 1)
         for start in range(self._fetched, table.num_rows, size):

@@ -118,9 +118,9 @@ class SQLReader(DataReader):
                 if self._key_column is not None:
                     k = need.index(self._key_column)
                     rows = (r for r in rows if r[k] is not None and str(r[k]) == key)
-                    if self._order_by is not None:
-                        o = need.index(self._order_by)
-                        rows = iter(sorted(rows, key=lambda r: r[o]))
+                if self._order_by is not None:
+                    o = need.index(self._order_by)
+                    rows = iter(sorted(rows, key=lambda r: (r[o] is None, r[o])))
                 size = self._chunk_size or 0
                 batch: list[tuple[_t.Any, ...]] = []
                 for _ in range(self._fetched):  # a restored reader skips the rows it fetched before
