@@ -298,4 +298,5 @@ def test_scenarios_cannot_override_a_keyed_reader(tmp_path: Path) -> None:
     model = load_model(folder / "replay.yaml")
     with pytest.raises(UserError, match=r"scenarios override sensor.path, but 'sensor' has key_column"):
         DataIO.of(model, make_plan(model.graph), 2, {"sensor.path", "tank.capacity"})
-    assert DataIO.of(model, make_plan(model.graph), 2, {"tank.capacity"}).reads
+    io = DataIO.of(model, make_plan(model.graph), 2, {"tank.capacity", "levels.path"})
+    assert io.reads and [s.name for s in io.sinks] == ["db"]  # levels.path differs per key: written per key

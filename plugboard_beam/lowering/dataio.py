@@ -115,7 +115,7 @@ class DataIO:
            overridden: _t.Collection[str] = ()) -> DataIO:
         """Find the keyed readers and the writers to turn into sinks. ``overridden``: the
         arguments scenarios override (``component.arg``); a keyed reader's are refused (it reads
-        one table for all keys)."""
+        one table for all keys), a writer's keep it writing per key."""
         reads: list[KeyedRead] = []
         for name, klass in model.classes.items():
             if not issubclass(klass, (FileReader, SQLReader)):
@@ -136,6 +136,8 @@ class DataIO:
             for name, klass in model.classes.items():
                 if not issubclass(klass, (FileWriter, SQLWriter)):
                     continue
+                if any(o.split(".", 1)[0] == name for o in overridden):
+                    continue  # scenarios give each key its own arguments (path, table): it writes per key
                 w = _build_one(model, name)
                 target = w.sink_target()
                 if target is None:
