@@ -155,3 +155,50 @@ def test_postgres_missing_table_is_named(postgres_url: str) -> None:
     table = SQLTable(postgres_url, "no such table", None, ["x"], "component 'w'")
     with pytest.raises(DataError, match="no table 'no such table'"):
         table.insert([("k", 0, (1.0,))])
+
+
+@pytest.mark.slow
+def test_postgres_keyed_read_and_many_key_sink(postgres_url: str, tmp_path: Path) -> None:
+    """One query feeds every key's instance (keys from the data); all keys' rows go back into one
+    table through batched inserts; running twice writes nothing twice."""
+    _exec(postgres_url,
+          'DROP TABLE IF EXISTS "history"', 'DROP TABLE IF EXISTS "levels"',
+          'CREATE TABLE "history" (asset text, t integer, x double precision)',
+          """INSERT INTO "history" VALUES ('p2', 1, 4), ('p1', 0, 1), ('p2', 0, 3), ('p1', 1, 2), ('p3', 0, 7)""",
+          'CREATE TABLE "levels" (key text, step integer, t integer, x double precision, PRIMARY KEY (key, step))')
+    (tmp_path / "model.yaml").write_text(textwrap.dedent(f"""
+        plugboard:
+          process:
+            args:
+              components:
+              - type: plugboard_beam.library.SQLReader
+                args: {{name: src, connection_string: '{postgres_url}', query: 'SELECT * FROM history',
+                        key_column: asset, order_by: t, field_names: [t, x]}}
+              - type: plugboard_beam.library.SQLWriter
+                args: {{name: dst, connection_string: '{postgres_url}', table: levels, field_names: [t, x]}}
+              connectors:
+              - {{source: src.t, target: dst.t}}
+              - {{source: src.x, target: dst.x}}
+    """).lstrip())
+    for _ in range(2):
+        proc = subprocess.run([*cli_command(), "process", "run", "model.yaml"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    assert _exec(postgres_url, 'SELECT key, step, t, x FROM "levels" ORDER BY key, step') == [
+        ("p1", 0, 0, 1.0), ("p1", 1, 1, 2.0), ("p2", 0, 0, 3.0), ("p2", 1, 1, 4.0), ("p3", 0, 0, 7.0)]
+
+
+def test_unreachable_postgres_is_named_quickly(tmp_path: Path) -> None:
+    import time
+
+    from plugboard_beam.library.data import DataError
+    from plugboard_beam.library.sql_io import SQLTable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once this block ends: nothing listens there
+    table = SQLTable(f"postgresql://u:secret@127.0.0.1:{port}/db", "t", None, ["x"], "component 'w'")
+    start = time.monotonic()
+    with pytest.raises(DataError, match=rf"cannot reach database postgresql://u:\*\*\*@127.0.0.1:{port}/db") as err:
+        table.insert([("k", 0, (1.0,))])
+    assert "secret" not in str(err.value) and time.monotonic() - start < 30
