@@ -25,10 +25,15 @@ setup(
         "click>=8.1",
         "google-cloud-pubsub>=2.18",
         "pyarrow>=14",
+        # SQLReader / SQLWriter: SQLAlchemy, and the PostgreSQL driver (binary wheels from PyPI)
+        "SQLAlchemy>=2.0",
+        "psycopg[binary]>=3.1",
     ],
     extras_require={
         # setuptools: Beam builds a model folder's own setup.py with it (Dataflow --setup_file)
-        "test": ["pytest>=8", "ruff>=0.5", "mypy>=1.10", "types-PyYAML", "setuptools"],
+        "test": ["pytest>=8", "ruff>=0.5", "mypy>=1.10", "types-PyYAML", "setuptools",
+                 # a Cloud Storage emulator on loopback for the gs:// tests
+                 "gcp-storage-emulator"],
     },
     entry_points={"console_scripts": ["plugboard-beam=plugboard_beam.cli:main"]},
     classifiers=[

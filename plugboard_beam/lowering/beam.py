@@ -22,6 +22,7 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
+from plugboard_beam.lowering import dataio
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime.engine import Engine
@@ -227,8 +228,11 @@ def build(
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
     keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances])
-    edges: dict[int, _t.Any] = {}
-    records, errors = [], []
+    # data I/O (lowering/dataio.py): keyed readers become Beam reads outside the stages, whose
+    # keys then come from the data; many-key file/SQL writers hand their rows to Beam sinks
+    io, edges, keys, errors = dataio.lower(pipeline, model, plan, instances, keys)
+    plan = io.plan
+    records = []
     for stage in plan.stages:
         if stage.in_edges:
             ins = [edges[e.id] for e in stage.in_edges]
@@ -237,8 +241,9 @@ def build(
             stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None))
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
-            StageDoFn(source, stage, overrides, record is not None)
-        ).with_outputs(*tags, RECORD, ERRORS)
+            StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage))
+        ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS)
+        io.write(stage, outs)
         for e in stage.out_edges:
             edges[e.id] = outs[chunk_tag(e)]
         records.append(outs[RECORD])

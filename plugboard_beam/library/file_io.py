@@ -1,0 +1,367 @@
+"""``FileReader`` / ``FileWriter``: CSV, gzip CSV and Parquet files (plugboard 0.9.0's names).
+
+Paths go through Beam's ``FileSystems``: local paths and ``gs://`` (what Dataflow workers
+use); ``storage_options`` is accepted for plugboard compatibility (fsspec options have no
+meaning for Beam's file systems, so only an empty mapping is accepted). CSV is written as
+pandas' ``to_csv(index=False)`` writes it: a header, integer columns as integers, float columns
+with the shortest round-trip repr, missing values empty.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+import csv
+import gzip
+import io
+import math
+import os
+import typing as _t
+
+from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.library.data import DataError, DataReader, DataWriter, NoMoreDataException, is_missing, plain
+
+FORMATS = (".csv.gz", ".csv", ".parquet")
+
+
+def file_format(path: str) -> str:
+    """``.csv``, ``.csv.gz`` or ``.parquet`` from the path, or a clear error."""
+    low = str(path).lower()
+    for ext in FORMATS:
+        if low.endswith(ext):
+            return ext
+    raise ValueError(f"unsupported file format of {str(path)!r}: use one of {', '.join(FORMATS)}")
+
+
+def _check_storage_options(storage_options: _t.Optional[dict[str, _t.Any]]) -> None:
+    if storage_options:
+        raise ValueError("'storage_options' (fsspec options) cannot be honoured: files are read through "
+                         "Beam's FileSystems, which take credentials from the environment (for gs://, "
+                         "Application Default Credentials); leave it out")
+
+
+def is_local(path: str) -> bool:
+    """A path on this machine (no ``scheme://``)."""
+    return "://" not in path
+
+
+def check_gcs_access(path: str, what: str) -> None:
+    """Fail fast and clearly when a ``gs://`` path cannot be reached with credentials.
+
+    With ``STORAGE_EMULATOR_HOST`` set (a Cloud Storage emulator, Google's convention) the
+    client connects anonymously; Beam would otherwise spend ~20 s retrying the credentials
+    lookup first, so its lookup result is settled here. Without an emulator, Application Default
+    Credentials must exist (Beam would fall back to anonymous access and fail later, slowly).
+    """
+    if not path.startswith("gs://"):
+        return
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        try:
+            from apache_beam.internal.gcp import auth
+
+            with auth._Credentials._credentials_lock:
+                if not auth._Credentials._credentials_init:
+                    auth._Credentials._credentials = None  # anonymous: the emulator takes no credentials
+                    auth._Credentials._credentials_init = True
+        except (ImportError, AttributeError):  # pragma: no cover - other Beam versions
+            pass
+        return
+    try:
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        google.auth.default()
+    except DefaultCredentialsError:
+        raise DataError(f"{what}: no Google Cloud credentials to read or write gs:// paths (set up "
+                        "Application Default Credentials: `gcloud auth application-default login`, or "
+                        "GOOGLE_APPLICATION_CREDENTIALS=key.json)") from None
+    except ImportError:
+        raise DataError(f"{what}: gs:// needs the Google Cloud libraries (apache-beam[gcp])") from None
+
+
+def read_bytes(path: str, what: str) -> bytes:
+    """The whole (decompressed for ``.gz``) content of ``path``, or a clear error."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    check_gcs_access(path, what)
+    if is_local(path) and not os.path.exists(path):
+        raise DataError(f"{what}: no such file")
+    if not is_local(path):
+        try:
+            found = FileSystems.exists(path)  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            raise DataError(f"{what}: cannot be reached: {_short(exc)}") from None
+        if not found:
+            raise DataError(f"{what}: no such file")
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+            data: bytes = f.read()
+    except DataError:
+        raise
+    except Exception as exc:  # Beam wraps every file system's errors differently
+        raise DataError(f"{what}: cannot be read: {_short(exc)}") from None
+    return data
+
+
+def write_bytes(path: str, data: bytes, what: str) -> None:
+    """Write ``data`` to ``path`` (gzip-compressed for ``.gz``), replacing it."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    check_gcs_access(path, what)
+    try:
+        if is_local(path):
+            folder = os.path.dirname(os.path.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+        with FileSystems.create(path, compression_type=CompressionTypes.AUTO) as f:
+            f.write(data)
+    except Exception as exc:
+        raise DataError(f"{what}: cannot be written: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 600 else text[:600] + "..."
+
+
+def read_table(path: str, what: str, columns: _t.Optional[_t.Sequence[str]] = None) -> _t.Any:
+    """The file as a pyarrow Table (CSV types inferred as pandas would: ints, floats, bools, text)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    fmt = file_format(path)
+    data = read_bytes(path, what)
+    try:
+        if fmt == ".parquet":
+            table = pq.read_table(pa.BufferReader(data))
+        else:
+            table = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
+                timestamp_parsers=["%Y-%m-%dT%H:%M:%S.no-such-format"]))  # keep text as text
+    except pa.ArrowException as exc:
+        raise DataError(f"{what}: cannot be parsed as {fmt}: {exc}") from None
+    if columns is not None:
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise DataError(f"{what}: no column(s) {missing} (it has {table.column_names})")
+        table = table.select(list(columns))
+    return table
+
+
+# ------------------------------------------------------------------- CSV text like pandas
+def _column_kind(values: _t.Sequence[_t.Any]) -> str:
+    """The pandas dtype a column of these Python values gets: bool, int, float or object."""
+    kinds = set()
+    for v in values:
+        if v is None:
+            kinds.add("none")
+        elif isinstance(v, bool):
+            kinds.add("bool")
+        elif isinstance(v, int):
+            kinds.add("int")
+        elif isinstance(v, float):
+            kinds.add("nan" if math.isnan(v) else "float")
+        else:
+            kinds.add("object")
+    if kinds <= {"bool"}:
+        return "bool" if kinds else "object"
+    if kinds <= {"int"}:
+        return "int"
+    if kinds <= {"int", "float", "nan", "none"} and kinds & {"int", "float", "nan"}:
+        return "float"
+    return "object"
+
+
+def _cell(value: _t.Any, kind: str) -> str:
+    if is_missing(value):
+        return ""
+    if kind == "float":
+        return repr(float(value))
+    return str(value)
+
+
+def csv_text(fields: _t.Sequence[str], columns: _t.Sequence[_t.Sequence[_t.Any]], header: bool) -> str:
+    """Rows as pandas' ``DataFrame.to_csv(index=False)`` writes them."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    if header:
+        w.writerow(fields)
+    cols = [[plain(v) for v in col] for col in columns]
+    kinds = [_column_kind(col) for col in cols]
+    for row in zip(*cols, strict=True):
+        w.writerow([_cell(v, k) for v, k in zip(row, kinds, strict=True)])
+    return out.getvalue()
+
+
+def parquet_bytes(fields: _t.Sequence[str], columns: _t.Sequence[_t.Sequence[_t.Any]], what: str) -> bytes:
+    """Rows as a Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = []
+    for name, col in zip(fields, columns, strict=True):
+        values = [plain(v) for v in col]
+        try:
+            arrays.append(pa.array(values))
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise DataError(f"{what}: column {name!r} mixes types Parquet cannot store together ({exc})") from None
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_arrays(arrays, names=list(fields)), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+# ------------------------------------------------------------------------------ components
+class FileReader(DataReader):
+    """Reads rows from a ``.csv``, ``.csv.gz`` or ``.parquet`` file (local or ``gs://``).
+
+    With ``key_column``, each model instance reads the rows whose column equals its key.
+    """
+
+    io = IOController()
+
+    def __init__(
+        self,
+        path: str,
+        storage_options: _t.Optional[dict[str, _t.Any]] = None,
+        **kwargs: _t.Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._file_path = str(path)
+        self._extension = file_format(self._file_path)
+        _check_storage_options(storage_options)
+        self._chunks: _t.Optional[_t.Iterator[dict[str, list[_t.Any]]]] = None
+
+    @classmethod
+    def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
+        if isinstance(args.get("path"), str):
+            file_format(args["path"])
+        _check_storage_options(args.get("storage_options"))
+        return super().io_for(args)
+
+    @property
+    def path(self) -> str:
+        """The file read."""
+        return self._file_path
+
+    def describe_source(self) -> str:
+        return f"file {self._file_path!r}"
+
+    def _load(self) -> _t.Iterator[dict[str, list[_t.Any]]]:
+        what = self.describe_source()
+        fields = list(self.io.outputs)
+        extra = [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
+        table = read_table(self._file_path, what, fields + extra)
+        if self._key_column is not None or self._order_by is not None:
+            idx = list(range(table.num_rows))
+            if self._key_column is not None:
+                key = self.__dict__.get("_plugboard_beam_key", "")
+                keys = table.column(self._key_column).to_pylist()
+                idx = [i for i in idx if keys[i] is not None and str(keys[i]) == key]
+            if self._order_by is not None:
+                order = table.column(self._order_by).to_pylist()
+                idx.sort(key=lambda i: (order[i] is None, order[i]))  # stable: ties keep file order
+            table = table.take(idx)
+        size = self._chunk_size or max(table.num_rows, 1)
+        for start in range(self._fetched, table.num_rows, size):
+            part = table.slice(start, size)
+            yield {f: part.column(f).to_pylist() for f in fields}
+
+    async def _fetch(self) -> dict[str, list[_t.Any]]:
+        if self._chunks is None:
+            self._chunks = self._load()
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise NoMoreDataException from None
+
+    async def _adapt(self, data: dict[str, list[_t.Any]]) -> dict[str, deque[_t.Any]]:
+        return {f: deque(v) for f, v in data.items()}
+
+    def __getstate__(self) -> dict[str, _t.Any]:
+        state = dict(self.__dict__)
+        state["_chunks"] = None  # a generator: a restored reader reopens the file and skips what it fetched
+        return state
+
+
+class FileWriter(DataWriter):
+    """Writes one row per step to a ``.csv``, ``.csv.gz`` or ``.parquet`` file (local or ``gs://``).
+
+    With ``chunk_size`` (CSV only, as in plugboard) a local file is appended every
+    ``chunk_size`` rows; otherwise the file is written when the run ends.
+    """
+
+    io = IOController()
+
+    def __init__(
+        self,
+        path: str,
+        storage_options: _t.Optional[dict[str, _t.Any]] = None,
+        **kwargs: _t.Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._file_path = str(path)
+        self._extension = file_format(self._file_path)
+        _check_storage_options(storage_options)
+        if self._extension == ".parquet" and self._chunk_size:
+            raise ValueError("Only CSV files support chunked writing ('chunk_size' with a .parquet path)")
+        self._saved = 0  # chunks saved
+        self._pending: list[str] = []  # CSV text of saved chunks not yet written (remote paths)
+
+    @classmethod
+    def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
+        if isinstance(args.get("path"), str):
+            file_format(args["path"])
+            if args.get("chunk_size") and file_format(args["path"]) == ".parquet":
+                raise ValueError("Only CSV files support chunked writing ('chunk_size' with a .parquet path)")
+        _check_storage_options(args.get("storage_options"))
+        return super().io_for(args)
+
+    @property
+    def path(self) -> str:
+        """The file written."""
+        return self._file_path
+
+    def describe_target(self) -> str:
+        return f"file {self._file_path!r}"
+
+    def sink_target(self) -> _t.Optional[str]:
+        return None if "{key}" in self._file_path else self._file_path
+
+    async def _adapt(self, data: dict[str, deque[_t.Any]]) -> dict[str, list[_t.Any]]:
+        return {f: list(v) for f, v in data.items()}
+
+    async def _save(self, data: dict[str, list[_t.Any]]) -> None:
+        fields = list(self.io.inputs)
+        columns = [data[f] for f in fields]
+        what = self.describe_target()
+        if self._extension == ".parquet":
+            write_bytes(self._file_path, parquet_bytes(fields, columns, what), what)
+            return
+        text = csv_text(fields, columns, header=self._saved == 0)
+        first = self._saved == 0
+        self._saved += 1
+        if not is_local(self._file_path):
+            self._pending.append(text)
+            return
+        try:
+            folder = os.path.dirname(os.path.abspath(self._file_path))
+            os.makedirs(folder, exist_ok=True)
+            mode = "wb" if first else "ab"
+            opener: _t.Any = gzip.open if self._extension == ".csv.gz" else open
+            with opener(self._file_path, mode) as f:
+                f.write(text.encode())
+        except OSError as exc:
+            raise DataError(f"{what}: cannot be written: {exc}") from None
+
+    async def destroy(self) -> None:
+        await super().destroy()
+        if self.outbox is None and self._saved == 0 and self._extension != ".parquet":
+            # no rows at all: plugboard leaves no file; we write the header so readers see the columns
+            await self._save({f: [] for f in self.io.inputs})
+        if self._pending:
+            what = self.describe_target()
+            write_bytes(self._file_path, "".join(self._pending).encode(), what)
+            self._pending = []
+
+
+__all__ = ["FileReader", "FileWriter", "csv_text", "file_format", "read_table"]

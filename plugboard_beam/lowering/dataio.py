@@ -1,0 +1,505 @@
+"""The Beam lowering of data readers and writers: one table feeding many model instances.
+
+A ``FileReader`` / ``SQLReader`` given ``key_column`` is not run inside the stages (where every
+key would open the whole table). It becomes a Beam read, outside the stages like a Pub/Sub
+reader in streaming:
+
+    Create(path) -> expand globs -> Parquet row groups -> Reshuffle -> read each row group
+        (CSV: the whole file in one read; SQL: the query, streamed)
+      -> (key, (order, values)) -> GroupByKey -> each key's rows in ``order_by`` (or file) order
+      -> chunks (edge, start, values, ended) into the stages the reader feeds
+
+so the keys come from the data (no scenarios needed) and workers read row groups in parallel.
+A row without a key is reported as a failure of the reader (row and file named); the other
+rows go on.
+
+A ``FileWriter`` / ``SQLWriter`` of a many-key run (a keyed reader, or several instances), whose
+path has no ``{key}``, hands its rows to the stage's output instead of writing them; here they
+become one table with ``key`` and ``step`` columns: files sharded by key hash and written
+deterministically (``levels-00000-of-00004.parquet``; a retried shard overwrites itself),
+or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+import typing as _t
+import zlib
+
+import apache_beam as beam
+
+from plugboard_beam.graph.model import Edge
+from plugboard_beam.library.data import DataError
+from plugboard_beam.library.file_io import FileReader, FileWriter, csv_text, file_format, parquet_bytes, read_table
+from plugboard_beam.library.sql_io import SQLReader, SQLTable, SQLWriter, safe_url
+from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
+from plugboard_beam.spec.load import LoadedModel
+
+#: values per chunk sent from a keyed read into a stage
+CHUNK = 1024
+#: files a many-key file writer writes (rows spread by key hash)
+SHARDS = 4
+KEYS = "keys"
+ERRORS = "errors"
+
+
+@dataclass(frozen=True)
+class KeyedRead:
+    """A reader lowered to a Beam read."""
+
+    name: str
+    kind: str  # "file" or "sql"
+    fields: tuple[str, ...]
+    key_column: str
+    order_by: _t.Optional[str]
+    path: str = ""
+    connection_string: str = ""
+    query: str = ""
+    params: tuple[tuple[str, _t.Any], ...] = ()
+    connect_args: tuple[tuple[str, _t.Any], ...] = ()
+
+    @property
+    def what(self) -> str:
+        """The source, for messages."""
+        if self.kind == "file":
+            return f"file {self.path!r}"
+        return f"query {' '.join(self.query.split())[:200]!r} on {safe_url(self.connection_string)}"
+
+    @property
+    def columns(self) -> list[str]:
+        """Columns to read: the fields, the key and the order."""
+        extra = [c for c in (self.key_column, self.order_by) if c is not None and c not in self.fields]
+        return [*self.fields, *extra]
+
+
+@dataclass(frozen=True)
+class SinkWrite:
+    """A writer whose rows (all keys) go to one Beam sink."""
+
+    name: str
+    kind: str  # "file" or "sql"
+    fields: tuple[str, ...]
+    target: str  # path or table
+    connection_string: str = ""
+    connect_args: tuple[tuple[str, _t.Any], ...] = ()
+
+
+def writer_tag(name: str) -> str:
+    """The stage output tag of a sink writer's rows (the Pub/Sub writers' tag scheme)."""
+    from plugboard_beam.lowering.beam import writer_tag as tag
+
+    return tag(name)
+
+
+def _build_one(model: LoadedModel, name: str) -> _t.Any:
+    spec = model.component_specs()[name]
+    kwargs: dict[str, _t.Any] = dict(spec.args.extra_args())
+    kwargs["name"] = name
+    return model.classes[name](**kwargs)
+
+
+@dataclass(frozen=True)
+class DataIO:
+    """The keyed reads and sink writes of one model, and the plan with the reads outside."""
+
+    plan: Plan
+    reads: tuple[KeyedRead, ...]
+    sinks: tuple[SinkWrite, ...]
+    #: PCollections of error rows (JSON lines) from reads and sinks; ``lower`` hands this very list
+    #: to ``build``, which adds the stages' errors and writes them all
+    error_rows: list[_t.Any] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, model: LoadedModel, plan: Plan, n_instances: int,
+           overridden: _t.Collection[str] = ()) -> DataIO:
+        """Find the keyed readers and the writers to turn into sinks. ``overridden``: the
+        arguments scenarios override (``component.arg``); a keyed reader's are refused (it reads
+        one table for all keys), a writer's keep it writing per key."""
+        reads: list[KeyedRead] = []
+        for name, klass in model.classes.items():
+            if not issubclass(klass, (FileReader, SQLReader)):
+                continue
+            comp = _build_one(model, name)
+            if comp.key_column is None:
+                continue
+            fields = tuple(comp.io.outputs)
+            if isinstance(comp, FileReader):
+                reads.append(KeyedRead(name, "file", fields, comp.key_column, comp.order_by, path=comp.path))
+            else:
+                reads.append(KeyedRead(name, "sql", fields, comp.key_column, comp.order_by,
+                                       connection_string=comp.connection_string, query=comp.query,
+                                       params=tuple(comp.params.items()),
+                                       connect_args=tuple(comp._connect_args.items())))
+        sinks: list[SinkWrite] = []
+        if reads or n_instances > 1:
+            for name, klass in model.classes.items():
+                if not issubclass(klass, (FileWriter, SQLWriter)):
+                    continue
+                if any(o.split(".", 1)[0] == name for o in overridden):
+                    continue  # scenarios give each key its own arguments (path, table): it writes per key
+                w = _build_one(model, name)
+                target = w.sink_target()
+                if target is None:
+                    continue
+                if isinstance(w, FileWriter):
+                    sinks.append(SinkWrite(name, "file", tuple(w.io.inputs), target))
+                else:
+                    sinks.append(SinkWrite(name, "sql", tuple(w.io.inputs), target,
+                                           connection_string=w.connection_string,
+                                           connect_args=tuple(w._connect_args.items())))
+        for r in reads:
+            bad = sorted(o for o in overridden if o.split(".", 1)[0] == r.name)
+            if bad:
+                from plugboard_beam.exceptions import UserError
+
+                raise UserError(f"scenarios override {', '.join(bad)}, but '{r.name}' has key_column: it reads "
+                                "one table for every key, so its arguments cannot differ per key")
+        if reads:
+            external = (*plan.external, *(r.name for r in reads))
+            plan = make_plan(plan.graph, plan.partition, external=external, cut=plan.cut)
+        return cls(plan, tuple(reads), tuple(sinks))
+
+    # ------------------------------------------------------------------------ reads
+    def read(self, pipeline: beam.Pipeline, keys: _t.Any) -> tuple[dict[int, _t.Any], _t.Any, list[_t.Any]]:
+        """Add the keyed reads: (edge id -> chunk PCollection, the keys PCollection, error rows).
+
+        With keyed reads the keys are those found in the data (``keys`` is replaced)."""
+        edges: dict[int, _t.Any] = {}
+        errors = self.error_rows
+        found = []
+        graph = self.plan.graph
+        for r in self.reads:
+            out_edges = [e for e in graph.edges if e.source == r.name]
+            rows = _rows(pipeline, r)
+            grouped = (rows["rows"] | f"Group {r.name} by key" >> beam.GroupByKey()
+                       | f"Chunks of {r.name}" >> beam.ParDo(_KeyChunks(r, out_edges)).with_outputs(
+                           *[chunk_tag(e) for e in out_edges], KEYS))
+            for e in out_edges:
+                edges[e.id] = grouped[chunk_tag(e)]
+            found.append(grouped[KEYS])
+            errors.append(rows[ERRORS])
+        if found:
+            keys = (tuple(found) | "Keys from data" >> beam.Flatten()
+                    | "Distinct keys" >> beam.Distinct())
+        return edges, keys, errors
+
+    # ----------------------------------------------------------------------- writes
+    def writers(self, stage: Stage) -> tuple[str, ...]:
+        """The sink writers run by ``stage`` (their rows leave it on ``writer_tag``)."""
+        return tuple(s.name for s in self.sinks if s.name in stage.members)
+
+    def tags(self, stage: Stage) -> tuple[str, ...]:
+        """Output tags ``stage`` needs for its sink writers."""
+        return tuple(writer_tag(n) for n in self.writers(stage))
+
+    def write(self, stage: Stage, outs: _t.Any) -> None:
+        """Add the sinks of ``stage``'s writers."""
+        for s in self.sinks:
+            if s.name not in stage.members:
+                continue
+            batches = outs[writer_tag(s.name)]  # lists of one key's (key, step, values) rows
+            if s.kind == "sql":
+                failed = batches | f"Insert {s.name}" >> beam.ParDo(_InsertRows(s))
+            else:
+                failed = (batches | f"Shard {s.name}" >> beam.Map(lambda b: (zlib.crc32(b[0][0].encode()) % SHARDS, b))
+                          | f"Group {s.name} shards" >> beam.GroupByKey()
+                          | f"Write {s.name}" >> beam.FlatMap(_write_shard, s))
+            self.error_rows.append(failed)
+
+
+def lower(
+    pipeline: beam.Pipeline, model: LoadedModel, plan: Plan, instances: _t.Sequence[tuple[str, _t.Any]], keys: _t.Any,
+) -> tuple[DataIO, dict[int, _t.Any], _t.Any, list[_t.Any]]:
+    """The hook of ``lowering.beam.build``: the data I/O of the model, the chunk PCollections of
+    keyed reads by edge id, the keys to start stages with, and error rows to report."""
+    overridden = {name for _, o in instances for name in (o or {})}
+    io = DataIO.of(model, plan, len(instances), overridden)
+    edges, keys, errors = io.read(pipeline, keys)
+    return io, edges, keys, errors
+
+
+# ------------------------------------------------------------------------- read transforms
+def _error_row(r: KeyedRead, message: str, row: int = 0, key: str = "") -> str:
+    return json.dumps({"key": key, "component": r.name, "step": row, "phase": "read",
+                       "message": f"component '{r.name}' failed reading {r.what}: {message}", "also": []})
+
+
+def _rows(pipeline: beam.Pipeline, r: KeyedRead) -> _t.Any:
+    """(key, (order, values)) per row, and error rows."""
+    start = pipeline | f"Source {r.name}" >> beam.Create([r])
+    if r.kind == "file" and file_format(r.path) == ".parquet":
+        parts = (start | f"Row groups of {r.name}" >> beam.FlatMap(_row_groups)
+                 | f"Spread {r.name}" >> beam.Reshuffle())
+    else:
+        parts = start | f"Whole {r.name}" >> beam.Map(lambda x: (x, 0, "", -1, ""))
+    return parts | f"Read {r.name}" >> beam.ParDo(_ReadPart()).with_outputs(ERRORS, main="rows")
+
+
+def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
+    """(read, file index, path, row group, "") for every row group of every matching file, or
+    (read, 0, "", -1, error message)."""
+    from apache_beam.io.filesystems import FileSystems
+    import pyarrow.parquet as pq
+
+    from plugboard_beam.library.file_io import check_gcs_access
+
+    try:
+        check_gcs_access(r.path, f"{r.what}")
+        if any(ch in r.path for ch in "*?["):
+            paths = sorted(m.path for res in FileSystems.match([r.path]) for m in res.metadata_list)
+            if not paths:
+                raise DataError("no file matches")
+        else:
+            paths = [r.path]
+        for i, path in enumerate(paths):
+            if "://" not in path:
+                meta = pq.ParquetFile(path).metadata
+            else:
+                with FileSystems.open(path) as f:
+                    meta = pq.ParquetFile(f).metadata
+            for g in range(meta.num_row_groups):
+                yield (r, i, path, g, "")
+    except FileNotFoundError:
+        yield (r, 0, "", -1, "no such file")
+    except DataError as exc:
+        yield (r, 0, "", -1, str(exc).removeprefix(f"{r.what}: "))
+    except Exception as exc:
+        yield (r, 0, "", -1, f"cannot be read: {type(exc).__name__}: {exc}")
+
+
+class _ReadPart(beam.DoFn):
+    """Reads one part (a Parquet row group, a whole CSV file, the SQL query) as keyed rows."""
+
+    def process(self, part: _t.Any) -> _t.Iterator[_t.Any]:
+        r, file_index, path, group, error = part
+        if error:
+            yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, error))
+            return
+        try:
+            yield from self._rows(r, file_index, path, group)
+        except DataError as exc:
+            yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, str(exc).removeprefix(f"{r.what}: ")))
+
+    def _rows(self, r: KeyedRead, file_index: int, path: str, group: int) -> _t.Iterator[_t.Any]:
+        cols = r.columns
+        if r.kind == "sql":
+            batches: _t.Iterator[list[tuple[_t.Any, ...]]] = _sql_rows(r, cols)
+        elif group >= 0:
+            batches = iter([_parquet_group(r, path, group, cols)])
+        else:
+            table = read_table(r.path, r.what, cols)
+            batches = iter([list(zip(*(table.column(c).to_pylist() for c in cols), strict=True))])
+        k = cols.index(r.key_column)
+        o = cols.index(r.order_by) if r.order_by is not None else None
+        nf = len(r.fields)
+        row = 0
+        for batch in batches:
+            # one element per key per batch (not per row): far fewer elements to shuffle
+            per_key: dict[str, list[tuple[_t.Any, tuple[_t.Any, ...]]]] = {}
+            for values in batch:
+                key = values[k]
+                if key is None or (isinstance(key, float) and key != key) or str(key) == "":
+                    where = f"row {row} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
+                    yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
+                        r, f"{where} has no {r.key_column!r} (the key column)", row))
+                else:
+                    pos = (file_index, group, row)
+                    order = (values[o] is None, values[o], pos) if o is not None else pos
+                    per_key.setdefault(str(key), []).append((order, values[:nf]))
+                row += 1
+            yield from per_key.items()
+
+
+def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list[tuple[_t.Any, ...]]:
+    from apache_beam.io.filesystems import FileSystems
+    import pyarrow.parquet as pq
+
+    try:
+        if "://" not in path:
+            pf = pq.ParquetFile(path)
+            t = pf.read_row_group(group, columns=None)
+        else:
+            with FileSystems.open(path) as f:
+                t = pq.ParquetFile(f).read_row_group(group)
+    except Exception as exc:
+        raise DataError(f"{r.what}: cannot be read: {type(exc).__name__}: {exc}") from None
+    missing = [c for c in cols if c not in t.column_names]
+    if missing:
+        raise DataError(f"{r.what}: no column(s) {missing} (it has {t.column_names})")
+    return list(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
+
+
+def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, ...]]]:
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(r.connection_string, **dict(r.connect_args))
+    except Exception as exc:
+        raise DataError(f"{r.what}: cannot use the database: {type(exc).__name__}: {exc}") from None
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(text(r.query), dict(r.params))
+            have = list(result.keys())
+            missing = [c for c in cols if c not in have]
+            if missing:
+                raise DataError(f"{r.what}: no column(s) {missing} (it has {have})")
+            pos = [have.index(c) for c in cols]
+            for part in result.partitions(CHUNK * 8):
+                yield [tuple(row[i] for i in pos) for row in part]
+    except DataError:
+        raise
+    except Exception as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise DataError(f"{r.what}: {type(exc).__name__}: {detail[0] if detail else ''}") from None
+    finally:
+        engine.dispose()
+
+
+class _KeyChunks(beam.DoFn):
+    """One key's rows, in order, as chunks into every edge leaving the reader."""
+
+    def __init__(self, r: KeyedRead, out_edges: _t.Sequence[Edge]) -> None:
+        self.r = r
+        self.routes = [(r.fields.index(e.source_field), e.id, chunk_tag(e)) for e in out_edges]
+
+    def process(self, element: tuple[str, _t.Iterable[_t.Any]]) -> _t.Iterator[_t.Any]:
+        key, parts = element
+        ordered = sorted((row for part in parts for row in part), key=lambda x: x[0])
+        yield beam.pvalue.TaggedOutput(KEYS, key)
+        n = len(ordered)
+        for field_index, edge_id, tag in self.routes:
+            for start in range(0, max(n, 1), CHUNK):
+                values = [row[1][field_index] for row in ordered[start:start + CHUNK]]
+                yield beam.pvalue.TaggedOutput(tag, (key, (edge_id, start, values, start + CHUNK >= n)))
+
+
+# ------------------------------------------------------------------------ write transforms
+def _shard_path(target: str, shard: int) -> str:
+    fmt = file_format(target)
+    stem = target[: -len(fmt)]
+    return f"{stem}-{shard:05d}-of-{SHARDS:05d}{fmt}"
+
+
+def _sink_error(s: SinkWrite, message: str, keys: _t.Iterable[str]) -> str:
+    ks = sorted(set(keys))
+    head = ", ".join(repr(k) for k in ks[:5]) + (f" and {len(ks) - 5} more" if len(ks) > 5 else "")
+    return json.dumps({"key": "", "component": s.name, "step": 0, "phase": "write",
+                       "message": f"component '{s.name}' could not write the rows of key(s) {head}: {message}",
+                       "also": []})
+
+
+def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.Any, ...]]]]],
+                 s: SinkWrite) -> _t.Iterator[str]:
+    """Write one shard (its rows sorted by key and step); yields an error row if it cannot."""
+    from plugboard_beam.library.file_io import write_bytes
+
+    shard, batches = element
+    ordered = sorted((r for b in batches for r in b), key=lambda r: (r[0], r[1]))
+    names = ["key", "step", *s.fields]
+    columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
+    columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
+    path = _shard_path(s.target, shard)
+    what = f"file {path!r}"
+    try:
+        if file_format(s.target) == ".parquet":
+            data = parquet_bytes(names, columns, what)
+        else:
+            data = csv_text(names, columns, header=True).encode()
+        write_bytes(path, data, what)
+    except DataError as exc:
+        yield _sink_error(s, str(exc), columns[0])
+
+
+class _InsertRows(beam.DoFn):
+    """Batched inserts of a many-key SQLWriter (one transaction per batch)."""
+
+    BATCH = 500
+
+    def __init__(self, s: SinkWrite) -> None:
+        self.s = s
+
+    def setup(self) -> None:
+        s = self.s
+        self.table = SQLTable(s.connection_string, s.target, dict(s.connect_args), s.fields,
+                              f"table {s.target!r} on {safe_url(s.connection_string)}", need_key=True)
+        self.batch: list[tuple[str, int, tuple[_t.Any, ...]]] = []
+
+    def start_bundle(self) -> None:
+        self.batch = []
+
+    def process(self, rows: list[tuple[str, int, tuple[_t.Any, ...]]]) -> _t.Iterator[str]:
+        self.batch.extend(rows)
+        if len(self.batch) >= self.BATCH:
+            yield from self._flush()
+
+    def finish_bundle(self) -> _t.Iterator[_t.Any]:
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for row in self._flush():
+            yield WindowedValue(row, 0, (GlobalWindow(),))
+
+    def _flush(self) -> _t.Iterator[str]:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        try:
+            self.table.insert(batch)
+        except DataError as exc:
+            yield _sink_error(self.s, str(exc), (r[0] for r in batch))
+
+    def teardown(self) -> None:
+        self.table.close()
+
+
+__all__ = ["DataIO", "KeyedRead", "SinkWrite", "data_keys", "lower", "refuse_in_streaming"]
+
+
+def refuse_in_streaming(model: LoadedModel) -> None:
+    """Data readers are batch-only: raise ``UserError`` naming them (for the streaming runner's
+    option check). A never-ending job has no end of a file or query to wait for; replay a
+    history in batch, or publish it to the reader's topic."""
+    from plugboard_beam.exceptions import UserError
+    from plugboard_beam.library.data import DataReader
+
+    readers = [n for n, c in model.classes.items() if issubclass(c, DataReader)]
+    if readers:
+        lines = {c.args.name: c for c in model.config.plugboard.process.args.components}
+        where = ", ".join(f"'{n}' ({lines[n].type})" for n in readers)
+        raise UserError(f"--streaming: data reader(s) {where} read a file or query once, which a streaming "
+                        "job cannot do; run it in batch (without --streaming), or feed the model through a "
+                        "PubSubReader")
+
+
+def data_keys(model: LoadedModel) -> _t.Optional[list[str]]:
+    """The keys found in the data of the model's keyed readers (first appearance order), or
+    ``None`` if it has none: what a runner without Beam (``--runner local``) can run when no
+    scenarios are given. Reads the key columns in this process."""
+    from plugboard_beam.library.sql_io import _engine
+
+    reads = DataIO.of(model, make_plan(model.graph), 1).reads
+    if not reads:
+        return None
+    seen: dict[str, None] = {}
+    for r in reads:
+        if r.kind == "file":
+            column = read_table(r.path, r.what, [r.key_column]).column(r.key_column).to_pylist()
+        else:
+            from sqlalchemy import text
+
+            engine = _engine(r.connection_string, dict(r.connect_args), r.what)
+            try:
+                with engine.connect() as conn:
+                    result = conn.execute(text(r.query), dict(r.params))
+                    names = list(result.keys())
+                    if r.key_column not in names:
+                        raise DataError(f"{r.what}: no column(s) {[r.key_column]} (it has {names})")
+                    i = names.index(r.key_column)
+                    column = [row[i] for row in result]
+            finally:
+                engine.dispose()
+        for k in column:
+            if k is not None and str(k) != "":
+                seen.setdefault(str(k), None)
+    return list(seen)

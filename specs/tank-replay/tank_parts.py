@@ -1,0 +1,1 @@
+../tank/tank_parts.py
