@@ -641,7 +641,7 @@ def submitted(monkeypatch: pytest.MonkeyPatch) -> dict[str, _t.Any]:
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
     from plugboard_beam.dataflow import preflight as preflight_mod
-    from plugboard_beam.dataflow import runner as runner_mod
+    from plugboard_beam.runners import dataflow as runner_mod
 
     state: dict[str, _t.Any] = {"result": FakeResult(), "failures": []}
 
