@@ -635,7 +635,7 @@ def submitted(monkeypatch: pytest.MonkeyPatch) -> dict[str, _t.Any]:
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
     from plugboard_beam.dataflow import preflight as preflight_mod
-    from plugboard_beam.dataflow import runner as runner_mod
+    from plugboard_beam.runners import dataflow as runner_mod
 
     state: dict[str, _t.Any] = {"result": FakeResult(), "failures": []}
 
@@ -697,7 +697,7 @@ def test_read_failures_reads_every_shard(tmp_path: Path) -> None:
 
     (tmp_path / "errors-00000-of-00002.jsonl").write_text('{"key": "a", "message": "x"}\n')
     (tmp_path / "errors-00001-of-00002.jsonl").write_text('{"key": "b", "message": "y"}\n\n')
-    assert [r["key"] for r in read_failures(str(tmp_path / "errors"))] == ["a", "b"]
+    assert [r.key for r in read_failures(str(tmp_path / "errors"))] == ["a", "b"]
     assert read_failures(str(tmp_path / "none")) == []
 
 

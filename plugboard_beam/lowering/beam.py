@@ -9,7 +9,6 @@ model's YAML text and import the classes in ``setup()`` on the worker.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -22,10 +21,12 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
+from plugboard_beam.graph.model import Edge
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime.engine import Engine
-from plugboard_beam.runtime.stage import StageRun
+from plugboard_beam.runtime.failure import Failure, construct
+from plugboard_beam.runtime.stage import Chunk, StageRun
 from plugboard_beam.spec.load import LoadedModel, load_model
 
 log = logging.getLogger("plugboard_beam")
@@ -64,13 +65,52 @@ class ModelSource(_t.NamedTuple):
         return load_model(self.path, self.overrides, text=self.text)
 
 
+#: The element type of every stage input: (key, chunk). Declared so that Beam uses a
+#: deterministic key coder (UTF-8 strings) for the keyed state, as Dataflow requires.
+STAGE_INPUT = beam.typehints.KV[str, _t.Any]
+
+
 def error_row(key: str, errors: _t.Sequence[StepError]) -> str:
-    """A JSON line describing a key's failure."""
-    first = errors[0]
-    return json.dumps({
-        "key": key, "component": first.component, "step": first.step, "phase": first.phase,
-        "message": str(first), "also": [str(e) for e in errors[1:]],
-    })
+    """A JSON line describing a key's failure (``Failure.to_json``)."""
+    failure = Failure.of_errors(errors)
+    assert failure is not None
+    return failure.to_json()
+
+
+def stage_input(pcolls: _t.Sequence[_t.Any], label: str) -> _t.Any:
+    """One typed PCollection of (key, chunk) from the inputs of a stage (see ``STAGE_INPUT``)."""
+    return tuple(pcolls) | label >> beam.Flatten().with_output_types(STAGE_INPUT)
+
+
+def encode_chunk(chunk: Chunk) -> bytes:
+    """A chunk between two stages of one pipeline: pickled once here, so a value that cannot
+    travel fails its key (``StageDoFn``) instead of the pipeline (Beam's coder); the bytes
+    never leave the pipeline's own shuffle."""
+    return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_chunk(item: _t.Union[bytes, Chunk, None]) -> _t.Optional[Chunk]:
+    """The inverse of ``encode_chunk``; ``None`` (start a key) and chunk tuples pass through."""
+    if item is None or isinstance(item, tuple):
+        return item
+    chunk: Chunk = pickle.loads(item)
+    return chunk
+
+
+def unencodable(edge: Edge, key: str, chunk: Chunk, exc: Exception) -> StepError:
+    """The failure of a chunk whose values cannot cross to the next stage: names the value's
+    component, output field, key and step."""
+    _, start, values, _ = chunk
+    step, what, cause = start, "a value", exc
+    for i, value in enumerate(values):
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:
+            step, what, cause = start + i, f"a value of type {type(value).__name__}", err
+            break
+    reason = TypeError(f"{what} cannot be pickled to cross to the next stage ({type(cause).__name__}: {cause}); "
+                       "send picklable values or use --stages fused")
+    return StepError(edge.source, key, step, "emit", reason, field=edge.source_field)
 
 
 class StageDoFn(beam.DoFn):
@@ -90,6 +130,7 @@ class StageDoFn(beam.DoFn):
         self.writers = tuple(writers)
         self.emit_done = emit_done
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
+        self.edges = {e.id: e for e in stage.out_edges}
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
         # runners make a new instance per bundle); Beam state stays the source of truth.
         self.uid = uuid.uuid4().hex
@@ -117,7 +158,7 @@ class StageDoFn(beam.DoFn):
 
     def _new_run(self, key: str) -> StageRun:
         inst = self._instance(key)
-        components = inst.build_components(key)
+        components = construct(inst, key)
         for name in self.writers:
             components[name].outbox = []  # type: ignore[attr-defined]
         engine = Engine(inst.graph, components, key=key, members=self.stage.members,
@@ -126,11 +167,9 @@ class StageDoFn(beam.DoFn):
         run.start()
         return run
 
-    def _load(self, key: str, blob: _t.Optional[bytes]) -> _t.Optional[tuple[int, StageRun]]:
+    def _load(self, key: str, blob: _t.Optional[bytes]) -> tuple[int, StageRun]:
         if blob is None:
             return 0, self._new_run(key)
-        if blob == TOMBSTONE:
-            return None  # this key has ended here; late or repeated elements are dropped
         version = int.from_bytes(blob[:8], "little")
         cached = self.live.get(key) if self.use_live else None
         if cached is not None and cached[0] == version:
@@ -158,17 +197,22 @@ class StageDoFn(beam.DoFn):
         self.live[key] = (version, run)
 
     def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:  # noqa: B008
-        key, chunk = element
+        key, item = element
         self.records.key = key
-        loaded = self._load(key, state.read())
-        if loaded is None:
+        blob = state.read()
+        if blob == TOMBSTONE:
+            return  # this key has ended here; late or repeated elements are dropped
+        try:
+            version, run = self._load(key, blob)
+        except StepError as err:  # a constructor raised: the key fails alone
+            yield from self._construct_failed(key, err, state)
             return
-        version, run = loaded
+        chunk = decode_chunk(item)
         if chunk is not None:
             run.feed(chunk)
-        tags = self.tags
-        for out in run.advance(self.chunk_rounds, PROGRESS):
-            yield beam.pvalue.TaggedOutput(tags[out[0]], (key, out))
+        limits: dict[str, int] = {}
+        for chunks in run.advance(self.chunk_rounds, PROGRESS):
+            yield from self._emit(key, run, chunks, limits)
             if self.records.full():
                 yield beam.pvalue.TaggedOutput(RECORD, self.records.take())
         yield from self._drain_writers(run)
@@ -177,12 +221,7 @@ class StageDoFn(beam.DoFn):
                 self.steps[name].inc(n)
             errors = run.close()
             yield from self._drain_writers(run)
-            row = error_row(key, errors) if errors else ""
-            if self.emit_done:
-                yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
-            if errors:
-                self.failed_keys.inc()
-                yield beam.pvalue.TaggedOutput(ERRORS, row)
+            yield from self._report(key, errors)
             state.write(TOMBSTONE)
             self.live.pop(key, None)
             self.instances.pop(key, None)  # a long streaming job sees keys come and go
@@ -191,6 +230,60 @@ class StageDoFn(beam.DoFn):
         batch = self.records.take()
         if batch is not None:
             yield beam.pvalue.TaggedOutput(RECORD, batch)
+
+    def _emit(self, key: str, run: StageRun, chunks: list[Chunk], limits: dict[str, int]) -> _t.Iterator[_t.Any]:
+        """Encode a round's chunks and send them. A value that cannot be encoded fails the key at
+        that value's step: its component's outputs end just before it (``limits``: component ->
+        step, for the rest of this element) and the stage stops (failure protocol)."""
+        while True:
+            encoded, bad = self._encode(chunks, limits)
+            if bad is None:
+                break
+            chunk, exc = bad
+            edge = self.edges[chunk[0]]
+            err = unencodable(edge, key, chunk, exc)
+            limits[edge.source] = err.step
+            run.fail(err)
+        tags = self.tags
+        for eid, out in encoded:
+            yield beam.pvalue.TaggedOutput(tags[eid], (key, out))
+
+    def _encode(self, chunks: list[Chunk], limits: dict[str, int]
+                ) -> tuple[list[tuple[int, _t.Any]], _t.Optional[tuple[Chunk, Exception]]]:
+        out: list[tuple[int, _t.Any]] = []
+        for chunk in chunks:
+            eid, start, values, _ended = chunk
+            limit = limits.get(self.edges[eid].source)
+            if limit is not None:
+                if start > limit:
+                    continue  # the stream already ended at the limit
+                chunk = (eid, start, values[:limit - start], True)
+            if eid in self.cut:
+                out.append((eid, chunk))  # the streaming lowering encodes its feedback itself
+                continue
+            try:
+                out.append((eid, encode_chunk(chunk)))
+            except Exception as exc:
+                return out, (chunk, exc)
+        return out, None
+
+    def _report(self, key: str, errors: _t.Sequence[StepError]) -> _t.Iterator[_t.Any]:
+        row = error_row(key, errors) if errors else ""
+        if self.emit_done:
+            yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
+        if errors:
+            self.failed_keys.inc()
+            yield beam.pvalue.TaggedOutput(ERRORS, row)
+
+    def _construct_failed(self, key: str, err: StepError, state: _t.Any) -> _t.Iterator[_t.Any]:
+        """No component of the key exists here: every output of the stage ends at once (so later
+        stages finish) and the failure is reported."""
+        for eid in self.tags:
+            chunk: Chunk = (eid, 0, [], True)
+            yield beam.pvalue.TaggedOutput(self.tags[eid], (key, chunk if eid in self.cut else encode_chunk(chunk)))
+        yield from self._report(key, [err])
+        state.write(TOMBSTONE)
+        self.instances.pop(key, None)
 
     def _drain_writers(self, run: StageRun) -> _t.Iterator[_t.Any]:
         for name in self.writers:
@@ -226,15 +319,14 @@ def build(
     """Add the model's transforms to ``pipeline``."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
-    keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances])
+    keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances]).with_output_types(str)
     edges: dict[int, _t.Any] = {}
     records, errors = [], []
     for stage in plan.stages:
         if stage.in_edges:
-            ins = [edges[e.id] for e in stage.in_edges]
-            stage_in = ins[0] if len(ins) == 1 else tuple(ins) | f"Join {stage.name}" >> beam.Flatten()
+            stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
         else:
-            stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None))
+            stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None)).with_output_types(STAGE_INPUT)
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
             StageDoFn(source, stage, overrides, record is not None)

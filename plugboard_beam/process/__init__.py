@@ -10,6 +10,7 @@ from plugboard_beam.component.component import Component
 from plugboard_beam.connector import Connector
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.runtime.failure import finish
 from plugboard_beam.spec.load import graph_from_components
 
 
@@ -44,25 +45,39 @@ class LocalProcess:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugboard-beam")
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
+    def _guarded(self, fn: _t.Callable[[], _t.Any]) -> _t.Callable[[], None]:
+        """``fn`` under the failure protocol: a component that raises stops the run, the
+        others consume what they already received, then every component is destroyed; the
+        ``StepError`` (with the later ones as ``also``) is raised, as on every other engine."""
+
+        def call() -> None:
+            try:
+                fn()
+            except StepError as err:
+                err.also = finish(self._engine, err)[1:]
+                raise
+
+        return call
+
     async def init(self) -> None:
         """Call ``init()`` on every component."""
-        await self._in_thread(self._engine.init)
+        await self._in_thread(self._guarded(self._engine.init))
         self._initialised = True
 
     async def run(self) -> None:
         """Step every component until all have ended."""
         if not self._initialised:
             await self.init()
-        await self._in_thread(self._engine.run)
+        await self._in_thread(self._guarded(self._engine.run))
 
     async def destroy(self) -> None:
-        """Call ``destroy()`` on every component (once)."""
-        errors: list[StepError] = await self._in_thread(self._engine.destroy)
-        await self._in_thread(self._engine.driver.close)
+        """Call ``destroy()`` on every component (once; after a failure it already ran)."""
+        errors: list[StepError] = await self._in_thread(lambda: finish(self._engine))
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         if errors:
+            errors[0].also = errors[1:]
             raise errors[0]
 
     async def __aenter__(self) -> LocalProcess:

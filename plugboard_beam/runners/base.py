@@ -11,19 +11,24 @@ import typing as _t
 
 from plugboard_beam.exceptions import PlugboardBeamError, UserError
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
+from plugboard_beam.runtime.failure import Failure, merge_by_key
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import DEFAULT_KEY, Scenario, instances
+
+#: a failure as a runner may hand it in: the record, its dict, or its JSON text
+FailureLike = _t.Union[Failure, dict[str, _t.Any], str]
 
 Instances = list[tuple[Scenario, LoadedModel]]
 
 
 @dataclass
 class RunReport:
-    """What a run did: steps per component (summed over keys), keys run, failures."""
+    """What a run did: steps per component (summed over keys), keys run, failures (one per key
+    once the template has merged them; runners may add them as ``Failure``, its dict or JSON)."""
 
     keys: int = 0
     steps: dict[str, int] = field(default_factory=dict)
-    failures: list[dict[str, _t.Any]] = field(default_factory=list)
+    failures: list[FailureLike] = field(default_factory=list)
 
 
 class RunFailed(PlugboardBeamError):
@@ -31,8 +36,9 @@ class RunFailed(PlugboardBeamError):
 
     def __init__(self, report: RunReport) -> None:
         self.report = report
-        lines = [f["message"] + "".join(f"\n    also: {a}" for a in f.get("also", [])) for f in report.failures]
-        n = len(report.failures)
+        failures = [Failure.coerce(f) for f in report.failures]
+        lines = [f.describe() for f in failures]
+        n = len({f.key for f in failures})
         head = f"{n} of {report.keys} model instance(s) failed" if report.keys > 1 else "the run failed"
         super().__init__(head + ":\n  " + "\n  ".join(lines))
 
@@ -53,6 +59,7 @@ class Runner:
         self.check(model, options)
         report = self.execute(model, insts, options)
         report.keys = len(insts)
+        report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
         if report.failures:
             raise RunFailed(report)
         return report
@@ -88,4 +95,5 @@ def pipeline_options(args: _t.Sequence[str], defaults: dict[str, _t.Any]) -> _t.
     return PipelineOptions(list(args), **defaults)
 
 
-__all__ = ["Instances", "ProgressFn", "RunFailed", "RunOptions", "RunReport", "Runner", "pipeline_options"]
+__all__ = ["FailureLike", "Instances", "ProgressFn", "RunFailed", "RunOptions", "RunReport", "Runner",
+           "pipeline_options"]

@@ -25,6 +25,7 @@ from plugboard_beam.dataflow.options import DataflowConfig, resolve
 from plugboard_beam.exceptions import UserError
 from plugboard_beam.runners.base import Instances, RunOptions, RunReport, pipeline_options
 from plugboard_beam.runners.direct import BeamRunner
+from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
 if _t.TYPE_CHECKING:
@@ -139,26 +140,23 @@ class DataflowRunner(BeamRunner):
         try:
             result.wait_until_finish()
         except Exception as exc:
-            report.failures.append({"key": "", "component": "", "step": -1,
-                                    "message": f"Dataflow job {job_id} did not succeed: {exc}\n  see {url}"})
+            report.failures.append(Failure(key="", component="", step=-1, phase="run", error_type="JobFailed",
+                                           reason=f"Dataflow job {job_id} did not succeed: {exc}\n  see {url}"))
         report.failures += read_failures(config.errors_prefix)
         report.steps = _step_counters(result)
-        report.failures.sort(key=lambda f: str(f["key"]))
         return report
 
 
-def read_failures(prefix: str) -> list[dict[str, _t.Any]]:
-    """The per-key failure rows the workers wrote under ``prefix`` (JSON lines)."""
-    import json
-
+def read_failures(prefix: str) -> list[Failure]:
+    """The per-key failure records the workers wrote under ``prefix`` (JSON lines)."""
     from apache_beam.io.filesystems import FileSystems
 
-    rows: list[dict[str, _t.Any]] = []
+    rows: list[Failure] = []
     try:
         matches = FileSystems.match([prefix + "*"])[0].metadata_list
         for meta in sorted(matches, key=lambda m: m.path):
             with FileSystems.open(meta.path) as f:
-                rows += [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+                rows += [Failure.from_json(line) for line in f.read().decode().splitlines() if line.strip()]
     except Exception:
         log.warning("could not read the job's failure rows under %s", prefix, exc_info=True)
     return rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import tempfile
@@ -12,6 +11,7 @@ import typing as _t
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.lowering.patches import tune_direct_runner
 from plugboard_beam.runners.base import Instances, Runner, RunReport, pipeline_options
+from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
 
@@ -53,9 +53,8 @@ class BeamRunner(Runner):
                 close_live_runs()
             for path in sorted(glob.glob(prefix + "*")):
                 with open(path) as f:
-                    report.failures += [json.loads(line) for line in f if line.strip()]
+                    report.failures += [Failure.from_json(line) for line in f if line.strip()]
             report.steps = _step_counters(result)
-        report.failures.sort(key=lambda f: str(f["key"]))
         return report
 
 

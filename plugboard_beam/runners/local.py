@@ -8,6 +8,7 @@ from plugboard_beam.exceptions import StepError, UserError
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
 from plugboard_beam.runners.base import Instances, Runner, RunReport
 from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.session import run_to_end
 from plugboard_beam.spec.load import LoadedModel
 
@@ -27,15 +28,15 @@ class LocalRunner(Runner):
         report = RunReport()
         for sc, inst in insts:
             key = sc.key
-            engine = Engine(inst.graph, inst.build_components(key), key=key)
             try:
-                run_to_end(engine, _bind_progress(options.progress, key))
+                engine = Engine(inst.graph, construct(inst, key), key=key)
+                try:
+                    run_to_end(engine, _bind_progress(options.progress, key))
+                finally:
+                    for name, n in engine.steps().items():
+                        report.steps[name] = report.steps.get(name, 0) + n
             except StepError as err:
-                also = getattr(err, "also", [])
-                report.failures.append({"key": key, "component": err.component, "step": err.step,
-                                        "message": str(err), "also": [str(a) for a in also]})
-            for name, n in engine.steps().items():
-                report.steps[name] = report.steps.get(name, 0) + n
+                report.failures.append(Failure.of(err, err.also))
         return report
 
 
