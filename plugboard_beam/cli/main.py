@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
+import threading
+import types
 import typing as _t
 
 import click
@@ -21,6 +24,47 @@ from plugboard_beam.runners.base import RunFailed
 EXIT_FAILED_RUN = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 3
+#: exit codes of a run stopped by a signal (128 + signal number)
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Signals:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread (so every runner stops
+    the same way: ``destroy()`` on live components), and the first one is remembered for the
+    exit code (130 or 143). Installed explicitly: a process started in the background inherits
+    SIGINT ignored, and Python's default for SIGTERM is to die without cleaning up."""
+
+    def __init__(self) -> None:
+        self.received: _t.Optional[int] = None
+
+    def install(self) -> None:
+        """Install the handlers (main thread only; elsewhere, e.g. under a test runner's thread, no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in EXIT_SIGNAL:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: _t.Optional[types.FrameType]) -> None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        """130 for SIGINT (and a plain KeyboardInterrupt), 143 for SIGTERM."""
+        return EXIT_SIGNAL.get(signal.Signals(self.received), 130) if self.received is not None else 130
+
+    @property
+    def name(self) -> str:
+        """SIGINT or SIGTERM."""
+        return signal.Signals(self.received).name if self.received is not None else "SIGINT"
+
+
+def _signals() -> Signals:
+    meta = click.get_current_context().find_root().meta
+    sig: Signals = meta.setdefault("plugboard_beam.signals", Signals())
+    return sig
 
 
 def _fail(message: str, code: int) -> _t.NoReturn:
@@ -42,7 +86,8 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
             _fail(f"{err}\n(destroy() was called on every component; use --debug for the traceback)",
                   EXIT_FAILED_RUN)
         except Interrupted as err:
-            _fail(str(err), 130)
+            signals = _signals()
+            _fail(f"{err} ({signals.name})", signals.exit_code)
         except StepError as err:
             if debug:
                 raise
@@ -57,7 +102,8 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
                 raise
             _fail(str(err), EXIT_USER_ERROR)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            signals = _signals()
+            _fail(f"interrupted ({signals.name}); destroy() was called on every live component", signals.exit_code)
         except click.exceptions.Exit:
             raise
         except Exception as err:
@@ -105,6 +151,7 @@ def parse_params(params: _t.Sequence[str]) -> dict[str, _t.Any]:
 @click.version_option(package_name="plugboard-beam")
 def main(debug: bool) -> None:
     """plugboard-beam: plugboard models on your laptop and on Apache Beam / Dataflow."""
+    _signals().install()
 
 
 @main.group()
@@ -251,8 +298,10 @@ def quiet_beam(debug: bool) -> None:
         ours.propagate = False
         ours.setLevel(logging.DEBUG if debug else logging.WARNING)
     if not debug:
+        # Beam logs a DoFn's exception (with its traceback) before re-raising it; the CLI
+        # reports every failure itself, in one message.
         for name in ("apache_beam", "absl"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class _LowerLevelFormatter(logging.Formatter):

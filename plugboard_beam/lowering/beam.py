@@ -9,6 +9,7 @@ model's YAML text and import the classes in ``setup()`` on the worker.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import pickle
@@ -136,6 +137,7 @@ class StageDoFn(beam.DoFn):
         self.uid = uuid.uuid4().hex
 
     def setup(self) -> None:
+        _destroy_at_exit()
         self.model = self.source.load()
         self.instances: dict[str, LoadedModel] = {}
         # Live runs by key: (version, run). Beam state holds the same run pickled; the live
@@ -164,6 +166,9 @@ class StageDoFn(beam.DoFn):
         engine = Engine(inst.graph, components, key=key, members=self.stage.members,
                         recorder=self.records if self.record else None, cut=self.cut)
         run = StageRun(engine)
+        # Live from the start, so an interruption in its first element still destroys it
+        # (``close_live_runs``).
+        self.live[key] = (0, run)
         run.start()
         return run
 
@@ -197,7 +202,10 @@ class StageDoFn(beam.DoFn):
         self.live[key] = (version, run)
 
     def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:  # noqa: B008
-        key, item = element
+        # (a plain generator here: Beam warns about ``return`` in a ``process`` that yields)
+        yield from self._process(*element, state)
+
+    def _process(self, key: str, item: _t.Any, state: _t.Any) -> _t.Iterator[_t.Any]:
         self.records.key = key
         blob = state.read()
         if blob == TOMBSTONE:
@@ -291,6 +299,19 @@ class StageDoFn(beam.DoFn):
             for message in outbox:
                 yield beam.pvalue.TaggedOutput(writer_tag(name), message)
             outbox.clear()
+
+
+_EXIT_HOOK: list[bool] = []
+
+
+def _destroy_at_exit() -> None:
+    """Once per process: ``destroy()`` the runs still live when the process exits. This is
+    what ends the components of a DirectRunner ``multi_processing`` worker when the run is
+    interrupted: the worker exits when the main process stops the pipeline (or on its own
+    SIGINT from the terminal), and its interpreter runs exit hooks."""
+    if not _EXIT_HOOK:
+        _EXIT_HOOK.append(True)
+        atexit.register(close_live_runs)
 
 
 def close_live_runs() -> int:

@@ -8,8 +8,9 @@ import os
 import tempfile
 import typing as _t
 
+from plugboard_beam.exceptions import Interrupted
 from plugboard_beam.lowering.options import RunOptions
-from plugboard_beam.lowering.patches import tune_direct_runner
+from plugboard_beam.lowering.patches import isolate_worker_signals, tune_direct_runner
 from plugboard_beam.runners.base import Instances, Runner, RunReport, pipeline_options
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
@@ -42,15 +43,27 @@ class BeamRunner(Runner):
             pipeline = beam.Pipeline(options=self.options)
             build(pipeline, model, plan, overrides, options.record, prefix)
             tune_direct_runner()
+            isolate_worker_signals()
             from plugboard_beam.lowering import beam as lowering_beam
 
             lowering_beam.PROGRESS = options.progress  # reaches DoFns running in this process
+            interrupted = False
             try:
                 result = pipeline.run()
                 result.wait_until_finish()
+            except KeyboardInterrupt:
+                interrupted = True
+            except Exception as exc:
+                if not _interrupted(exc):
+                    raise
+                interrupted = True
             finally:
                 lowering_beam.PROGRESS = None
-                close_live_runs()
+                live = close_live_runs()  # destroy() on every component still running here
+            if interrupted:
+                workers = " here; worker processes destroy theirs as they exit" if _workers(self.options) else ""
+                raise Interrupted(f"stopped: destroy() was called on the components of {live} running key "
+                                  f"stage(s){workers}")
             for path in sorted(glob.glob(prefix + "*")):
                 with open(path) as f:
                     report.failures += [Failure.from_json(line) for line in f if line.strip()]
@@ -73,3 +86,21 @@ def _step_counters(result: _t.Any) -> dict[str, int]:
             comp = name[len("steps/"):]
             steps[comp] = steps.get(comp, 0) + int(c.committed or c.attempted or 0)
     return steps
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Beam re-raises a ``KeyboardInterrupt`` that hit a DoFn as ``RuntimeError('KeyboardInterrupt')``."""
+    seen: set[int] = set()
+    err: _t.Optional[BaseException] = exc
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, KeyboardInterrupt) or str(err).strip().endswith("KeyboardInterrupt"):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _workers(options: _t.Any) -> bool:
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    return str(options.view_as(DirectOptions).direct_running_mode) == "multi_processing"
