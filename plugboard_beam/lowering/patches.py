@@ -114,6 +114,6 @@ def isolate_worker_signals() -> bool:
         return False
     from apache_beam.runners.portability import local_job_service
 
-    local_job_service.subprocess = _NewSessionSubprocess(local_job_service.subprocess)  # type: ignore[assignment]
+    local_job_service.subprocess = _NewSessionSubprocess(local_job_service.subprocess)  # type: ignore[attr-defined]
     _applied.add("worker_signals")
     return True
