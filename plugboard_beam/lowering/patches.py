@@ -65,7 +65,7 @@ def tune_pubsub_reads(timeout: float = 1.5, max_messages: int = 500) -> bool:
     from apache_beam.runners.direct import transform_evaluator as te
 
     evaluator = te._PubSubReadEvaluator
-    original = evaluator._get_subscriber_client.__func__  # type: ignore[attr-defined,assignment]
+    original = evaluator._get_subscriber_client.__func__  # type: ignore[attr-defined]
 
     def patched(cls: _t.Any, transform: _t.Any) -> _t.Any:
         return _PullProxy(original(cls, transform), timeout, max_messages)
@@ -114,6 +114,7 @@ def isolate_worker_signals() -> bool:
         return False
     from apache_beam.runners.portability import local_job_service
 
-    local_job_service.subprocess = _NewSessionSubprocess(local_job_service.subprocess)  # type: ignore[attr-defined,assignment]
+    wrapped: _t.Any = _NewSessionSubprocess(local_job_service.subprocess)
+    local_job_service.subprocess = wrapped
     _applied.add("worker_signals")
     return True
