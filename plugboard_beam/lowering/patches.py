@@ -114,7 +114,6 @@ def isolate_worker_signals() -> bool:
         return False
     from apache_beam.runners.portability import local_job_service
 
-    wrapped: _t.Any = _NewSessionSubprocess(local_job_service.subprocess)
-    local_job_service.subprocess = wrapped
+    setattr(local_job_service, "subprocess", _NewSessionSubprocess(vars(local_job_service)["subprocess"]))
     _applied.add("worker_signals")
     return True
