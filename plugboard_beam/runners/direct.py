@@ -8,7 +8,7 @@ import os
 import tempfile
 import typing as _t
 
-from plugboard_beam.exceptions import Interrupted
+from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.lowering.patches import isolate_worker_signals, tune_direct_runner
 from plugboard_beam.runners.base import Instances, Runner, RunReport, pipeline_options
@@ -28,6 +28,8 @@ class BeamRunner(Runner):
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         self.options = pipeline_options(options.pipeline_args, {"runner": self.beam_runner})
+        if options.record:
+            check_record_destination(options.record)
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
         import apache_beam as beam
@@ -104,3 +106,67 @@ def _workers(options: _t.Any) -> bool:
     from apache_beam.options.pipeline_options import DirectOptions
 
     return str(options.view_as(DirectOptions).direct_running_mode) == "multi_processing"
+
+
+#: seconds the ``gs://`` check of ``--record`` may take in all (credentials, then the bucket)
+RECORD_CHECK_DEADLINE = 30.0
+
+
+def check_record_destination(record: str, deadline: float = RECORD_CHECK_DEADLINE) -> None:
+    """Before anything runs: a local ``--record`` folder can be written to; a ``gs://`` one has
+    credentials and a reachable bucket (within ``deadline`` seconds). ``UserError`` otherwise."""
+    if record.startswith("gs://"):
+        _check_gcs(record, deadline)
+        return
+    if "://" in record:
+        raise UserError(f"--record {record}: give a local folder or gs://BUCKET/PATH")
+    try:
+        os.makedirs(record, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=record, prefix=".plugboard-write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"--record {record}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _check_gcs(record: str, deadline: float) -> None:
+    import time
+
+    from plugboard_beam.dataflow.preflight import bounded
+
+    bucket = record[len("gs://"):].split("/", 1)[0]
+    if not bucket:
+        raise UserError(f"--record {record}: no bucket name (gs://BUCKET/PATH)")
+    start = time.monotonic()
+
+    def credentials() -> _t.Any:
+        import google.auth
+        import google.auth.exceptions
+
+        try:
+            creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+        except google.auth.exceptions.DefaultCredentialsError:
+            raise UserError(f"--record {record}: no Google Cloud credentials found (run `gcloud auth "
+                            "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
+        return creds
+
+    try:
+        creds = bounded(credentials, deadline)
+    except TimeoutError:
+        raise UserError(f"--record {record}: looking up Google Cloud credentials did not finish within "
+                        f"{deadline:.0f} s") from None
+
+    def reach_bucket() -> None:
+        import importlib
+
+        storage = importlib.import_module("google.cloud.storage")
+        try:
+            storage.Client(credentials=creds, project="-").get_bucket(bucket, timeout=10, retry=None)
+        except Exception as exc:
+            raise UserError(f"--record {record}: the bucket gs://{bucket} cannot be reached: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+    left = max(1.0, deadline - (time.monotonic() - start))
+    try:
+        bounded(reach_bucket, left)
+    except TimeoutError:
+        raise UserError(f"--record {record}: Cloud Storage did not answer within {deadline:.0f} s") from None
