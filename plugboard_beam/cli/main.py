@@ -203,8 +203,8 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 
 @process.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("tokens", nargs=-1, type=click.UNPROCESSED, metavar="MODEL [BEAM OPTIONS]")
-@click.option("--runner", type=click.Choice(["direct", "local", "dataflow"], case_sensitive=False), default="direct",
-              show_default=True, help=RUNNER_HELP)
+@click.option("--runner", default="direct", show_default=True, help=RUNNER_HELP,
+              callback=lambda ctx, param, value: runner_name(value))
 @click.option("--scenarios", type=click.Path(dir_okay=False), default=None,
               help="YAML/JSON/CSV/Parquet file: one row per key, a 'key' column, overrides "
                    "like 'comp.arg' or 'comp.initial_values.field'.")
@@ -241,13 +241,14 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     from plugboard_beam.spec.scenarios import load_scenarios
 
     model, pipeline_args = split_model(list(tokens) + list(ctx.args))
+    misspelt(pipeline_args, [o for p in ctx.command.params for o in p.opts if o.startswith("--")])
     loaded = load_model(model, parse_params(params))
     bar = Progress(progress)
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, progress=bar,
         streaming=streaming, loops=loops, feedback_topic=feedback_topic, dry_run=dry_run, job_dir=job_dir,
-        profile=profile,
+        profile=profile, given=given_flags(ctx),
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
     name = runner.lower()
@@ -261,6 +262,54 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         total = sum(report.steps.values())
         click.echo(f"done: {report.keys} key(s), {total} component-steps "
                    f"({', '.join(f'{k}={v}' for k, v in report.steps.items())})", err=True)
+
+
+#: ``process run`` parameters that are run options a runner may refuse, by flag
+RUN_FLAGS = {"scenarios": "--scenarios", "record": "--record", "partition": "--stages", "progress": "--progress",
+             "streaming": "--streaming", "loops": "--loops", "feedback_topic": "--feedback-topic",
+             "dry_run": "--dry-run", "job_dir": "--job-dir", "profile": "--profile"}
+
+
+def given_flags(ctx: click.Context) -> frozenset[str]:
+    """The run options given on the command line (not left at their defaults)."""
+    from click.core import ParameterSource
+
+    return frozenset(flag for name, flag in RUN_FLAGS.items()
+                     if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT))
+
+
+def runner_name(value: str) -> str:
+    """``--runner``: a registered name (case-insensitive), or an error with a suggestion."""
+    import difflib
+
+    from plugboard_beam.cli.registry import runner_names
+
+    names = [n for n in runner_names() if n != "direct-streaming"]
+    name = value.lower()
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise click.BadParameter(f"{value!r} is not a runner (choose {', '.join(names)}){hint}")
+
+
+def misspelt(pipeline_args: _t.Sequence[str], ours: _t.Sequence[str]) -> None:
+    """An unknown ``--option`` that is close to one of ``process run``'s own is a typo, not a
+    Beam option: say which one was meant (Beam's own options get the same check later)."""
+    import difflib
+
+    from plugboard_beam.dataflow.options import PLUGBOARD_OPTIONS, known_options
+
+    beam = known_options() | set(PLUGBOARD_OPTIONS)
+    for token in pipeline_args:
+        if not token.startswith("--"):
+            continue
+        name = token[2:].split("=", 1)[0]
+        if name in beam:
+            continue
+        close = difflib.get_close_matches(f"--{name}", ours, n=1, cutoff=0.75)
+        if close:
+            raise UserError(f"unknown option --{name}: did you mean {close[0]}?")
 
 
 @process.command(name="compile")

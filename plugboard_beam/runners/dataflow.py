@@ -23,7 +23,7 @@ import click
 from plugboard_beam.dataflow.builders import BuildRequest, get_builder
 from plugboard_beam.dataflow.options import DataflowConfig, resolve
 from plugboard_beam.exceptions import UserError
-from plugboard_beam.runners.base import Instances, RunOptions, RunReport, pipeline_options
+from plugboard_beam.runners.base import BASE_FLAGS, Instances, RunOptions, RunReport, pipeline_options
 from plugboard_beam.runners.direct import BeamRunner
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
@@ -52,6 +52,14 @@ class DataflowRunner(BeamRunner):
         self.config: _t.Optional[DataflowConfig] = None
         #: the last dry run's summary (for callers and tests)
         self.summary: _t.Optional[JobSummary] = None
+
+    def accepts(self, options: RunOptions) -> frozenset[str]:
+        flags = BASE_FLAGS | {"--stages", "--record", "--streaming", "--profile", "--dry-run"}
+        if options.dry_run:
+            flags |= {"--job-dir"}
+        if options.streaming:
+            flags |= {"--loops", "--feedback-topic"}
+        return flags
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         self.config = resolve(options.pipeline_args, profile=options.profile, model_name=model.graph.name,

@@ -11,7 +11,7 @@ import typing as _t
 from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.lowering.patches import isolate_worker_signals, tune_direct_runner
-from plugboard_beam.runners.base import Instances, Runner, RunReport, pipeline_options
+from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport, pipeline_options
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
@@ -26,8 +26,11 @@ class BeamRunner(Runner):
         # FnApiRunner is the DirectRunner's portable batch engine and honours --direct_* options.
         self.beam_runner = beam_runner
 
+    def accepts(self, options: RunOptions) -> frozenset[str]:
+        return BASE_FLAGS | {"--progress", "--stages", "--record"}
+
     def check(self, model: LoadedModel, options: RunOptions) -> None:
-        self.options = pipeline_options(options.pipeline_args, {"runner": self.beam_runner})
+        self.options = pipeline_options(options.pipeline_args, {"runner": self.beam_runner}, dataflow_only=self.name)
         if options.record:
             check_record_destination(options.record)
 

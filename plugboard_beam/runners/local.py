@@ -6,7 +6,7 @@ import typing as _t
 
 from plugboard_beam.exceptions import StepError, UserError
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
-from plugboard_beam.runners.base import Instances, Runner, RunReport
+from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.session import run_to_end
@@ -17,6 +17,9 @@ class LocalRunner(Runner):
     """Every key in this process, one after the other."""
 
     name = "local"
+
+    def accepts(self, options: RunOptions) -> frozenset[str]:
+        return BASE_FLAGS | {"--progress"}
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         if options.pipeline_args:
