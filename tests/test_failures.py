@@ -146,3 +146,31 @@ def test_a_failure_is_the_same_on_every_engine(tmp_path: Path, fail_at: int) -> 
     for name, result in results.items():
         assert result == (code, message, files), name
 
+
+
+def test_step_error_pickles_with_its_field_and_also() -> None:
+    import pickle
+
+    err = StepError("frag", "k5", 4, "emit", TypeError("no"), field="y")
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.component, back.key, back.step, back.phase, back.field) == ("frag", "k5", 4, "emit", "y")
+    assert str(back) == str(err) and back.also == []
+
+
+def test_finish_is_the_one_ending_and_runs_once() -> None:
+    from plugboard_beam.runtime.engine import Engine
+    from plugboard_beam.runtime.failure import finish
+    from plugboard_beam.spec.load import graph_from_components
+
+    LOG.clear()
+    comps = [Counter(name="a", n=64), Boom(name="bomb"), Sink(name="sink")]
+    graph = graph_from_components(comps, [ConnectorSpec(source="a.v", target="bomb.x"),
+                                          ConnectorSpec(source="a.v", target="sink.x")])
+    engine = Engine(graph, {c.name: c for c in comps}, key="k")
+    engine.init()
+    with pytest.raises(StepError) as info:
+        engine.run()
+    errors = finish(engine, info.value)
+    assert errors == [info.value] and engine.destroyed and engine.finished
+    assert comps[2].rows == list(range(64))  # type: ignore[attr-defined]
+    assert finish(engine) == [] and LOG.count("destroy sink") == 1 and LOG.count("destroy bomb") == 1

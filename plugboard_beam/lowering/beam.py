@@ -179,11 +179,11 @@ class StageDoFn(beam.DoFn):
         cached = self.live.get(key) if self.use_live else None
         if cached is not None and cached[0] == version:
             return cached
-        if len(blob) == 8:
-            raise RuntimeError(
+        if len(blob) == 8:  # the key fails alone (reported like any failure)
+            raise StepError("+".join(self.stage.members), key, -1, "run", RuntimeError(
                 f"stage {self.stage.name}, key {key!r}: the components' state could not be pickled "
                 "and this worker does not hold it (the key moved between workers); make component "
-                "attributes picklable (e.g. open files in step, not init) or use --stages fused")
+                "attributes picklable (e.g. open files in step, not init) or use --stages fused"))
         run = StageRun.load(blob[8:], self._instance(key).graph)
         run.engine.recorder = self.records if self.record else None
         return version, run
@@ -212,7 +212,7 @@ class StageDoFn(beam.DoFn):
             return  # this key has ended here; late or repeated elements are dropped
         try:
             version, run = self._load(key, blob)
-        except StepError as err:  # a constructor raised: the key fails alone
+        except StepError as err:  # a constructor raised, or the state is lost: the key fails alone
             yield from self._construct_failed(key, err, state)
             return
         chunk = decode_chunk(item)
