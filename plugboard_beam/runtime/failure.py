@@ -29,7 +29,7 @@ if _t.TYPE_CHECKING:
     from plugboard_beam.spec.load import LoadedModel
 
 #: phases a failure can happen in
-PHASES = ("construct", "init", "step", "emit", "record", "destroy", "run", "interrupt")
+PHASES = ("construct", "init", "step", "emit", "record", "destroy", "run")
 
 
 @dataclass(frozen=True)
