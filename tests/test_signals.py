@@ -106,3 +106,45 @@ def test_signal_ends_run_with_destroy(tmp_path: Path, runner: list[str], sig: in
     while not all((out / name).exists() for name in started) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert started and all((out / name).read_text() == "destroyed\n" for name in started), started
+
+
+SCRIPT = '''
+import asyncio
+from sparts import Slow, Marker
+from plugboard_beam.connector import AsyncioConnector
+from plugboard_beam.process import LocalProcess
+from plugboard_beam.schemas import ConnectorSpec
+
+async def main():
+    p = LocalProcess(components=[Slow(name="s", n=10**6), Marker(name="m", path="out/lp.destroyed")],
+                     connectors=[AsyncioConnector(spec=ConnectorSpec(source="s.x", target="m.x"))])
+    async with p:
+        await p.run()
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_asyncio_run_stops_local_process_and_destroys(tmp_path: Path) -> None:
+    import sys
+
+    (tmp_path / "sparts.py").write_text(PARTS)
+    (tmp_path / "lp.py").write_text(SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "lp.py"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (out / "lp.destroyed.started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0  # asyncio.run re-raises KeyboardInterrupt
+    assert (out / "lp.destroyed").read_text() == "destroyed\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+import threading
 import typing as _t
 
 from plugboard_beam.component.component import Component
@@ -12,6 +13,10 @@ from plugboard_beam.exceptions import StepError
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
 from plugboard_beam.spec.load import graph_from_components
+
+
+class _Stopped(Exception):
+    """The engine thread was asked to stop (the caller was cancelled)."""
 
 
 class LocalProcess:
@@ -38,6 +43,7 @@ class LocalProcess:
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
         self._engine = Engine(self.graph, self.components)
         self._pool: _t.Optional[ThreadPoolExecutor] = None
+        self._stop = threading.Event()
         self._initialised = False
 
     async def _in_thread(self, fn: _t.Callable[[], _t.Any]) -> _t.Any:
@@ -65,10 +71,28 @@ class LocalProcess:
         self._initialised = True
 
     async def run(self) -> None:
-        """Step every component until all have ended."""
+        """Step every component until all have ended.
+
+        If the caller is cancelled (Ctrl-C under ``asyncio.run``), the engine thread stops
+        within a fraction of a second, so ``destroy()`` (on leaving ``async with``) runs soon."""
         if not self._initialised:
             await self.init()
-        await self._in_thread(self._guarded(self._engine.run))
+        self._stop.clear()
+        try:
+            await self._in_thread(self._guarded(self._run_engine))
+        except BaseException:
+            self._stop.set()
+            raise
+
+    def _run_engine(self) -> None:
+        def check(engine: Engine) -> None:
+            if self._stop.is_set():
+                raise _Stopped("the run was cancelled")
+
+        try:
+            self._engine.run(check, progress_every=0.1)
+        except _Stopped:
+            pass
 
     async def destroy(self) -> None:
         """Call ``destroy()`` on every component (once; after a failure it already ran)."""
