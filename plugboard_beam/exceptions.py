@@ -26,31 +26,56 @@ class StepError(PlugboardBeamError):
     exception as ``__cause__``.
     """
 
-    def __init__(self, component: str, key: str, step: int, phase: str, error: BaseException) -> None:
+    #: further failures of the same key (set by the failure sequence)
+    also: list[StepError]
+
+    def __init__(self, component: str, key: str, step: int, phase: str, error: BaseException, *,
+                 field: str = "") -> None:
         self.component = component
         self.key = key
         self.step = step
         self.phase = phase
+        self.field = field
         self.error_type = type(error).__name__
         self.error_message = str(error)
+        self.also = []
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        where = f"step {self.step} (counting from 0)" if self.phase == "step" else self.phase
-        key = f" (key {self.key!r})" if self.key and self.key != "default" else ""
-        return f"component '{self.component}'{key} failed in {where}: {self.error_type}: {self.error_message}"
+        """One line: component, key, step and reason (``Failure.message``)."""
+        return describe_failure(self.component, self.key, self.step, self.phase, self.field, self.error_type,
+                                self.error_message)
 
     def __reduce__(self) -> tuple[object, ...]:
         # Picklable across Beam worker processes even when the cause is not.
         return (
             _rebuild_step_error,
-            (self.component, self.key, self.step, self.phase, self.error_type, self.error_message),
+            (self.component, self.key, self.step, self.phase, self.error_type, self.error_message, self.field),
         )
 
 
-def _rebuild_step_error(component: str, key: str, step: int, phase: str, error_type: str, message: str) -> StepError:
+def _rebuild_step_error(component: str, key: str, step: int, phase: str, error_type: str, message: str,
+                        field: str = "") -> StepError:
     err = StepError.__new__(StepError)
-    err.component, err.key, err.step, err.phase = component, key, step, phase
+    err.component, err.key, err.step, err.phase, err.field = component, key, step, phase, field
     err.error_type, err.error_message = error_type, message
+    err.also = []
     Exception.__init__(err, err.describe())
     return err
+
+
+def describe_failure(component: str, key: str, step: int, phase: str, field: str, error_type: str,
+                     reason: str) -> str:
+    """The one wording of a failure, on every engine."""
+    keyed = key and key != "default"
+    if not component:
+        return f"{f'key {key!r}: ' if keyed else ''}{error_type}: {reason}"
+    where = {
+        "step": f"step {step} (counting from 0)",
+        "emit": f"step {step} (counting from 0), sending output '{field}'",
+        "record": f"step {step} (counting from 0), recording output '{field}'",
+        "construct": "its constructor",
+        "read": f"reading its data (row {step}, counting from 0)" if step > 0 else "reading its data",
+        "write": "writing its rows",
+    }.get(phase, phase)
+    return f"component '{component}'{f' (key {key!r})' if keyed else ''} failed in {where}: {error_type}: {reason}"

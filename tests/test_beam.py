@@ -42,7 +42,7 @@ def test_record_every_message_fused_equals_unfused(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
     fused, unfused = records(work / "rec-fused"), records(work / "rec-component")
     assert fused.equals(unfused)
-    assert fused.column_names == ["key", "step", "source", "target", "value", "number"]
+    assert fused.column_names == ["key", "step", "source", "target", "value", "number", "kind", "event_type"]
     rows = fused.to_pylist()
     # key x: a sends 4 values on one connector; c and b step 4 times, each sends on one.
     x = [r for r in rows if r["key"] == "x"]
@@ -191,3 +191,62 @@ def test_compile_prints_plan_for_loop_model(tmp_path: Path) -> None:
     assert "fused loop: mix -> scale -> mix" in proc.stdout
     proc = cli("process", "compile", str(model), "--stages", "component", cwd=tmp_path)
     assert "3 stage(s)" in proc.stdout and "shuffle by key" in proc.stdout
+
+
+TUPLES = '''
+from plugboard_beam.component import Component, IOController as IO
+class S(Component):
+    io = IO(outputs=["v"])
+    def __init__(self, **kw):
+        super().__init__(**kw); self._i = 0
+    def step(self):
+        self._i += 1
+        if self._i > 3:
+            self.io.close_sync(); return
+        self.v = [1, {"a": 2.5}] if self._i < 3 else (1, 2)
+class T(Component):
+    io = IO(inputs=["v"])
+    def step(self):
+        pass
+'''
+
+
+def test_record_refuses_values_json_cannot_hold_and_names_them(tmp_path: Path) -> None:
+    (tmp_path / "p.py").write_text(TUPLES)
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"plugboard": {"process": {"args": {
+        "components": [{"type": "p.S", "args": {"name": "s"}}, {"type": "p.T", "args": {"name": "t"}}],
+        "connectors": [{"source": "s.v", "target": "t.v"}]}}}}))
+    proc = cli("process", "run", "m.yaml", "--record", "rec", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert ("component 's' failed in step 2 (counting from 0), recording output 'v': TypeError: the value is a "
+            "tuple, which JSON cannot record losslessly") in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_record_destination_is_checked_before_the_run(tmp_path: Path) -> None:
+    work = tmp_path / "h"
+    shutil.copytree(ROOT / "specs" / "hello", work)
+    (work / "file.txt").write_text("")
+    proc = cli("process", "run", "my-model.yaml", "--record", "file.txt/rec", cwd=work)
+    assert proc.returncode == 2 and "--record file.txt/rec: cannot write there (Not a directory)" in proc.stderr
+    assert not (work / "b.txt").exists()  # nothing ran
+    proc = cli("process", "run", "my-model.yaml", "--record", "s3://x/y", cwd=work)
+    assert proc.returncode == 2 and "give a local folder or gs://BUCKET/PATH" in proc.stderr
+
+
+def test_record_to_gcs_without_credentials_fails_fast_and_clearly(tmp_path: Path) -> None:
+    import os
+    import time
+
+    work = tmp_path / "h"
+    shutil.copytree(ROOT / "specs" / "hello", work)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
+    env["CLOUDSDK_CONFIG"] = str(tmp_path / "no-gcloud")  # no application-default credentials file
+    start = time.monotonic()
+    proc = subprocess.run([*cli_command(), "process", "run", "my-model.yaml", "--record", "gs://my-bucket/rec"],
+                          cwd=work, capture_output=True, text=True, timeout=120, env=env)
+    took = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    assert took < 30
+    assert "--record gs://my-bucket/rec: no Google Cloud credentials found" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (work / "b.txt").exists()

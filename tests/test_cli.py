@@ -152,3 +152,50 @@ def test_alias_bombs_are_refused_quickly_by_the_cli(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert "alias" in proc.stderr and "Traceback" not in proc.stderr
         assert time.monotonic() - start < 15  # CLI start-up included; the check itself is < 1 s
+
+
+def test_every_option_takes_effect_or_is_refused_naming_its_runner(tmp_path: Path) -> None:
+    model = str(ROOT / "specs" / "hello" / "my-model.yaml")
+    cases = [
+        (["--runner", "local", "--streaming", "--dry-run", "--loops", "fused", "--feedback-topic", "x"],
+         ["no effect on --runner local", "--streaming is an option of --runner direct or --runner dataflow",
+          "--dry-run is an option of --runner dataflow", "--loops is an option of streaming runs",
+          "--feedback-topic is an option of streaming runs"]),
+        (["--runner", "local", "--stages", "component"], ["--stages is an option of the Beam runners"]),
+        (["--loops", "fused"], ["no effect on --runner direct", "--loops is an option of streaming runs"]),
+        (["--job-dir", "j"], ["--job-dir is an option of --runner dataflow"]),
+        (["--no_wait"], ["--no_wait: Dataflow option(s) (--runner dataflow)"]),
+        (["--region", "us-central1"], ["--region: Dataflow option(s) (--runner dataflow)", "--runner direct"]),
+        (["--runer", "local"], ["unknown option --runer: did you mean --runner?"]),
+        (["--direct_num_worker", "2"], ["--direct_num_worker (did you mean --direct_num_workers?)"]),
+        (["--runner", "locl"], ["'locl' is not a runner", "did you mean 'local'?"]),
+    ]
+    for args, words in cases:
+        proc = cli("process", "run", model, *args, cwd=tmp_path)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert all(w in proc.stderr for w in words), (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "b.txt").exists()  # refused before anything ran
+
+
+def test_hello_prints_no_beam_warnings_even_with_debug_logging(tmp_path: Path) -> None:
+    model = str(ROOT / "specs" / "hello" / "my-model.yaml")
+    for debug in ([], ["--debug"]):
+        for stages in ("fused", "component"):
+            proc = cli(*debug, "process", "run", model, "--stages", stages, cwd=tmp_path)
+            assert proc.returncode == 0, proc.stderr
+            assert "WARNING" not in proc.stderr and "warning:" not in proc.stderr, (debug, stages, proc.stderr)
+            assert "deterministic" not in proc.stderr
+        assert (tmp_path / "b.txt").read_text().split() == [str(2 * i) for i in range(10)]
+
+
+def test_runner_modules_import_alone_without_cycles() -> None:
+    """Each runner module (and the registry) imports first, in a fresh interpreter."""
+    import sys
+
+    modules = ["plugboard_beam.runners.base", "plugboard_beam.runners.local", "plugboard_beam.runners.direct",
+               "plugboard_beam.runners.streaming", "plugboard_beam.runners.dataflow", "plugboard_beam.cli.registry",
+               "plugboard_beam.runtime.failure", "plugboard_beam.lowering.beam", "plugboard_beam.process"]
+    for module in modules:
+        proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (module, proc.stderr)

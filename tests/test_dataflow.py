@@ -417,8 +417,8 @@ def test_bad_options_fail_fast_naming_the_option(tmp_path: Path, args: tuple[str
     extra = ["--record", record[0].split("=", 1)[1]] if record else []
     for dry in (True, False):  # validation comes before any submission step
         start = time.monotonic()
-        result = run_cli(str(PLANT), "--runner", "dataflow", *(["--dry-run"] if dry else []),
-                         "--job-dir", str(tmp_path / "job"), *extra, *rest)
+        result = run_cli(str(PLANT), "--runner", "dataflow",
+                         *(["--dry-run", "--job-dir", str(tmp_path / "job")] if dry else []), *extra, *rest)
         assert time.monotonic() - start < 5
         assert result.exit_code == 2, result.output
         assert message in result.output, result.output
@@ -703,7 +703,7 @@ def test_read_failures_reads_every_shard(tmp_path: Path) -> None:
 
     (tmp_path / "errors-00000-of-00002.jsonl").write_text('{"key": "a", "message": "x"}\n')
     (tmp_path / "errors-00001-of-00002.jsonl").write_text('{"key": "b", "message": "y"}\n\n')
-    assert [r["key"] for r in read_failures(str(tmp_path / "errors"))] == ["a", "b"]
+    assert [r.key for r in read_failures(str(tmp_path / "errors"))] == ["a", "b"]
     assert read_failures(str(tmp_path / "none")) == []
 
 

@@ -54,3 +54,19 @@ def test_untested_beam_version_skips_patches(monkeypatch: pytest.MonkeyPatch, ca
         assert not patches.tune_direct_runner()
     assert worker_handlers.STATE_CACHE_SIZE_MB == 100
     assert "9.99" in caplog.text and "skipped" in caplog.text
+
+
+def test_worker_processes_start_in_their_own_session() -> None:
+    import os
+
+    from apache_beam.runners.portability import local_job_service
+
+    assert patches.isolate_worker_signals()
+    assert patches.isolate_worker_signals()  # idempotent: wrapped once
+    proc = local_job_service.subprocess.Popen("sleep 2", shell=True)
+    try:
+        assert os.getsid(proc.pid) == proc.pid != os.getsid(0)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert local_job_service.subprocess.PIPE == -1  # the rest of the module is Beam's as before

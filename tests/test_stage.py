@@ -28,7 +28,7 @@ def test_out_of_order_and_repeated_chunks_apply_once_in_order() -> None:
     outs = []
     for chunk in [(e, 3, [3, 4], True), (e, 0, [0, 1], False), (e, 0, [0, 1], False), (e, 2, [2], False)]:
         run.feed(chunk)
-        outs += list(run.advance())
+        outs += [c for batch in run.advance() for c in batch]
     values = [v for (_, _, vals, _) in outs for v in vals]
     assert values == [0, 1, 2, 3, 4]
     assert outs[-1][3] is True  # the end is passed on once
@@ -39,11 +39,11 @@ def test_out_of_order_and_repeated_chunks_apply_once_in_order() -> None:
 def test_state_survives_pickling_between_chunks() -> None:
     run, e = stage()
     run.feed((e, 0, [10, 11], False))
-    first = list(run.advance())
+    first = [c for batch in run.advance() for c in batch]
     run2: StageRun = pickle.loads(pickle.dumps(run))
     run2.feed((e, 0, [10, 11], False))  # a redelivery after the move: ignored
     run2.feed((e, 2, [12], True))
-    rest = list(run2.advance())
+    rest = [c for batch in run2.advance() for c in batch]
     assert [v for o in first + rest for v in o[2]] == [10, 11, 12]
     assert [o[1] for o in first + rest if o[2]] == [0, 2]  # chunk starts are source steps
 
@@ -51,7 +51,7 @@ def test_state_survives_pickling_between_chunks() -> None:
 def test_failure_ends_outputs_so_downstream_can_finish() -> None:
     run, e = stage(boom=True)
     run.feed((e, 0, [0, 1, 2, 3], False))
-    outs = list(run.advance())
+    outs = [c for batch in run.advance() for c in batch]
     assert [v for o in outs for v in o[2]] == [0, 1]
     assert outs[-1][3] is True
     errors = run.close()
@@ -61,12 +61,12 @@ def test_failure_ends_outputs_so_downstream_can_finish() -> None:
 def test_dump_leaves_the_graph_out_and_load_restores_it() -> None:
     run, e = stage()
     run.feed((e, 0, [10, 11], False))
-    first = list(run.advance())
+    first = [c for batch in run.advance() for c in batch]
     blob = run.dump()
     assert run.engine.graph is not None  # dumping does not disturb the live run
     assert len(blob) < len(pickle.dumps(run))
     run2 = StageRun.load(blob, run.engine.graph)
     run2.feed((e, 2, [12], True))
-    rest = list(run2.advance())
+    rest = [c for batch in run2.advance() for c in batch]
     assert [v for o in first + rest for v in o[2]] == [10, 11, 12]
     assert run2.finished and run2.close() == []

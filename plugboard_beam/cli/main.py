@@ -9,7 +9,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import signal
 import sys
+import threading
+import types
 import typing as _t
 
 import click
@@ -21,6 +24,47 @@ from plugboard_beam.runners.base import RunFailed
 EXIT_FAILED_RUN = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 3
+#: exit codes of a run stopped by a signal (128 + signal number)
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Signals:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread (so every runner stops
+    the same way: ``destroy()`` on live components), and the first one is remembered for the
+    exit code (130 or 143). Installed explicitly: a process started in the background inherits
+    SIGINT ignored, and Python's default for SIGTERM is to die without cleaning up."""
+
+    def __init__(self) -> None:
+        self.received: _t.Optional[int] = None
+
+    def install(self) -> None:
+        """Install the handlers (main thread only; elsewhere, e.g. under a test runner's thread, no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in EXIT_SIGNAL:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: _t.Optional[types.FrameType]) -> None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        """130 for SIGINT (and a plain KeyboardInterrupt), 143 for SIGTERM."""
+        return EXIT_SIGNAL.get(signal.Signals(self.received), 130) if self.received is not None else 130
+
+    @property
+    def name(self) -> str:
+        """SIGINT or SIGTERM."""
+        return signal.Signals(self.received).name if self.received is not None else "SIGINT"
+
+
+def _signals() -> Signals:
+    meta = click.get_current_context().find_root().meta
+    sig: Signals = meta.setdefault("plugboard_beam.signals", Signals())
+    return sig
 
 
 def _fail(message: str, code: int) -> _t.NoReturn:
@@ -42,7 +86,8 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
             _fail(f"{err}\n(destroy() was called on every component; use --debug for the traceback)",
                   EXIT_FAILED_RUN)
         except Interrupted as err:
-            _fail(str(err), 130)
+            signals = _signals()
+            _fail(f"{err} ({signals.name})", signals.exit_code)
         except StepError as err:
             if debug:
                 raise
@@ -57,7 +102,8 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
                 raise
             _fail(str(err), EXIT_USER_ERROR)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            signals = _signals()
+            _fail(f"interrupted ({signals.name}); destroy() was called on every live component", signals.exit_code)
         except click.exceptions.Exit:
             raise
         except Exception as err:
@@ -107,6 +153,7 @@ def parse_params(params: _t.Sequence[str]) -> dict[str, _t.Any]:
 @click.version_option(package_name="plugboard-beam")
 def main(debug: bool) -> None:
     """plugboard-beam: plugboard models on your laptop and on Apache Beam / Dataflow."""
+    _signals().install()
 
 
 @main.group()
@@ -162,8 +209,8 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 
 @process.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("tokens", nargs=-1, type=click.UNPROCESSED, metavar="MODEL [BEAM OPTIONS]")
-@click.option("--runner", type=click.Choice(["direct", "local", "dataflow"], case_sensitive=False), default="direct",
-              show_default=True, help=RUNNER_HELP)
+@click.option("--runner", default="direct", show_default=True, help=RUNNER_HELP,
+              callback=lambda ctx, param, value: runner_name(value))
 @click.option("--scenarios", type=click.Path(dir_okay=False), default=None,
               help="YAML/JSON/CSV/Parquet file: one row per key, a 'key' column, overrides "
                    "like 'comp.arg' or 'comp.initial_values.field'.")
@@ -200,13 +247,14 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     from plugboard_beam.spec.scenarios import load_scenarios
 
     model, pipeline_args = split_model(list(tokens) + list(ctx.args))
+    misspelt(pipeline_args, [o for p in ctx.command.params for o in p.opts if o.startswith("--")])
     loaded = load_model(model, parse_params(params))
     bar = Progress(progress)
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, progress=bar,
         streaming=streaming, loops=loops, feedback_topic=feedback_topic, dry_run=dry_run, job_dir=job_dir,
-        profile=profile,
+        profile=profile, given=given_flags(ctx),
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
     name = runner.lower()
@@ -220,6 +268,54 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         total = sum(report.steps.values())
         click.echo(f"done: {report.keys} key(s), {total} component-steps "
                    f"({', '.join(f'{k}={v}' for k, v in report.steps.items())})", err=True)
+
+
+#: ``process run`` parameters that are run options a runner may refuse, by flag
+RUN_FLAGS = {"scenarios": "--scenarios", "record": "--record", "partition": "--stages", "progress": "--progress",
+             "streaming": "--streaming", "loops": "--loops", "feedback_topic": "--feedback-topic",
+             "dry_run": "--dry-run", "job_dir": "--job-dir", "profile": "--profile"}
+
+
+def given_flags(ctx: click.Context) -> frozenset[str]:
+    """The run options given on the command line (not left at their defaults)."""
+    from click.core import ParameterSource
+
+    return frozenset(flag for name, flag in RUN_FLAGS.items()
+                     if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT))
+
+
+def runner_name(value: str) -> str:
+    """``--runner``: a registered name (case-insensitive), or an error with a suggestion."""
+    import difflib
+
+    from plugboard_beam.cli.registry import runner_names
+
+    names = [n for n in runner_names() if n != "direct-streaming"]
+    name = value.lower()
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise click.BadParameter(f"{value!r} is not a runner (choose {', '.join(names)}){hint}")
+
+
+def misspelt(pipeline_args: _t.Sequence[str], ours: _t.Sequence[str]) -> None:
+    """An unknown ``--option`` that is close to one of ``process run``'s own is a typo, not a
+    Beam option: say which one was meant (Beam's own options get the same check later)."""
+    import difflib
+
+    from plugboard_beam.dataflow.options import PLUGBOARD_OPTIONS, known_options
+
+    beam = known_options() | set(PLUGBOARD_OPTIONS)
+    for token in pipeline_args:
+        if not token.startswith("--"):
+            continue
+        name = token[2:].split("=", 1)[0]
+        if name in beam:
+            continue
+        close = difflib.get_close_matches(f"--{name}", ours, n=1, cutoff=0.75)
+        if close:
+            raise UserError(f"unknown option --{name}: did you mean {close[0]}?")
 
 
 @process.command(name="compile")
@@ -257,8 +353,10 @@ def quiet_beam(debug: bool) -> None:
         ours.propagate = False
         ours.setLevel(logging.DEBUG if debug else logging.WARNING)
     if not debug:
+        # Beam logs a DoFn's exception (with its traceback) before re-raising it; the CLI
+        # reports every failure itself, in one message.
         for name in ("apache_beam", "absl"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class _LowerLevelFormatter(logging.Formatter):

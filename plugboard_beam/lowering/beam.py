@@ -9,7 +9,7 @@ model's YAML text and import the classes in ``setup()`` on the worker.
 
 from __future__ import annotations
 
-import json
+import atexit
 import logging
 import os
 import pickle
@@ -22,11 +22,13 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
+from plugboard_beam.graph.model import Edge
 from plugboard_beam.lowering import dataio
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime.engine import Engine
-from plugboard_beam.runtime.stage import StageRun
+from plugboard_beam.runtime.failure import Failure, construct
+from plugboard_beam.runtime.stage import Chunk, StageRun
 from plugboard_beam.spec.load import LoadedModel, load_model
 
 log = logging.getLogger("plugboard_beam")
@@ -65,13 +67,52 @@ class ModelSource(_t.NamedTuple):
         return load_model(self.path, self.overrides, text=self.text)
 
 
+#: The element type of every stage input: (key, chunk). Declared so that Beam uses a
+#: deterministic key coder (UTF-8 strings) for the keyed state, as Dataflow requires.
+STAGE_INPUT = beam.typehints.KV[str, _t.Any]
+
+
 def error_row(key: str, errors: _t.Sequence[StepError]) -> str:
-    """A JSON line describing a key's failure."""
-    first = errors[0]
-    return json.dumps({
-        "key": key, "component": first.component, "step": first.step, "phase": first.phase,
-        "message": str(first), "also": [str(e) for e in errors[1:]],
-    })
+    """A JSON line describing a key's failure (``Failure.to_json``)."""
+    failure = Failure.of_errors(errors)
+    assert failure is not None
+    return failure.to_json()
+
+
+def stage_input(pcolls: _t.Sequence[_t.Any], label: str) -> _t.Any:
+    """One typed PCollection of (key, chunk) from the inputs of a stage (see ``STAGE_INPUT``)."""
+    return tuple(pcolls) | label >> beam.Flatten().with_output_types(STAGE_INPUT)
+
+
+def encode_chunk(chunk: Chunk) -> bytes:
+    """A chunk between two stages of one pipeline: pickled once here, so a value that cannot
+    travel fails its key (``StageDoFn``) instead of the pipeline (Beam's coder); the bytes
+    never leave the pipeline's own shuffle."""
+    return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_chunk(item: _t.Union[bytes, Chunk, None]) -> _t.Optional[Chunk]:
+    """The inverse of ``encode_chunk``; ``None`` (start a key) and chunk tuples pass through."""
+    if item is None or isinstance(item, tuple):
+        return item
+    chunk: Chunk = pickle.loads(item)
+    return chunk
+
+
+def unencodable(edge: Edge, key: str, chunk: Chunk, exc: Exception) -> StepError:
+    """The failure of a chunk whose values cannot cross to the next stage: names the value's
+    component, output field, key and step."""
+    _, start, values, _ = chunk
+    step, what, cause = start, "a value", exc
+    for i, value in enumerate(values):
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:
+            step, what, cause = start + i, f"a value of type {type(value).__name__}", err
+            break
+    reason = TypeError(f"{what} cannot be pickled to cross to the next stage ({type(cause).__name__}: {cause}); "
+                       "send picklable values or use --stages fused")
+    return StepError(edge.source, key, step, "emit", reason, field=edge.source_field)
 
 
 class StageDoFn(beam.DoFn):
@@ -91,11 +132,13 @@ class StageDoFn(beam.DoFn):
         self.writers = tuple(writers)
         self.emit_done = emit_done
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
+        self.edges = {e.id: e for e in stage.out_edges}
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
         # runners make a new instance per bundle); Beam state stays the source of truth.
         self.uid = uuid.uuid4().hex
 
     def setup(self) -> None:
+        _destroy_at_exit()
         self.model = self.source.load()
         self.instances: dict[str, LoadedModel] = {}
         # Live runs by key: (version, run). Beam state holds the same run pickled; the live
@@ -118,29 +161,30 @@ class StageDoFn(beam.DoFn):
 
     def _new_run(self, key: str) -> StageRun:
         inst = self._instance(key)
-        components = inst.build_components(key)
+        components = construct(inst, key)
         for name in self.writers:
             components[name].outbox = []  # type: ignore[attr-defined]
         engine = Engine(inst.graph, components, key=key, members=self.stage.members,
                         recorder=self.records if self.record else None, cut=self.cut)
         run = StageRun(engine)
+        # Live from the start, so an interruption in its first element still destroys it
+        # (``close_live_runs``).
+        self.live[key] = (0, run)
         run.start()
         return run
 
-    def _load(self, key: str, blob: _t.Optional[bytes]) -> _t.Optional[tuple[int, StageRun]]:
+    def _load(self, key: str, blob: _t.Optional[bytes]) -> tuple[int, StageRun]:
         if blob is None:
             return 0, self._new_run(key)
-        if blob == TOMBSTONE:
-            return None  # this key has ended here; late or repeated elements are dropped
         version = int.from_bytes(blob[:8], "little")
         cached = self.live.get(key) if self.use_live else None
         if cached is not None and cached[0] == version:
             return cached
-        if len(blob) == 8:
-            raise RuntimeError(
+        if len(blob) == 8:  # the key fails alone (reported like any failure)
+            raise StepError("+".join(self.stage.members), key, -1, "run", RuntimeError(
                 f"stage {self.stage.name}, key {key!r}: the components' state could not be pickled "
                 "and this worker does not hold it (the key moved between workers); make component "
-                "attributes picklable (e.g. open files in step, not init) or use --stages fused")
+                "attributes picklable (e.g. open files in step, not init) or use --stages fused"))
         run = StageRun.load(blob[8:], self._instance(key).graph)
         run.engine.recorder = self.records if self.record else None
         return version, run
@@ -159,17 +203,25 @@ class StageDoFn(beam.DoFn):
         self.live[key] = (version, run)
 
     def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:  # noqa: B008
-        key, chunk = element
+        # (a plain generator here: Beam warns about ``return`` in a ``process`` that yields)
+        yield from self._process(*element, state)
+
+    def _process(self, key: str, item: _t.Any, state: _t.Any) -> _t.Iterator[_t.Any]:
         self.records.key = key
-        loaded = self._load(key, state.read())
-        if loaded is None:
+        blob = state.read()
+        if blob == TOMBSTONE:
+            return  # this key has ended here; late or repeated elements are dropped
+        try:
+            version, run = self._load(key, blob)
+        except StepError as err:  # a constructor raised, or the state is lost: the key fails alone
+            yield from self._construct_failed(key, err, state)
             return
-        version, run = loaded
+        chunk = decode_chunk(item)
         if chunk is not None:
             run.feed(chunk)
-        tags = self.tags
-        for out in run.advance(self.chunk_rounds, PROGRESS):
-            yield beam.pvalue.TaggedOutput(tags[out[0]], (key, out))
+        limits: dict[str, int] = {}
+        for chunks in run.advance(self.chunk_rounds, PROGRESS):
+            yield from self._emit(key, run, chunks, limits)
             if self.records.full():
                 yield beam.pvalue.TaggedOutput(RECORD, self.records.take())
         yield from self._drain_writers(run)
@@ -178,12 +230,7 @@ class StageDoFn(beam.DoFn):
                 self.steps[name].inc(n)
             errors = run.close()
             yield from self._drain_writers(run)
-            row = error_row(key, errors) if errors else ""
-            if self.emit_done:
-                yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
-            if errors:
-                self.failed_keys.inc()
-                yield beam.pvalue.TaggedOutput(ERRORS, row)
+            yield from self._report(key, errors)
             state.write(TOMBSTONE)
             self.live.pop(key, None)
             self.instances.pop(key, None)  # a long streaming job sees keys come and go
@@ -193,12 +240,79 @@ class StageDoFn(beam.DoFn):
         if batch is not None:
             yield beam.pvalue.TaggedOutput(RECORD, batch)
 
+    def _emit(self, key: str, run: StageRun, chunks: list[Chunk], limits: dict[str, int]) -> _t.Iterator[_t.Any]:
+        """Encode a round's chunks and send them. A value that cannot be encoded fails the key at
+        that value's step: its component's outputs end just before it (``limits``: component ->
+        step, for the rest of this element) and the stage stops (failure protocol)."""
+        while True:
+            encoded, bad = self._encode(chunks, limits)
+            if bad is None:
+                break
+            chunk, exc = bad
+            edge = self.edges[chunk[0]]
+            err = unencodable(edge, key, chunk, exc)
+            limits[edge.source] = err.step
+            run.fail(err)
+        tags = self.tags
+        for eid, out in encoded:
+            yield beam.pvalue.TaggedOutput(tags[eid], (key, out))
+
+    def _encode(self, chunks: list[Chunk], limits: dict[str, int]
+                ) -> tuple[list[tuple[int, _t.Any]], _t.Optional[tuple[Chunk, Exception]]]:
+        out: list[tuple[int, _t.Any]] = []
+        for chunk in chunks:
+            eid, start, values, _ended = chunk
+            limit = limits.get(self.edges[eid].source)
+            if limit is not None:
+                if start > limit:
+                    continue  # the stream already ended at the limit
+                chunk = (eid, start, values[:limit - start], True)
+            if eid in self.cut:
+                out.append((eid, chunk))  # the streaming lowering encodes its feedback itself
+                continue
+            try:
+                out.append((eid, encode_chunk(chunk)))
+            except Exception as exc:
+                return out, (chunk, exc)
+        return out, None
+
+    def _report(self, key: str, errors: _t.Sequence[StepError]) -> _t.Iterator[_t.Any]:
+        row = error_row(key, errors) if errors else ""
+        if self.emit_done:
+            yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
+        if errors:
+            self.failed_keys.inc()
+            yield beam.pvalue.TaggedOutput(ERRORS, row)
+
+    def _construct_failed(self, key: str, err: StepError, state: _t.Any) -> _t.Iterator[_t.Any]:
+        """No component of the key exists here: every output of the stage ends at once (so later
+        stages finish) and the failure is reported."""
+        for eid in self.tags:
+            chunk: Chunk = (eid, 0, [], True)
+            yield beam.pvalue.TaggedOutput(self.tags[eid], (key, chunk if eid in self.cut else encode_chunk(chunk)))
+        yield from self._report(key, [err])
+        state.write(TOMBSTONE)
+        self.instances.pop(key, None)
+
     def _drain_writers(self, run: StageRun) -> _t.Iterator[_t.Any]:
         for name in self.writers:
             outbox = run.engine.runners[name].comp.outbox
             for message in outbox:
                 yield beam.pvalue.TaggedOutput(writer_tag(name), message)
             outbox.clear()
+
+
+_EXIT_HOOK: list[bool] = []
+
+
+def _destroy_at_exit() -> None:
+    """Once per process: ``destroy()`` the runs still live when the process exits. This is
+    what ends the components of a DirectRunner ``multi_processing`` worker when the run is
+    interrupted: the worker exits when the main process stops the pipeline (or on its own
+    SIGINT from the terminal), and its interpreter runs exit hooks."""
+    if not _EXIT_HOOK:
+        _EXIT_HOOK.append(True)
+        atexit.register(close_live_runs)
 
 
 def close_live_runs() -> int:
@@ -227,7 +341,7 @@ def build(
     """Add the model's transforms to ``pipeline``."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
-    keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances])
+    keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances]).with_output_types(str)
     # data I/O (lowering/dataio.py): keyed readers become Beam reads outside the stages, whose
     # keys then come from the data; many-key file/SQL writers hand their rows to Beam sinks
     io, edges, keys, errors = dataio.lower(pipeline, model, plan, instances, keys)
@@ -235,10 +349,9 @@ def build(
     records = []
     for stage in plan.stages:
         if stage.in_edges:
-            ins = [edges[e.id] for e in stage.in_edges]
-            stage_in = ins[0] if len(ins) == 1 else tuple(ins) | f"Join {stage.name}" >> beam.Flatten()
+            stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
         else:
-            stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None))
+            stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None)).with_output_types(STAGE_INPUT)
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
             StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage))

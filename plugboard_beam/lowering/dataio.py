@@ -23,7 +23,6 @@ or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import json
 import typing as _t
 import zlib
 
@@ -34,6 +33,7 @@ from plugboard_beam.library.data import DataError
 from plugboard_beam.library.file_io import FileReader, FileWriter, csv_text, file_format, parquet_bytes, read_table
 from plugboard_beam.library.sql_io import SQLReader, SQLTable, SQLWriter, safe_url
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
+from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
 #: values per chunk sent from a keyed read into a stage
@@ -221,8 +221,8 @@ def lower(
 
 # ------------------------------------------------------------------------- read transforms
 def _error_row(r: KeyedRead, message: str, row: int = 0, key: str = "") -> str:
-    return json.dumps({"key": key, "component": r.name, "step": row, "phase": "read",
-                       "message": f"component '{r.name}' failed reading {r.what}: {message}", "also": []})
+    return Failure(key=key, component=r.name, step=row, phase="read", error_type="DataError",
+                   reason=f"{r.what}: {message}").to_json()
 
 
 def _rows(pipeline: beam.Pipeline, r: KeyedRead) -> _t.Any:
@@ -384,9 +384,8 @@ def _shard_path(target: str, shard: int) -> str:
 def _sink_error(s: SinkWrite, message: str, keys: _t.Iterable[str]) -> str:
     ks = sorted(set(keys))
     head = ", ".join(repr(k) for k in ks[:5]) + (f" and {len(ks) - 5} more" if len(ks) > 5 else "")
-    return json.dumps({"key": "", "component": s.name, "step": 0, "phase": "write",
-                       "message": f"component '{s.name}' could not write the rows of key(s) {head}: {message}",
-                       "also": []})
+    return Failure(key="", component=s.name, step=0, phase="write", error_type="DataError",
+                   reason=f"the rows of key(s) {head}: {message}").to_json()
 
 
 def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.Any, ...]]]]],

@@ -30,3 +30,6 @@ class RunOptions:
     job_dir: str = "dataflow-job"
     #: a YAML file of pipeline options (``project: ...``); command-line flags win
     profile: _t.Optional[str] = None
+    #: the run options given explicitly on the command line (flag names, e.g. ``--loops``): a
+    #: runner refuses those it does not honour (``Runner.accepts``)
+    given: frozenset[str] = frozenset()

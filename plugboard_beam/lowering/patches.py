@@ -83,3 +83,37 @@ def tune_direct_runner() -> bool:
 
     worker_handlers.STATE_CACHE_SIZE_MB = 0
     return True
+
+
+class _NewSessionSubprocess:
+    """``subprocess`` as seen by Beam's worker launcher: every ``Popen`` gets its own session."""
+
+    def __init__(self, module: _t.Any) -> None:
+        self._module = module
+
+    def Popen(self, *args: _t.Any, **kwargs: _t.Any) -> _t.Any:  # the name Beam calls
+        kwargs.setdefault("start_new_session", True)
+        return self._module.Popen(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> _t.Any:
+        return getattr(self._module, name)
+
+
+def isolate_worker_signals() -> bool:
+    """Start the DirectRunner's ``multi_processing`` workers in their own session (idempotent);
+    whether applied.
+
+    A terminal's Ctrl-C goes to its whole foreground process group: the workers would die of
+    it with a traceback each, before the main process stops the pipeline. In their own
+    session only the main process gets it; it stops the pipeline, and each worker then exits
+    by itself (its control channel closes), running its exit hooks (``destroy()`` of its live
+    components, see ``lowering.beam.close_live_runs``)."""
+    if "worker_signals" in _applied:
+        return True
+    if not _guard("isolate_worker_signals"):
+        return False
+    from apache_beam.runners.portability import local_job_service
+
+    setattr(local_job_service, "subprocess", _NewSessionSubprocess(vars(local_job_service)["subprocess"]))
+    _applied.add("worker_signals")
+    return True

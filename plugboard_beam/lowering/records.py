@@ -10,6 +10,7 @@ import typing as _t
 
 import pyarrow as pa
 
+from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import Edge
 
 #: key, step (the source's step index), source and target ("component.field"), the value as
@@ -33,14 +34,34 @@ def event_data(event: _t.Any) -> _t.Any:
     return data.model_dump(mode="json") if hasattr(data, "model_dump") else data
 
 
+#: the types a recorded value may be made of (JSON's own: read back, they are equal)
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def encode(value: _t.Any) -> tuple[str, _t.Optional[float]]:
-    """(JSON text, number or None) of a connector value."""
+    """(JSON text, number or None) of a connector value; ``TypeError`` if JSON cannot hold it
+    losslessly (tuples, sets, non-string dict keys, objects: never a silent ``repr``).
+    NaN and infinities are written as JSON's common extension (``NaN``, ``Infinity``)."""
+    _check_lossless(value, "the value")
     number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    try:
-        text = json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError):
-        text = json.dumps(repr(value))
-    return text, number
+    return json.dumps(value), number
+
+
+def _check_lossless(value: _t.Any, where: str) -> None:
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_lossless(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has the key {k!r} ({type(k).__name__}); JSON object keys are strings")
+            _check_lossless(item, f"{where}[{k!r}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__name__}, which JSON cannot record losslessly (record str, int, "
+                    "float, bool, None, and lists and string-keyed dicts of them)")
 
 
 class RecordBuffer:
@@ -52,17 +73,19 @@ class RecordBuffer:
         self._cols: tuple[list[_t.Any], ...] = ([], [], [], [], [], [], [], [])
 
     def __call__(self, edge: Edge, step: int, value: _t.Any) -> None:
+        try:
+            text, number = encode(event_data(value) if edge.kind == "event" else value)
+        except TypeError as exc:
+            raise StepError(edge.source, self.key, step, "record", exc, field=edge.source_field) from None
         k, st, so, ta, va, nu, ki, et = self._cols
         k.append(self.key)
         st.append(step)
         if edge.kind == "event":
-            text, number = encode(event_data(value))
             so.append(edge.source)
             ta.append(edge.target)
             ki.append("event")
             et.append(value.type)
         else:
-            text, number = encode(value)
             so.append(f"{edge.source}.{edge.source_field}")
             ta.append(f"{edge.target}.{edge.target_field}")
             ki.append("field")

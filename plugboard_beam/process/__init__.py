@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+import threading
 import typing as _t
 
 from plugboard_beam.component.component import Component
@@ -11,8 +12,13 @@ from plugboard_beam.connector import Connector
 from plugboard_beam.events.connectors import EventConnector
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.runtime.failure import finish
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
+
+
+class _Stopped(Exception):
+    """The engine thread was asked to stop (the caller was cancelled)."""
 
 
 class LocalProcess:
@@ -42,6 +48,7 @@ class LocalProcess:
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
         self._engine = Engine(self.graph, self.components)
         self._pool: _t.Optional[ThreadPoolExecutor] = None
+        self._stop = threading.Event()
         self._initialised = False
 
     async def _in_thread(self, fn: _t.Callable[[], _t.Any]) -> _t.Any:
@@ -49,25 +56,57 @@ class LocalProcess:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugboard-beam")
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
+    def _guarded(self, fn: _t.Callable[[], _t.Any]) -> _t.Callable[[], None]:
+        """``fn`` under the failure protocol: a component that raises stops the run, the
+        others consume what they already received, then every component is destroyed; the
+        ``StepError`` (with the later ones as ``also``) is raised, as on every other engine."""
+
+        def call() -> None:
+            try:
+                fn()
+            except StepError as err:
+                err.also = finish(self._engine, err)[1:]
+                raise
+
+        return call
+
     async def init(self) -> None:
         """Call ``init()`` on every component."""
-        await self._in_thread(self._engine.init)
+        await self._in_thread(self._guarded(self._engine.init))
         self._initialised = True
 
     async def run(self) -> None:
-        """Step every component until all have ended."""
+        """Step every component until all have ended.
+
+        If the caller is cancelled (Ctrl-C under ``asyncio.run``), the engine thread stops
+        within a fraction of a second, so ``destroy()`` (on leaving ``async with``) runs soon."""
         if not self._initialised:
             await self.init()
-        await self._in_thread(self._engine.run)
+        self._stop.clear()
+        try:
+            await self._in_thread(self._guarded(self._run_engine))
+        except BaseException:
+            self._stop.set()
+            raise
+
+    def _run_engine(self) -> None:
+        def check(engine: Engine) -> None:
+            if self._stop.is_set():
+                raise _Stopped("the run was cancelled")
+
+        try:
+            self._engine.run(check, progress_every=0.1)
+        except _Stopped:
+            pass
 
     async def destroy(self) -> None:
-        """Call ``destroy()`` on every component (once)."""
-        errors: list[StepError] = await self._in_thread(self._engine.destroy)
-        await self._in_thread(self._engine.driver.close)
+        """Call ``destroy()`` on every component (once; after a failure it already ran)."""
+        errors: list[StepError] = await self._in_thread(lambda: finish(self._engine))
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         if errors:
+            errors[0].also = errors[1:]
             raise errors[0]
 
     async def __aenter__(self) -> LocalProcess:

@@ -7,23 +7,47 @@ model to a Beam pipeline (DirectRunner by default) whose DoFns call the same eng
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import difflib
 import typing as _t
 
 from plugboard_beam.exceptions import PlugboardBeamError, UserError
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
+from plugboard_beam.runtime.failure import Failure, merge_by_key
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import DEFAULT_KEY, Scenario, instances
+
+#: a failure as a runner may hand it in: the record, its dict, or its JSON text
+FailureLike = _t.Union[Failure, dict[str, _t.Any], str]
 
 Instances = list[tuple[Scenario, LoadedModel]]
 
 
 @dataclass
 class RunReport:
-    """What a run did: steps per component (summed over keys), keys run, failures."""
+    """What a run did: steps per component (summed over keys), keys run, failures (one per key
+    once the template has merged them; runners may add them as ``Failure``, its dict or JSON)."""
 
     keys: int = 0
     steps: dict[str, int] = field(default_factory=dict)
-    failures: list[dict[str, _t.Any]] = field(default_factory=list)
+    failures: list[FailureLike] = field(default_factory=list)
+
+
+#: run options (flags) and the runners they belong to
+OWNERS: dict[str, str] = {
+    "--streaming": "--runner direct or --runner dataflow",
+    "--loops": "streaming runs (--streaming on --runner direct or dataflow)",
+    "--feedback-topic": "streaming runs (--streaming on --runner direct or dataflow)",
+    "--dry-run": "--runner dataflow",
+    "--job-dir": "--runner dataflow (with --dry-run)",
+    "--profile": "--runner dataflow",
+    "--record": "batch runs on --runner direct or --runner dataflow",
+    "--stages": "the Beam runners (--runner direct or dataflow)",
+    "--progress": "the runners that run here (--runner local or direct)",
+    "--scenarios": "every runner",
+}
+BASE_FLAGS = frozenset({"--scenarios"})
+#: what a streaming run on the DirectRunner honours
+STREAMING_FLAGS = BASE_FLAGS | {"--progress", "--stages", "--streaming", "--loops", "--feedback-topic"}
 
 
 class RunFailed(PlugboardBeamError):
@@ -31,8 +55,9 @@ class RunFailed(PlugboardBeamError):
 
     def __init__(self, report: RunReport) -> None:
         self.report = report
-        lines = [f["message"] + "".join(f"\n    also: {a}" for a in f.get("also", [])) for f in report.failures]
-        n = len(report.failures)
+        failures = [Failure.coerce(f) for f in report.failures]
+        lines = [f.describe() for f in failures]
+        n = len({f.key for f in failures})
         head = f"{n} of {report.keys} model instance(s) failed" if report.keys > 1 else "the run failed"
         super().__init__(head + ":\n  " + "\n  ".join(lines))
 
@@ -48,14 +73,32 @@ class Runner:
 
         if options.partition not in PARTITIONS:
             raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
+        self.refuse_options(options)
         scenarios = list(options.scenarios or [Scenario(DEFAULT_KEY, {})])
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, options.scenarios), strict=True)]
         self.check(model, options)
         report = self.execute(model, insts, options)
         report.keys = len(insts)
+        report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
         if report.failures:
             raise RunFailed(report)
         return report
+
+    def accepts(self, options: RunOptions) -> frozenset[str]:
+        """The run options (flag names) this runner honours, given the others."""
+        return STREAMING_FLAGS
+
+    def refuse_options(self, options: RunOptions) -> None:
+        """Every option given either takes effect on this runner or is refused here, naming the
+        runner it belongs to."""
+        refused = sorted(options.given - self.accepts(options), key=list(OWNERS).index)
+        if refused:
+            lines = [f"{flag} is an option of {OWNERS[flag]}" for flag in refused]
+            raise UserError(f"option(s) with no effect on --runner {self.label(options)}:\n  " + "\n  ".join(lines))
+
+    def label(self, options: RunOptions) -> str:
+        """How the user chose this runner."""
+        return self.name
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         """Reject options this runner cannot honour (raise UserError)."""
@@ -65,27 +108,51 @@ class Runner:
         raise NotImplementedError
 
 
-def pipeline_options(args: _t.Sequence[str], defaults: dict[str, _t.Any]) -> _t.Any:
-    """Beam PipelineOptions from command-line flags; unknown flags are an error, not a warning."""
-    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+def pipeline_options(args: _t.Sequence[str], defaults: dict[str, _t.Any], *, dataflow_only: str = "") -> _t.Any:
+    """Beam PipelineOptions from command-line flags; unknown flags are an error (with a
+    suggestion), not a warning. ``dataflow_only`` (a runner's name): refuse the options that
+    only Dataflow reads (Google Cloud and worker options, plugboard's ``--no_wait``...) there."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, WorkerOptions
 
-    parser = _BeamArgumentParser(allow_abbrev=False)
-    seen: set[type] = set()
-    todo = list(PipelineOptions.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        if cls in seen:
+    from plugboard_beam.dataflow.options import PLUGBOARD_OPTIONS, known_options
+
+    known = known_options()
+    unknown, cloud = [], []
+    cloud_flags = _flags_of(GoogleCloudOptions, WorkerOptions) if dataflow_only else set()
+    for token in args:
+        if token.startswith("-") and not token.startswith("--") and len(token) > 1:
+            unknown.append(token)
             continue
-        seen.add(cls)
-        todo.extend(cls.__subclasses__())
-        try:
-            cls._add_argparse_args(parser)
-        except Exception:
+        if not token.startswith("--"):
             continue
-    _, unknown = parser.parse_known_args(list(args))
+        name = token[2:].split("=", 1)[0]
+        if name in PLUGBOARD_OPTIONS or name in cloud_flags:
+            cloud.append(f"--{name}")
+        elif name not in known:
+            close = difflib.get_close_matches(name, sorted(known | set(PLUGBOARD_OPTIONS)), n=1, cutoff=0.75)
+            unknown.append(f"--{name}" + (f" (did you mean --{close[0]}?)" if close else ""))
     if unknown:
-        raise UserError(f"unknown pipeline option(s): {' '.join(unknown)} (see Beam's pipeline options)")
+        raise UserError(f"unknown option(s): {', '.join(unknown)} (see `plugboard-beam process run --help` and "
+                        "Beam's pipeline options)")
+    if cloud and dataflow_only:
+        raise UserError(f"{', '.join(cloud)}: Dataflow option(s) (--runner dataflow); they have no effect on "
+                        f"--runner {dataflow_only}")
+    if cloud and not dataflow_only and any(c[2:] in PLUGBOARD_OPTIONS for c in cloud):
+        raise UserError(f"{', '.join(c for c in cloud if c[2:] in PLUGBOARD_OPTIONS)}: Dataflow option(s) "
+                        "(--runner dataflow)")
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     return PipelineOptions(list(args), **defaults)
 
 
-__all__ = ["Instances", "ProgressFn", "RunFailed", "RunOptions", "RunReport", "Runner", "pipeline_options"]
+def _flags_of(*classes: type) -> set[str]:
+    import argparse
+
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    for cls in classes:
+        cls._add_argparse_args(parser)  # type: ignore[attr-defined]
+    return {s[2:] for a in parser._actions for s in a.option_strings if s.startswith("--")}
+
+
+__all__ = ["BASE_FLAGS", "OWNERS", "STREAMING_FLAGS", "FailureLike", "Instances", "ProgressFn", "RunFailed",
+           "RunOptions", "RunReport", "Runner", "pipeline_options"]

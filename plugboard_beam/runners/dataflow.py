@@ -23,8 +23,9 @@ import click
 from plugboard_beam.dataflow.builders import BuildRequest, get_builder
 from plugboard_beam.dataflow.options import DataflowConfig, resolve
 from plugboard_beam.exceptions import UserError
-from plugboard_beam.runners.base import Instances, RunOptions, RunReport, pipeline_options
+from plugboard_beam.runners.base import BASE_FLAGS, Instances, RunOptions, RunReport, pipeline_options
 from plugboard_beam.runners.direct import BeamRunner
+from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
 if _t.TYPE_CHECKING:
@@ -51,6 +52,14 @@ class DataflowRunner(BeamRunner):
         self.config: _t.Optional[DataflowConfig] = None
         #: the last dry run's summary (for callers and tests)
         self.summary: _t.Optional[JobSummary] = None
+
+    def accepts(self, options: RunOptions) -> frozenset[str]:
+        flags = BASE_FLAGS | {"--stages", "--record", "--streaming", "--profile", "--dry-run"}
+        if options.dry_run:
+            flags |= {"--job-dir"}
+        if options.streaming:
+            flags |= {"--loops", "--feedback-topic"}
+        return flags
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         self.config = resolve(options.pipeline_args, profile=options.profile, model_name=model.graph.name,
@@ -139,26 +148,23 @@ class DataflowRunner(BeamRunner):
         try:
             result.wait_until_finish()
         except Exception as exc:
-            report.failures.append({"key": "", "component": "", "step": -1,
-                                    "message": f"Dataflow job {job_id} did not succeed: {exc}\n  see {url}"})
+            report.failures.append(Failure(key="", component="", step=-1, phase="run", error_type="JobFailed",
+                                           reason=f"Dataflow job {job_id} did not succeed: {exc}\n  see {url}"))
         report.failures += read_failures(config.errors_prefix)
         report.steps = _step_counters(result)
-        report.failures.sort(key=lambda f: str(f["key"]))
         return report
 
 
-def read_failures(prefix: str) -> list[dict[str, _t.Any]]:
-    """The per-key failure rows the workers wrote under ``prefix`` (JSON lines)."""
-    import json
-
+def read_failures(prefix: str) -> list[Failure]:
+    """The per-key failure records the workers wrote under ``prefix`` (JSON lines)."""
     from apache_beam.io.filesystems import FileSystems
 
-    rows: list[dict[str, _t.Any]] = []
+    rows: list[Failure] = []
     try:
         matches = FileSystems.match([prefix + "*"])[0].metadata_list
         for meta in sorted(matches, key=lambda m: m.path):
             with FileSystems.open(meta.path) as f:
-                rows += [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+                rows += [Failure.from_json(line) for line in f.read().decode().splitlines() if line.strip()]
     except Exception:
         log.warning("could not read the job's failure rows under %s", prefix, exc_info=True)
     return rows

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import tempfile
 import typing as _t
 
+from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.lowering.options import RunOptions
-from plugboard_beam.lowering.patches import tune_direct_runner
-from plugboard_beam.runners.base import Instances, Runner, RunReport, pipeline_options
+from plugboard_beam.lowering.patches import isolate_worker_signals, tune_direct_runner
+from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport, pipeline_options
+from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
 
@@ -25,8 +26,13 @@ class BeamRunner(Runner):
         # FnApiRunner is the DirectRunner's portable batch engine and honours --direct_* options.
         self.beam_runner = beam_runner
 
+    def accepts(self, options: RunOptions) -> frozenset[str]:
+        return BASE_FLAGS | {"--progress", "--stages", "--record"}
+
     def check(self, model: LoadedModel, options: RunOptions) -> None:
-        self.options = pipeline_options(options.pipeline_args, {"runner": self.beam_runner})
+        self.options = pipeline_options(options.pipeline_args, {"runner": self.beam_runner}, dataflow_only=self.name)
+        if options.record:
+            check_record_destination(options.record)
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
         import apache_beam as beam
@@ -42,20 +48,31 @@ class BeamRunner(Runner):
             pipeline = beam.Pipeline(options=self.options)
             build(pipeline, model, plan, overrides, options.record, prefix)
             tune_direct_runner()
+            isolate_worker_signals()
             from plugboard_beam.lowering import beam as lowering_beam
 
             lowering_beam.PROGRESS = options.progress  # reaches DoFns running in this process
+            interrupted = False
             try:
                 result = pipeline.run()
                 result.wait_until_finish()
+            except KeyboardInterrupt:
+                interrupted = True
+            except Exception as exc:
+                if not _interrupted(exc):
+                    raise
+                interrupted = True
             finally:
                 lowering_beam.PROGRESS = None
-                close_live_runs()
+                live = close_live_runs()  # destroy() on every component still running here
+            if interrupted:
+                workers = " here; worker processes destroy theirs as they exit" if _workers(self.options) else ""
+                raise Interrupted(f"stopped: destroy() was called on the components of {live} running key "
+                                  f"stage(s){workers}")
             for path in sorted(glob.glob(prefix + "*")):
                 with open(path) as f:
-                    report.failures += [json.loads(line) for line in f if line.strip()]
+                    report.failures += [Failure.from_json(line) for line in f if line.strip()]
             report.steps = _step_counters(result)
-        report.failures.sort(key=lambda f: str(f["key"]))
         return report
 
 
@@ -74,3 +91,85 @@ def _step_counters(result: _t.Any) -> dict[str, int]:
             comp = name[len("steps/"):]
             steps[comp] = steps.get(comp, 0) + int(c.committed or c.attempted or 0)
     return steps
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Beam re-raises a ``KeyboardInterrupt`` that hit a DoFn as ``RuntimeError('KeyboardInterrupt')``."""
+    seen: set[int] = set()
+    err: _t.Optional[BaseException] = exc
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, KeyboardInterrupt) or str(err).strip().endswith("KeyboardInterrupt"):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _workers(options: _t.Any) -> bool:
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    return str(options.view_as(DirectOptions).direct_running_mode) == "multi_processing"
+
+
+#: seconds the ``gs://`` check of ``--record`` may take in all (credentials, then the bucket)
+RECORD_CHECK_DEADLINE = 30.0
+
+
+def check_record_destination(record: str, deadline: float = RECORD_CHECK_DEADLINE) -> None:
+    """Before anything runs: a local ``--record`` folder can be written to; a ``gs://`` one has
+    credentials and a reachable bucket (within ``deadline`` seconds). ``UserError`` otherwise."""
+    if record.startswith("gs://"):
+        _check_gcs(record, deadline)
+        return
+    if "://" in record:
+        raise UserError(f"--record {record}: give a local folder or gs://BUCKET/PATH")
+    try:
+        os.makedirs(record, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=record, prefix=".plugboard-write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"--record {record}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _check_gcs(record: str, deadline: float) -> None:
+    import time
+
+    from plugboard_beam.dataflow.preflight import bounded
+
+    bucket = record[len("gs://"):].split("/", 1)[0]
+    if not bucket:
+        raise UserError(f"--record {record}: no bucket name (gs://BUCKET/PATH)")
+    start = time.monotonic()
+
+    def credentials() -> _t.Any:
+        import google.auth
+        import google.auth.exceptions
+
+        try:
+            creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+        except google.auth.exceptions.DefaultCredentialsError:
+            raise UserError(f"--record {record}: no Google Cloud credentials found (run `gcloud auth "
+                            "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
+        return creds
+
+    try:
+        creds = bounded(credentials, deadline)
+    except TimeoutError:
+        raise UserError(f"--record {record}: looking up Google Cloud credentials did not finish within "
+                        f"{deadline:.0f} s") from None
+
+    def reach_bucket() -> None:
+        import importlib
+
+        storage = importlib.import_module("google.cloud.storage")
+        try:
+            storage.Client(credentials=creds, project="-").get_bucket(bucket, timeout=10, retry=None)
+        except Exception as exc:
+            raise UserError(f"--record {record}: the bucket gs://{bucket} cannot be reached: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+    left = max(1.0, deadline - (time.monotonic() - start))
+    try:
+        bounded(reach_bucket, left)
+    except TimeoutError:
+        raise UserError(f"--record {record}: Cloud Storage did not answer within {deadline:.0f} s") from None

@@ -6,8 +6,9 @@ import typing as _t
 
 from plugboard_beam.exceptions import StepError, UserError
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
-from plugboard_beam.runners.base import Instances, Runner, RunReport
+from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
 from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.session import run_to_end
 from plugboard_beam.spec.load import LoadedModel
 
@@ -16,6 +17,9 @@ class LocalRunner(Runner):
     """Every key in this process, one after the other."""
 
     name = "local"
+
+    def accepts(self, options: RunOptions) -> frozenset[str]:
+        return BASE_FLAGS | {"--progress"}
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         if options.pipeline_args:
@@ -27,15 +31,15 @@ class LocalRunner(Runner):
         report = RunReport()
         for sc, inst in insts:
             key = sc.key
-            engine = Engine(inst.graph, inst.build_components(key), key=key)
             try:
-                run_to_end(engine, _bind_progress(options.progress, key))
+                engine = Engine(inst.graph, construct(inst, key), key=key)
+                try:
+                    run_to_end(engine, _bind_progress(options.progress, key))
+                finally:
+                    for name, n in engine.steps().items():
+                        report.steps[name] = report.steps.get(name, 0) + n
             except StepError as err:
-                also = getattr(err, "also", [])
-                report.failures.append({"key": key, "component": err.component, "step": err.step,
-                                        "message": str(err), "also": [str(a) for a in also]})
-            for name, n in engine.steps().items():
-                report.steps[name] = report.steps.get(name, 0) + n
+                report.failures.append(Failure.of(err, err.also))
         return report
 
 

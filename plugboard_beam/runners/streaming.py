@@ -106,7 +106,7 @@ class StreamingRunner(Runner):
             raise Interrupted(
                 f"stopped by Ctrl-C: {len(watch.ended_keys)} key(s) had ended; destroy() was called on the "
                 f"components of {still_running} stage instance(s) still running")
-        report.failures = watch.failures
+        report.failures = list(watch.failures)
         return report
 
 

@@ -16,6 +16,7 @@ import typing as _t
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import ModelGraph
 from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.runtime.failure import finish
 
 #: (edge id, source step of values[0], values, the connector ended after these values)
 Chunk = tuple[int, int, list[_t.Any], bool]
@@ -37,7 +38,7 @@ class StageRun:
         try:
             self.engine.init()
         except StepError as err:
-            self._fail(err)
+            self.fail(err)
 
     def feed(self, chunk: Chunk) -> None:
         """Accept a chunk; out-of-order ones wait, repeated ones are dropped."""
@@ -67,35 +68,44 @@ class StageRun:
 
     # -------------------------------------------------------------------- run
     def advance(self, max_rounds: int = 16,
-                on_progress: _t.Optional[_t.Callable[[str, Engine], None]] = None) -> _t.Iterator[Chunk]:
-        """Run as far as the inputs allow, yielding output chunks every ``max_rounds`` rounds."""
+                on_progress: _t.Optional[_t.Callable[[str, Engine], None]] = None) -> _t.Iterator[list[Chunk]]:
+        """Run as far as the inputs allow, yielding the output chunks every ``max_rounds`` rounds
+        (one list per round of ``take``; after a failure, what the drain produced)."""
         engine = self.engine
         while self.error is None:
             try:
                 engine.run(max_rounds=max_rounds)
             except StepError as err:
-                self._fail(err)
+                self.fail(err)
             if on_progress is not None:
                 on_progress(engine.key, engine)
-            yield from self.take()
+            chunks = self.take()
+            if chunks:
+                yield chunks
             if engine.finished or engine.idle:
                 break
-        yield from self.take()
+        chunks = self.take()
+        if chunks:
+            yield chunks
 
-    def take(self) -> _t.Iterator[Chunk]:
+    def take(self) -> list[Chunk]:
         """Output chunks produced since the last call (ends are sent once)."""
+        chunks = []
         for eid, out in self.engine.outputs.items():
             if out.values or (out.ended and not out.end_sent):
                 start, values, ended = out.take()
                 out.end_sent = ended
-                yield (eid, start, values, ended)
+                chunks.append((eid, start, values, ended))
+        return chunks
 
-    def _fail(self, err: StepError) -> None:
+    def fail(self, err: StepError) -> None:
+        """Stop this key's stage after ``err`` (the failure protocol: drain, end every output,
+        destroy every component). Outputs produced by the drain are left for ``take``."""
+        if self.error is not None:
+            self.also.append(err)
+            return
         self.error = err
-        engine = self.engine
-        if engine.initialised:
-            self.also += engine.drain([err.component])
-        engine.end_all()  # every output ends: downstream can finish
+        self.also += finish(self.engine, err)[1:]
 
     def dump(self) -> bytes:
         """Pickled, without the model graph (the loader has it): smaller and faster, since a
@@ -124,7 +134,7 @@ class StageRun:
         if self.closed:
             return []
         self.closed = True
-        errors = self.engine.destroy()
-        self.engine.driver.close()
+        errors = finish(self.engine)
         head = [self.error] if self.error is not None else []
         return head + self.also + errors
+
