@@ -170,7 +170,7 @@ def _pump(runs: dict[str, StageRun], order: list[str], chunk_rounds: int) -> Non
             for ch in inbox[name]:
                 r.feed(ch)
             inbox[name] = []
-            for ch in r.advance(max_rounds=chunk_rounds):
+            for ch in [c for batch in r.advance(max_rounds=chunk_rounds) for c in batch]:
                 inbox[owner[ch[0]]].append(ch)
     raise AssertionError("stages did not finish")
 
@@ -193,7 +193,7 @@ def test_one_stage_per_component_gives_the_same_deliveries(order: list[str], rou
 def test_engine_state_with_pending_events_survives_pickling() -> None:
     comps = [Src(name="src", n=6, at=[1, 2]), Watcher(name="w")]
     runs = _split(comps, [("src.t", "w.t")])
-    chunks = list(runs["src"].advance())
+    chunks = [c for batch in runs["src"].advance() for c in batch]
     w = runs["w"]
     for ch in chunks:
         w.feed(ch)
