@@ -134,9 +134,10 @@ def read_table(path: str, what: str, columns: _t.Optional[_t.Sequence[str]] = No
     data = read_bytes(path, what)
     try:
         if fmt == ".parquet":
-            table = pq.read_table(pa.BufferReader(data))
+            table = pq.read_table(pa.BufferReader(data), use_threads=False)  # no Arrow thread pool
         else:
-            table = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
+            table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(use_threads=False),
+                                   convert_options=pacsv.ConvertOptions(
                 timestamp_parsers=["%Y-%m-%dT%H:%M:%S.no-such-format"]))  # keep text as text
     except pa.ArrowException as exc:
         raise DataError(f"{what}: cannot be parsed as {fmt}: {exc}") from None

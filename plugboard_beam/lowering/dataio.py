@@ -318,10 +318,10 @@ def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list
     try:
         if "://" not in path:
             pf = pq.ParquetFile(path)
-            t = pf.read_row_group(group, columns=None)
+            t = pf.read_row_group(group, columns=None, use_threads=False)
         else:
             with FileSystems.open(path) as f:
-                t = pq.ParquetFile(f).read_row_group(group)
+                t = pq.ParquetFile(f).read_row_group(group, use_threads=False)
     except Exception as exc:
         raise DataError(f"{r.what}: cannot be read: {type(exc).__name__}: {exc}") from None
     missing = [c for c in cols if c not in t.column_names]
