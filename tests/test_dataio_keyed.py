@@ -300,3 +300,21 @@ def test_scenarios_cannot_override_a_keyed_reader(tmp_path: Path) -> None:
         DataIO.of(model, make_plan(model.graph), 2, {"sensor.path", "tank.capacity"})
     io = DataIO.of(model, make_plan(model.graph), 2, {"tank.capacity", "levels.path"})
     assert io.reads and [s.name for s in io.sinks] == ["db"]  # levels.path differs per key: written per key
+
+
+@pytest.mark.slow
+def test_local_runner_takes_the_keys_from_the_data(tmp_path: Path) -> None:
+    """Without scenarios, --runner local runs one instance per key found in the keyed data; a
+    file writer shared by the keys is refused (it would be overwritten), {key} in its path works."""
+    folder, readings = replay_folder(tmp_path, assets=3, rows=4)
+    proc = cli(folder, "run", "replay.yaml", "--runner", "local")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "3 keys would each overwrite the file of 'levels'" in proc.stderr
+    assert not (folder / "out").exists()  # refused before anything ran
+    proc = cli(folder, "run", "replay.yaml", "--runner", "local", "-p", "levels.path=out/{key}.csv")
+    assert proc.returncode == 0, proc.stderr
+    for key, inflows in readings.items():
+        lines = (folder / "out" / f"{key}.csv").read_text().splitlines()
+        assert [float(x.split(",")[1]) for x in lines[1:]] == pytest.approx(tank_levels(inflows))
+    con = sqlite3.connect(folder / "levels.db")
+    assert sorted(con.execute("SELECT DISTINCT key FROM levels").fetchall()) == [(k,) for k in sorted(readings)]

@@ -74,8 +74,9 @@ class Runner:
         if options.partition not in PARTITIONS:
             raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
         self.refuse_options(options)
-        scenarios = list(options.scenarios or [Scenario(DEFAULT_KEY, {})])
-        insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, options.scenarios), strict=True)]
+        given = options.scenarios if options.scenarios is not None else self.default_scenarios(model)
+        scenarios = list(given or [Scenario(DEFAULT_KEY, {})])
+        insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
         self.check(model, options)
         report = self.execute(model, insts, options)
         report.keys = len(insts)
@@ -83,6 +84,11 @@ class Runner:
         if report.failures:
             raise RunFailed(report)
         return report
+
+    def default_scenarios(self, model: LoadedModel) -> _t.Optional[list[Scenario]]:
+        """The keys to run when no ``--scenarios`` are given (None: the one default key). A
+        runner that finds the keys itself (the Beam lowering reads keyed data) keeps None."""
+        return None
 
     def accepts(self, options: RunOptions) -> frozenset[str]:
         """The run options (flag names) this runner honours, given the others."""

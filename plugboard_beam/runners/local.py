@@ -11,6 +11,7 @@ from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.session import run_to_end
 from plugboard_beam.spec.load import LoadedModel
+from plugboard_beam.spec.scenarios import Scenario
 
 
 class LocalRunner(Runner):
@@ -21,6 +22,17 @@ class LocalRunner(Runner):
     def accepts(self, options: RunOptions) -> frozenset[str]:
         return BASE_FLAGS | {"--progress"}
 
+    def default_scenarios(self, model: LoadedModel) -> _t.Optional[list[Scenario]]:
+        """A model with keyed data readers (``key_column``) runs one key per key in its data."""
+        from plugboard_beam.library.data import DataError
+        from plugboard_beam.lowering.dataio import data_keys
+
+        try:
+            keys = data_keys(model)
+        except DataError as exc:
+            raise UserError(str(exc)) from None
+        return None if keys is None else [Scenario(k, {}) for k in keys]
+
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         if options.pipeline_args:
             raise UserError(f"unknown option(s) for --runner local: {' '.join(options.pipeline_args)}")
@@ -28,6 +40,7 @@ class LocalRunner(Runner):
             raise UserError("--record writes Parquet through Beam: use --runner direct")
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
+        _refuse_shared_files(model, insts)
         report = RunReport()
         for sc, inst in insts:
             key = sc.key
@@ -42,6 +55,23 @@ class LocalRunner(Runner):
                 report.failures.append(Failure.of(err, err.also))
         return report
 
+
+def _refuse_shared_files(model: LoadedModel, insts: Instances) -> None:
+    """Several keys and a FileWriter whose path has no ``{key}``: the Beam runners write one
+    table with a ``key`` column (a sink); here every key would overwrite the same file."""
+    if len(insts) < 2:
+        return
+    from plugboard_beam.lowering.dataio import DataIO
+    from plugboard_beam.lowering.plan import make_plan
+
+    overridden = {name for sc, _ in insts for name in sc.overrides}
+    shared = [s.name for s in DataIO.of(model, make_plan(model.graph), len(insts), overridden).sinks
+              if s.kind == "file"]
+    if shared:
+        raise UserError(
+            f"{len(insts)} keys would each overwrite the file of {', '.join(repr(n) for n in shared)} on "
+            "--runner local: put {key} in its path (one file per key), or use --runner direct, which writes "
+            "one table with a 'key' column")
 
 
 def _bind_progress(progress: _t.Optional[ProgressFn], key: str) -> _t.Optional[_t.Callable[[Engine], None]]:
