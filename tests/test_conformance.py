@@ -47,6 +47,14 @@ def test_vendored_suite_equals_the_shared_one() -> None:
     assert not differ, f"the vendored suite differs from {SHARED_CONFORMANCE} in {differ}"
 
 
+@pytest.mark.skipif(not (SHARED_CONFORMANCE.parent / "SEMANTICS.md").exists(),
+                    reason=f"no shared contract at {SHARED_CONFORMANCE.parent} (a plain clone has none)")
+def test_documented_contract_equals_the_shared_one() -> None:
+    ours = Path(__file__).resolve().parent.parent / "docs" / "SEMANTICS.md"
+    assert ours.read_bytes() == (SHARED_CONFORMANCE.parent / "SEMANTICS.md").read_bytes(), \
+        "docs/SEMANTICS.md differs from the shared contract: copy it again"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_conformance(engine: str, conformance: Path) -> None:
