@@ -19,11 +19,16 @@ def test_pubsub_read_patch_shortens_pulls(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert patches.tune_pubsub_reads(timeout=1.5, max_messages=500)
     calls: list[dict[str, _t.Any]] = []
+    replies = [["m1"], [], []]
+
+    class Response:
+        def __init__(self, messages: list[str]) -> None:
+            self.received_messages = messages
 
     class FakeClient:
-        def pull(self, **kw: _t.Any) -> str:
+        def pull(self, **kw: _t.Any) -> Response:
             calls.append(kw)
-            return "pulled"
+            return Response(replies.pop(0))
 
     class State:
         client = FakeClient()
@@ -31,11 +36,22 @@ def test_pubsub_read_patch_shortens_pulls(monkeypatch: pytest.MonkeyPatch) -> No
     # Beam's evaluator asks its client cache for the subscriber; ours must wrap what it returns.
     monkeypatch.setattr(te._PubSubReadEvaluator, "_get_subscriber_client_state_unlocked",
                         classmethod(lambda cls, transform: State()))
+    monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)  # idle
     client = te._PubSubReadEvaluator._get_subscriber_client(object())
     assert isinstance(client, patches._PullProxy)
     # Beam calls pull(subscription=..., max_messages=10, timeout=30): we ask for more, sooner.
-    assert client.pull(subscription="projects/p/subscriptions/s", max_messages=10, timeout=30) == "pulled"
-    assert calls == [{"subscription": "projects/p/subscriptions/s", "max_messages": 500, "timeout": 1.5}]
+    sub = "projects/p/subscriptions/s"
+    assert client.pull(subscription=sub, max_messages=10, timeout=30).received_messages == ["m1"]
+    assert calls[0] == {"subscription": sub, "max_messages": 500, "timeout": 1.5}
+    # A message was pulled: the pipeline is busy, so the next pulls (of any read) return at
+    # once instead of holding the single evaluator thread.
+    client.pull(subscription="projects/p/subscriptions/other", max_messages=10, timeout=30)
+    assert calls[1] == {"subscription": "projects/p/subscriptions/other", "max_messages": 500, "timeout": 1.5,
+                        "return_immediately": True}
+    # Idle for longer than hot_seconds: back to waiting pulls.
+    monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)
+    client.pull(subscription=sub, max_messages=10, timeout=30)
+    assert "return_immediately" not in calls[2]
 
 
 def test_state_cache_patch_takes_effect() -> None:

@@ -33,6 +33,9 @@ log = logging.getLogger("plugboard_beam")
 RECORD = "record"
 ERRORS = "errors"
 DONE = "done"
+#: streaming: ``(key, chunk, failure row or "")`` for input a stage cannot use because the key
+#: failed (the chunk that failed it, input queued behind it) or had already ended
+LATE = "late"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
 #: progress callback of an in-process runner (DirectRunner in_memory); None in worker processes
@@ -77,6 +80,8 @@ class StageDoFn(beam.DoFn):
     """Runs one stage of the model for each key; the key's ``StageRun`` lives in Beam state."""
 
     RUN = ReadModifyWriteStateSpec("run", BytesCoder())
+    #: streaming (``emit_done``): how the key ended here, "" or its failure row
+    ENDED = ReadModifyWriteStateSpec("ended", BytesCoder())
 
     def __init__(self, source: ModelSource, stage: Stage, overrides: dict[str, dict[str, _t.Any]],
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
@@ -157,11 +162,14 @@ class StageDoFn(beam.DoFn):
         state.write(blob)
         self.live[key] = (version, run)
 
-    def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:  # noqa: B008
+    def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN),  # noqa: B008
+                ended: _t.Any = beam.DoFn.StateParam(ENDED)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key, chunk = element
         self.records.key = key
         loaded = self._load(key, state.read())
         if loaded is None:
+            if self.emit_done and chunk is not None:
+                yield beam.pvalue.TaggedOutput(LATE, (key, chunk, (ended.read() or b"").decode()))
             return
         version, run = loaded
         if chunk is not None:
@@ -175,11 +183,15 @@ class StageDoFn(beam.DoFn):
         if run.finished:
             for name, n in run.engine.steps().items():
                 self.steps[name].inc(n)
+            unused = _unused_input(run, chunk) if self.emit_done and run.error is not None else []
             errors = run.close()
             yield from self._drain_writers(run)
             row = error_row(key, errors) if errors else ""
             if self.emit_done:
                 yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
+                for late in unused:
+                    yield beam.pvalue.TaggedOutput(LATE, (key, late, row))
+                ended.write(row.encode())
             if errors:
                 self.failed_keys.inc()
                 yield beam.pvalue.TaggedOutput(ERRORS, row)
@@ -198,6 +210,26 @@ class StageDoFn(beam.DoFn):
             for message in outbox:
                 yield beam.pvalue.TaggedOutput(writer_tag(name), message)
             outbox.clear()
+
+
+def _unused_input(run: StageRun, chunk: _t.Any) -> list[_t.Any]:
+    """Streaming, when a key fails: the input its failed component will never use, as chunks —
+    the chunk that failed it, values queued behind it and chunks waiting out of order."""
+    error = _t.cast(StepError, run.error)
+    out: list[_t.Any] = []
+    if chunk is not None:
+        edge, start, values, _ = chunk
+        port = run.engine.inputs.get(edge)
+        if (values and port is not None and port.edge.target == error.component
+                and start <= error.step < start + len(values)):
+            out.append((edge, error.step, [values[error.step - start]], False))
+    for edge, port in run.engine.inputs.items():
+        if port.edge.target == error.component and port.queue:
+            first = port.received - len(port.queue)
+            out += [(edge, first + i, [v], False) for i, v in enumerate(port.queue) if first + i != error.step]
+    for edge, waiting in run.pending.items():
+        out += [(edge, start, values, False) for start, (values, _) in sorted(waiting.items()) if values]
+    return out
 
 
 def close_live_runs() -> int:
