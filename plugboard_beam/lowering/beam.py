@@ -183,7 +183,7 @@ class StageDoFn(beam.DoFn):
         if run.finished:
             for name, n in run.engine.steps().items():
                 self.steps[name].inc(n)
-            unused = _unused_input(run, chunk) if self.emit_done and run.error is not None else []
+            unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
             yield from self._drain_writers(run)
             row = error_row(key, errors) if errors else ""
@@ -212,21 +212,20 @@ class StageDoFn(beam.DoFn):
             outbox.clear()
 
 
-def _unused_input(run: StageRun, chunk: _t.Any) -> list[_t.Any]:
-    """Streaming, when a key fails: the input its failed component will never use, as chunks —
-    the chunk that failed it, values queued behind it and chunks waiting out of order."""
+def _unused_input(run: StageRun) -> list[_t.Any]:
+    """Streaming, when a key fails: the input of its failed component that it will never use,
+    as chunks — the values of the step that failed, values queued behind them and chunks
+    waiting out of order."""
     error = _t.cast(StepError, run.error)
+    comp = run.engine.runners[error.component].comp if error.component in run.engine.runners else None
     out: list[_t.Any] = []
-    if chunk is not None:
-        edge, start, values, _ = chunk
-        port = run.engine.inputs.get(edge)
-        if (values and port is not None and port.edge.target == error.component
-                and start <= error.step < start + len(values)):
-            out.append((edge, error.step, [values[error.step - start]], False))
     for edge, port in run.engine.inputs.items():
-        if port.edge.target == error.component and port.queue:
-            first = port.received - len(port.queue)
-            out += [(edge, first + i, [v], False) for i, v in enumerate(port.queue) if first + i != error.step]
+        if port.edge.target != error.component:
+            continue
+        first = port.received - len(port.queue)
+        if error.phase == "step" and comp is not None and first > error.step:
+            out.append((edge, error.step, [comp.__dict__.get(port.edge.target_field)], False))
+        out += [(edge, first + i, [v], False) for i, v in enumerate(port.queue)]
     for edge, waiting in run.pending.items():
         out += [(edge, start, values, False) for start, (values, _) in sorted(waiting.items()) if values]
     return out

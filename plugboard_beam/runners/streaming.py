@@ -111,6 +111,8 @@ class StreamingRunner(Runner):
 
 #: seconds to create the run's topics and subscriptions before giving up
 SETUP_SECONDS = 15.0
+#: seconds a finished run keeps its pipeline up so that its last publishes go out
+SETTLE_SECONDS = 1.5
 #: seconds without an answer from Pub/Sub mid-run before the run fails
 LOST_SECONDS = 30.0
 
@@ -330,10 +332,16 @@ class Watch:
                     liveness.check()
                     continue
                 self._handle(kind, attrs, data)
+            # Let the last bundles' publishes (dead letters of a failed key, late control
+            # messages) go out before the pipeline is cancelled.
+            settle = time.monotonic() + SETTLE_SECONDS
+            while time.monotonic() < settle:
+                try:
+                    self._handle(*self.events.get(timeout=0.1))
+                except queue.Empty:
+                    pipeline.check()
         finally:
             liveness.stop()
-        # Let in-flight publishes of the last bundle settle (they are published, not yet acked).
-        time.sleep(0.2)
 
     def _handle(self, kind: str, attrs: dict[str, str], data: bytes) -> None:
         if kind == "control":

@@ -232,6 +232,17 @@ class LateDoFn(beam.DoFn):
             yield dead_letter(data, {key_attribute: key, "seq": str(start + i)}, why, reader)
 
 
+class OfReaders(beam.DoFn):
+    """Dead letters of some readers (those sharing one dead-letter topic)."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def process(self, message: PubsubMessage) -> _t.Iterator[PubsubMessage]:
+        if message.attributes.get("reader") in self.names:
+            yield message
+
+
 def late_reason(row: str) -> str:
     """The dead-letter reason for input of a key whose stage ended with ``row`` ("" = no failure)."""
     if not row:
@@ -344,8 +355,8 @@ def build_streaming(
         for name, topic in dead_topics.items():
             by_topic.setdefault(topic, []).append(name)
         for topic, names in by_topic.items():
-            (late_dead | f"Late for {'+'.join(names)}" >> beam.Filter(
-                lambda m, names=frozenset(names): m.attributes.get("reader") in names).with_output_types(PubsubMessage)
+            (late_dead | f"Late for {'+'.join(names)}" >> beam.ParDo(OfReaders(frozenset(names)))
+             | f"Typed late {'+'.join(names)}" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
              | f"Write late dead letters {'+'.join(names)}" >> WriteToPubSub(topic, with_attributes=True))
 
 
