@@ -112,6 +112,12 @@ def results_by_key(published: list[tuple[dict[str, str], bytes]]) -> tuple[dict[
     return {k: [v[i] for i in sorted(v)] for k, v in steps.items()}, eos
 
 
+def complete(published: list[tuple[dict[str, str], bytes]], keys: _t.Sequence[str]) -> bool:
+    """Every key's end of stream and every data message before it have arrived."""
+    by_key, eos = results_by_key(published)
+    return all(k in eos and len(by_key.get(k, [])) == eos[k] for k in keys)
+
+
 class Attacker(threading.Thread):
     """Watches every topic of the run (and the user's input and output topics) and republishes
     each message it sees as: an exact copy, a copy whose data is a malicious pickle, copies
@@ -130,6 +136,7 @@ class Attacker(threading.Thread):
         self.pub, self.sub = clients()
         self.rng = random.Random(3)
         self.errors: list[str] = []
+        self.handled: set[tuple[str, bytes, tuple[tuple[str, str], ...]]] = set()  # never attack our own copies
 
     def watch(self, topic_path: str) -> None:
         name = f"attacker-{len(self.watched)}-{int(time.time() * 1000) % 10**8}"
@@ -170,6 +177,7 @@ class Attacker(threading.Thread):
             # The bug of old: feedback attribute without an edge.
             copies.append((topic_path, pickle.dumps(Boom(self.marker)), {"pbb": "chunk", "key": attrs.get("key", "k")}))
         for t, d, a in copies:
+            self.handled.add((t, d, tuple(sorted(a.items()))))
             self.pub.publish(t, d, **a)
             self.sent[t] = self.sent.get(t, 0) + 1
 
@@ -187,7 +195,11 @@ class Attacker(threading.Thread):
                     if resp.received_messages:
                         self.sub.acknowledge(subscription=s, ack_ids=[m.ack_id for m in resp.received_messages])
                     for m in resp.received_messages:
-                        self.attack(t, bytes(m.message.data), dict(m.message.attributes))
+                        data, attrs = bytes(m.message.data), dict(m.message.attributes)
+                        fingerprint = (t, data, tuple(sorted(attrs.items())))
+                        if fingerprint not in self.handled:
+                            self.handled.add(fingerprint)
+                            self.attack(t, data, attrs)
                 time.sleep(0.05)
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.errors.append(repr(exc))
@@ -258,7 +270,9 @@ def test_tank_twin_replayed_and_tampered_publishes_exact_levels_and_stops_on_ctr
         pub, _ = clients()
         for data, attrs in messages:
             pub.publish(in_topic, data, **attrs).result()
-        published = pull_all(results, lambda got: len(results_by_key(got)[1]) >= len(keys), timeout=240)
+        t_fed = time.monotonic()
+        published = pull_all(results, lambda got: complete(got, keys), timeout=240)
+        print(f"all outputs {time.monotonic() - t_fed:.1f} s after the last input was published")
         time.sleep(3)  # replays of the last messages are processed too
         assert proc.poll() is None, proc.communicate()[1][-3000:]  # still streaming (keys come from messages)
         t0 = time.monotonic()
@@ -272,8 +286,10 @@ def test_tank_twin_replayed_and_tampered_publishes_exact_levels_and_stops_on_ctr
             proc.kill()
             proc.communicate()
     print(f"stopped {stop_seconds:.1f} s after SIGINT; attacker sent {attacker.sent if attacker else {}}")
+    print(err[-2000:])
     assert attacker is not None and not attacker.errors, attacker.errors if attacker else None
-    assert sum(attacker.sent.values()) > 100 and any("-feedback" in t for t in attacker.sent), attacker.sent
+    assert sum(attacker.sent.values()) > 500 and any("-feedback" in t for t in attacker.sent), attacker.sent
+    assert any("-control" in t for t in attacker.sent), attacker.sent
     assert proc.returncode == 130, err[-3000:]
     assert "stopped by Ctrl-C" in err and "Traceback" not in err
     assert stop_seconds < 30
@@ -318,7 +334,7 @@ def test_bad_payload_fails_only_its_key_and_is_dead_lettered(emulator: Emulator,
     assert "Traceback" not in proc.stderr
     # stderr names component, key, step and reason
     assert "component 'tank' (key 'b') failed in step 1" in proc.stderr and "TypeError" in proc.stderr
-    published = pull_all(results, lambda got: len(results_by_key(got)[1]) >= 3, timeout=60)
+    published = pull_all(results, lambda got: complete(got, ["a", "b", "c"]), timeout=60)
     by_key, eos = results_by_key(published)
     assert by_key["a"] == simulate(inflows["a"]) and by_key["c"] == simulate(inflows["c"])  # other keys exact
     assert by_key["b"] == simulate([1.0])  # b's step 0, then its failure
@@ -366,6 +382,54 @@ def test_two_concurrent_runs_of_one_model_each_get_their_own_outputs(emulator: E
                 proc.kill()
                 proc.communicate()
     for name, (_, _, results) in runs.items():
-        by_key, eos = results_by_key(pull_all(results, lambda got: len(results_by_key(got)[1]) >= 2, timeout=30))
+        by_key, eos = results_by_key(pull_all(results, lambda got: complete(got, list(data[name])), timeout=30))
         assert by_key == {k: simulate(vs) for k, vs in data[name].items()}, name
         assert eos == {k: len(vs) for k, vs in data[name].items()}, name
+
+
+def test_unreachable_pubsub_fails_fast_naming_the_endpoint(tmp_path: Path) -> None:
+    from plugboard_beam.testing.emulator import free_port
+
+    work = tank_copy(tmp_path, "tank")
+    host = f"127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    proc = subprocess.run([*cli_command(), "process", "run", "tank.yaml", "--streaming"], cwd=work,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PUBSUB_EMULATOR_HOST=host, PUBSUB_PROJECT_ID=PROJECT))
+    seconds = time.monotonic() - t0
+    print(f"failed in {seconds:.1f} s: {proc.stderr.strip()}")
+    assert proc.returncode != 0 and seconds < 30
+    assert host in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("then", ["wait", "ctrl-c"])
+def test_pubsub_lost_mid_run_fails_within_60s_and_ctrl_c_still_works(tmp_path: Path, then: str) -> None:
+    work = tank_copy(tmp_path, "tank")
+    with Emulator(project=PROJECT) as emu:
+        before = set(run_resources("pbb-tank-"))
+        proc = subprocess.Popen([*cli_command(), "process", "run", "tank.yaml", "--streaming"], cwd=work,
+                                env=env_for(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not set(run_resources("pbb-tank-")) - before:
+                time.sleep(0.2)
+            time.sleep(5)  # the pipeline is reading
+            assert proc.poll() is None
+            emu.stop()
+            t0 = time.monotonic()
+            if then == "ctrl-c":
+                time.sleep(2)
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+            seconds = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    print(f"{then}: exit {proc.returncode} after {seconds:.1f} s: {err.strip()[-500:]}")
+    assert "Traceback" not in err
+    if then == "ctrl-c":
+        assert proc.returncode == 130 and seconds < 30 and "stopped by Ctrl-C" in err
+    else:
+        assert proc.returncode != 0 and seconds < 60 and "lost Pub/Sub" in err and emu.host in err

@@ -113,8 +113,8 @@ class StreamingRunner(Runner):
 SETUP_SECONDS = 15.0
 #: seconds a finished run keeps its pipeline up so that its last publishes go out
 SETTLE_SECONDS = 1.5
-#: seconds without an answer from Pub/Sub mid-run before the run fails
-LOST_SECONDS = 30.0
+#: seconds without an answer from Pub/Sub mid-run before the run fails (shutdown adds at most ~25 s)
+LOST_SECONDS = 20.0
 
 
 def pubsub_endpoint() -> str:
@@ -204,7 +204,7 @@ class Shutdown:
 class Liveness:
     """Asks Pub/Sub every few seconds whether the run's control topic is there (on a thread)."""
 
-    def __init__(self, topic: str, endpoint: str, every: float = 5.0) -> None:
+    def __init__(self, topic: str, endpoint: str, every: float = 3.0) -> None:
         self.topic = topic
         self.endpoint = endpoint
         self.every = every
@@ -224,11 +224,18 @@ class Liveness:
             except Exception:
                 log.debug("Pub/Sub probe failed", exc_info=True)
 
-    def check(self) -> None:
-        """Raise if Pub/Sub has not answered for ``LOST_SECONDS``."""
+    def check(self, pipeline: PipelineWatch) -> None:
+        """Raise if Pub/Sub has not answered for ``LOST_SECONDS``, or if the pipeline failed
+        (as lost Pub/Sub when the last probes went unanswered)."""
         silent = time.monotonic() - self.last_ok
         if silent > LOST_SECONDS:
             raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s")
+        try:
+            pipeline.check()
+        except RuntimeError as exc:
+            if silent > 2 * self.every:
+                raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s ({exc})") from None
+            raise
 
     def stop(self) -> None:
         self._stop.set()
@@ -328,8 +335,7 @@ class Watch:
                 try:
                     kind, attrs, data = self.events.get(timeout=0.2)
                 except queue.Empty:
-                    pipeline.check()
-                    liveness.check()
+                    liveness.check(pipeline)
                     continue
                 self._handle(kind, attrs, data)
             # Let the last bundles' publishes (dead letters of a failed key, late control
@@ -339,7 +345,7 @@ class Watch:
                 try:
                     self._handle(*self.events.get(timeout=0.1))
                 except queue.Empty:
-                    pipeline.check()
+                    liveness.check(pipeline)
         finally:
             liveness.stop()
 
