@@ -295,8 +295,11 @@ def test_tank_twin_replayed_and_tampered_publishes_exact_levels_and_stops_on_ctr
     assert stop_seconds < 30
     # Nothing executed, nothing escaped the folder.
     assert not marker.exists()
-    assert not list(tmp_path.glob("escape*")) and not list(tmp_path.parent.glob("escape*"))
-    assert sorted(p.name for p in (work / "out").iterdir()) == sorted(f"log-{k}.jsonl" for k in keys)
+    # (Garbled copies on the input topic may start new keys: the input topic is the data channel.)
+    files = list((work / "out").rglob("*"))
+    assert all(p.parent == work / "out" and p.is_file() for p in files), files
+    assert {f"log-{k}.jsonl" for k in keys} <= {p.name for p in files}
+    assert not [p for p in tmp_path.parent.rglob("*escape*")]
     # Exactly the levels of a direct simulation.
     by_key, eos = results_by_key(published)
     assert set(by_key) == set(keys), set(by_key)
@@ -307,9 +310,12 @@ def test_tank_twin_replayed_and_tampered_publishes_exact_levels_and_stops_on_ctr
     assert "internal message(s) (feedback or control) failed authentication" in err
     # Traversal keys were dead-lettered with the reason.
     letters = pull_all(dead, lambda got: False, timeout=5)
-    reasons = {a.get("key"): a["reason"] for a, _ in letters if a.get("key") in traversal}
+    reasons: dict[str, set[str]] = {}
+    for a, _ in letters:
+        if a.get("key") in traversal:
+            reasons.setdefault(a["key"], set()).add(a["reason"])
     assert set(reasons) == set(traversal), reasons
-    assert all("key" in r for r in reasons.values())
+    assert all(any(r.startswith("the key ") for r in rs) for rs in reasons.values()), reasons
     # The run's subscriptions and topics are gone.
     assert run_resources(prefix) == []
 
