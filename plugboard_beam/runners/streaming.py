@@ -82,7 +82,8 @@ class StreamingRunner(Runner):
         result = None
         try:
             try:
-                res.create(timeout=SETUP_SECONDS)
+                # On a thread: a gRPC call blocking the main thread would hold Ctrl-C back.
+                interruptible(lambda: res.create(timeout=SETUP_SECONDS))
             except Exception as exc:
                 raise UserError(f"cannot set up Pub/Sub topics at {endpoint}: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -125,6 +126,25 @@ def pubsub_endpoint() -> str:
 
 class PubSubLost(UserError):
     """Pub/Sub stopped answering mid-run."""
+
+
+def interruptible(fn: _t.Callable[[], _t.Any]) -> None:
+    """Run ``fn`` on a daemon thread while the main thread waits in short steps, so that
+    Ctrl-C (KeyboardInterrupt) is raised here at once; ``fn``'s exception is re-raised."""
+    box: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True, name="pubsub-admin")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if box:
+        raise box[0]
 
 
 def bounded(fn: _t.Callable[[], _t.Any], seconds: float, what: str) -> bool:
@@ -184,7 +204,7 @@ class Shutdown:
 
         try:
             if not bounded(delete, 10.0, "deleting the run's subscriptions and topics"):
-                left.extend(res.run_subscriptions() + res.run_topics)
+                left.extend(res.created)
         except KeyboardInterrupt:
             self.interrupted = True
         self.left_behind = left

@@ -72,6 +72,7 @@ class Resources:
     control_subscription: str = ""
     writer_watch: dict[str, str] = field(default_factory=dict)  # writer -> driver subscription
     run_topics: list[str] = field(default_factory=list)  # topics made for this run (deleted at the end)
+    created: list[str] = field(default_factory=list)  # run subscriptions and topics create() made so far
 
     #: read topics directly (Dataflow makes and owns a subscription per read) instead of
     #: subscriptions made by us before the run (DirectRunner: nothing published is missed)
@@ -164,18 +165,23 @@ class Resources:
                 raise TimeoutError(f"Pub/Sub did not answer within {timeout:.0f} s")
             return remaining
 
+        owned = set(self.run_subscriptions()) | set(self.run_topics)
+
         def topic(path: str) -> None:
             ensure_topic(pub, path, left())
+            if path in owned:
+                self.created.append(path)
 
         def subscription(path: str, on: str) -> None:
             ensure_subscription(pub, sub, path, on, left())
+            self.created += [p for p in (on, path) if p in owned and p not in self.created]
 
         try:
             for r in self.readers:
                 if r.own_subscription:
                     subscription(r.subscription, _t.cast(str, r.topic))
                 elif r.topic is None:
-                    r.topic = sub.get_subscription(subscription=r.subscription, timeout=left()).topic
+                    r.topic = sub.get_subscription(subscription=r.subscription, timeout=left(), retry=None).topic
                 topic(r.dead_letter_topic)
             if self.feedback_topic and self.feedback_subscription:
                 subscription(self.feedback_subscription, self.feedback_topic)
@@ -186,17 +192,19 @@ class Resources:
             sub.close()
 
     def delete_run_resources(self, budget: float = 10.0) -> list[str]:
-        """Remove the subscriptions and topics made for this run, within ``budget`` seconds in
-        all (each call bounded, no retries); returns the paths that could not be deleted."""
+        """Remove the subscriptions and topics ``create`` made for this run, within ``budget``
+        seconds in all (each call bounded, no retries); returns the paths that could not be
+        deleted."""
         from google.api_core import exceptions
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         deadline = time.monotonic() + budget
         sub, pub = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
         left_behind: list[str] = []
+        made = set(self.created)
         calls: list[tuple[_t.Callable[..., _t.Any], str, str]] = [
-            (sub.delete_subscription, "subscription", p) for p in self.run_subscriptions()]
-        calls += [(pub.delete_topic, "topic", t) for t in self.run_topics]
+            (sub.delete_subscription, "subscription", p) for p in self.run_subscriptions() if p in made]
+        calls += [(pub.delete_topic, "topic", t) for t in self.run_topics if t in made]
         try:
             for call, arg, path in calls:
                 remaining = deadline - time.monotonic()
