@@ -20,10 +20,10 @@ import threading
 import time
 import typing as _t
 
+from conftest import ROOT, cli_command
 import pytest
 import yaml
 
-from conftest import ROOT, cli_command
 from plugboard_beam.testing.emulator import Emulator
 
 PROJECT = "plugboard-beam-sec"
@@ -154,7 +154,8 @@ class Attacker(threading.Thread):
         out = [(data, attrs), (evil, attrs), (b"\x80\x04garbage" + os.urandom(8), attrs)]
         for name in attrs:
             out.append((data, {k: v for k, v in attrs.items() if k != name}))
-            out.append((data, {**attrs, name: self.rng.choice(["", "0", "-1", "x" * 50, "../../x", attrs[name][::-1]])}))
+            garbled = self.rng.choice(["", "0", "-1", "x" * 50, "../../x", attrs[name][::-1]])
+            out.append((data, {**attrs, name: garbled}))
             out.append((evil, {k: v for k, v in attrs.items() if k != name}))
         return out
 
@@ -190,7 +191,7 @@ class Attacker(threading.Thread):
                 for t, s in list(self.watched.items()):
                     try:
                         resp = self.sub.pull(subscription=s, max_messages=100, timeout=0.5)
-                    except Exception:  # noqa: BLE001 - the run deleted its topic
+                    except Exception:
                         continue
                     if resp.received_messages:
                         self.sub.acknowledge(subscription=s, ack_ids=[m.ack_id for m in resp.received_messages])
@@ -201,7 +202,7 @@ class Attacker(threading.Thread):
                             self.handled.add(fingerprint)
                             self.attack(t, data, attrs)
                 time.sleep(0.05)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
+        except Exception as exc:
             self.errors.append(repr(exc))
 
 
@@ -322,7 +323,7 @@ def test_tank_twin_replayed_and_tampered_publishes_exact_levels_and_stops_on_ctr
 
 def test_bad_payload_fails_only_its_key_and_is_dead_lettered(emulator: Emulator, tmp_path: Path) -> None:
     work = tank_copy(tmp_path, "tank")
-    in_topic, sub = make_sub("bad-in", "bad-in-sub")
+    in_topic, _ = make_sub("bad-in", "bad-in-sub")
     _, results = make_sub("bad-out", "bad-out-results")
     _, dead = make_sub("bad-dead-letter", "bad-dead")
     inflows = {"a": [1.0, 2.0, 3.0, 4.0], "b": [1.0, "abc", 3.0, 4.0], "c": [5.0, 5.0, 5.0, 5.0]}
@@ -342,6 +343,7 @@ def test_bad_payload_fails_only_its_key_and_is_dead_lettered(emulator: Emulator,
     assert "component 'tank' (key 'b') failed in step 1" in proc.stderr and "TypeError" in proc.stderr
     published = pull_all(results, lambda got: complete(got, ["a", "b", "c"]), timeout=60)
     by_key, eos = results_by_key(published)
+    assert eos == {"a": 4, "b": 1, "c": 4}
     assert by_key["a"] == simulate(inflows["a"]) and by_key["c"] == simulate(inflows["c"])  # other keys exact
     assert by_key["b"] == simulate([1.0])  # b's step 0, then its failure
     # The message that failed the key and those behind it: on the dead-letter topic with the reason.
@@ -361,9 +363,10 @@ def test_two_concurrent_runs_of_one_model_each_get_their_own_outputs(emulator: E
         in_topic, _ = make_sub(f"conc-in-{name}", f"conc-in-{name}-sub")
         _, results = make_sub(f"conc-out-{name}", f"conc-out-{name}-results")
         (work / "keys.yaml").write_text("- {key: k1}\n- {key: k2}\n")
-        proc = subprocess.Popen([*cli_command(), "process", "run", "tank.yaml", "--streaming", "--scenarios", "keys.yaml",
-                                 "-p", f"sensor.subscription=conc-in-{name}-sub", "-p", f"report.topic=conc-out-{name}"],
-                                cwd=work, env=env_for(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        args = ["process", "run", "tank.yaml", "--streaming", "--scenarios", "keys.yaml",
+                "-p", f"sensor.subscription=conc-in-{name}-sub", "-p", f"report.topic=conc-out-{name}"]
+        proc = subprocess.Popen([*cli_command(), *args], cwd=work, env=env_for(emulator),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         runs[name] = (proc, in_topic, results)
 
     def feed(name: str) -> None:
@@ -388,7 +391,8 @@ def test_two_concurrent_runs_of_one_model_each_get_their_own_outputs(emulator: E
                 proc.kill()
                 proc.communicate()
     for name, (_, _, results) in runs.items():
-        by_key, eos = results_by_key(pull_all(results, lambda got: complete(got, list(data[name])), timeout=30))
+        run_keys = list(data[name])
+        by_key, eos = results_by_key(pull_all(results, lambda got, ks=run_keys: complete(got, ks), timeout=30))
         assert by_key == {k: simulate(vs) for k, vs in data[name].items()}, name
         assert eos == {k: len(vs) for k, vs in data[name].items()}, name
 

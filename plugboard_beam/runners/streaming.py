@@ -326,21 +326,41 @@ class Watch:
         self.ended_keys: set[str] = set()
         self.rejected = 0
         self.events: queue.Queue[tuple[str, dict[str, str], bytes]] = queue.Queue()
-        self._futures: list[_t.Any] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
         self.subscriber: _t.Any = None
 
     def start(self) -> None:
+        """Pull the control and writer-watch subscriptions, each on a thread (plain pulls with
+        a short deadline: a lost Pub/Sub is noticed by ``Liveness``, not by a streaming pull
+        that logs tracebacks)."""
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         self.subscriber = pubsub_v1.SubscriberClient()
+        self._stop = threading.Event()
         subs = [("control", self.res.control_subscription)]
         subs += [(f"writer:{w}", sub) for w, sub in self.res.writer_watch.items()]
         for kind, sub in subs:
-            def callback(message: _t.Any, kind: str = kind) -> None:
-                self.events.put((kind, dict(message.attributes), bytes(message.data)))
-                message.ack()
+            thread = threading.Thread(target=self._pull, args=(kind, sub), daemon=True, name=f"watch-{kind}")
+            thread.start()
+            self._threads.append(thread)
 
-            self._futures.append(self.subscriber.subscribe(sub, callback))
+    def _pull(self, kind: str, subscription: str) -> None:
+        while not self._stop.is_set():
+            try:
+                resp = self.subscriber.pull(subscription=subscription, max_messages=500, timeout=2.0, retry=None)
+            except Exception:  # Pub/Sub gone or slow: Liveness decides
+                self._stop.wait(0.5)
+                continue
+            for rm in resp.received_messages:
+                self.events.put((kind, dict(rm.message.attributes), bytes(rm.message.data)))
+            if resp.received_messages:
+                try:
+                    self.subscriber.acknowledge(subscription=subscription,
+                                                ack_ids=[rm.ack_id for rm in resp.received_messages],
+                                                timeout=2.0, retry=None)
+                except Exception:  # redelivered later; handling is idempotent
+                    pass
 
     @property
     def complete(self) -> bool:
@@ -403,13 +423,9 @@ class Watch:
             self.pending_writers.discard((key, writer))
 
     def stop(self) -> None:
-        """Stop listening."""
-        for f in self._futures:
-            f.cancel()
-        for f in self._futures:
-            try:
-                f.result(timeout=2)
-            except Exception:
-                pass
+        """Stop listening (each pull ends within its 2 s deadline)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(3.0)
         if self.subscriber is not None:
             self.subscriber.close()
