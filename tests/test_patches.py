@@ -37,21 +37,24 @@ def test_pubsub_read_patch_shortens_pulls(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(te._PubSubReadEvaluator, "_get_subscriber_client_state_unlocked",
                         classmethod(lambda cls, transform: State()))
     monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)  # idle
+    monkeypatch.setattr(patches.ACTIVITY, "latest", None)
     client = te._PubSubReadEvaluator._get_subscriber_client(object())
     assert isinstance(client, patches._PullProxy)
     # Beam calls pull(subscription=..., max_messages=10, timeout=30): we ask for more, sooner.
-    sub = "projects/p/subscriptions/s"
+    sub, other = "projects/p/subscriptions/s", "projects/p/subscriptions/other"
     assert client.pull(subscription=sub, max_messages=10, timeout=30).received_messages == ["m1"]
     assert calls[0] == {"subscription": sub, "max_messages": 500, "timeout": 1.5}
-    # A message was pulled: the pipeline is busy, so the next pulls (of any read) return at
-    # once instead of holding the single evaluator thread.
-    client.pull(subscription="projects/p/subscriptions/other", max_messages=10, timeout=30)
-    assert calls[1] == {"subscription": "projects/p/subscriptions/other", "max_messages": 500, "timeout": 1.5,
-                        "return_immediately": True}
-    # Idle for longer than hot_seconds: back to waiting pulls.
-    monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)
+    # `sub` had the latest messages: another read's pull returns at once instead of holding
+    # the single evaluator thread, while `sub` may still wait for its next message.
+    client.pull(subscription=other, max_messages=10, timeout=30)
+    assert calls[1] == {"subscription": other, "max_messages": 500, "timeout": 1.5, "return_immediately": True}
     client.pull(subscription=sub, max_messages=10, timeout=30)
     assert "return_immediately" not in calls[2]
+    # Idle for longer than hot_seconds: every read waits again.
+    monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)
+    replies.append([])
+    client.pull(subscription=other, max_messages=10, timeout=30)
+    assert "return_immediately" not in calls[3]
 
 
 def test_state_cache_patch_takes_effect() -> None:

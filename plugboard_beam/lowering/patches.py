@@ -8,12 +8,13 @@ still takes effect on the installed Beam.
 * ``tune_pubsub_reads`` — the DirectRunner's streaming Pub/Sub read does
   ``pull(max_messages=10, timeout=30)`` on its single evaluator thread: an idle subscription
   blocks every transform (other reads, timers, cancel) for ~30 s and 10 messages per pull caps
-  throughput. Larger pulls, and a pull that never holds the thread while the pipeline is
-  busy: while any read has had a message in the last ``hot_seconds``, pulls return at once
-  (``return_immediately``; ~8 ms on the emulator), so a second subscription — a run's
-  feedback subscription beside the user's input — costs a few ms per loop iteration instead
-  of a blocked pull; once everything has been idle that long, pulls wait up to ``timeout``
-  again (~0.5 s on the emulator, little CPU). Dataflow is unaffected (its own Pub/Sub source).
+  throughput. Larger pulls, and only one read may wait: the pull of the subscription that had
+  the latest messages waits for more (up to ``timeout``; it returns as soon as one arrives),
+  pulls of the others return at once (``return_immediately``; ~8 ms on the emulator). So a
+  second subscription — a run's feedback subscription beside the user's input — costs a few
+  ms per loop iteration instead of a blocked pull (~0.5 s on the emulator). Once every read
+  has been idle for ``hot_seconds``, all pulls wait again (little CPU while idle). Dataflow is
+  unaffected (it has its own Pub/Sub source).
 * ``tune_direct_runner`` — the FnApiRunner's in-memory state cache weighs every value it stores
   by walking all loaded modules (~1.5 ms per new key); our state is written once per element
   anyway, so the cache is turned off.
@@ -51,20 +52,23 @@ def _guard(name: str) -> bool:
 
 
 class Activity:
-    """When any patched read last pulled a message (shared by every read of the process)."""
+    """Which subscription last had messages, and when (shared by every patched read)."""
 
     def __init__(self, hot_seconds: float) -> None:
         self.hot_seconds = hot_seconds
+        self.latest: _t.Optional[str] = None
         self.last = 0.0
         self._lock = threading.Lock()
 
-    def hot(self) -> bool:
-        """Whether a message was pulled within ``hot_seconds``."""
-        return time.monotonic() - self.last < self.hot_seconds
+    def may_wait(self, subscription: str) -> bool:
+        """A pull may wait for messages on the subscription that had the latest ones, or on
+        any once every read has been idle for ``hot_seconds``; others return at once."""
+        return (self.latest is None or self.latest == subscription
+                or time.monotonic() - self.last >= self.hot_seconds)
 
-    def saw_messages(self) -> None:
+    def saw_messages(self, subscription: str) -> None:
         with self._lock:
-            self.last = time.monotonic()
+            self.latest, self.last = subscription, time.monotonic()
 
 
 class _PullProxy:
@@ -72,11 +76,11 @@ class _PullProxy:
         self._client, self._timeout, self._max, self._activity = client, timeout, max_messages, activity
 
     def pull(self, subscription: str, max_messages: int = 10, timeout: float = 30, **kw: _t.Any) -> _t.Any:
-        if self._activity.hot():
+        if not self._activity.may_wait(subscription):
             kw["return_immediately"] = True
         response = self._client.pull(subscription=subscription, max_messages=self._max, timeout=self._timeout, **kw)
         if response.received_messages:
-            self._activity.saw_messages()
+            self._activity.saw_messages(subscription)
         return response
 
     def __getattr__(self, name: str) -> _t.Any:

@@ -154,6 +154,7 @@ class EdgeInfo:
     label: str
 
 
+@beam.typehints.with_output_types(PubsubMessage)  # the main output; no identity step before WriteToPubSub
 class EncodeDoFn(beam.DoFn):
     """Cut-edge chunks as sealed feedback messages. A value that cannot cross (see ``codec``)
     fails the key: a failure row naming component, field, key and step goes to the control
@@ -331,8 +332,7 @@ def build_streaming(
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(
                     EncodeDoFn(codec, _edge_info(e))).with_outputs("failed", main="messages")
-                (encoded["messages"] | f"Typed {e.label}" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
-                 | f"Feedback {e.label}" >> WriteToPubSub(_t.cast(str, res.feedback_topic), with_attributes=True))
+                (encoded["messages"] | f"Feedback {e.label}" >> WriteToPubSub(_t.cast(str, res.feedback_topic), with_attributes=True))
                 control.append(encoded["failed"] | f"Seal failure {e.label}" >> beam.ParDo(ControlDoFn(codec, None)))
             else:
                 chunks_by_edge[e.id] = outs[chunk_tag(e)]
