@@ -38,6 +38,8 @@ DONE = "done"
 LATE = "late"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
+#: streaming: the state of a key that has ended at a stage, followed by its failure row ("" if none)
+ENDED_AS = TOMBSTONE + b"E"
 #: progress callback of an in-process runner (DirectRunner in_memory); None in worker processes
 PROGRESS: _t.Optional[_t.Callable[[str, Engine], None]] = None
 #: live runs by stage DoFn id, then key: (state version, run)
@@ -80,8 +82,6 @@ class StageDoFn(beam.DoFn):
     """Runs one stage of the model for each key; the key's ``StageRun`` lives in Beam state."""
 
     RUN = ReadModifyWriteStateSpec("run", BytesCoder())
-    #: streaming (``emit_done``): how the key ended here, "" or its failure row
-    ENDED = ReadModifyWriteStateSpec("ended", BytesCoder())
 
     def __init__(self, source: ModelSource, stage: Stage, overrides: dict[str, dict[str, _t.Any]],
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
@@ -162,14 +162,17 @@ class StageDoFn(beam.DoFn):
         state.write(blob)
         self.live[key] = (version, run)
 
-    def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN),  # noqa: B008
-                ended: _t.Any = beam.DoFn.StateParam(ENDED)) -> _t.Iterator[_t.Any]:  # noqa: B008
+    def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(RUN)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key, chunk = element
         self.records.key = key
-        loaded = self._load(key, state.read())
+        blob = state.read()
+        if self.emit_done and blob is not None and blob.startswith(ENDED_AS):
+            # streaming: input for a key that has ended here; the tombstone says how it ended
+            if chunk is not None:
+                yield beam.pvalue.TaggedOutput(LATE, (key, chunk, blob[len(ENDED_AS):].decode()))
+            return
+        loaded = self._load(key, blob)
         if loaded is None:
-            if self.emit_done and chunk is not None:
-                yield beam.pvalue.TaggedOutput(LATE, (key, chunk, (ended.read() or b"").decode()))
             return
         version, run = loaded
         if chunk is not None:
@@ -191,11 +194,10 @@ class StageDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
                 for late in unused:
                     yield beam.pvalue.TaggedOutput(LATE, (key, late, row))
-                ended.write(row.encode())
             if errors:
                 self.failed_keys.inc()
                 yield beam.pvalue.TaggedOutput(ERRORS, row)
-            state.write(TOMBSTONE)
+            state.write(ENDED_AS + row.encode() if self.emit_done else TOMBSTONE)
             self.live.pop(key, None)
             self.instances.pop(key, None)  # a long streaming job sees keys come and go
         else:
