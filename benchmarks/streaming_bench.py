@@ -88,6 +88,17 @@ def fail_fast(env: dict[str, str]) -> None:
                        capture_output=True, text=True, timeout=120)
     print(f"Pub/Sub unreachable: exit {r.returncode} after {time.time() - t0:.1f} s: {r.stderr.strip()[-200:]}",
           flush=True)
+    from google.api_core import exceptions
+    from google.cloud import pubsub_v1
+
+    pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    for make in (lambda: pub.create_topic(name="projects/bench-project/topics/bench-in"),
+                 lambda: sub.create_subscription(name="projects/bench-project/subscriptions/bench-in-sub",
+                                                 topic="projects/bench-project/topics/bench-in")):
+        try:
+            make()
+        except exceptions.AlreadyExists:
+            pass
     proc = subprocess.Popen([CLI, "process", "run", str(MODELS / "stream3.yaml"), "--streaming"], env=env,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(15)

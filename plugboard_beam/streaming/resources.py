@@ -66,7 +66,7 @@ class Resources:
     run_id: str
     readers: list[ReaderInfo] = field(default_factory=list)
     writers: dict[str, str] = field(default_factory=dict)  # writer name -> topic path
-    feedback_topic: _t.Optional[str] = None  # every cut edge of the run (None: no loop is cut)
+    feedback_topic: _t.Optional[str] = None  # every cut edge of the run (None: no loop is cut, readers)
     feedback_subscription: _t.Optional[str] = None
     control_topic: str = ""
     control_subscription: str = ""
@@ -106,7 +106,9 @@ class Resources:
         res.run_topics.append(res.control_topic)
         for w in res.writers:
             res.writer_watch[w] = subscription_path(slug(f"{prefix}-watch-{w}"), project)
-        if cut:
+        if cut or not res.readers:
+            # (a model without readers reads its feedback subscription even with no loop: an
+            # unbounded read keeps the pipeline streaming until the run cancels it)
             res.feedback_topic = topic_path(feedback_override or f"{prefix}-feedback", project)
             res.feedback_subscription = subscription_path(f"{prefix}-feedback", project)
             if not feedback_override:
