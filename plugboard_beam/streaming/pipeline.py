@@ -42,6 +42,8 @@ from plugboard_beam.streaming.resources import ReaderInfo, Resources
 DEAD_LETTERS = "dead_letters"
 REJECTED_INTERNAL = "rejected_internal"
 UNENCODABLE = "unencodable_values"
+#: elements of the keyed (stateful) steps: the key is a str (deterministic coder, no copy step)
+KEYED = beam.typehints.Tuple[str, beam.typehints.Any]
 
 
 def stage_tag(stage_id: int) -> str:
@@ -308,7 +310,9 @@ def build_streaming(
         for st in plan.stages:
             to_stage[st.id].append(routed[stage_tag(st.id)])
         dead_by_reader.setdefault(reader.name, []).append(routed["dead"])
-        seq = routed["unordered"] | f"Sequence {label}" >> beam.ParDo(SequenceDoFn(route)).with_outputs(*tags)
+        unordered = routed["unordered"]
+        unordered.element_type = KEYED  # a deterministic key coder for the stateful step
+        seq = unordered | f"Sequence {label}" >> beam.ParDo(SequenceDoFn(route)).with_outputs(*tags)
         for st in plan.stages:
             to_stage[st.id].append(seq[stage_tag(st.id)])
     starts = (pipeline | "Instances" >> beam.Create([k for k, _ in scenarios])) if scenarios else None
@@ -324,6 +328,7 @@ def build_streaming(
         if starts is not None:
             ins.append(starts | f"Start {st.name}" >> beam.Map(lambda k: (k, None)))
         stage_in = ins[0] if len(ins) == 1 else tuple(ins) | f"Join {st.name}" >> beam.Flatten()
+        stage_in.element_type = KEYED  # a deterministic key coder for the stateful step
         writers = [m for m in st.members if m in writers_of]
         out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
         outs = stage_in | f"Run {st.name}" >> beam.ParDo(StageDoFn(
