@@ -191,7 +191,8 @@ class StageDoFn(beam.DoFn):
             yield from self._drain_writers(run)
             row = error_row(key, errors) if errors else ""
             if self.emit_done:
-                yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
+                published = {w: int(getattr(run.engine.runners[w].comp, "count", 0)) for w in self.writers}
+                yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row, published))
                 for late in unused:
                     yield beam.pvalue.TaggedOutput(LATE, (key, late, row))
             if errors:

@@ -309,10 +309,10 @@ class Watch:
     """Follows the run's control topic (and writers' output) until every key has ended.
 
     Control messages count only when authentic (sealed by this run's codec); anything else on
-    the control subscription is counted in ``rejected``. A writer has finished a key when its
-    end-of-stream message has been seen *and* its ``count`` equals the data messages (steps
-    0..count-1) seen for that key, so a forged end-of-stream on the (user's) output topic
-    cannot end the run early.
+    the control subscription is counted in ``rejected``. A stage's completion says how many
+    messages each of its writers published for the key; the writer has finished the key once
+    those steps (0..count-1) have been seen on its topic. End-of-stream messages on the (user's)
+    output topic are not trusted, so a forged one cannot end the run early.
     """
 
     def __init__(self, res: _t.Any, codec: _t.Any, keys: list[str], stages: list[int], writers: list[str]) -> None:
@@ -321,7 +321,7 @@ class Watch:
         self.pending_stages = {(k, s) for k in keys for s in stages}
         self.pending_writers = {(k, w) for k in keys for w in writers}
         self.steps_seen: dict[tuple[str, str], set[int]] = {}
-        self.eos_count: dict[tuple[str, str], set[int]] = {}
+        self.expected: dict[tuple[str, str], int] = {}  # messages each writer published per key
         self.failures: list[dict[str, _t.Any]] = []
         self.ended_keys: set[str] = set()
         self.rejected = 0
@@ -395,13 +395,18 @@ class Watch:
             key = body.get("key") if body is not None else None
             stage = body.get("stage") if body is not None else None
             failure = body.get("failure") if body is not None else None
+            published = body.get("published") or {} if body is not None else {}
             if (body is None or not isinstance(key, str) or not (stage is None or type(stage) is int)
-                    or not (failure is None or isinstance(failure, dict))):
+                    or not (failure is None or isinstance(failure, dict)) or not isinstance(published, dict)):
                 self.rejected += 1
                 return
             if stage is not None:
                 self.pending_stages.discard((key, stage))
                 self.ended_keys.add(key)
+            for writer, count in published.items():
+                if type(count) is int:
+                    self.expected[(key, writer)] = count
+                    self._check_writer(key, writer)
             if failure is not None and all(f.get("message") != failure.get("message") for f in self.failures):
                 self.failures.append(failure)
                 log.error("key %r failed: %s", key, failure.get("message"))
@@ -409,17 +414,18 @@ class Watch:
         writer = kind.split(":", 1)[1]
         key = attrs.get("key", "")
         if attrs.get("eos") == "true":
-            try:
-                self.eos_count.setdefault((key, writer), set()).add(int(attrs.get("count", "")))
-            except ValueError:
-                return
-        else:
-            try:
-                self.steps_seen.setdefault((key, writer), set()).add(int(attrs.get("step", "")))
-            except ValueError:
-                return
-        steps = self.steps_seen.get((key, writer), set())
-        if any(len(steps) == n and (not steps or max(steps) == n - 1) for n in self.eos_count.get((key, writer), ())):
+            return  # anyone may publish on an output topic: the count comes from the control topic
+        try:
+            self.steps_seen.setdefault((key, writer), set()).add(int(attrs.get("step", "")))
+        except ValueError:
+            return
+        self._check_writer(key, writer)
+
+    def _check_writer(self, key: str, writer: str) -> None:
+        """A writer has finished a key once the (authenticated) number of messages it published
+        has been seen on its topic, steps 0..count-1."""
+        count = self.expected.get((key, writer))
+        if count is not None and self.steps_seen.get((key, writer), set()) >= set(range(count)):
             self.pending_writers.discard((key, writer))
 
     def stop(self) -> None:

@@ -198,9 +198,9 @@ class ControlDoFn(beam.DoFn):
         if self.stage_id is None:  # (key, failure row) from an encoder
             key, row = item
             data, attrs = self.codec.seal("done", {"key": key, "stage": None, "failure": row})
-        else:  # (key, stage id, error row or "") from a stage
-            key, stage_id, error = item
-            data, attrs = self.codec.seal("done", {"key": key, "stage": stage_id,
+        else:  # (key, stage id, error row or "", {writer: messages published}) from a stage
+            key, stage_id, error, published = item
+            data, attrs = self.codec.seal("done", {"key": key, "stage": stage_id, "published": published,
                                                    "failure": json.loads(error) if error else None})
         yield PubsubMessage(data, attrs)
 
@@ -337,7 +337,8 @@ def build_streaming(
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(
                     EncodeDoFn(codec, _edge_info(e))).with_outputs("failed", main="messages")
-                (encoded["messages"] | f"Feedback {e.label}" >> WriteToPubSub(_t.cast(str, res.feedback_topic), with_attributes=True))
+                encoded["messages"] | f"Feedback {e.label}" >> WriteToPubSub(
+                    _t.cast(str, res.feedback_topic), with_attributes=True)
                 control.append(encoded["failed"] | f"Seal failure {e.label}" >> beam.ParDo(ControlDoFn(codec, None)))
             else:
                 chunks_by_edge[e.id] = outs[chunk_tag(e)]
