@@ -443,3 +443,77 @@ def test_pubsub_lost_mid_run_fails_within_60s_and_ctrl_c_still_works(tmp_path: P
         assert proc.returncode == 130 and seconds < 30 and "stopped by Ctrl-C" in err
     else:
         assert proc.returncode != 0 and seconds < 60 and "lost Pub/Sub" in err and emu.host in err
+
+
+LOOP_PARTS = '''
+import typing as _t
+
+from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.schemas import ComponentArgsDict
+
+
+class Count(Component):
+    io = IO(outputs=["x"])
+
+    def __init__(self, steps: int = 5, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._steps, self._i = steps, 0
+
+    async def step(self) -> None:
+        if self._i >= self._steps:
+            await self.io.close()
+            return
+        self.x = self._i
+        self._i += 1
+
+
+class Mix(Component):
+    io = IO(inputs=["x", "back"], outputs=["y"])
+
+    async def step(self) -> None:
+        self.y = self.x
+
+
+class Leak(Component):
+    """Sends a value back round the loop; for key 'bad', at step 2, one that cannot cross a cut edge."""
+
+    io = IO(inputs=["y"], outputs=["back"])
+
+    def __init__(self, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+        super().__init__(**kwargs)
+        self._n = 0
+
+    async def step(self) -> None:
+        bad = getattr(self, "_plugboard_beam_key", "") == "bad" and self._n == 2
+        self.back = object() if bad else {"ok": (self._n, b"raw", float("inf"))}
+        self._n += 1
+'''
+
+LOOP_MODEL = '''
+plugboard:
+  process:
+    args:
+      components:
+      - {type: loop_parts.Count, args: {name: count, steps: 5}}
+      - {type: loop_parts.Mix, args: {name: mix, initial_values: {back: [0]}}}
+      - {type: loop_parts.Leak, args: {name: leak}}
+      connectors:
+      - {source: count.x, target: mix.x}
+      - {source: mix.y, target: leak.y}
+      - {source: leak.back, target: mix.back}
+'''
+
+
+def test_a_value_that_cannot_cross_a_cut_edge_fails_its_key_clearly(emulator: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "loop_parts.py").write_text(LOOP_PARTS)
+    (tmp_path / "loop.yaml").write_text(LOOP_MODEL)
+    (tmp_path / "keys.yaml").write_text("- {key: good}\n- {key: bad}\n")
+    t0 = time.monotonic()
+    proc = subprocess.run([*cli_command(), "process", "run", "loop.yaml", "--streaming", "--scenarios", "keys.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env_for(emulator))
+    print(f"{time.monotonic() - t0:.1f} s: {proc.stderr[-1500:]}")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    # The failure names component, field, key and step; the other key (dicts, tuples, bytes, inf) is fine.
+    assert "component 'leak' (key 'bad') failed in step 2 (counting from 0): output 'back'" in proc.stderr
+    assert "a value of type object" in proc.stderr and "cannot cross a cut edge" in proc.stderr
+    assert "1 of 2 model instance(s) failed" in proc.stderr and "key 'good'" not in proc.stderr
