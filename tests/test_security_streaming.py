@@ -437,7 +437,7 @@ def test_pubsub_lost_mid_run_fails_within_60s_and_ctrl_c_still_works(tmp_path: P
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    print(f"{then}: exit {proc.returncode} after {seconds:.1f} s: {err.strip()[-500:]}")
+    print(f"{then}: exit {proc.returncode} after {seconds:.1f} s: {err.strip()[-500:]}".replace("\n", " | "))
     assert "Traceback" not in err
     if then == "ctrl-c":
         assert proc.returncode == 130 and seconds < 30 and "stopped by Ctrl-C" in err
