@@ -4,7 +4,12 @@
     .venv/bin/python benchmarks/streaming_bench.py
 
 Prints end-to-end latency (publish -> result received) p50/p95 for a 3-component model,
-sustained messages/s over 10 keys, and loop-iteration latency through the feedback topic.
+sustained messages/s over 10 keys, loop-iteration latency through the feedback topic (a model
+without readers: one subscription), the same loop fed by a Pub/Sub reader (two subscriptions:
+the reader's and the run's feedback subscription), the time to fail when Pub/Sub is
+unreachable, and the time to stop on SIGINT.
+
+    .venv/bin/python benchmarks/streaming_bench.py [--only loops]
 """
 
 from __future__ import annotations
@@ -31,12 +36,91 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def gaps_ms(path: Path) -> list[float]:
+    import itertools
+
+    times = [float(x) for x in path.read_text().split()]
+    return [(b - a) * 1000 for a, b in itertools.pairwise(times)]
+
+
+def loops(env: dict[str, str]) -> None:
+    """Loop iterations with one subscription (no reader) and with two (reader + feedback)."""
+    from google.cloud import pubsub_v1
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        r = subprocess.run([CLI, "process", "run", str(MODELS / "stream_loop.yaml"), "--streaming"],
+                           env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            print(r.stderr)
+        gaps = gaps_ms(Path(tmp, "loop-times.txt"))
+        print(f"loop iteration through the feedback topic (1 subscription): n={len(gaps)} "
+              f"median={statistics.median(gaps):.0f} ms p95={pct(gaps, 95):.0f} ms "
+              f"(whole run {time.time() - t0:.1f} s)", flush=True)
+    pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = "projects/bench-project/topics/bench-loop"
+    pub.create_topic(name=topic)
+    sub.create_subscription(name="projects/bench-project/subscriptions/bench-loop-sub", topic=topic)
+    n = 100
+    for i in range(n):
+        pub.publish(topic, json.dumps({"x": float(i)}).encode(), key="loop", seq=str(i))
+    pub.publish(topic, b"", key="loop", seq=str(n), eos="true").result()
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "keys.yaml").write_text("- {key: loop}\n")
+        t0 = time.time()
+        r = subprocess.run([CLI, "process", "run", str(MODELS / "stream_loop_reader.yaml"), "--streaming",
+                            "--scenarios", "keys.yaml"], env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            print(r.stderr)
+        gaps = gaps_ms(Path(tmp, "loop-times.txt"))
+        print(f"loop iteration with a reader beside the feedback subscription (2 subscriptions): n={len(gaps)} "
+              f"median={statistics.median(gaps):.0f} ms p95={pct(gaps, 95):.0f} ms "
+              f"(whole run {time.time() - t0:.1f} s)", flush=True)
+
+
+def fail_fast(env: dict[str, str]) -> None:
+    """Seconds to a clear error with Pub/Sub unreachable, and to stop on SIGINT."""
+    from plugboard_beam.testing.emulator import free_port
+
+    dead = dict(env, PUBSUB_EMULATOR_HOST=f"127.0.0.1:{free_port()}")
+    t0 = time.time()
+    r = subprocess.run([CLI, "process", "run", str(MODELS / "stream3.yaml"), "--streaming"], env=dead,
+                       capture_output=True, text=True, timeout=120)
+    print(f"Pub/Sub unreachable: exit {r.returncode} after {time.time() - t0:.1f} s: {r.stderr.strip()[-200:]}",
+          flush=True)
+    from google.api_core import exceptions
+    from google.cloud import pubsub_v1
+
+    pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    for make in (lambda: pub.create_topic(name="projects/bench-project/topics/bench-in"),
+                 lambda: sub.create_subscription(name="projects/bench-project/subscriptions/bench-in-sub",
+                                                 topic="projects/bench-project/topics/bench-in")):
+        try:
+            make()
+        except exceptions.AlreadyExists:
+            pass
+    proc = subprocess.Popen([CLI, "process", "run", str(MODELS / "stream3.yaml"), "--streaming"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(15)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    print(f"SIGINT while streaming: exit {proc.returncode} after {time.time() - t0:.1f} s: {err.strip()[-300:]}",
+          flush=True)
+
+
 def main() -> None:
     from google.cloud import pubsub_v1
 
     from plugboard_beam.testing.emulator import Emulator
 
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
     with Emulator(project="bench-project") as emu:
+        env = dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID="bench-project",
+                   PYTHONPATH=str(MODELS))
+        if only:
+            {"loops": loops, "fail": fail_fast}[only](env)
+            return
         env = dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID="bench-project",
                    PYTHONPATH=str(MODELS))
         pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
@@ -109,17 +193,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
             stream.cancel()
-        # loop iteration latency through the feedback topic
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.time()
-            r = subprocess.run([CLI, "process", "run", str(MODELS / "stream_loop.yaml"), "--streaming"],
-                               env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
-            if r.returncode != 0:
-                print(r.stderr)
-            times = [float(x) for x in Path(tmp, "loop-times.txt").read_text().split()]
-            gaps = [(b - a) * 1000 for a, b in zip(times, times[1:])]
-            print(f"loop iteration through the feedback topic: n={len(gaps)} median={statistics.median(gaps):.0f} ms "
-                  f"p95={pct(gaps, 95):.0f} ms (whole run {time.time() - t0:.1f} s)")
+        loops(env)
+        fail_fast(env)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,16 @@ def test_pubsub_read_patch_shortens_pulls(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert patches.tune_pubsub_reads(timeout=1.5, max_messages=500)
     calls: list[dict[str, _t.Any]] = []
+    replies = [["m1"], [], []]
+
+    class Response:
+        def __init__(self, messages: list[str]) -> None:
+            self.received_messages = messages
 
     class FakeClient:
-        def pull(self, **kw: _t.Any) -> str:
+        def pull(self, **kw: _t.Any) -> Response:
             calls.append(kw)
-            return "pulled"
+            return Response(replies.pop(0))
 
     class State:
         client = FakeClient()
@@ -31,11 +36,25 @@ def test_pubsub_read_patch_shortens_pulls(monkeypatch: pytest.MonkeyPatch) -> No
     # Beam's evaluator asks its client cache for the subscriber; ours must wrap what it returns.
     monkeypatch.setattr(te._PubSubReadEvaluator, "_get_subscriber_client_state_unlocked",
                         classmethod(lambda cls, transform: State()))
+    monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)  # idle
+    monkeypatch.setattr(patches.ACTIVITY, "latest", None)
     client = te._PubSubReadEvaluator._get_subscriber_client(object())
     assert isinstance(client, patches._PullProxy)
     # Beam calls pull(subscription=..., max_messages=10, timeout=30): we ask for more, sooner.
-    assert client.pull(subscription="projects/p/subscriptions/s", max_messages=10, timeout=30) == "pulled"
-    assert calls == [{"subscription": "projects/p/subscriptions/s", "max_messages": 500, "timeout": 1.5}]
+    sub, other = "projects/p/subscriptions/s", "projects/p/subscriptions/other"
+    assert client.pull(subscription=sub, max_messages=10, timeout=30).received_messages == ["m1"]
+    assert calls[0] == {"subscription": sub, "max_messages": 500, "timeout": 1.5}
+    # `sub` had the latest messages: another read's pull returns at once instead of holding
+    # the single evaluator thread, while `sub` may still wait for its next message.
+    client.pull(subscription=other, max_messages=10, timeout=30)
+    assert calls[1] == {"subscription": other, "max_messages": 500, "timeout": 1.5, "return_immediately": True}
+    client.pull(subscription=sub, max_messages=10, timeout=30)
+    assert "return_immediately" not in calls[2]
+    # Idle for longer than hot_seconds: every read waits again.
+    monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)
+    replies.append([])
+    client.pull(subscription=other, max_messages=10, timeout=30)
+    assert "return_immediately" not in calls[3]
 
 
 def test_state_cache_patch_takes_effect() -> None:

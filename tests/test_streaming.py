@@ -104,7 +104,7 @@ def test_tank_twin_20_keys_out_of_order_duplicates_eos_equals_batch(emulator: Em
                           timeout=600, env=env_for(emulator))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    assert "3 malformed message(s) went to the dead-letter topic(s)" in proc.stderr
+    assert "3 message(s) went to the dead-letter topic(s)" in proc.stderr
     elapsed = time.monotonic() - t0
     published = drain(results, expect_eos=len(keys))
     by_key: dict[str, list[tuple[int, dict[str, _t.Any]]]] = {}
@@ -163,7 +163,7 @@ def test_ctrl_c_stops_cleanly_and_destroys(emulator: Emulator, tmp_path: Path) -
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert "stopped by Ctrl-C" in err and "Traceback" not in err
+    assert "stopped: " in err and "(SIGINT)" in err and "Traceback" not in err
     assert stop_seconds < 20
     # destroy() ran for the still-running key: its JSON-lines file was written.
     assert [json.loads(x)["level"] for x in (work / "log-a.jsonl").read_text().splitlines()] == [4.0, 7.2, 9.76]

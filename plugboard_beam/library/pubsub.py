@@ -257,23 +257,36 @@ class PubSubWriter(Component):
         self._emit(b"", {"key": self._key, "eos": "true", "count": str(self.count), "step": str(self.count)})
 
 
+def bounded_retry(timeout: _t.Optional[float]) -> _t.Any:
+    """Retries of transient errors that end after ``timeout`` seconds in all (a per-call
+    ``timeout`` alone bounds each attempt, not the retries: those go on for minutes)."""
+    if timeout is None:
+        from google.api_core.gapic_v1.method import DEFAULT
+
+        return DEFAULT
+    from google.api_core.retry import Retry
+
+    return Retry(initial=0.2, maximum=2.0, multiplier=2.0, timeout=timeout)
+
+
 def ensure_topic(publisher: _t.Any, path: str, timeout: _t.Optional[float] = None) -> None:
-    """Create a topic unless it exists."""
+    """Create a topic unless it exists (within ``timeout`` seconds, retries included)."""
     from google.api_core import exceptions
 
     try:
-        publisher.create_topic(name=path, timeout=timeout)
+        publisher.create_topic(name=path, timeout=timeout, retry=bounded_retry(timeout))
     except exceptions.AlreadyExists:
         pass
 
 
 def ensure_subscription(publisher: _t.Any, subscriber: _t.Any, path: str, topic: str,
                         timeout: _t.Optional[float] = None, ack_deadline: int = 60) -> None:
-    """Create a subscription (and its topic) unless it exists."""
+    """Create a subscription (and its topic) unless it exists (each call within ``timeout``)."""
     from google.api_core import exceptions
 
     ensure_topic(publisher, topic, timeout)
     try:
-        subscriber.create_subscription(name=path, topic=topic, ack_deadline_seconds=ack_deadline, timeout=timeout)
+        subscriber.create_subscription(name=path, topic=topic, ack_deadline_seconds=ack_deadline, timeout=timeout,
+                                       retry=bounded_retry(timeout))
     except exceptions.AlreadyExists:
         pass

@@ -36,8 +36,13 @@ log = logging.getLogger("plugboard_beam")
 RECORD = "record"
 ERRORS = "errors"
 DONE = "done"
+#: streaming: ``(key, chunk, failure row or "")`` for input a stage cannot use because the key
+#: failed (the chunk that failed it, input queued behind it) or had already ended
+LATE = "late"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
+#: streaming: the state of a key that has ended at a stage, followed by its failure row ("" if none)
+ENDED_AS = TOMBSTONE + b"E"
 #: progress callback of an in-process runner (DirectRunner in_memory); None in worker processes
 PROGRESS: _t.Optional[_t.Callable[[str, Engine], None]] = None
 #: live runs by stage DoFn id, then key: (state version, run)
@@ -211,10 +216,16 @@ class StageDoFn(beam.DoFn):
         blob = state.read()
         if blob == TOMBSTONE:
             return  # this key has ended here; late or repeated elements are dropped
+        if self.emit_done and blob is not None and blob.startswith(ENDED_AS):
+            # streaming: input for a key that has ended here; the tombstone says how it ended
+            late = decode_chunk(item)
+            if late is not None:
+                yield beam.pvalue.TaggedOutput(LATE, (key, late, blob[len(ENDED_AS):].decode()))
+            return
         try:
             version, run = self._load(key, blob)
         except StepError as err:  # a constructor raised, or the state is lost: the key fails alone
-            yield from self._construct_failed(key, err, state)
+            yield from self._construct_failed(key, err, state, decode_chunk(item))
             return
         chunk = decode_chunk(item)
         if chunk is not None:
@@ -228,10 +239,12 @@ class StageDoFn(beam.DoFn):
         if run.finished:
             for name, n in run.engine.steps().items():
                 self.steps[name].inc(n)
+            unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
             yield from self._drain_writers(run)
-            yield from self._report(key, errors)
-            state.write(TOMBSTONE)
+            row = error_row(key, errors) if errors else ""
+            yield from self._report(key, row, run, unused)
+            state.write(self._ended(row))
             self.live.pop(key, None)
             self.instances.pop(key, None)  # a long streaming job sees keys come and go
         else:
@@ -276,22 +289,35 @@ class StageDoFn(beam.DoFn):
                 return out, (chunk, exc)
         return out, None
 
-    def _report(self, key: str, errors: _t.Sequence[StepError]) -> _t.Iterator[_t.Any]:
-        row = error_row(key, errors) if errors else ""
+    def _report(self, key: str, row: str, run: _t.Optional[StageRun] = None,
+                unused: _t.Sequence[Chunk] = ()) -> _t.Iterator[_t.Any]:
+        """A key has ended here (``row``: its failure record as JSON, or empty). Streaming also
+        says so on the control output, with the messages each writer published, and hands the
+        input the failed key will never use to the dead-letter path (``LATE``)."""
         if self.emit_done:
-            yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row))
-        if errors:
+            published = ({w: int(getattr(run.engine.runners[w].comp, "count", 0)) for w in self.writers}
+                         if run is not None else {})
+            yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row, published))
+            for late in unused:
+                yield beam.pvalue.TaggedOutput(LATE, (key, late, row))
+        if row:
             self.failed_keys.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, row)
 
-    def _construct_failed(self, key: str, err: StepError, state: _t.Any) -> _t.Iterator[_t.Any]:
+    def _ended(self, row: str) -> bytes:
+        """The state of a key that has ended here (streaming keeps how, for late input)."""
+        return ENDED_AS + row.encode() if self.emit_done else TOMBSTONE
+
+    def _construct_failed(self, key: str, err: StepError, state: _t.Any,
+                          chunk: _t.Optional[Chunk]) -> _t.Iterator[_t.Any]:
         """No component of the key exists here: every output of the stage ends at once (so later
-        stages finish) and the failure is reported."""
+        stages finish) and the failure is reported; the input that came is never used."""
         for eid in self.tags:
-            chunk: Chunk = (eid, 0, [], True)
-            yield beam.pvalue.TaggedOutput(self.tags[eid], (key, chunk if eid in self.cut else encode_chunk(chunk)))
-        yield from self._report(key, [err])
-        state.write(TOMBSTONE)
+            end: Chunk = (eid, 0, [], True)
+            yield beam.pvalue.TaggedOutput(self.tags[eid], (key, end if eid in self.cut else encode_chunk(end)))
+        row = error_row(key, [err])
+        yield from self._report(key, row, unused=[chunk] if chunk is not None else [])
+        state.write(self._ended(row))
         self.instances.pop(key, None)
 
     def _drain_writers(self, run: StageRun) -> _t.Iterator[_t.Any]:
@@ -313,6 +339,25 @@ def _destroy_at_exit() -> None:
     if not _EXIT_HOOK:
         _EXIT_HOOK.append(True)
         atexit.register(close_live_runs)
+
+
+def _unused_input(run: StageRun) -> list[_t.Any]:
+    """Streaming, when a key fails: the input of its failed component that it will never use,
+    as chunks — the values of the step that failed, values queued behind them and chunks
+    waiting out of order."""
+    error = _t.cast(StepError, run.error)
+    comp = run.engine.runners[error.component].comp if error.component in run.engine.runners else None
+    out: list[_t.Any] = []
+    for edge, port in run.engine.inputs.items():
+        if port.edge.target != error.component:
+            continue
+        first = port.received - len(port.queue)
+        if error.phase == "step" and comp is not None and first > error.step:
+            out.append((edge, error.step, [comp.__dict__.get(port.edge.target_field)], False))
+        out += [(edge, first + i, [v], False) for i, v in enumerate(port.queue)]
+    for edge, waiting in run.pending.items():
+        out += [(edge, start, values, False) for start, (values, _) in sorted(waiting.items()) if values]
+    return out
 
 
 def close_live_runs() -> int:

@@ -1,16 +1,20 @@
 """Streaming runs on the DirectRunner: create topics, run, watch for the end, stop cleanly.
 
 A run whose keys are known (``--scenarios``, or the one default key of a model without
-Pub/Sub readers) ends by itself: every stage reports on the control topic when a key has
-ended there (after ``destroy()``), every writer publishes an end-of-stream message per key, and
-once all have been seen the pipeline is cancelled and the command exits (1 if a key failed).
-A model keyed by its incoming messages runs until Ctrl-C, which cancels the pipeline, calls
-``destroy()`` on every live component and deletes the run's subscriptions.
+Pub/Sub readers) ends by itself: every stage reports on the run's control topic when a key has
+ended there (after ``destroy()``; authenticated, see ``streaming/codec.py``), every writer
+publishes an end-of-stream message per key after all its data messages, and once all have been
+seen the pipeline is cancelled and the command exits (1 if a key failed). A model keyed by its
+incoming messages runs until Ctrl-C. Failures are printed on stderr as they arrive.
+
+Every wait is bounded: Pub/Sub unreachable at the start fails within ``SETUP_SECONDS``; lost
+mid-run, within ``LOST_SECONDS``; Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by the CLI)
+at any point cancels the pipeline, calls ``destroy()`` on every live component and deletes the
+run's subscriptions and topics, each step with its own time limit, and raises ``Interrupted``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -37,6 +41,9 @@ class StreamingRunner(Runner):
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         if options.record:
             raise UserError("--record is for batch runs; in streaming, publish results with a PubSubWriter")
+        from plugboard_beam.lowering.dataio import refuse_in_streaming
+
+        refuse_in_streaming(model)  # file and SQL readers are batch-only
         readers = components_of(model, PubSubReader)
         sources = [n.name for n in model.graph.nodes if n.is_source and n.name not in readers]
         if readers and not options.scenarios and sources:
@@ -54,6 +61,7 @@ class StreamingRunner(Runner):
 
         from plugboard_beam.lowering import beam as lowering_beam
         from plugboard_beam.lowering.patches import tune_pubsub_reads
+        from plugboard_beam.streaming.codec import Codec, new_secret
         from plugboard_beam.streaming.pipeline import build_streaming
         from plugboard_beam.streaming.resources import Resources
 
@@ -67,47 +75,193 @@ class StreamingRunner(Runner):
             raise UserError(f"Pub/Sub project {project!r} (from --project, PUBSUB_PROJECT_ID or "
                             "GOOGLE_CLOUD_PROJECT) is not a valid project id: 6 to 63 characters, lower-case "
                             "letters, digits and hyphens, starting with a letter")
-        # The DirectRunner reads one subscription well: feedback rides on the input topic unless
-        # the user names a feedback topic.
-        res = Resources.plan(model, plan.cut, project, uuid.uuid4().hex[:8], multiplex=not options.feedback_topic,
-                             feedback_override=options.feedback_topic)
-        try:
-            res.create(timeout=15)
-        except Exception as exc:
-            where = os.environ.get("PUBSUB_EMULATOR_HOST") or "the Pub/Sub service"
-            raise UserError(f"cannot set up Pub/Sub topics at {where}: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-        watch = Watch(res, keys, [st.id for st in plan.stages], list(res.writers) if finite else [])
-        tune_pubsub_reads()
-        pipeline = beam.Pipeline(options=self.options)
-        build_streaming(pipeline, model, plan, scenarios, res)
-        report = RunReport()
+        run_id = uuid.uuid4().hex[:12]
+        codec = Codec(run_id, new_secret())
+        res = Resources.plan(model, plan.cut, project, run_id, feedback_override=options.feedback_topic)
+        endpoint = pubsub_endpoint()
+        log.info("streaming run %s: control topic %s", run_id, res.control_topic)
+        watch = Watch(res, codec, keys, [st.id for st in plan.stages], list(res.writers) if finite else [])
+        shutdown = Shutdown()
         result = None
-        interrupted = False
         try:
+            try:
+                # On a thread: a gRPC call blocking the main thread would hold Ctrl-C back.
+                interruptible(lambda: res.create(timeout=SETUP_SECONDS))
+            except Exception as exc:
+                raise UserError(f"cannot set up Pub/Sub topics at {endpoint}: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+            tune_pubsub_reads()
+            pipeline = beam.Pipeline(options=self.options)
+            build_streaming(pipeline, model, plan, scenarios, res, codec, keys if finite and readers else None)
             watch.start()
             result = pipeline.run()
             if not finite:
                 log.warning("streaming until Ctrl-C (keys come from the messages)")
-            watch.wait(PipelineWatch(result), forever=not finite)
+            watch.wait(PipelineWatch(result), Liveness(res.control_topic, endpoint), forever=not finite)
         except KeyboardInterrupt:
-            interrupted = True
+            shutdown.interrupted = True
         finally:
-            watch.stop()
-            if result is not None:
-                _cancel(result)
-                dead = _counter(result, "dead_letters")
-                if dead:
-                    log.warning("%d malformed message(s) went to the dead-letter topic(s): %s", dead,
-                                ", ".join(sorted({r.dead_letter_topic for r in res.readers})))
-            still_running = lowering_beam.close_live_runs()  # destroy() for every live component
-            res.delete_run_subscriptions()
-        if interrupted:
+            shutdown.run(watch, result, res, lowering_beam.close_live_runs)
+        report = RunReport(failures=list(watch.failures))
+        if shutdown.interrupted:
+            failed = f"; {len(watch.failures)} key(s) had failed" if watch.failures else ""
+            kept = f"deleted except {', '.join(shutdown.left_behind)}" if shutdown.left_behind else "deleted"
             raise Interrupted(
-                f"stopped by Ctrl-C: {len(watch.ended_keys)} key(s) had ended; destroy() was called on the "
-                f"components of {still_running} stage instance(s) still running")
-        report.failures = list(watch.failures)
+                f"stopped: {len(watch.ended_keys)} key(s) had ended{failed}; destroy() was called on the "
+                f"components of {shutdown.still_running} stage instance(s) still running; the run's "
+                f"subscriptions and topics were {kept} (stopped in {shutdown.seconds:.1f} s)")
         return report
+
+
+#: seconds to create the run's topics and subscriptions before giving up
+SETUP_SECONDS = 15.0
+#: seconds a finished run keeps its pipeline up so that its last publishes go out
+SETTLE_SECONDS = 1.5
+#: seconds without an answer from Pub/Sub mid-run before the run fails (shutdown adds at most ~25 s)
+LOST_SECONDS = 20.0
+
+
+def pubsub_endpoint() -> str:
+    """Where Pub/Sub is (for messages)."""
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    return f"the Pub/Sub emulator at {host}" if host else "pubsub.googleapis.com"
+
+
+class PubSubLost(UserError):
+    """Pub/Sub stopped answering mid-run."""
+
+
+def interruptible(fn: _t.Callable[[], _t.Any]) -> None:
+    """Run ``fn`` on a daemon thread while the main thread waits in short steps, so that
+    Ctrl-C (KeyboardInterrupt) is raised here at once; ``fn``'s exception is re-raised."""
+    box: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True, name="pubsub-admin")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if box:
+        raise box[0]
+
+
+def bounded(fn: _t.Callable[[], _t.Any], seconds: float, what: str) -> bool:
+    """Run ``fn`` on a daemon thread and wait at most ``seconds``; whether it finished."""
+    box: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # reported below
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True, name=f"shutdown-{what}")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        log.warning("%s did not finish within %.0f s; going on", what, seconds)
+        return False
+    if box:
+        log.debug("%s failed: %r", what, box[0])
+    return True
+
+
+class Shutdown:
+    """The end of a streaming run, every step bounded, a second Ctrl-C included."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.still_running = 0
+        self.left_behind: list[str] = []
+        self.seconds = 0.0
+
+    def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
+        from plugboard_beam.streaming.pipeline import DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE
+
+        t0 = time.monotonic()
+        steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = [("stopping the watch", 5.0, watch.stop)]
+        if result is not None:
+            steps.append(("cancelling the pipeline", 10.0, lambda: _cancel(result)))
+        counts: dict[str, int] = {}
+        if result is not None:
+            steps.append(("reading counters", 2.0, lambda: counts.update(
+                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE)})))
+        for what, seconds, step in steps:
+            try:
+                bounded(step, seconds, what)
+            except KeyboardInterrupt:
+                self.interrupted = True
+        try:
+            self.still_running = close_live_runs()  # destroy() for every live component
+        except KeyboardInterrupt:
+            self.interrupted = True
+        left: list[str] = []
+
+        def delete() -> None:
+            left.extend(res.delete_run_resources(budget=8.0))
+
+        try:
+            if not bounded(delete, 10.0, "deleting the run's subscriptions and topics"):
+                left.extend(res.created)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        self.left_behind = left
+        if left:
+            log.warning("could not delete %s", ", ".join(left))
+        dead = counts.get(DEAD_LETTERS, 0)
+        if dead:
+            log.warning("%d message(s) went to the dead-letter topic(s): %s", dead,
+                        ", ".join(sorted({r.dead_letter_topic for r in res.readers})))
+        rejected = counts.get(REJECTED_INTERNAL, 0) + watch.rejected
+        if rejected:
+            log.warning("%d internal message(s) (feedback or control) failed authentication or were malformed "
+                        "and were dropped", rejected)
+        self.seconds = time.monotonic() - t0
+
+
+class Liveness:
+    """Asks Pub/Sub every few seconds whether the run's control topic is there (on a thread)."""
+
+    def __init__(self, topic: str, endpoint: str, every: float = 3.0) -> None:
+        self.topic = topic
+        self.endpoint = endpoint
+        self.every = every
+        self.last_ok = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._probe, daemon=True, name="pubsub-liveness")
+        self._thread.start()
+
+    def _probe(self) -> None:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+        pub = pubsub_v1.PublisherClient()
+        while not self._stop.wait(self.every):
+            try:
+                pub.get_topic(topic=self.topic, timeout=self.every, retry=None)
+                self.last_ok = time.monotonic()
+            except Exception:
+                log.debug("Pub/Sub probe failed", exc_info=True)
+
+    def check(self, pipeline: PipelineWatch) -> None:
+        """Raise if Pub/Sub has not answered for ``LOST_SECONDS``, or if the pipeline failed
+        (as lost Pub/Sub when the last probes went unanswered)."""
+        silent = time.monotonic() - self.last_ok
+        if silent > LOST_SECONDS:
+            raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s")
+        try:
+            pipeline.check()
+        except RuntimeError as exc:
+            if silent > 2 * self.every:
+                raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s ({exc})") from None
+            raise
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class PipelineWatch:
@@ -155,68 +309,132 @@ def _cancel(result: _t.Any) -> None:
 
 
 class Watch:
-    """Follows the control topic (and writers' end-of-stream messages) until every key has ended."""
+    """Follows the run's control topic (and writers' output) until every key has ended.
 
-    def __init__(self, res: _t.Any, keys: list[str], stages: list[int], writers: list[str]) -> None:
+    Control messages count only when authentic (sealed by this run's codec); anything else on
+    the control subscription is counted in ``rejected``. A stage's completion says how many
+    messages each of its writers published for the key; the writer has finished the key once
+    those steps (0..count-1) have been seen on its topic. End-of-stream messages on the (user's)
+    output topic are not trusted, so a forged one cannot end the run early.
+    """
+
+    def __init__(self, res: _t.Any, codec: _t.Any, keys: list[str], stages: list[int], writers: list[str]) -> None:
         self.res = res
+        self.codec = codec
         self.pending_stages = {(k, s) for k in keys for s in stages}
         self.pending_writers = {(k, w) for k in keys for w in writers}
+        self.steps_seen: dict[tuple[str, str], set[int]] = {}
+        self.expected: dict[tuple[str, str], int] = {}  # messages each writer published per key
         self.failures: list[dict[str, _t.Any]] = []
         self.ended_keys: set[str] = set()
+        self.rejected = 0
         self.events: queue.Queue[tuple[str, dict[str, str], bytes]] = queue.Queue()
-        self._futures: list[_t.Any] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.subscriber: _t.Any = None
 
     def start(self) -> None:
+        """Pull the control and writer-watch subscriptions, each on a thread (plain pulls with
+        a short deadline: a lost Pub/Sub is noticed by ``Liveness``, not by a streaming pull
+        that logs tracebacks)."""
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         self.subscriber = pubsub_v1.SubscriberClient()
+        self._stop = threading.Event()
         subs = [("control", self.res.control_subscription)]
         subs += [(f"writer:{w}", sub) for w, sub in self.res.writer_watch.items()]
         for kind, sub in subs:
-            def callback(message: _t.Any, kind: str = kind) -> None:
-                self.events.put((kind, dict(message.attributes), bytes(message.data)))
-                message.ack()
+            thread = threading.Thread(target=self._pull, args=(kind, sub), daemon=True, name=f"watch-{kind}")
+            thread.start()
+            self._threads.append(thread)
 
-            self._futures.append(self.subscriber.subscribe(sub, callback))
+    def _pull(self, kind: str, subscription: str) -> None:
+        while not self._stop.is_set():
+            try:
+                resp = self.subscriber.pull(subscription=subscription, max_messages=500, timeout=2.0, retry=None)
+            except Exception:  # Pub/Sub gone or slow: Liveness decides
+                self._stop.wait(0.5)
+                continue
+            for rm in resp.received_messages:
+                self.events.put((kind, dict(rm.message.attributes), bytes(rm.message.data)))
+            if resp.received_messages:
+                try:
+                    self.subscriber.acknowledge(subscription=subscription,
+                                                ack_ids=[rm.ack_id for rm in resp.received_messages],
+                                                timeout=2.0, retry=None)
+                except Exception:  # redelivered later; handling is idempotent
+                    pass
 
     @property
     def complete(self) -> bool:
         """Every (key, stage) has ended and every writer has closed every key."""
         return not self.pending_stages and not self.pending_writers
 
-    def wait(self, pipeline: PipelineWatch, forever: bool = False) -> None:
-        """Block until complete (or, with ``forever``, until Ctrl-C); raise if the pipeline fails."""
-        while forever or not self.complete:
-            try:
-                kind, attrs, data = self.events.get(timeout=0.2)
-            except queue.Empty:
-                pipeline.check()
-                continue
-            self._handle(kind, attrs, data)
-        # Let in-flight publishes of the last bundle settle (they are published, not yet acked).
-        time.sleep(0.2)
+    def wait(self, pipeline: PipelineWatch, liveness: Liveness, forever: bool = False) -> None:
+        """Block until complete (or, with ``forever``, until Ctrl-C); raise if the pipeline fails
+        or Pub/Sub is lost."""
+        try:
+            while forever or not self.complete:
+                try:
+                    kind, attrs, data = self.events.get(timeout=0.2)
+                except queue.Empty:
+                    liveness.check(pipeline)
+                    continue
+                self._handle(kind, attrs, data)
+            # Let the last bundles' publishes (dead letters of a failed key, late control
+            # messages) go out before the pipeline is cancelled.
+            settle = time.monotonic() + SETTLE_SECONDS
+            while time.monotonic() < settle:
+                try:
+                    self._handle(*self.events.get(timeout=0.1))
+                except queue.Empty:
+                    liveness.check(pipeline)
+        finally:
+            liveness.stop()
 
     def _handle(self, kind: str, attrs: dict[str, str], data: bytes) -> None:
-        key = attrs.get("key", "")
         if kind == "control":
-            self.pending_stages.discard((key, int(attrs.get("stage", -1))))
-            self.ended_keys.add(key)
-            if attrs.get("failed") == "1" and data:
-                row = json.loads(data)
-                if all(f.get("message") != row.get("message") for f in self.failures):
-                    self.failures.append(row)
-        elif attrs.get("eos") == "true":
-            self.pending_writers.discard((key, kind.split(":", 1)[1]))
+            body = self.codec.open(data, attrs, "done")
+            key = body.get("key") if body is not None else None
+            stage = body.get("stage") if body is not None else None
+            failure = body.get("failure") if body is not None else None
+            published = body.get("published") or {} if body is not None else {}
+            if (body is None or not isinstance(key, str) or not (stage is None or type(stage) is int)
+                    or not (failure is None or isinstance(failure, dict)) or not isinstance(published, dict)):
+                self.rejected += 1
+                return
+            if stage is not None:
+                self.pending_stages.discard((key, stage))
+                self.ended_keys.add(key)
+            for writer, count in published.items():
+                if type(count) is int:
+                    self.expected[(key, writer)] = count
+                    self._check_writer(key, writer)
+            if failure is not None and all(f.get("message") != failure.get("message") for f in self.failures):
+                self.failures.append(failure)
+                log.error("key %r failed: %s", key, failure.get("message"))
+            return
+        writer = kind.split(":", 1)[1]
+        key = attrs.get("key", "")
+        if attrs.get("eos") == "true":
+            return  # anyone may publish on an output topic: the count comes from the control topic
+        try:
+            self.steps_seen.setdefault((key, writer), set()).add(int(attrs.get("step", "")))
+        except ValueError:
+            return
+        self._check_writer(key, writer)
+
+    def _check_writer(self, key: str, writer: str) -> None:
+        """A writer has finished a key once the (authenticated) number of messages it published
+        has been seen on its topic, steps 0..count-1."""
+        count = self.expected.get((key, writer))
+        if count is not None and self.steps_seen.get((key, writer), set()) >= set(range(count)):
+            self.pending_writers.discard((key, writer))
 
     def stop(self) -> None:
-        """Stop listening."""
-        for f in self._futures:
-            f.cancel()
-        for f in self._futures:
-            try:
-                f.result(timeout=5)
-            except Exception:
-                pass
-        sub = getattr(self, "subscriber", None)
-        if sub is not None:
-            sub.close()
+        """Stop listening (each pull ends within its 2 s deadline)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(3.0)
+        if self.subscriber is not None:
+            self.subscriber.close()

@@ -11,21 +11,24 @@ if _t.TYPE_CHECKING:
 
 
 def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) -> list[str]:
-    """The streaming lowering for Dataflow (the ``builders`` hook): one feedback topic per cut
-    edge with its own subscription (Dataflow reads several subscriptions without stalling);
+    """The streaming lowering for Dataflow (the ``builders`` hook): the job's own feedback and
+    control topics (named after the job), read as topics (Dataflow owns those subscriptions);
     nothing is contacted here, so a dry run stays offline. Returns one line per stage."""
     from plugboard_beam.library.pubsub import PubSubReader
+    from plugboard_beam.streaming.codec import Codec, new_secret
     from plugboard_beam.streaming.pipeline import build_streaming
     from plugboard_beam.streaming.plan import components_of, streaming_plan
     from plugboard_beam.streaming.resources import Resources
 
     plan = streaming_plan(model, request.options)
-    res = Resources.plan(model, plan.cut, request.project, request.job_name, multiplex=False, read_topics=True,
+    res = Resources.plan(model, plan.cut, request.project, request.job_name, read_topics=True,
                          feedback_override=request.options.feedback_topic)
     if not request.options.dry_run:
         res.create_topics()  # feedback, control and dead-letter topics are ours to create
     readers = components_of(model, PubSubReader)
     instances = list(request.instances)
     keyed_by_messages = readers and [k for k, _ in instances] == ["default"] and not instances[0][1]
-    build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res)
+    # The job's secret travels inside its DoFns (the job graph), never in a message or a name.
+    codec = Codec(request.job_name, new_secret())
+    build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res, codec)
     return plan.stage_lines()

@@ -1,18 +1,25 @@
-"""The streaming lowering: Pub/Sub in, keyed stateful stages, Pub/Sub out, loops via feedback topics.
+"""The streaming lowering: Pub/Sub in, keyed stateful stages, Pub/Sub out, loops via the run's
+feedback topic.
 
-    ReadFromPubSub (each reader's subscription; feedback multiplexed or on its own subscription)
-      -> Route: feedback chunks to their stage; reader messages parsed, ordered by ``seq``
+    ReadFromPubSub (each reader's subscription)
+      -> ReaderDoFn: user messages parsed and checked (key, seq, JSON fields); ordered by ``seq``
          (or sequenced in arrival order, deduplicated by message id) into chunks for the
-         reader's targets; malformed ones to the dead-letter topic
+         reader's targets; malformed ones, and keys this run does not know, to the dead-letter
+         topic with a reason
+    ReadFromPubSub (the run's feedback subscription)
+      -> FeedbackDoFn: authenticated chunks (see ``codec.py``) to their stage; anything else
+         counted and dropped
       -> stage DoFns (the batch ``StageDoFn``: state per key in Beam state)
-      -> cut edges: chunk -> Pub/Sub message -> WriteToPubSub(feedback topic)
+      -> cut edges: chunk -> sealed message -> WriteToPubSub(feedback topic)
       -> PubSubWriter messages -> WriteToPubSub(writer topic)
-      -> stage completions -> WriteToPubSub(control topic)
+      -> stage completions and failures -> sealed message -> WriteToPubSub(control topic)
+      -> reader input for a key that has failed or ended -> the reader's dead-letter topic
 """
 
 from __future__ import annotations
 
-import pickle
+from dataclasses import dataclass
+import json
 import typing as _t
 
 import apache_beam as beam
@@ -21,28 +28,28 @@ from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
+from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
-from plugboard_beam.lowering.beam import DONE, ModelSource, StageDoFn, writer_tag
+from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, StageDoFn, writer_tag
 from plugboard_beam.lowering.plan import Plan, chunk_tag
+from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import Chunk
 from plugboard_beam.spec.load import LoadedModel
+from plugboard_beam.streaming.codec import KIND, Codec, Unencodable
+from plugboard_beam.streaming.keys import key_problem
 from plugboard_beam.streaming.resources import ReaderInfo, Resources
 
-FEEDBACK = "pbb"  # attribute marking our own feedback messages
+#: counters (namespace ``plugboard_beam``) the runner reports at the end
+DEAD_LETTERS = "dead_letters"
+REJECTED_INTERNAL = "rejected_internal"
+UNENCODABLE = "unencodable_values"
+#: elements of the keyed (stateful) steps: the key is a str (deterministic coder, no copy step)
+KEYED = beam.typehints.Tuple[str, beam.typehints.Any]
 
 
 def stage_tag(stage_id: int) -> str:
     """Output tag of chunks for one stage."""
     return f"s{stage_id}"
-
-
-def encode_chunk(run_id: str, key: str, chunk: Chunk) -> PubsubMessage:
-    """A feedback chunk as a Pub/Sub message (values pickled: they are ours, not users')."""
-    edge, start, values, ended = chunk
-    return PubsubMessage(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL), {
-        FEEDBACK: "chunk", "run": run_id, "key": key, "edge": str(edge), "start": str(start),
-        "end": "1" if ended else "0", "id": f"{key}/{edge}/{start}",
-    })
 
 
 class ReaderRoute(_t.NamedTuple):
@@ -59,37 +66,36 @@ def reader_chunks(route: ReaderRoute, key: str, seq: int, msg: Parsed) -> _t.Ite
         yield beam.pvalue.TaggedOutput(stage_tag(stage_id), (key, (edge_id, seq, values, msg.eos)))
 
 
-class RouteDoFn(beam.DoFn):
-    """Sorts the messages of one subscription: feedback chunks, reader input, dead letters."""
+def dead_letter(data: bytes, attributes: _t.Mapping[str, str], reason: str, reader: str) -> PubsubMessage:
+    """A user message for the dead-letter topic: its data and attributes, plus ``reason`` and
+    ``reader`` (attribute values are cut to Pub/Sub's 1024-byte limit)."""
+    attrs = {str(k)[:256]: str(v)[:1000] for k, v in attributes.items() if k not in ("reason", "reader")}
+    return PubsubMessage(data or b"", {**attrs, "reason": reason[:1000], "reader": reader[:1000]})
 
-    def __init__(self, run_id: str, route: _t.Optional[ReaderRoute], edge_stage: dict[int, int]) -> None:
-        self.run_id = run_id
+
+class ReaderDoFn(beam.DoFn):
+    """A reader's messages: checked input to its stages, anything malformed dead-lettered."""
+
+    def __init__(self, route: ReaderRoute, keys: _t.Optional[frozenset[str]]) -> None:
         self.route = route
-        self.edge_stage = edge_stage
+        self.keys = keys  # a finite run's keys; None when keys come from the messages
 
     def setup(self) -> None:
-        self.dead = Metrics.counter("plugboard_beam", "dead_letters")
-        self.stale = Metrics.counter("plugboard_beam", "stale_feedback")
+        self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
 
     def process(self, msg: PubsubMessage) -> _t.Iterator[_t.Any]:
         attrs = msg.attributes or {}
-        if attrs.get(FEEDBACK) == "chunk":
-            if attrs.get("run") != self.run_id:
-                self.stale.inc()  # left over from an earlier run
-                return
-            edge = int(attrs["edge"])
-            chunk = (edge, int(attrs["start"]), pickle.loads(msg.data), attrs["end"] == "1")
-            yield beam.pvalue.TaggedOutput(stage_tag(self.edge_stage[edge]), (attrs["key"], chunk))
-            return
-        if self.route is None:
-            return
         reader = self.route.reader
-        parsed = parse_message(msg.data, attrs, reader.fields, reader.key_attribute)
+        parsed = parse_message(msg.data or b"", attrs, reader.fields, reader.key_attribute)
+        if isinstance(parsed, Parsed):
+            problem = key_problem(parsed.key)
+            if problem is None and self.keys is not None and parsed.key not in self.keys:
+                problem = "the key is not one of this run's keys (--scenarios)"
+            if problem is not None:
+                parsed = Rejected(problem, parsed.key)
         if isinstance(parsed, Rejected):
             self.dead.inc()
-            yield beam.pvalue.TaggedOutput("dead", PubsubMessage(msg.data or b"", {
-                **{k: v for k, v in attrs.items() if k != FEEDBACK},
-                "reason": parsed.reason, "reader": reader.name}))
+            yield beam.pvalue.TaggedOutput("dead", dead_letter(msg.data, attrs, parsed.reason, reader.name))
             return
         if parsed.seq is None:
             yield beam.pvalue.TaggedOutput("unordered", (parsed.key, (msg.message_id or "", parsed)))
@@ -97,8 +103,28 @@ class RouteDoFn(beam.DoFn):
         yield from reader_chunks(self.route, parsed.key, parsed.seq, parsed)
 
 
+class FeedbackDoFn(beam.DoFn):
+    """The run's feedback subscription: authentic chunks to their stage; the rest counted and dropped."""
+
+    def __init__(self, codec: Codec, edge_stage: dict[int, int]) -> None:
+        self.codec = codec
+        self.edge_stage = edge_stage
+
+    def setup(self) -> None:
+        self.rejected = Metrics.counter("plugboard_beam", REJECTED_INTERNAL)
+
+    def process(self, msg: PubsubMessage) -> _t.Iterator[_t.Any]:
+        opened = self.codec.open_chunk(msg.data, msg.attributes)
+        stage = None if opened is None else self.edge_stage.get(opened[1][0])
+        if opened is None or stage is None:
+            self.rejected.inc()
+            return
+        yield beam.pvalue.TaggedOutput(stage_tag(stage), opened)
+
+
 class SequenceDoFn(beam.DoFn):
-    """Messages without ``seq``: numbered per key in arrival order; redeliveries dropped."""
+    """Messages without ``seq``: numbered per key in arrival order; redeliveries dropped. The
+    state is JSON (next number, message ids seen), not pickle."""
 
     STATE = ReadModifyWriteStateSpec("seq", BytesCoder())
     REMEMBER = 10_000  # message ids kept per key for deduplication
@@ -110,28 +136,124 @@ class SequenceDoFn(beam.DoFn):
                 state: _t.Any = beam.DoFn.StateParam(STATE)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key, (message_id, parsed) = element
         blob = state.read()
-        nxt, seen = pickle.loads(blob) if blob else (0, {})
+        saved: dict[str, _t.Any] = json.loads(blob) if blob else {"next": 0, "seen": []}
+        nxt, seen = int(saved["next"]), list(saved["seen"])
         if message_id and message_id in seen:
             return
         if message_id:
-            seen[message_id] = nxt
-            if len(seen) > self.REMEMBER:
-                for old in list(seen)[: len(seen) - self.REMEMBER]:
-                    del seen[old]
-        state.write(pickle.dumps((nxt + 1, seen)))
+            seen.append(message_id)
+            del seen[: max(0, len(seen) - self.REMEMBER)]
+        state.write(json.dumps({"next": nxt + 1, "seen": seen}).encode())
         yield from reader_chunks(self.route, key, nxt, parsed)
 
 
-def to_message(item: tuple[bytes, dict[str, str]]) -> PubsubMessage:
-    """A writer outbox entry as a Pub/Sub message."""
-    data, attributes = item
-    return PubsubMessage(data, attributes)
+@dataclass(frozen=True)
+class EdgeInfo:
+    """What the encoder of a cut edge says when a value cannot cross it."""
+
+    id: int
+    source: str
+    source_field: str
+    label: str
 
 
-def done_message(item: tuple[str, int, str]) -> PubsubMessage:
-    """A stage completion (and its error, if any) for the control topic."""
-    key, stage_id, error = item
-    return PubsubMessage(error.encode(), {"key": key, "stage": str(stage_id), "failed": "1" if error else "0"})
+@beam.typehints.with_output_types(PubsubMessage)  # the main output; no identity step before WriteToPubSub
+class EncodeDoFn(beam.DoFn):
+    """Cut-edge chunks as sealed feedback messages. A value that cannot cross (see ``codec``)
+    fails the key: a failure row naming component, field, key and step goes to the control
+    topic, and the edge is ended for the key so that its stages finish."""
+
+    def __init__(self, codec: Codec, edge: EdgeInfo) -> None:
+        self.codec = codec
+        self.edge = edge
+
+    def setup(self) -> None:
+        self.unencodable = Metrics.counter("plugboard_beam", UNENCODABLE)
+
+    def process(self, element: tuple[str, Chunk]) -> _t.Iterator[_t.Any]:
+        key, chunk = element
+        try:
+            data, attrs = self.codec.seal_chunk(key, chunk)
+        except Unencodable as exc:
+            self.unencodable.inc()
+            edge, start = chunk[0], chunk[1]
+            e = self.edge
+            step = int(exc.where.split()[1]) if exc.where.startswith("step ") else start
+            row = Failure(key=key, component=e.source, step=step, phase="emit", error_type="TypeError",
+                          reason=f"(edge {e.label}) {exc}", field=e.source_field).to_dict()
+            yield beam.pvalue.TaggedOutput("failed", (key, row))
+            data, attrs = self.codec.seal_chunk(key, (edge, start, [], True))
+        yield PubsubMessage(data, attrs)
+
+
+class ControlDoFn(beam.DoFn):
+    """Stage completions and failures as sealed control messages."""
+
+    def __init__(self, codec: Codec, stage_id: _t.Optional[int]) -> None:
+        self.codec = codec
+        self.stage_id = stage_id
+
+    def process(self, item: tuple[_t.Any, ...]) -> _t.Iterator[PubsubMessage]:
+        if self.stage_id is None:  # (key, failure row) from an encoder
+            key, row = item
+            data, attrs = self.codec.seal("done", {"key": key, "stage": None, "failure": row})
+        else:  # (key, stage id, error row or "", {writer: messages published}) from a stage
+            key, stage_id, error, published = item
+            data, attrs = self.codec.seal("done", {"key": key, "stage": stage_id, "published": published,
+                                                   "failure": json.loads(error) if error else None})
+        yield PubsubMessage(data, attrs)
+
+
+class LateDoFn(beam.DoFn):
+    """Reader input a stage could not use because its key had failed (the input that failed
+    it, input waiting behind it, input arriving later) or ended: to the reader's dead-letter
+    topic with the reason (``key failed at step N ...``); other late chunks (feedback, ends of
+    streams) are counted."""
+
+    def __init__(self, reader_edges: dict[int, tuple[str, tuple[str, ...], str, int]]) -> None:
+        self.reader_edges = reader_edges  # edge id -> (reader, fields, key attribute, field index)
+
+    def setup(self) -> None:
+        self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
+        self.late = Metrics.counter("plugboard_beam", "late_internal")
+
+    def process(self, item: tuple[str, Chunk, str]) -> _t.Iterator[PubsubMessage]:
+        key, (edge, start, values, _), row = item
+        why = late_reason(row)
+        info = self.reader_edges.get(edge)
+        if info is None or not values:
+            self.late.inc()
+            return
+        reader, fields, key_attribute, index = info
+        for i, value in enumerate(values):
+            self.dead.inc()
+            try:
+                data = json.dumps({fields[index]: value}).encode()
+            except (TypeError, ValueError):
+                data = repr(value).encode()
+            yield dead_letter(data, {key_attribute: key, "seq": str(start + i)}, why, reader)
+
+
+class OfReaders(beam.DoFn):
+    """Dead letters of some readers (those sharing one dead-letter topic)."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def process(self, message: PubsubMessage) -> _t.Iterator[PubsubMessage]:
+        if message.attributes.get("reader") in self.names:
+            yield message
+
+
+def late_reason(row: str) -> str:
+    """The dead-letter reason for input of a key whose stage ended with ``row`` ("" = no failure)."""
+    if not row:
+        return "the key had already ended (input after its end of stream)"
+    try:
+        failure = Failure.from_json(row)
+        return f"key failed at step {failure.step} in component '{failure.component}': {failure.message}"
+    except ValueError:
+        return "the key had failed"
 
 
 def build_streaming(
@@ -140,11 +262,15 @@ def build_streaming(
     plan: Plan,
     scenarios: _t.Sequence[tuple[str, dict[str, _t.Any]]],
     res: Resources,
+    codec: Codec,
+    keys: _t.Optional[_t.Collection[str]] = None,
 ) -> None:
     """Add the streaming model's transforms to ``pipeline``.
 
-    ``scenarios`` are the keys known in advance (each stage gets a start element for them);
-    keys that only appear in messages start when their first message arrives.
+    ``scenarios`` are the keys started in advance (each stage gets a start element for them);
+    keys that only appear in messages start when their first message arrives. ``keys`` (a
+    finite run's keys) makes readers dead-letter messages of any other key. ``codec`` seals
+    and opens the run's feedback and control messages.
     """
     from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
 
@@ -154,31 +280,45 @@ def build_streaming(
     edge_stage = {e.id: plan.stage_of(e.target).id for st in plan.stages for e in st.in_edges}
     cut_ids = {e.id for e in plan.cut}
     to_stage: dict[int, list[_t.Any]] = {st.id: [] for st in plan.stages}
+    known = frozenset(keys) if keys is not None else None
+    reader_edges: dict[int, tuple[str, tuple[str, ...], str, int]] = {}
 
     def route_for(reader: ReaderInfo) -> ReaderRoute:
         fields = list(reader.fields)
-        return ReaderRoute(reader, tuple(
-            (fields.index(e.source_field), e.id, edge_stage[e.id]) for e in g.out_edges(reader.name)))
+        out_edges = sorted(g.out_edges(reader.name), key=lambda e: e.id)
+        for i, e in enumerate(out_edges):
+            if i == 0 or all(other.source_field != e.source_field for other in out_edges[:i]):
+                # one dead letter per message: the first edge of each field
+                reader_edges[e.id] = (reader.name, reader.fields, reader.key_attribute, fields.index(e.source_field))
+        return ReaderRoute(reader, tuple((fields.index(e.source_field), e.id, edge_stage[e.id]) for e in out_edges))
 
     tags = [stage_tag(st.id) for st in plan.stages]
-    for i, (read_args, reader) in enumerate(res.reads()):
-        label = reader.name if reader else f"feedback{i}"
+    dead_by_reader: dict[str, list[_t.Any]] = {}
+    for read_args, reader in res.reads():
+        if reader is None:
+            msgs = pipeline | "Read feedback" >> ReadFromPubSub(with_attributes=True, **read_args)
+            routed = msgs | "Open feedback" >> beam.ParDo(FeedbackDoFn(codec, edge_stage)).with_outputs(*tags)
+            for st in plan.stages:
+                to_stage[st.id].append(routed[stage_tag(st.id)])
+            continue
+        label = reader.name
         msgs = pipeline | f"Read {label}" >> ReadFromPubSub(with_attributes=True, **read_args)
-        route = route_for(reader) if reader else None
-        routed = msgs | f"Route {label}" >> beam.ParDo(RouteDoFn(res.run_id, route, edge_stage)).with_outputs(
+        route = route_for(reader)
+        routed = msgs | f"Route {label}" >> beam.ParDo(ReaderDoFn(route, known)).with_outputs(
             *tags, "dead", "unordered")
         for st in plan.stages:
             to_stage[st.id].append(routed[stage_tag(st.id)])
-        if reader is not None and route is not None:
-            (routed["dead"] | f"Dead letters {label}" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
-             | f"Write dead letters {label}" >> WriteToPubSub(reader.dead_letter_topic, with_attributes=True))
-            seq = routed["unordered"] | f"Sequence {label}" >> beam.ParDo(SequenceDoFn(route)).with_outputs(*tags)
-            for st in plan.stages:
-                to_stage[st.id].append(seq[stage_tag(st.id)])
-    keys = [k for k, _ in scenarios]
-    starts = (pipeline | "Instances" >> beam.Create(keys)) if keys else None
+        dead_by_reader.setdefault(reader.name, []).append(routed["dead"])
+        unordered = routed["unordered"]
+        unordered.element_type = KEYED  # a deterministic key coder for the stateful step
+        seq = unordered | f"Sequence {label}" >> beam.ParDo(SequenceDoFn(route)).with_outputs(*tags)
+        for st in plan.stages:
+            to_stage[st.id].append(seq[stage_tag(st.id)])
+    starts = (pipeline | "Instances" >> beam.Create([k for k, _ in scenarios])) if scenarios else None
     writers_of = set(res.writers)
     chunks_by_edge: dict[int, _t.Any] = {}
+    control: list[_t.Any] = []
+    late: list[_t.Any] = []
     for st in plan.stages:
         ins = list(to_stage[st.id])
         for e in st.in_edges:
@@ -187,21 +327,52 @@ def build_streaming(
         if starts is not None:
             ins.append(starts | f"Start {st.name}" >> beam.Map(lambda k: (k, None)))
         stage_in = ins[0] if len(ins) == 1 else tuple(ins) | f"Join {st.name}" >> beam.Flatten()
+        stage_in.element_type = KEYED  # a deterministic key coder for the stateful step
         writers = [m for m in st.members if m in writers_of]
-        out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE]
+        out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
         outs = stage_in | f"Run {st.name}" >> beam.ParDo(StageDoFn(
             source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True)).with_outputs(*out_tags)
         for e in st.out_edges:
             if e.id in cut_ids:
-                (outs[chunk_tag(e)]
-                 | f"Encode {e.label}" >> beam.MapTuple(
-                     lambda key, chunk, run=res.run_id: encode_chunk(run, key, chunk)).with_output_types(PubsubMessage)
-                 | f"Feedback {e.label}" >> WriteToPubSub(res.feedback[e.id], with_attributes=True))
+                encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(
+                    EncodeDoFn(codec, _edge_info(e))).with_outputs("failed", main="messages")
+                encoded["messages"] | f"Feedback {e.label}" >> WriteToPubSub(
+                    _t.cast(str, res.feedback_topic), with_attributes=True)
+                control.append(encoded["failed"] | f"Seal failure {e.label}" >> beam.ParDo(ControlDoFn(codec, None)))
             else:
                 chunks_by_edge[e.id] = outs[chunk_tag(e)]
         for w in writers:
             (outs[writer_tag(w)] | f"Message {w}" >> beam.Map(to_message).with_output_types(PubsubMessage)
              | f"Publish {w}" >> WriteToPubSub(res.writers[w], with_attributes=True))
-        (outs[DONE] | f"Done {st.name}" >> beam.Map(done_message).with_output_types(PubsubMessage)
-         | f"Control {st.name}" >> WriteToPubSub(res.control_topic, with_attributes=True))
+        control.append(outs[DONE] | f"Seal done {st.name}" >> beam.ParDo(ControlDoFn(codec, st.id)))
+        late.append(outs[LATE])
+    (tuple(control) | "Control" >> beam.Flatten()
+     | "Typed control" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
+     | "Write control" >> WriteToPubSub(res.control_topic, with_attributes=True))
+    late_dead = (tuple(late) | "Late" >> beam.Flatten() | "Late input" >> beam.ParDo(LateDoFn(reader_edges)))
+    dead_topics = {r.name: r.dead_letter_topic for r in res.readers}
+    for reader_name, pcolls in dead_by_reader.items():
+        (tuple(pcolls) | f"Dead {reader_name}" >> beam.Flatten()
+         | f"Typed dead {reader_name}" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
+         | f"Write dead letters {reader_name}" >> WriteToPubSub(dead_topics[reader_name], with_attributes=True))
+    if dead_topics:
+        by_topic: dict[str, list[str]] = {}
+        for name, topic in dead_topics.items():
+            by_topic.setdefault(topic, []).append(name)
+        for topic, names in by_topic.items():
+            (late_dead | f"Late for {'+'.join(names)}" >> beam.ParDo(OfReaders(frozenset(names)))
+             | f"Typed late {'+'.join(names)}" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
+             | f"Write late dead letters {'+'.join(names)}" >> WriteToPubSub(topic, with_attributes=True))
 
+
+def _edge_info(e: Edge) -> EdgeInfo:
+    return EdgeInfo(e.id, e.source, e.source_field, e.label)
+
+
+def to_message(item: tuple[bytes, dict[str, str]]) -> PubsubMessage:
+    """A writer outbox entry as a Pub/Sub message."""
+    data, attributes = item
+    return PubsubMessage(data, attributes)
+
+
+__all__ = ["KIND", "build_streaming", "late_reason"]

@@ -1,20 +1,22 @@
-"""The Pub/Sub topics and subscriptions a streaming run uses, named from the model.
+"""The Pub/Sub topics and subscriptions a streaming run uses; everything it creates is its own.
 
-* every ``PubSubReader`` reads its subscription (or a run subscription on its topic);
-* loops cut for streaming travel through a feedback topic: by default one per edge, named
-  ``pbb-<model>-fb-<source>-<field>-<target>-<field>``; on the DirectRunner they are
-  multiplexed onto the pipeline's one input topic instead (its Pub/Sub read blocks ~30 s on an
-  idle subscription, so a second subscription would stall every loop iteration);
-* a model without readers gets an input topic ``pbb-<model>-input`` for its feedback;
-* stage completions and failures go to ``pbb-<model>-control`` (how a finite run knows it is done);
-* malformed input goes to each reader's dead-letter topic.
-Subscriptions made for a run carry the run id and are deleted when it ends.
+* every ``PubSubReader`` reads its subscription, or a subscription made for the run on its topic;
+* loops cut for streaming travel through the run's **feedback topic**
+  ``pbb-<model>-<run id>-feedback`` (all cut edges of the run; the edge is inside each
+  authenticated message), read through the run's own subscription — never through a user's
+  topic; ``--feedback-topic`` names another topic;
+* stage completions and failures go to the run's **control topic** ``pbb-<model>-<run id>-control``;
+* malformed input goes to each reader's dead-letter topic (a user topic: kept).
+Subscriptions and topics made for a run carry its run id and are deleted when it ends, each
+admin call with a bounded timeout and no retries. On Dataflow the run id is the job name and
+the job owns its read subscriptions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 import re
+import time
 import typing as _t
 
 from plugboard_beam.graph.model import Edge
@@ -36,9 +38,10 @@ def slug(text: str) -> str:
     return s or "model"
 
 
-def feedback_topic_name(model: str, edge: Edge) -> str:
-    """The default feedback topic of a cut edge."""
-    return slug(f"pbb-{model}-fb-{edge.source}-{edge.source_field}-{edge.target}-{edge.target_field}")
+def run_prefix(model: str, run_id: str) -> str:
+    """``pbb-<model>-<run id>``: the start of every resource name of one run (at most ~120
+    characters, so that suffixes stay within Pub/Sub's 255)."""
+    return f"pbb-{slug(model)[:80]}-{slug(run_id)[:40]}"
 
 
 @dataclass
@@ -63,23 +66,24 @@ class Resources:
     run_id: str
     readers: list[ReaderInfo] = field(default_factory=list)
     writers: dict[str, str] = field(default_factory=dict)  # writer name -> topic path
-    input_topic: _t.Optional[str] = None  # feedback rides here when multiplexed
-    input_subscription: _t.Optional[str] = None  # for a model without readers
-    feedback: dict[int, str] = field(default_factory=dict)  # edge id -> topic path
-    feedback_subscriptions: dict[int, str] = field(default_factory=dict)
+    feedback_topic: _t.Optional[str] = None  # every cut edge of the run (None: no loop is cut, readers)
+    feedback_subscription: _t.Optional[str] = None
     control_topic: str = ""
     control_subscription: str = ""
     writer_watch: dict[str, str] = field(default_factory=dict)  # writer -> driver subscription
+    run_topics: list[str] = field(default_factory=list)  # topics made for this run (deleted at the end)
+    created: list[str] = field(default_factory=list)  # run subscriptions and topics create() made so far
 
     #: read topics directly (Dataflow makes and owns a subscription per read) instead of
     #: subscriptions made by us before the run (DirectRunner: nothing published is missed)
     read_topics: bool = False
 
     @classmethod
-    def plan(cls, model: LoadedModel, cut: _t.Sequence[Edge], project: str, run_id: str, multiplex: bool,
+    def plan(cls, model: LoadedModel, cut: _t.Sequence[Edge], project: str, run_id: str,
              feedback_override: _t.Optional[str] = None, read_topics: bool = False) -> Resources:
         """Name everything (contacts nothing)."""
         name = slug(model.graph.name)
+        prefix = run_prefix(name, run_id)
         res = cls(project=project, model=name, run_id=run_id, read_topics=read_topics)
         for spec in model.config.plugboard.process.args.components:
             cls_ = model.classes[spec.args.name]
@@ -88,7 +92,7 @@ class Resources:
                 topic = topic_path(args["topic"], args.get("project") or project) if args.get("topic") else None
                 own = not args.get("subscription")
                 sub = (subscription_path(args["subscription"], args.get("project") or project) if not own
-                       else subscription_path(slug(f"pbb-{name}-{spec.args.name}-{run_id}"), project))
+                       else subscription_path(slug(f"{prefix}-{spec.args.name}"), project))
                 source_name = str(args.get("topic") or args.get("subscription"))
                 dead = args.get("dead_letter_topic") or f"{short_name(source_name)}-dead-letter"
                 res.readers.append(ReaderInfo(
@@ -97,24 +101,18 @@ class Resources:
                     own_subscription=own))
             elif issubclass(cls_, PubSubWriter):
                 res.writers[spec.args.name] = topic_path(args["topic"], args.get("project") or project)
-        res.control_topic = topic_path(f"pbb-{name}-control", project)
-        res.control_subscription = subscription_path(slug(f"pbb-{name}-control-{run_id}"), project)
+        res.control_topic = topic_path(f"{prefix}-control", project)
+        res.control_subscription = subscription_path(f"{prefix}-control", project)
+        res.run_topics.append(res.control_topic)
         for w in res.writers:
-            res.writer_watch[w] = subscription_path(slug(f"pbb-{name}-{w}-watch-{run_id}"), project)
-        if multiplex:
-            if res.readers:
-                first = res.readers[0]
-                res.input_topic = first.topic  # resolved from the subscription at create() if None
-            else:
-                res.input_topic = topic_path(f"pbb-{name}-input", project)
-                res.input_subscription = subscription_path(slug(f"pbb-{name}-input-{run_id}"), project)
-            for e in cut:
-                res.feedback[e.id] = res.input_topic or ""
-        else:
-            for e in cut:
-                topic = topic_path(feedback_override or feedback_topic_name(name, e), project)
-                res.feedback[e.id] = topic
-                res.feedback_subscriptions[e.id] = subscription_path(slug(f"pbb-{name}-fb{e.id}-{run_id}"), project)
+            res.writer_watch[w] = subscription_path(slug(f"{prefix}-watch-{w}"), project)
+        if cut or not res.readers:
+            # (a model without readers reads its feedback subscription even with no loop: an
+            # unbounded read keeps the pipeline streaming until the run cancels it)
+            res.feedback_topic = topic_path(feedback_override or f"{prefix}-feedback", project)
+            res.feedback_subscription = subscription_path(f"{prefix}-feedback", project)
+            if not feedback_override:
+                res.run_topics.append(res.feedback_topic)
         return res
 
     def reads(self) -> list[tuple[dict[str, str], _t.Optional[ReaderInfo]]]:
@@ -125,21 +123,24 @@ class Resources:
                 out.append(({"topic": r.topic}, r))
             else:
                 out.append(({"subscription": r.subscription}, r))
-        if self.input_subscription:
-            out.append(({"subscription": self.input_subscription}, None))
-        if self.read_topics:
-            out += [({"topic": t}, None) for t in dict.fromkeys(self.feedback[e] for e in self.feedback_subscriptions)]
-        else:
-            out += [({"subscription": s}, None) for s in dict.fromkeys(self.feedback_subscriptions.values())]
+        if self.feedback_topic:
+            if self.read_topics:
+                out.append(({"topic": self.feedback_topic}, None))
+            else:
+                out.append(({"subscription": _t.cast(str, self.feedback_subscription)}, None))
         return out
+
+    def run_subscriptions(self) -> list[str]:
+        """The subscriptions made for this run (the pipeline's reads and the driver's watches)."""
+        paths = [r.subscription for r in self.readers if r.own_subscription]
+        paths += [p for p in (self.feedback_subscription, self.control_subscription) if p]
+        return paths + list(self.writer_watch.values())
 
     def topics(self) -> list[str]:
         """Every topic the run publishes to or reads."""
-        out = [self.control_topic, *self.writers.values(), *self.feedback.values()]
+        out = [self.control_topic, *self.writers.values(), self.feedback_topic]
         for r in self.readers:
             out += [t for t in (r.topic, r.dead_letter_topic) if t]
-        if self.input_topic:
-            out.append(self.input_topic)
         return list(dict.fromkeys(t for t in out if t))
 
     def create_topics(self, timeout: float = 15.0) -> None:
@@ -153,51 +154,71 @@ class Resources:
 
     # ------------------------------------------------------------ admin calls
     def create(self, timeout: float = 15.0) -> None:
-        """Create what is missing (topics, run subscriptions); fails fast if Pub/Sub is unreachable."""
+        """Create what is missing (topics, run subscriptions); every call is bounded by ``timeout``
+        overall (no silent retries), so an unreachable Pub/Sub fails fast."""
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
+        deadline = time.monotonic() + timeout
         pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
 
+        def left() -> float:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"Pub/Sub did not answer within {timeout:.0f} s")
+            return remaining
+
+        owned = set(self.run_subscriptions()) | set(self.run_topics)
+
         def topic(path: str) -> None:
-            ensure_topic(pub, path, timeout)
+            ensure_topic(pub, path, left())
+            if path in owned:
+                self.created.append(path)
 
         def subscription(path: str, on: str) -> None:
-            ensure_subscription(pub, sub, path, on, timeout)
+            ensure_subscription(pub, sub, path, on, left())
+            self.created += [p for p in (on, path) if p in owned and p not in self.created]
 
         try:
             for r in self.readers:
                 if r.own_subscription:
                     subscription(r.subscription, _t.cast(str, r.topic))
                 elif r.topic is None:
-                    r.topic = sub.get_subscription(subscription=r.subscription, timeout=timeout).topic
+                    r.topic = sub.get_subscription(subscription=r.subscription, timeout=left(), retry=None).topic
                 topic(r.dead_letter_topic)
-            if self.readers and self.input_topic is None and self.feedback:
-                self.input_topic = self.readers[0].topic
-                self.feedback = {e: _t.cast(str, self.input_topic) for e in self.feedback}
-            if self.input_subscription and self.input_topic:
-                subscription(self.input_subscription, self.input_topic)
-            for eid, sub_path in self.feedback_subscriptions.items():
-                subscription(sub_path, self.feedback[eid])
+            if self.feedback_topic and self.feedback_subscription:
+                subscription(self.feedback_subscription, self.feedback_topic)
             for w, t in self.writers.items():
                 subscription(self.writer_watch[w], t)
             subscription(self.control_subscription, self.control_topic)
         finally:
             sub.close()
 
-    def delete_run_subscriptions(self) -> None:
-        """Remove the subscriptions made for this run."""
+    def delete_run_resources(self, budget: float = 10.0) -> list[str]:
+        """Remove the subscriptions and topics ``create`` made for this run, within ``budget``
+        seconds in all (each call bounded, no retries); returns the paths that could not be
+        deleted."""
         from google.api_core import exceptions
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-        sub = pubsub_v1.SubscriberClient()
-        paths = [r.subscription for r in self.readers if r.own_subscription]
-        paths += [p for p in (self.input_subscription, self.control_subscription) if p]
-        paths += list(self.feedback_subscriptions.values()) + list(self.writer_watch.values())
+        deadline = time.monotonic() + budget
+        sub, pub = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
+        left_behind: list[str] = []
+        made = set(self.created)
+        calls: list[tuple[_t.Callable[..., _t.Any], str, str]] = [
+            (sub.delete_subscription, "subscription", p) for p in self.run_subscriptions() if p in made]
+        calls += [(pub.delete_topic, "topic", t) for t in self.run_topics if t in made]
         try:
-            for path in paths:
+            for call, arg, path in calls:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.05:
+                    left_behind.append(path)
+                    continue
                 try:
-                    sub.delete_subscription(subscription=path, timeout=5)
-                except exceptions.GoogleAPICallError:
+                    call(**{arg: path}, timeout=min(3.0, remaining), retry=None)
+                except exceptions.NotFound:
                     pass
+                except exceptions.GoogleAPICallError:
+                    left_behind.append(path)
         finally:
             sub.close()
+        return left_behind
