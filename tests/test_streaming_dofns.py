@@ -11,6 +11,7 @@ from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.pvalue import TaggedOutput
 
 from plugboard_beam.runners.streaming import Watch
+from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.streaming.codec import KIND, MAC, Codec
 from plugboard_beam.streaming.pipeline import (
     ControlDoFn,
@@ -86,12 +87,12 @@ def test_an_unencodable_value_fails_the_key_and_ends_the_edge() -> None:
 
 
 def test_input_of_a_failed_key_is_dead_lettered_with_the_step() -> None:
-    row = json.dumps({"key": "b", "component": "tank", "step": 1, "phase": "step", "message": "boom", "also": []})
+    row = Failure(key="b", component="tank", step=1, phase="step", error_type="RuntimeError", reason="boom").to_json()
     dofn = LateDoFn({0: ("sensor", ("inflow",), "key", 0)})
     out = run_dofn(dofn, ("b", (0, 3, ["abc", 4.0], False), row))
     assert [(json.loads(m.data), m.attributes["seq"]) for m in out] == [({"inflow": "abc"}, "3"),
                                                                          ({"inflow": 4.0}, "4")]
-    assert all(m.attributes["reason"] == "key failed at step 1 in component 'tank': boom" for m in out)
+    assert all(m.attributes["reason"] == "key failed at step 1 in component 'tank': RuntimeError: boom" for m in out)
     assert run_dofn(dofn, ("b", (5, 0, [1.0], False), row)) == []  # internal edges: counted only
     assert late_reason("") == "the key had already ended (input after its end of stream)"
 

@@ -59,6 +59,7 @@ class StreamingRunner(Runner):
         import apache_beam as beam
         from apache_beam.options.pipeline_options import GoogleCloudOptions
 
+        from plugboard_beam.events.codec import event_classes
         from plugboard_beam.lowering import beam as lowering_beam
         from plugboard_beam.lowering.patches import tune_pubsub_reads
         from plugboard_beam.streaming.codec import Codec, new_secret
@@ -76,7 +77,7 @@ class StreamingRunner(Runner):
                             "GOOGLE_CLOUD_PROJECT) is not a valid project id: 6 to 63 characters, lower-case "
                             "letters, digits and hyphens, starting with a letter")
         run_id = uuid.uuid4().hex[:12]
-        codec = Codec(run_id, new_secret())
+        codec = Codec(run_id, new_secret(), event_classes(model.classes.values()))
         res = Resources.plan(model, plan.cut, project, run_id, feedback_override=options.feedback_topic)
         endpoint = pubsub_endpoint()
         log.info("streaming run %s: control topic %s", run_id, res.control_topic)

@@ -14,6 +14,7 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     """The streaming lowering for Dataflow (the ``builders`` hook): the job's own feedback and
     control topics (named after the job), read as topics (Dataflow owns those subscriptions);
     nothing is contacted here, so a dry run stays offline. Returns one line per stage."""
+    from plugboard_beam.events.codec import event_classes
     from plugboard_beam.library.pubsub import PubSubReader
     from plugboard_beam.streaming.codec import Codec, new_secret
     from plugboard_beam.streaming.pipeline import build_streaming
@@ -29,6 +30,6 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     instances = list(request.instances)
     keyed_by_messages = readers and [k for k, _ in instances] == ["default"] and not instances[0][1]
     # The job's secret travels inside its DoFns (the job graph), never in a message or a name.
-    codec = Codec(request.job_name, new_secret())
+    codec = Codec(request.job_name, new_secret(), event_classes(model.classes.values()))
     build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res, codec)
     return plan.stage_lines()

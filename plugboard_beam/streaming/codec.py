@@ -12,8 +12,9 @@ reports that as the key's failure.
 The encoding is JSON with explicit tags: JSON's own ``null``, booleans, strings, finite
 floats, integers up to 2**53 and arrays stand for themselves; everything else is a one-entry
 object ``{"i": "<digits>"}`` (big int), ``{"f": "nan"|"inf"|"-inf"}``, ``{"b": "<base64>"}``,
-``{"t": [...]}`` (tuple) or ``{"d": [[k, v], ...]}`` (dict). Decoding accepts exactly these
-shapes and nothing else.
+``{"t": [...]}`` (tuple), ``{"d": [[k, v], ...]}`` (dict) or ``{"e": [event, tick]}`` (an
+event of the model, as ``plugboard_beam.events.codec`` writes it). Decoding accepts exactly these
+shapes and nothing else; an event is validated by the model's own class for its type.
 
 **Messages** (feedback chunks and stage completions) are one JSON object (``data``) whose
 HMAC-SHA256 under the run's secret is the attribute ``mac``. The secret is ``os.urandom(32)``,
@@ -33,7 +34,13 @@ import json
 import math
 import numbers
 import os
+from types import MappingProxyType
 import typing as _t
+
+from plugboard_beam.events.codec import EventDecodeError
+from plugboard_beam.events.codec import decode as decode_event
+from plugboard_beam.events.codec import encode as encode_event
+from plugboard_beam.events.event import Event
 
 #: deepest nesting of lists, tuples and dicts that may cross a cut edge
 MAX_DEPTH = 32
@@ -81,6 +88,8 @@ def encode_value(value: _t.Any, where: str = "", depth: int = 0) -> _t.Any:
                       for k, v in value.items()]}
     if isinstance(value, (bytes, bytearray)):
         return {"b": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, Event):
+        return {"e": [encode_event(value), value.tick]}
     if isinstance(value, numbers.Integral):
         return encode_value(int(value), where, depth)
     if isinstance(value, numbers.Real):
@@ -88,14 +97,16 @@ def encode_value(value: _t.Any, where: str = "", depth: int = 0) -> _t.Any:
     raise Unencodable(where, type(value).__name__)
 
 
-def decode_value(data: _t.Any, depth: int = 0) -> _t.Any:
-    """The inverse of ``encode_value``; raises ``Malformed`` for any other shape."""
+def decode_value(data: _t.Any, depth: int = 0, events: _t.Mapping[str, type[Event]] = MappingProxyType({})
+                 ) -> _t.Any:
+    """The inverse of ``encode_value``; raises ``Malformed`` for any other shape. ``events``:
+    the model's event classes by type (an event of any other type is malformed)."""
     if data is None or isinstance(data, (bool, int, float, str)):
         return data
     if depth >= MAX_DEPTH + 1:
         raise Malformed("nested too deep")
     if isinstance(data, list):
-        return [decode_value(v, depth + 1) for v in data]
+        return [decode_value(v, depth + 1, events) for v in data]
     if not isinstance(data, dict) or len(data) != 1:
         raise Malformed(f"unexpected {type(data).__name__}")
     (tag, body), = data.items()
@@ -109,15 +120,22 @@ def decode_value(data: _t.Any, depth: int = 0) -> _t.Any:
         except ValueError as exc:
             raise Malformed("bad base64") from exc
     if tag == "t" and isinstance(body, list):
-        return tuple(decode_value(v, depth + 1) for v in body)
+        return tuple(decode_value(v, depth + 1, events) for v in body)
+    if tag == "e" and isinstance(body, list) and len(body) == 2 and type(body[1]) is int:
+        try:
+            event = decode_event(body[0], events)
+        except EventDecodeError as exc:
+            raise Malformed(str(exc)) from None
+        event._tick = body[1]
+        return event
     if tag == "d" and isinstance(body, list):
         out = {}
         for pair in body:
             if not (isinstance(pair, list) and len(pair) == 2):
                 raise Malformed("bad dict entry")
-            k = decode_value(pair[0], depth + 1)
+            k = decode_value(pair[0], depth + 1, events)
             try:
-                out[k] = decode_value(pair[1], depth + 1)
+                out[k] = decode_value(pair[1], depth + 1, events)
             except TypeError as exc:  # an unhashable key
                 raise Malformed("unhashable dict key") from exc
         return out
@@ -135,6 +153,8 @@ class Codec:
 
     run_id: str
     secret: bytes = field(repr=False)
+    #: the model's event classes by type name (events on cut event edges are decoded with them)
+    events: _t.Mapping[str, type[Event]] = field(default_factory=dict, repr=False)
 
     def _mac(self, data: bytes) -> str:
         return hmac.new(self.secret, data, hashlib.sha256).hexdigest()
@@ -184,6 +204,6 @@ class Codec:
             if not (isinstance(key, str) and type(edge) is int and type(start) is int and start >= 0
                     and isinstance(end, bool) and isinstance(values, list)):
                 return None
-            return key, (edge, start, [decode_value(v) for v in values], end)
+            return key, (edge, start, [decode_value(v, 0, self.events) for v in values], end)
         except (KeyError, Malformed, RecursionError, ValueError):
             return None

@@ -251,7 +251,8 @@ def late_reason(row: str) -> str:
         return "the key had already ended (input after its end of stream)"
     try:
         failure = Failure.from_json(row)
-        return f"key failed at step {failure.step} in component '{failure.component}': {failure.message}"
+        return f"key failed at step {failure.step} in component '{failure.component}': {failure.error_type}: " \
+               f"{failure.reason}"
     except ValueError:
         return "the key had failed"
 
