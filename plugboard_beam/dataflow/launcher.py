@@ -127,6 +127,14 @@ def launch(argv: _t.Sequence[str]) -> int:
         log.warning("ignoring unknown pipeline options: %s", " ".join(ignored))
     streaming = "--streaming" in rest
     pipeline_args = [a for a in rest if a != "--streaming"]
+    if runner != "dataflow":
+        # The template's environment always passes project, region, container image, ...:
+        # the DirectRunner (a local check of the template) has no use for them.
+        from plugboard_beam.runners.base import split_dataflow_only
+
+        pipeline_args, dropped = split_dataflow_only(pipeline_args)
+        if dropped:
+            log.warning("ignoring Dataflow options on the DirectRunner: %s", " ".join(dropped))
     if runner == "dataflow":
         if args.ship_code:
             pipeline_args.append(f"--ship_code={args.ship_code}")

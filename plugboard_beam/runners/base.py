@@ -151,6 +151,22 @@ def pipeline_options(args: _t.Sequence[str], defaults: dict[str, _t.Any], *, dat
     return PipelineOptions(list(args), **defaults)
 
 
+def split_dataflow_only(args: _t.Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the other options, the options only Dataflow reads) of ``args`` (``--name=value``
+    tokens): for callers that must run a Dataflow-shaped command line elsewhere."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, WorkerOptions
+
+    from plugboard_beam.dataflow.options import PLUGBOARD_OPTIONS
+
+    cloud = _flags_of(GoogleCloudOptions, WorkerOptions) | set(PLUGBOARD_OPTIONS)
+    kept: list[str] = []
+    dropped: list[str] = []
+    for token in args:
+        name = token[2:].split("=", 1)[0] if token.startswith("--") else ""
+        (dropped if name in cloud else kept).append(token)
+    return kept, dropped
+
+
 def _flags_of(*classes: type) -> set[str]:
     import argparse
 

@@ -1,0 +1,61 @@
+"""SIGTERM ends a streaming run like Ctrl-C: within 30 s, exit 143, destroy() called on the live
+components, the run's own subscriptions and topics deleted (against the Pub/Sub emulator)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT, cli_command
+from plugboard_beam.testing.emulator import Emulator
+from test_security_streaming import run_resources
+from test_streaming import clients, drain, emulator, env_for, make_sub  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Path) -> None:  # noqa: F811
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    model = yaml.safe_load((work / "tank.yaml").read_text())
+    args = model["plugboard"]["process"]["args"]
+    args["components"].append({"type": "plugboard_beam.library.JsonLinesWriter",
+                               "args": {"name": "log", "path": "log-{key}.jsonl", "fields": ["level"]}})
+    args["connectors"].append({"source": "tank.level", "target": "log.level"})
+    (work / "forever.yaml").write_text(yaml.safe_dump(model))
+    topic, _ = make_sub("tank-inflow", "tank-inflow-term")
+    _, results = make_sub("tank-state", "tank-state-term")
+    before = set(run_resources("pbb-tank-"))
+    proc = subprocess.Popen([*cli_command(), "process", "run", "forever.yaml", "--streaming",
+                             "-p", "sensor.subscription=tank-inflow-term"], cwd=work, env=env_for(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pub, _ = clients()
+        for seq in range(3):
+            pub.publish(topic, json.dumps({"inflow": 4.0}).encode(), key="a", seq=str(seq)).result()
+        got = drain(results, expect=3, timeout=90)
+        assert len(got) == 3 and proc.poll() is None  # still running: keys come from messages
+        created = set(run_resources("pbb-tank-")) - before
+        assert created, "the run made no resources of its own"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    print(f"SIGTERM: exit {proc.returncode} after {seconds:.1f} s")
+    assert proc.returncode == 143, err
+    assert "(SIGTERM)" in err and "Traceback" not in err
+    assert seconds < 30
+    # destroy() ran for the still-running key: its JSON-lines file was written.
+    assert [json.loads(x)["level"] for x in (work / "log-a.jsonl").read_text().splitlines()] == [4.0, 7.2, 9.76]
+    assert not created & set(run_resources("pbb-tank-")), "the run's subscriptions/topics were left behind"
