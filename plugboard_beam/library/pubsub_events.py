@@ -11,7 +11,7 @@ Declare which events leave the model by subclassing it with ``input_events``::
 
 Every handled event becomes a message whose data is the event as JSON (``type``, ``id``,
 ``timestamp``, ``source``, ``version``, ``data``, ``metadata``; see ``events.codec``) and whose
-attributes are ``key`` (the model instance), ``step`` (the producer's tick) and
+attributes are ``key`` (the model instance), ``step`` (the producer's tick), ``seq`` (0, 1, 2, ... per key) and
 ``event_type``. It is event-driven (no input fields): it never steps, so it adds no lock-step
 constraint. At the end it publishes an end-of-stream message (``eos=true``, ``count``) like
 ``PubSubWriter``, of which it is a kind: locally it publishes with the client; under Beam the
@@ -80,7 +80,8 @@ class PubSubEventWriter(PubSubWriter):
 
     def _publish_event(self, event: Event) -> None:
         self._emit(json.dumps(encode(event)).encode(),
-                   {"key": self._key, "step": str(event.tick), "event_type": event.type})
+                   {"key": self._key, "step": str(event.tick), "event_type": event.type,
+                    "seq": str(self.count)})  # seq: 0, 1, 2, ... per key (ticks may repeat or skip)
         self.count += 1
 
 

@@ -420,7 +420,9 @@ class Watch:
         if attrs.get("eos") == "true":
             return  # anyone may publish on an output topic: the count comes from the control topic
         try:
-            self.steps_seen.setdefault((key, writer), set()).add(int(attrs.get("step", "")))
+            # a writer numbers its messages 0, 1, 2, ... per key: ``seq`` (event writers, whose
+            # ``step`` is the event's tick) or else ``step``
+            self.steps_seen.setdefault((key, writer), set()).add(int(attrs.get("seq", attrs.get("step", ""))))
         except ValueError:
             return
         self._check_writer(key, writer)
