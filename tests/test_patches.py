@@ -218,6 +218,7 @@ class _Counted:
     """Counters of the DoFns below (class attributes: the DoFns are pickled by reference)."""
 
     setups = 0
+    teardowns = 0
     bundles = 0
     empty_consumer_bundles = 0
     failed_once = False
@@ -240,6 +241,9 @@ def _counting_pipeline(fail_once: bool) -> list[int]:
 
         def start_bundle(self) -> None:
             _Counted.bundles += 1
+
+        def teardown(self) -> None:
+            _Counted.teardowns += 1
 
         def process(self, x: int) -> _t.Iterator[_t.Any]:
             if fail_once and x == 3 and not _Counted.failed_once:
@@ -272,9 +276,10 @@ def _counting_pipeline(fail_once: bool) -> list[int]:
 @pytest.mark.slow
 def test_dofn_set_up_once_and_reused_across_bundles_and_no_consumer_runs_on_empty_bundles() -> None:
     assert patches.tune_streaming_direct_runner()
-    _Counted.setups = _Counted.bundles = _Counted.empty_consumer_bundles = 0
+    _Counted.setups = _Counted.teardowns = _Counted.bundles = _Counted.empty_consumer_bundles = 0
     assert _counting_pipeline(fail_once=False) == [0, 10, 20, 30, 40, 50]
     assert _Counted.bundles >= 6 and _Counted.setups == 1
+    assert _Counted.teardowns == 1  # when the pipeline finished
     assert _Counted.empty_consumer_bundles == 0
     # a bundle that fails gives its DoFn up: the retry sets up a fresh copy; results stay exact
     _Counted.setups = _Counted.bundles = 0
