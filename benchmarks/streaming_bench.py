@@ -33,7 +33,7 @@ CLI = str(Path(sys.executable).with_name("plugboard-beam"))
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def gaps_ms(path: Path) -> list[float]:
@@ -56,7 +56,7 @@ def loops(env: dict[str, str]) -> None:
         gaps = gaps_ms(Path(tmp, "loop-times.txt"))
         print(f"loop iteration through the feedback topic (1 subscription): n={len(gaps)} "
               f"median={statistics.median(gaps):.0f} ms p95={pct(gaps, 95):.0f} ms "
-              f"(whole run {time.time() - t0:.1f} s)", flush=True)
+              f"(whole run {time.time() - t0:.1f} s, {load()})", flush=True)
     pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     topic = "projects/bench-project/topics/bench-loop"
     pub.create_topic(name=topic)
@@ -75,7 +75,12 @@ def loops(env: dict[str, str]) -> None:
         gaps = gaps_ms(Path(tmp, "loop-times.txt"))
         print(f"loop iteration with a reader beside the feedback subscription (2 subscriptions): n={len(gaps)} "
               f"median={statistics.median(gaps):.0f} ms p95={pct(gaps, 95):.0f} ms "
-              f"(whole run {time.time() - t0:.1f} s)", flush=True)
+              f"(whole run {time.time() - t0:.1f} s, {load()})", flush=True)
+
+
+def load() -> str:
+    """The machine's load averages (other work shares its cores: figures depend on them)."""
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def fail_fast(env: dict[str, str]) -> None:

@@ -89,3 +89,200 @@ def test_worker_processes_start_in_their_own_session() -> None:
         proc.kill()
         proc.wait()
     assert local_job_service.subprocess.PIPE == -1  # the rest of the module is Beam's as before
+
+
+# --------------------------------------------------------------- streaming DirectRunner patches
+class _Bundle:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def has_elements(self) -> bool:
+        return self.n > 0
+
+
+def test_empty_bundles_schedule_no_consumer() -> None:
+    from apache_beam.runners.direct import executor as ex
+
+    assert patches.skip_empty_bundles()
+    empty, full, unprocessed = _Bundle(0), _Bundle(2), _Bundle(0)
+
+    class Context:
+        seen: _t.ClassVar[list[_t.Any]] = []
+
+        def handle_result(self, bundle: _t.Any, timers: _t.Any, result: _t.Any) -> tuple[_Bundle, ...]:
+            self.seen.append(result)  # the evaluation context still sees the whole result
+            return (empty, full)
+
+    class Updates:
+        offered: _t.ClassVar[list[_t.Any]] = []
+
+        def offer(self, update: _t.Any) -> None:
+            self.offered.append(update)
+
+    class Result:
+        unprocessed_bundles: _t.ClassVar[list[_Bundle]] = [unprocessed]
+
+    context, updates = Context(), Updates()
+    callback = ex._CompletionCallback(context, updates)  # type: ignore[arg-type]
+    assert callback.handle_result("executor", None, Result()) == (empty, full)
+    assert len(context.seen) == 1
+    # the full bundle goes to its consumers, the root's unprocessed (empty) bundle is kept, the
+    # empty output bundle is not scheduled
+    assert [(u.committed_bundle, u.unprocessed_bundle) for u in updates.offered] == [(full, None),
+                                                                                    (None, unprocessed)]
+
+
+def test_write_to_pubsub_sends_the_bundle_without_waiting_for_the_batch_timer() -> None:
+    from concurrent.futures import Future
+    import threading
+
+    from apache_beam.io.gcp import pubsub as beam_pubsub
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+
+    assert patches.publish_at_flush()
+    events: list[str] = []
+
+    class Client:
+        """A publisher that sends its batch only when committed (as the real one does after
+        ``max_latency``; here never by itself)."""
+
+        def __init__(self) -> None:
+            self._batch_lock = threading.Lock()
+            self.pending: list[Future[str]] = []
+            self.sent: list[tuple[bytes, dict[str, str]]] = []
+
+        def publish(self, topic: str, data: bytes, **attrs: str) -> Future[str]:
+            events.append("publish")
+            self.sent.append((data, attrs))
+            future: Future[str] = Future()
+            self.pending.append(future)
+            return future
+
+        def _commit_sequencers(self) -> None:
+            assert not self._batch_lock.acquire(blocking=False), "committed under the client's batch lock"
+            events.append("commit")
+            for i, future in enumerate(self.pending):
+                future.set_result(str(i))
+            self.pending = []
+
+    dofn = beam_pubsub._PubSubWriteDoFn.__new__(beam_pubsub._PubSubWriteDoFn)
+    dofn.with_attributes, dofn._topic, dofn._pub_client = True, "projects/p/topics/t", Client()
+    dofn.start_bundle()
+    for i in range(3):
+        dofn.process(PubsubMessage(f"m{i}".encode(), {"k": str(i)})._to_proto_str(for_publish=True))
+    done = threading.Thread(target=dofn.finish_bundle, daemon=True)
+    done.start()
+    done.join(5)
+    assert not done.is_alive(), "the flush waited for a batch that was never sent"
+    assert events == ["publish"] * 3 + ["commit"]
+    assert dofn._pub_client.sent == [(b"m0", {"k": "0"}), (b"m1", {"k": "1"}), (b"m2", {"k": "2"})]
+    assert dofn._buffer == []
+
+
+def test_dofn_specs_are_computed_once_per_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    import apache_beam as beam
+    from apache_beam.coders import VarIntCoder
+    from apache_beam.runners import common
+    from apache_beam.runners.direct import transform_evaluator as te
+    from apache_beam.transforms import userstate
+
+    assert patches.cache_dofn_specs()
+    assert te.get_dofn_specs is userstate.get_dofn_specs  # the evaluator's own name too
+    wrapped: list[str] = []
+    real = common.MethodWrapper
+
+    class Counting(real):  # type: ignore[misc,valid-type]
+        def __init__(self, obj: _t.Any, name: str) -> None:
+            wrapped.append(name)
+            super().__init__(obj, name)
+
+    monkeypatch.setattr(common, "MethodWrapper", Counting)
+    spec = userstate.ReadModifyWriteStateSpec("n", VarIntCoder())
+
+    class Stateful(beam.DoFn):
+        def process(self, kv: _t.Any, n: _t.Any = beam.DoFn.StateParam(spec)) -> _t.Iterator[_t.Any]:  # noqa: B008
+            yield kv
+
+    first = userstate.get_dofn_specs(Stateful())
+    assert first == ({spec}, set()) and wrapped
+    wrapped.clear()
+    assert userstate.get_dofn_specs(Stateful()) == first and userstate.is_stateful_dofn(Stateful())
+    assert wrapped == []  # from the cache
+    # a DoFn with a method set on the instance is inspected every time
+    odd = Stateful()
+    odd.start_bundle = Stateful().process  # type: ignore[method-assign]
+    assert userstate.get_dofn_specs(odd) == first and wrapped
+
+
+class _Counted:
+    """Counters of the DoFns below (class attributes: the DoFns are pickled by reference)."""
+
+    setups = 0
+    teardowns = 0
+    bundles = 0
+    empty_consumer_bundles = 0
+    failed_once = False
+    out: _t.ClassVar[list[int]] = []
+
+
+def _collect(x: int) -> None:
+    _Counted.out.append(x)
+
+
+
+def _counting_pipeline(fail_once: bool) -> list[int]:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.test_stream import TestStream
+
+    class Count(beam.DoFn):
+        def setup(self) -> None:
+            _Counted.setups += 1
+
+        def start_bundle(self) -> None:
+            _Counted.bundles += 1
+
+        def teardown(self) -> None:
+            _Counted.teardowns += 1
+
+        def process(self, x: int) -> _t.Iterator[_t.Any]:
+            if fail_once and x == 3 and not _Counted.failed_once:
+                _Counted.failed_once = True
+                raise RuntimeError("once")
+            yield x * 10
+            if x < 0:
+                yield beam.pvalue.TaggedOutput("never", x)
+
+    class Consumer(beam.DoFn):
+        def start_bundle(self) -> None:
+            _Counted.empty_consumer_bundles += 1
+
+        def process(self, x: int) -> _t.Iterator[int]:
+            yield x
+
+    stream = TestStream()
+    for i in range(6):
+        stream = stream.add_elements([i]).advance_processing_time(1)
+    stream = stream.advance_watermark_to_infinity()
+    _Counted.out = []
+    options = PipelineOptions(flags=[], streaming=True, runner="BundleBasedDirectRunner")
+    with beam.Pipeline(options=options) as p:
+        outs = p | stream | beam.ParDo(Count()).with_outputs("never", main="main")
+        _ = outs["never"] | "Consume" >> beam.ParDo(Consumer())
+        _ = outs["main"] | beam.Map(_collect)
+    return sorted(_Counted.out)
+
+
+@pytest.mark.slow
+def test_dofn_set_up_once_and_reused_across_bundles_and_no_consumer_runs_on_empty_bundles() -> None:
+    assert patches.tune_streaming_direct_runner()
+    _Counted.setups = _Counted.teardowns = _Counted.bundles = _Counted.empty_consumer_bundles = 0
+    assert _counting_pipeline(fail_once=False) == [0, 10, 20, 30, 40, 50]
+    assert _Counted.bundles >= 6 and _Counted.setups == 1
+    assert _Counted.teardowns == 1  # when the pipeline finished
+    assert _Counted.empty_consumer_bundles == 0
+    # a bundle that fails gives its DoFn up: the retry sets up a fresh copy; results stay exact
+    _Counted.setups = _Counted.bundles = 0
+    _Counted.failed_once = False
+    assert _counting_pipeline(fail_once=True) == [0, 10, 20, 30, 40, 50]
+    assert _Counted.failed_once and _Counted.setups == 2

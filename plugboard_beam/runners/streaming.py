@@ -61,7 +61,7 @@ class StreamingRunner(Runner):
 
         from plugboard_beam.events.codec import event_classes
         from plugboard_beam.lowering import beam as lowering_beam
-        from plugboard_beam.lowering.patches import tune_pubsub_reads
+        from plugboard_beam.lowering.patches import tune_streaming_direct_runner
         from plugboard_beam.streaming.codec import Codec, new_secret
         from plugboard_beam.streaming.pipeline import build_streaming
         from plugboard_beam.streaming.resources import Resources
@@ -91,7 +91,7 @@ class StreamingRunner(Runner):
             except Exception as exc:
                 raise UserError(f"cannot set up Pub/Sub topics at {endpoint}: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-            tune_pubsub_reads()
+            tune_streaming_direct_runner()
             pipeline = beam.Pipeline(options=self.options)
             build_streaming(pipeline, model, plan, scenarios, res, codec, keys if finite and readers else None)
             watch.start()
