@@ -18,15 +18,24 @@ path has no ``{key}``, hands its rows to the stage's output instead of writing t
 become one table with ``key`` and ``step`` columns: files sharded by key hash and written
 deterministically (``levels-00000-of-00004.parquet``; a retried shard overwrites itself),
 or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable``).
+
+In streaming (``--streaming``), a ``FileWriter``'s rows go to Beam's windowed file sink
+(``WindowedFiles``): stamped with the time they were written, cut into fixed windows of the
+writer's ``window_seconds``, and written by ``fileio.WriteToFiles`` once the watermark (the
+wall clock, on the DirectRunner's Pub/Sub source) passes each window's end, one file set per
+window, so a never-ending job produces readable files as it goes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import gzip
+import time
 import typing as _t
 import zlib
 
 import apache_beam as beam
+from apache_beam.io.fileio import FileSink
 
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.data import DataError
@@ -452,7 +461,152 @@ class _InsertRows(beam.DoFn):
         self.table.close()
 
 
-__all__ = ["DataIO", "KeyedRead", "SinkWrite", "data_keys", "lower", "refuse_in_streaming"]
+# ------------------------------------------------------------------ streaming: windowed files
+@dataclass(frozen=True)
+class WindowedWrite:
+    """A ``FileWriter`` of a streaming run: its rows (all keys) go to one file set per window."""
+
+    name: str
+    fields: tuple[str, ...]
+    path: str  # may hold {key} in its file name: then each key has its own files
+    window_seconds: float
+
+    @property
+    def folder(self) -> str:
+        """The directory the files go to."""
+        from apache_beam.io.filesystems import FileSystems
+
+        folder: str = FileSystems.split(self.path)[0]
+        return folder or "."
+
+    @property
+    def stem(self) -> str:
+        """The file name without its format (``{key}`` still in it)."""
+        from apache_beam.io.filesystems import FileSystems
+
+        name: str = FileSystems.split(self.path)[1]
+        return name[: -len(file_format(name))]
+
+
+def windowed_writes(model: LoadedModel, overridden: _t.Collection[str] = ()) -> dict[str, WindowedWrite]:
+    """The model's ``FileWriter``s as windowed writes (for ``--streaming``). ``overridden``: the
+    arguments scenarios override (``component.arg``): a writer's are refused (its files are
+    written for all keys at once; put ``{key}`` in its file name for files per key)."""
+    from plugboard_beam.exceptions import UserError
+
+    out: dict[str, WindowedWrite] = {}
+    for name, klass in model.classes.items():
+        if not issubclass(klass, FileWriter):
+            continue
+        bad = sorted(o for o in overridden if o.split(".", 1)[0] == name)
+        if bad:
+            raise UserError(f"--streaming: scenarios override {', '.join(bad)}, but '{name}' (FileWriter) "
+                            "writes the files of every key together, one set per window; put {key} in its "
+                            "file name to give each key its own files")
+        w = _build_one(model, name)
+        ww = WindowedWrite(name, tuple(w.io.inputs), w.path, w.window_seconds)
+        if "{key}" in ww.folder:
+            raise UserError(f"--streaming: '{name}' (FileWriter) path {w.path!r}: {{key}} may only appear in "
+                            "the file name in a streaming run (the files of a window are written to one folder)")
+        out[name] = ww
+    return out
+
+
+class WindowedFiles(beam.PTransform):  # type: ignore[type-arg]
+    """A streaming ``FileWriter``'s row batches -> windowed files through ``fileio.WriteToFiles``.
+
+    Rows are stamped with the wall-clock time they reach the sink (processing time: a row is
+    in the window in which it was written), windowed with ``FixedWindows(window_seconds)``;
+    ``WriteToFiles`` writes each bundle's rows of a window to a temporary file and, when the
+    window closes, moves them to ``<stem>-<window start>-<window end>-<i>-of-<n><format>``.
+    """
+
+    def __init__(self, w: WindowedWrite) -> None:
+        super().__init__()
+        self.w = w
+
+    def expand(self, batches: _t.Any) -> _t.Any:
+        from apache_beam.io import fileio
+        from apache_beam.transforms.window import FixedWindows
+
+        w = self.w
+        fmt = file_format(w.path)
+        return (batches
+                | "Stamp rows" >> beam.FlatMap(_stamped)
+                | "Window rows" >> beam.WindowInto(FixedWindows(w.window_seconds))
+                | "Write files" >> fileio.WriteToFiles(
+                    path=w.folder, destination=_Destination(w), sink=_SinkOf(w),
+                    file_naming=fileio.destination_prefix_naming(fmt)))
+
+
+def _stamped(batch: list[tuple[str, int, tuple[_t.Any, ...]]]) -> _t.Iterator[_t.Any]:
+    from apache_beam.transforms.window import TimestampedValue
+
+    now = time.time()
+    for row in batch:
+        yield TimestampedValue(row, now)
+
+
+class _Destination:
+    """The file name stem of a row: the writer's, with ``{key}`` replaced by the safe key."""
+
+    def __init__(self, w: WindowedWrite) -> None:
+        self.stem = w.stem
+
+    def __call__(self, row: tuple[str, int, tuple[_t.Any, ...]]) -> str:
+        if "{key}" not in self.stem:
+            return self.stem
+        from plugboard_beam.spec.keys import substitute_key
+
+        return substitute_key(self.stem, row[0])
+
+
+class _SinkOf:
+    """A new ``_RowSink`` per file (a sink object is never shared between windows)."""
+
+    def __init__(self, w: WindowedWrite) -> None:
+        self.w = w
+
+    def __call__(self, destination: str) -> _t.Any:
+        return _RowSink(self.w)
+
+
+class _RowSink(FileSink):
+    """One window file: rows buffered, written on ``flush`` with the batch writer's formatting
+    (``key``, ``step``, then the fields; CSV as pandas writes it, gzip for ``.csv.gz``, Parquet)."""
+
+    def __init__(self, w: WindowedWrite) -> None:
+        self.w = w
+        self.rows: list[tuple[str, int, tuple[_t.Any, ...]]] = []
+        self.fh: _t.Any = None
+
+    def open(self, fh: _t.Any) -> None:
+        self.fh = fh
+        self.rows = []
+
+    def write(self, record: tuple[str, int, tuple[_t.Any, ...]]) -> None:
+        self.rows.append(record)
+
+    def flush(self) -> None:
+        w = self.w
+        rows = sorted(self.rows, key=lambda r: (r[0], r[1]))
+        self.rows = []
+        names = ["key", "step", *w.fields]
+        columns: list[list[_t.Any]] = [[r[0] for r in rows], [r[1] for r in rows]]
+        columns += [[r[2][i] for r in rows] for i in range(len(w.fields))]
+        what = f"file writer '{w.name}' (streaming files of {w.path!r})"
+        fmt = file_format(w.path)
+        if fmt == ".parquet":
+            data = parquet_bytes(names, columns, what)  # a DataError here fails the job, loudly
+        else:
+            data = csv_text(names, columns, header=True).encode()
+            if fmt == ".csv.gz":
+                data = gzip.compress(data, mtime=0)
+        self.fh.write(data)
+
+
+__all__ = ["DataIO", "KeyedRead", "SinkWrite", "WindowedFiles", "WindowedWrite", "data_keys", "lower",
+           "refuse_in_streaming", "windowed_writes"]
 
 
 def refuse_in_streaming(model: LoadedModel) -> None:
