@@ -100,12 +100,43 @@ def timed(folder: Path, *args: str) -> float:
     return took
 
 
+def peak_memory(folder: Path, keys: int, rows_per_key: list[int]) -> None:
+    """Peak RSS (``/usr/bin/time -f %M``) of the keyed replay as the rows per key grow."""
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(REPLAY))
+    from make_history import make
+
+    exe = Path(sys.executable).with_name("plugboard-beam")
+    for rows in rows_per_key:
+        if folder.exists():
+            shutil.rmtree(folder)
+        make(folder, keys, rows, seed=3, row_group=50_000)
+        shutil.copy(REPLAY / "tank_parts.py", folder)
+        (folder / "keyed.yaml").write_text(KEYED)
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", str(exe), "process", "run", "keyed.yaml"], cwd=folder,
+                              capture_output=True, text=True)
+        took = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"run failed: {proc.stderr[-2000:]}")
+        peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
+        written = sum(pq.read_metadata(f).num_rows for f in (folder / "out-keyed").glob("*.parquet"))
+        print(f"keys={keys} rows_per_key={rows} rows={keys * rows} written={written} "
+              f"peak_rss_mb={peak_mb:.0f} wall_s={took:.1f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keys", type=int, default=2000)
     ap.add_argument("--rows", type=int, default=500)
     ap.add_argument("--folder", type=Path, default=Path("/tmp/dataio-bench"))
+    ap.add_argument("--memory", type=int, nargs="*", metavar="ROWS_PER_KEY",
+                    help="instead: peak RSS of the keyed replay of --keys keys at each of these rows per key")
     args = ap.parse_args()
+    if args.memory:
+        peak_memory(args.folder, args.keys, args.memory)
+        return
     keys = prepare(args.folder, args.keys, args.rows)
     total = len(keys) * args.rows
     keyed = timed(args.folder, "keyed.yaml")

@@ -171,3 +171,39 @@ def test_window_file_sink_writes_key_step_and_fields(path: str) -> None:
         text = (gzip.decompress(data) if path.endswith(".gz") else data).decode()
         assert text == "key,step,level,ok\na,0,3.0,True\na,1,2.0,False\nb,0,1.5,True\n"
     assert _Destination(WindowedWrite("w", ("x",), "o/lv-{key}.csv", 1.0))(("a b", 0, (1,))) == "lv-a b"
+
+
+@pytest.mark.slow
+def test_finite_streaming_run_writes_its_last_window_before_it_ends(emulator: _t.Any, tmp_path: Path) -> None:  # noqa: F811
+    """A streaming run with --scenarios ends when every key has ended, but only after its
+    FileWriter's last window has been written: every row is in the files when the command returns."""
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    model = yaml.safe_load((work / "tank.yaml").read_text())
+    args = model["plugboard"]["process"]["args"]
+    args["components"].append({"type": "plugboard_beam.library.FileWriter",
+                               "args": {"name": "levels", "path": "out/levels.parquet", "field_names": ["level"],
+                                        "window_seconds": 3}})
+    args["connectors"].append({"source": "tank.level", "target": "levels.level"})
+    (work / "finite.yaml").write_text(yaml.safe_dump(model))
+    topic, _ = make_sub("tank-inflow", "tank-inflow-files-finite")
+    _, results = make_sub("tank-state", "tank-state-files-finite")
+    inflows = {"a": [4.0, 1.0], "b": [0.5, 3.0, 2.0]}
+    pub, _ = clients()
+    for key, values in inflows.items():
+        for seq, v in enumerate(values):
+            pub.publish(topic, json.dumps({"inflow": v}).encode(), key=key, seq=str(seq)).result()
+        pub.publish(topic, b"", key=key, seq=str(len(values)), eos="true").result()
+    (work / "keys.yaml").write_text(yaml.safe_dump([{"key": k} for k in inflows]))
+    proc = subprocess.run([*cli_command(), "process", "run", "finite.yaml", "--streaming", "--scenarios", "keys.yaml",
+                           "-p", "sensor.subscription=tank-inflow-files-finite"], cwd=work, capture_output=True,
+                          text=True, timeout=300, env=env_for(emulator))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    published = drain(results, expect_eos=len(inflows))
+    expected = sorted((a["key"], int(a["step"]), json.loads(d)["level"])
+                      for a, d in published if a.get("eos") != "true")
+    files = sorted((work / "out").glob("levels-*.parquet"))
+    assert files
+    rows = [r for f in files for r in ds.dataset(str(f), format="parquet").to_table().to_pylist()]
+    assert sorted((r["key"], r["step"], r["level"]) for r in rows) == expected
+    assert len(expected) == sum(len(v) for v in inflows.values())
