@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import gzip
+from operator import itemgetter
 import time
 import typing as _t
 import zlib
@@ -293,34 +294,37 @@ class _ReadPart(beam.DoFn):
     def _rows(self, r: KeyedRead, file_index: int, path: str, group: int) -> _t.Iterator[_t.Any]:
         cols = r.columns
         if r.kind == "sql":
-            batches: _t.Iterator[list[tuple[_t.Any, ...]]] = _sql_rows(r, cols)
+            batches: _t.Iterator[list[list[_t.Any]]] = (
+                [list(c) for c in zip(*part, strict=True)] if part else [[] for _ in cols]
+                for part in _sql_rows(r, cols))
         elif group >= 0:
             batches = iter([_parquet_group(r, path, group, cols)])
         else:
             table = read_table(r.path, r.what, cols)
-            batches = iter([list(zip(*(table.column(c).to_pylist() for c in cols), strict=True))])
+            batches = iter([[table.column(c).to_pylist() for c in cols]])
         k = cols.index(r.key_column)
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
         row = 0
-        for batch in batches:
-            # one element per key per batch (not per row): far fewer elements to shuffle
-            per_key: dict[str, list[tuple[_t.Any, tuple[_t.Any, ...]]]] = {}
-            for values in batch:
-                key = values[k]
+        for columns in batches:
+            # one element per key per batch (not per row), columnar (lists of plain values pickle
+            # compactly): (file index, row group, row numbers, order values or None, field columns)
+            per_key: dict[str, list[int]] = {}
+            for i, key in enumerate(columns[k]):
                 if key is None or (isinstance(key, float) and key != key) or str(key) == "":
-                    where = f"row {row} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
+                    where = f"row {row + i} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
                     yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
-                        r, f"{where} has no {r.key_column!r} (the key column)", row))
+                        r, f"{where} has no {r.key_column!r} (the key column)", row + i))
                 else:
-                    pos = (file_index, group, row)
-                    order = (values[o] is None, values[o], pos) if o is not None else pos
-                    per_key.setdefault(str(key), []).append((order, values[:nf]))
-                row += 1
-            yield from per_key.items()
+                    per_key.setdefault(str(key), []).append(i)
+            for key, idx in per_key.items():
+                orders = [columns[o][i] for i in idx] if o is not None else None
+                yield key, (file_index, group, [row + i for i in idx], orders,
+                            [[columns[f][i] for i in idx] for f in range(nf)])
+            row += len(columns[k]) if columns else 0
 
 
-def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list[tuple[_t.Any, ...]]:
+def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list[list[_t.Any]]:
     from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
@@ -336,7 +340,7 @@ def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list
     missing = [c for c in cols if c not in t.column_names]
     if missing:
         raise DataError(f"{r.what}: no column(s) {missing} (it has {t.column_names})")
-    return list(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
+    return [t.column(c).to_pylist() for c in cols]
 
 
 def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, ...]]]:
@@ -374,13 +378,23 @@ class _KeyChunks(beam.DoFn):
 
     def process(self, element: tuple[str, _t.Iterable[_t.Any]]) -> _t.Iterator[_t.Any]:
         key, parts = element
-        ordered = sorted((row for part in parts for row in part), key=lambda x: x[0])
+        # parts in file order (file, row group, then rows as read); a stable sort by the order
+        # column keeps file order among equal values
+        ordered = sorted(parts, key=itemgetter(0, 1, 2))
+        columns = [[v for part in ordered for v in part[4][f]] for f in range(len(self.r.fields))]
+        n = len(columns[0]) if columns else sum(len(part[2]) for part in ordered)
+        perm: _t.Optional[list[int]] = None
+        if self.r.order_by is not None:
+            sort_keys = [(v is None, v) for part in ordered for v in part[3]]
+            perm = sorted(range(n), key=sort_keys.__getitem__)
         yield beam.pvalue.TaggedOutput(KEYS, key)
-        n = len(ordered)
         for field_index, edge_id, tag in self.routes:
+            col = columns[field_index]
+            if perm is not None:
+                col = [col[i] for i in perm]
             for start in range(0, max(n, 1), CHUNK):
-                values = [row[1][field_index] for row in ordered[start:start + CHUNK]]
-                yield beam.pvalue.TaggedOutput(tag, (key, (edge_id, start, values, start + CHUNK >= n)))
+                yield beam.pvalue.TaggedOutput(tag, (key, (edge_id, start, col[start:start + CHUNK],
+                                                           start + CHUNK >= n)))
 
 
 # ------------------------------------------------------------------------ write transforms
@@ -403,7 +417,7 @@ def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.A
     from plugboard_beam.library.file_io import write_bytes
 
     shard, batches = element
-    ordered = sorted((r for b in batches for r in b), key=lambda r: (r[0], r[1]))
+    ordered = sorted((r for b in batches for r in b), key=itemgetter(0, 1))
     names = ["key", "step", *s.fields]
     columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
     columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
@@ -589,7 +603,7 @@ class _RowSink(FileSink):
 
     def flush(self) -> None:
         w = self.w
-        rows = sorted(self.rows, key=lambda r: (r[0], r[1]))
+        rows = sorted(self.rows, key=itemgetter(0, 1))
         self.rows = []
         names = ["key", "step", *w.fields]
         columns: list[list[_t.Any]] = [[r[0] for r in rows], [r[1] for r in rows]]
