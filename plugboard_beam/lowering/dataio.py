@@ -28,6 +28,7 @@ window, so a never-ending job produces readable files as it goes.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 import gzip
 from operator import itemgetter
@@ -309,14 +310,27 @@ class _ReadPart(beam.DoFn):
         for columns in batches:
             # one element per key per batch (not per row), columnar (lists of plain values pickle
             # compactly): (file index, row group, row numbers, order values or None, field columns)
+            groups: defaultdict[_t.Any, list[int]] = defaultdict(list)
+            try:
+                for i, key in enumerate(columns[k]):  # the per-row loop: one dict lookup per row
+                    groups[key].append(i)
+            except TypeError:  # unhashable values (a list column): grouped by their text
+                groups.clear()
+                for i, key in enumerate(columns[k]):
+                    groups[key if key is None or isinstance(key, (str, int, float)) else str(key)].append(i)
             per_key: dict[str, list[int]] = {}
-            for i, key in enumerate(columns[k]):
+            missing: list[int] = []
+            for key, idx in groups.items():  # per distinct value
                 if key is None or (isinstance(key, float) and key != key) or str(key) == "":
-                    where = f"row {row + i} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
-                    yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
-                        r, f"{where} has no {r.key_column!r} (the key column)", row + i))
+                    missing += idx
+                elif str(key) in per_key:  # e.g. True and "True": one key, rows in file order
+                    per_key[str(key)] = sorted(per_key[str(key)] + idx)
                 else:
-                    per_key.setdefault(str(key), []).append(i)
+                    per_key[str(key)] = idx
+            for i in sorted(missing):
+                where = f"row {row + i} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
+                yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
+                    r, f"{where} has no {r.key_column!r} (the key column)", row + i))
             for key, idx in per_key.items():
                 orders = [columns[o][i] for i in idx] if o is not None else None
                 yield key, (file_index, group, [row + i for i in idx], orders,
@@ -417,7 +431,9 @@ def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.A
     from plugboard_beam.library.file_io import write_bytes
 
     shard, batches = element
-    ordered = sorted((r for b in batches for r in b), key=itemgetter(0, 1))
+    # a batch is one key's rows of consecutive steps and batches of a key never overlap: sorting
+    # the batches by their first (key, step) orders the rows
+    ordered = [r for b in sorted((b for b in batches if b), key=lambda b: (b[0][0], b[0][1])) for r in b]
     names = ["key", "step", *s.fields]
     columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
     columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
