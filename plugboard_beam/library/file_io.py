@@ -32,6 +32,17 @@ def file_format(path: str) -> str:
     raise ValueError(f"unsupported file format of {str(path)!r}: use one of {', '.join(FORMATS)}")
 
 
+#: the window of a FileWriter's files in a streaming run, in seconds
+DEFAULT_WINDOW_SECONDS = 60.0
+
+
+def check_window_seconds(value: _t.Any) -> float:
+    """A positive number of seconds, or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"'window_seconds' must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
 def _check_storage_options(storage_options: _t.Optional[dict[str, _t.Any]]) -> None:
     if storage_options:
         raise ValueError("'storage_options' (fsspec options) cannot be honoured: files are read through "
@@ -289,6 +300,11 @@ class FileWriter(DataWriter):
 
     With ``chunk_size`` (CSV only, as in plugboard) a local file is appended every
     ``chunk_size`` rows; otherwise the file is written when the run ends.
+
+    ``window_seconds`` (not in plugboard; default 60) is the window of a streaming run: there the
+    rows of all keys go to one file set per window (``levels-<window start>-<window end>-00000-of-
+    00001.csv``, with ``key`` and ``step`` columns) as soon as the window closes, so a job that
+    never ends still produces readable files. A batch run writes its files once and ignores it.
     """
 
     io = IOController()
@@ -297,12 +313,14 @@ class FileWriter(DataWriter):
         self,
         path: str,
         storage_options: _t.Optional[dict[str, _t.Any]] = None,
+        window_seconds: float = DEFAULT_WINDOW_SECONDS,
         **kwargs: _t.Any,
     ) -> None:
         super().__init__(**kwargs)
         self._file_path = str(path)
         self._extension = file_format(self._file_path)
         _check_storage_options(storage_options)
+        self._window_seconds = check_window_seconds(window_seconds)
         if self._extension == ".parquet" and self._chunk_size:
             raise ValueError("Only CSV files support chunked writing ('chunk_size' with a .parquet path)")
         self._saved = 0  # chunks saved
@@ -315,7 +333,14 @@ class FileWriter(DataWriter):
             if args.get("chunk_size") and file_format(args["path"]) == ".parquet":
                 raise ValueError("Only CSV files support chunked writing ('chunk_size' with a .parquet path)")
         _check_storage_options(args.get("storage_options"))
+        if "window_seconds" in args:
+            check_window_seconds(args["window_seconds"])
         return super().io_for(args)
+
+    @property
+    def window_seconds(self) -> float:
+        """The window of a streaming run's files, in seconds."""
+        return self._window_seconds
 
     @property
     def path(self) -> str:

@@ -295,8 +295,11 @@ class StageDoFn(beam.DoFn):
         says so on the control output, with the messages each writer published, and hands the
         input the failed key will never use to the dead-letter path (``LATE``)."""
         if self.emit_done:
-            published = ({w: int(getattr(run.engine.runners[w].comp, "count", 0)) for w in self.writers}
-                         if run is not None else {})
+            # Pub/Sub writers count their messages; a streaming FileWriter (also in ``writers``,
+            # its rows go to the windowed file sink) has no ``count`` (reads as None): not counted
+            counts = ({w: getattr(run.engine.runners[w].comp, "count", None) for w in self.writers}
+                      if run is not None else {})
+            published = {w: c for w, c in counts.items() if type(c) is int}
             yield beam.pvalue.TaggedOutput(DONE, (key, self.stage.id, row, published))
             for late in unused:
                 yield beam.pvalue.TaggedOutput(LATE, (key, late, row))

@@ -18,15 +18,26 @@ path has no ``{key}``, hands its rows to the stage's output instead of writing t
 become one table with ``key`` and ``step`` columns: files sharded by key hash and written
 deterministically (``levels-00000-of-00004.parquet``; a retried shard overwrites itself),
 or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable``).
+
+In streaming (``--streaming``), a ``FileWriter``'s rows go to Beam's windowed file sink
+(``WindowedFiles``): stamped with the time they were written, cut into fixed windows of the
+writer's ``window_seconds``, and written by ``fileio.WriteToFiles`` once the watermark (the
+wall clock, on the DirectRunner's Pub/Sub source) passes each window's end, one file set per
+window, so a never-ending job produces readable files as it goes.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
+import gzip
+from operator import itemgetter
+import time
 import typing as _t
 import zlib
 
 import apache_beam as beam
+from apache_beam.io.fileio import FileSink
 
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.data import DataError
@@ -284,34 +295,50 @@ class _ReadPart(beam.DoFn):
     def _rows(self, r: KeyedRead, file_index: int, path: str, group: int) -> _t.Iterator[_t.Any]:
         cols = r.columns
         if r.kind == "sql":
-            batches: _t.Iterator[list[tuple[_t.Any, ...]]] = _sql_rows(r, cols)
+            batches: _t.Iterator[list[list[_t.Any]]] = (
+                [list(c) for c in zip(*part, strict=True)] if part else [[] for _ in cols]
+                for part in _sql_rows(r, cols))
         elif group >= 0:
             batches = iter([_parquet_group(r, path, group, cols)])
         else:
             table = read_table(r.path, r.what, cols)
-            batches = iter([list(zip(*(table.column(c).to_pylist() for c in cols), strict=True))])
+            batches = iter([[table.column(c).to_pylist() for c in cols]])
         k = cols.index(r.key_column)
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
         row = 0
-        for batch in batches:
-            # one element per key per batch (not per row): far fewer elements to shuffle
-            per_key: dict[str, list[tuple[_t.Any, tuple[_t.Any, ...]]]] = {}
-            for values in batch:
-                key = values[k]
+        for columns in batches:
+            # one element per key per batch (not per row), columnar (lists of plain values pickle
+            # compactly): (file index, row group, row numbers, order values or None, field columns)
+            groups: defaultdict[_t.Any, list[int]] = defaultdict(list)
+            try:
+                for i, key in enumerate(columns[k]):  # the per-row loop: one dict lookup per row
+                    groups[key].append(i)
+            except TypeError:  # unhashable values (a list column): grouped by their text
+                groups.clear()
+                for i, key in enumerate(columns[k]):
+                    groups[key if key is None or isinstance(key, (str, int, float)) else str(key)].append(i)
+            per_key: dict[str, list[int]] = {}
+            missing: list[int] = []
+            for key, idx in groups.items():  # per distinct value
                 if key is None or (isinstance(key, float) and key != key) or str(key) == "":
-                    where = f"row {row} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
-                    yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
-                        r, f"{where} has no {r.key_column!r} (the key column)", row))
+                    missing += idx
+                elif str(key) in per_key:  # e.g. True and "True": one key, rows in file order
+                    per_key[str(key)] = sorted(per_key[str(key)] + idx)
                 else:
-                    pos = (file_index, group, row)
-                    order = (values[o] is None, values[o], pos) if o is not None else pos
-                    per_key.setdefault(str(key), []).append((order, values[:nf]))
-                row += 1
-            yield from per_key.items()
+                    per_key[str(key)] = idx
+            for i in sorted(missing):
+                where = f"row {row + i} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
+                yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
+                    r, f"{where} has no {r.key_column!r} (the key column)", row + i))
+            for key, idx in per_key.items():
+                orders = [columns[o][i] for i in idx] if o is not None else None
+                yield key, (file_index, group, [row + i for i in idx], orders,
+                            [[columns[f][i] for i in idx] for f in range(nf)])
+            row += len(columns[k]) if columns else 0
 
 
-def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list[tuple[_t.Any, ...]]:
+def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list[list[_t.Any]]:
     from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
@@ -327,7 +354,7 @@ def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list
     missing = [c for c in cols if c not in t.column_names]
     if missing:
         raise DataError(f"{r.what}: no column(s) {missing} (it has {t.column_names})")
-    return list(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
+    return [t.column(c).to_pylist() for c in cols]
 
 
 def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, ...]]]:
@@ -365,13 +392,23 @@ class _KeyChunks(beam.DoFn):
 
     def process(self, element: tuple[str, _t.Iterable[_t.Any]]) -> _t.Iterator[_t.Any]:
         key, parts = element
-        ordered = sorted((row for part in parts for row in part), key=lambda x: x[0])
+        # parts in file order (file, row group, then rows as read); a stable sort by the order
+        # column keeps file order among equal values
+        ordered = sorted(parts, key=itemgetter(0, 1, 2))
+        columns = [[v for part in ordered for v in part[4][f]] for f in range(len(self.r.fields))]
+        n = len(columns[0]) if columns else sum(len(part[2]) for part in ordered)
+        perm: _t.Optional[list[int]] = None
+        if self.r.order_by is not None:
+            sort_keys = [(v is None, v) for part in ordered for v in part[3]]
+            perm = sorted(range(n), key=sort_keys.__getitem__)
         yield beam.pvalue.TaggedOutput(KEYS, key)
-        n = len(ordered)
         for field_index, edge_id, tag in self.routes:
+            col = columns[field_index]
+            if perm is not None:
+                col = [col[i] for i in perm]
             for start in range(0, max(n, 1), CHUNK):
-                values = [row[1][field_index] for row in ordered[start:start + CHUNK]]
-                yield beam.pvalue.TaggedOutput(tag, (key, (edge_id, start, values, start + CHUNK >= n)))
+                yield beam.pvalue.TaggedOutput(tag, (key, (edge_id, start, col[start:start + CHUNK],
+                                                           start + CHUNK >= n)))
 
 
 # ------------------------------------------------------------------------ write transforms
@@ -394,7 +431,9 @@ def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.A
     from plugboard_beam.library.file_io import write_bytes
 
     shard, batches = element
-    ordered = sorted((r for b in batches for r in b), key=lambda r: (r[0], r[1]))
+    # a batch is one key's rows of consecutive steps and batches of a key never overlap: sorting
+    # the batches by their first (key, step) orders the rows
+    ordered = [r for b in sorted((b for b in batches if b), key=lambda b: (b[0][0], b[0][1])) for r in b]
     names = ["key", "step", *s.fields]
     columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
     columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
@@ -452,7 +491,152 @@ class _InsertRows(beam.DoFn):
         self.table.close()
 
 
-__all__ = ["DataIO", "KeyedRead", "SinkWrite", "data_keys", "lower", "refuse_in_streaming"]
+# ------------------------------------------------------------------ streaming: windowed files
+@dataclass(frozen=True)
+class WindowedWrite:
+    """A ``FileWriter`` of a streaming run: its rows (all keys) go to one file set per window."""
+
+    name: str
+    fields: tuple[str, ...]
+    path: str  # may hold {key} in its file name: then each key has its own files
+    window_seconds: float
+
+    @property
+    def folder(self) -> str:
+        """The directory the files go to."""
+        from apache_beam.io.filesystems import FileSystems
+
+        folder: str = FileSystems.split(self.path)[0]
+        return folder or "."
+
+    @property
+    def stem(self) -> str:
+        """The file name without its format (``{key}`` still in it)."""
+        from apache_beam.io.filesystems import FileSystems
+
+        name: str = FileSystems.split(self.path)[1]
+        return name[: -len(file_format(name))]
+
+
+def windowed_writes(model: LoadedModel, overridden: _t.Collection[str] = ()) -> dict[str, WindowedWrite]:
+    """The model's ``FileWriter``s as windowed writes (for ``--streaming``). ``overridden``: the
+    arguments scenarios override (``component.arg``): a writer's are refused (its files are
+    written for all keys at once; put ``{key}`` in its file name for files per key)."""
+    from plugboard_beam.exceptions import UserError
+
+    out: dict[str, WindowedWrite] = {}
+    for name, klass in model.classes.items():
+        if not issubclass(klass, FileWriter):
+            continue
+        bad = sorted(o for o in overridden if o.split(".", 1)[0] == name)
+        if bad:
+            raise UserError(f"--streaming: scenarios override {', '.join(bad)}, but '{name}' (FileWriter) "
+                            "writes the files of every key together, one set per window; put {key} in its "
+                            "file name to give each key its own files")
+        w = _build_one(model, name)
+        ww = WindowedWrite(name, tuple(w.io.inputs), w.path, w.window_seconds)
+        if "{key}" in ww.folder:
+            raise UserError(f"--streaming: '{name}' (FileWriter) path {w.path!r}: {{key}} may only appear in "
+                            "the file name in a streaming run (the files of a window are written to one folder)")
+        out[name] = ww
+    return out
+
+
+class WindowedFiles(beam.PTransform):  # type: ignore[type-arg]
+    """A streaming ``FileWriter``'s row batches -> windowed files through ``fileio.WriteToFiles``.
+
+    Rows are stamped with the wall-clock time they reach the sink (processing time: a row is
+    in the window in which it was written), windowed with ``FixedWindows(window_seconds)``;
+    ``WriteToFiles`` writes each bundle's rows of a window to a temporary file and, when the
+    window closes, moves them to ``<stem>-<window start>-<window end>-<i>-of-<n><format>``.
+    """
+
+    def __init__(self, w: WindowedWrite) -> None:
+        super().__init__()
+        self.w = w
+
+    def expand(self, batches: _t.Any) -> _t.Any:
+        from apache_beam.io import fileio
+        from apache_beam.transforms.window import FixedWindows
+
+        w = self.w
+        fmt = file_format(w.path)
+        return (batches
+                | "Stamp rows" >> beam.FlatMap(_stamped)
+                | "Window rows" >> beam.WindowInto(FixedWindows(w.window_seconds))
+                | "Write files" >> fileio.WriteToFiles(
+                    path=w.folder, destination=_Destination(w), sink=_SinkOf(w),
+                    file_naming=fileio.destination_prefix_naming(fmt)))
+
+
+def _stamped(batch: list[tuple[str, int, tuple[_t.Any, ...]]]) -> _t.Iterator[_t.Any]:
+    from apache_beam.transforms.window import TimestampedValue
+
+    now = time.time()
+    for row in batch:
+        yield TimestampedValue(row, now)
+
+
+class _Destination:
+    """The file name stem of a row: the writer's, with ``{key}`` replaced by the safe key."""
+
+    def __init__(self, w: WindowedWrite) -> None:
+        self.stem = w.stem
+
+    def __call__(self, row: tuple[str, int, tuple[_t.Any, ...]]) -> str:
+        if "{key}" not in self.stem:
+            return self.stem
+        from plugboard_beam.spec.keys import substitute_key
+
+        return substitute_key(self.stem, row[0])
+
+
+class _SinkOf:
+    """A new ``_RowSink`` per file (a sink object is never shared between windows)."""
+
+    def __init__(self, w: WindowedWrite) -> None:
+        self.w = w
+
+    def __call__(self, destination: str) -> _t.Any:
+        return _RowSink(self.w)
+
+
+class _RowSink(FileSink):
+    """One window file: rows buffered, written on ``flush`` with the batch writer's formatting
+    (``key``, ``step``, then the fields; CSV as pandas writes it, gzip for ``.csv.gz``, Parquet)."""
+
+    def __init__(self, w: WindowedWrite) -> None:
+        self.w = w
+        self.rows: list[tuple[str, int, tuple[_t.Any, ...]]] = []
+        self.fh: _t.Any = None
+
+    def open(self, fh: _t.Any) -> None:
+        self.fh = fh
+        self.rows = []
+
+    def write(self, record: tuple[str, int, tuple[_t.Any, ...]]) -> None:
+        self.rows.append(record)
+
+    def flush(self) -> None:
+        w = self.w
+        rows = sorted(self.rows, key=itemgetter(0, 1))
+        self.rows = []
+        names = ["key", "step", *w.fields]
+        columns: list[list[_t.Any]] = [[r[0] for r in rows], [r[1] for r in rows]]
+        columns += [[r[2][i] for r in rows] for i in range(len(w.fields))]
+        what = f"file writer '{w.name}' (streaming files of {w.path!r})"
+        fmt = file_format(w.path)
+        if fmt == ".parquet":
+            data = parquet_bytes(names, columns, what)  # a DataError here fails the job, loudly
+        else:
+            data = csv_text(names, columns, header=True).encode()
+            if fmt == ".csv.gz":
+                data = gzip.compress(data, mtime=0)
+        self.fh.write(data)
+
+
+__all__ = ["DataIO", "KeyedRead", "SinkWrite", "WindowedFiles", "WindowedWrite", "data_keys", "lower",
+           "refuse_in_streaming", "windowed_writes"]
 
 
 def refuse_in_streaming(model: LoadedModel) -> None:

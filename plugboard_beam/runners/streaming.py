@@ -16,6 +16,7 @@ run's subscriptions and topics, each step with its own time limit, and raises ``
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import re
@@ -61,6 +62,7 @@ class StreamingRunner(Runner):
 
         from plugboard_beam.events.codec import event_classes
         from plugboard_beam.lowering import beam as lowering_beam
+        from plugboard_beam.lowering.dataio import windowed_writes
         from plugboard_beam.lowering.patches import tune_streaming_direct_runner
         from plugboard_beam.streaming.codec import Codec, new_secret
         from plugboard_beam.streaming.pipeline import build_streaming
@@ -82,6 +84,9 @@ class StreamingRunner(Runner):
         endpoint = pubsub_endpoint()
         log.info("streaming run %s: control topic %s", run_id, res.control_topic)
         watch = Watch(res, codec, keys, [st.id for st in plan.stages], list(res.writers) if finite else [])
+        # a finite run stays up until the last window of its FileWriters has closed (issue 11.5)
+        watch.file_windows = {n: w.window_seconds for n, w in windowed_writes(
+            model, {name for _, o in scenarios for name in (o or {})}).items()}
         shutdown = Shutdown()
         result = None
         try:
@@ -118,6 +123,9 @@ class StreamingRunner(Runner):
 SETUP_SECONDS = 15.0
 #: seconds a finished run keeps its pipeline up so that its last publishes go out
 SETTLE_SECONDS = 1.5
+#: seconds after a FileWriter's last window ends for its files to be written (two windowed
+#: GroupByKeys fire once the watermark passes, then the files are moved into place)
+WINDOW_GRACE_SECONDS = 5.0
 #: seconds without an answer from Pub/Sub mid-run before the run fails (shutdown adds at most ~25 s)
 LOST_SECONDS = 20.0
 
@@ -333,6 +341,7 @@ class Watch:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.subscriber: _t.Any = None
+        self.file_windows: dict[str, float] = {}  # FileWriter -> window (s): wait for its last window
 
     def start(self) -> None:
         """Pull the control and writer-watch subscriptions, each on a thread (plain pulls with
@@ -385,6 +394,13 @@ class Watch:
             # Let the last bundles' publishes (dead letters of a failed key, late control
             # messages) go out before the pipeline is cancelled.
             settle = time.monotonic() + SETTLE_SECONDS
+            if self.file_windows:
+                # rows are windowed by the wall clock: the last window ends at most one window from now
+                now = time.time()
+                wait = max(math.ceil(now / w) * w - now for w in self.file_windows.values()) + WINDOW_GRACE_SECONDS
+                log.info("waiting %.1f s for the last window of file writer(s) %s to be written", wait,
+                         ", ".join(sorted(self.file_windows)))
+                settle = max(settle, time.monotonic() + wait)
             while time.monotonic() < settle:
                 try:
                     self._handle(*self.events.get(timeout=0.1))

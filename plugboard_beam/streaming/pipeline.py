@@ -31,6 +31,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
 from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, StageDoFn, writer_tag
+from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.plan import Plan, chunk_tag
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import Chunk
@@ -317,6 +318,10 @@ def build_streaming(
             to_stage[st.id].append(seq[stage_tag(st.id)])
     starts = (pipeline | "Instances" >> beam.Create([k for k, _ in scenarios])) if scenarios else None
     writers_of = set(res.writers)
+    # FileWriters (issue 11.5): their rows leave the stage like a PubSubWriter's messages and go
+    # to Beam's windowed file sink (lowering/dataio.py), one file set per window, instead of
+    # each key's file being written only when the key ends
+    files = windowed_writes(model, {name for _, o in scenarios for name in (o or {})})
     chunks_by_edge: dict[int, _t.Any] = {}
     control: list[_t.Any] = []
     late: list[_t.Any] = []
@@ -329,7 +334,7 @@ def build_streaming(
             ins.append(starts | f"Start {st.name}" >> beam.Map(lambda k: (k, None)))
         stage_in = ins[0] if len(ins) == 1 else tuple(ins) | f"Join {st.name}" >> beam.Flatten()
         stage_in.element_type = KEYED  # a deterministic key coder for the stateful step
-        writers = [m for m in st.members if m in writers_of]
+        writers = [m for m in st.members if m in writers_of or m in files]
         out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
         outs = stage_in | f"Run {st.name}" >> beam.ParDo(StageDoFn(
             source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True)).with_outputs(*out_tags)
@@ -343,6 +348,9 @@ def build_streaming(
             else:
                 chunks_by_edge[e.id] = outs[chunk_tag(e)]
         for w in writers:
+            if w in files:
+                outs[writer_tag(w)] | f"Files {w}" >> WindowedFiles(files[w])
+                continue
             (outs[writer_tag(w)] | f"Message {w}" >> beam.Map(to_message).with_output_types(PubsubMessage)
              | f"Publish {w}" >> WriteToPubSub(res.writers[w], with_attributes=True))
         control.append(outs[DONE] | f"Seal done {st.name}" >> beam.ParDo(ControlDoFn(codec, st.id)))
