@@ -15,10 +15,17 @@ import yaml
 
 from conftest import ROOT, cli_command
 from plugboard_beam.testing.emulator import Emulator
-from test_security_streaming import run_resources
-from test_streaming import clients, drain, emulator, env_for, make_sub  # noqa: F401  (fixture)
+from test_streaming import PROJECT, clients, drain, emulator, env_for, make_sub  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
+
+
+def run_resources(prefix: str) -> set[str]:
+    """Topics and subscriptions on the emulator whose names start with ``prefix``."""
+    pub, sub = clients()
+    names = [t.name for t in pub.list_topics(project=f"projects/{PROJECT}")]
+    names += [s.name for s in sub.list_subscriptions(project=f"projects/{PROJECT}")]
+    return {n for n in names if n.rsplit("/", 1)[-1].startswith(prefix)}
 
 
 def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Path) -> None:  # noqa: F811
@@ -32,7 +39,7 @@ def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Pat
     (work / "forever.yaml").write_text(yaml.safe_dump(model))
     topic, _ = make_sub("tank-inflow", "tank-inflow-term")
     _, results = make_sub("tank-state", "tank-state-term")
-    before = set(run_resources("pbb-tank-"))
+    before = (run_resources("pbb-"))
     proc = subprocess.Popen([*cli_command(), "process", "run", "forever.yaml", "--streaming",
                              "-p", "sensor.subscription=tank-inflow-term"], cwd=work, env=env_for(emulator),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -42,8 +49,8 @@ def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Pat
             pub.publish(topic, json.dumps({"inflow": 4.0}).encode(), key="a", seq=str(seq)).result()
         got = drain(results, expect=3, timeout=90)
         assert len(got) == 3 and proc.poll() is None  # still running: keys come from messages
-        created = set(run_resources("pbb-tank-")) - before
-        assert created, "the run made no resources of its own"
+        created = (run_resources("pbb-")) - before
+        assert created, ("the run made no resources of its own", run_resources(""))
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
@@ -58,4 +65,4 @@ def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Pat
     assert seconds < 30
     # destroy() ran for the still-running key: its JSON-lines file was written.
     assert [json.loads(x)["level"] for x in (work / "log-a.jsonl").read_text().splitlines()] == [4.0, 7.2, 9.76]
-    assert not created & set(run_resources("pbb-tank-")), "the run's subscriptions/topics were left behind"
+    assert not created & (run_resources("pbb-")), "the run's subscriptions/topics were left behind"
