@@ -167,6 +167,7 @@ def test_scenario_formats_agree(tmp_path: Path) -> None:
     assert outputs["yaml"]["b-s1.txt"].split() == ["0", "2", "4"]
 
 
+@pytest.mark.slow
 def test_bad_scenarios_are_user_errors(tmp_path: Path) -> None:
     work = tmp_path / "h"
     shutil.copytree(ROOT / "specs" / "hello", work)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 import subprocess
 
+import pytest
+
 from conftest import ROOT, cli_command
 
 
@@ -154,6 +156,7 @@ def test_alias_bombs_are_refused_quickly_by_the_cli(tmp_path: Path) -> None:
         assert time.monotonic() - start < 15  # CLI start-up included; the check itself is < 1 s
 
 
+@pytest.mark.slow
 def test_every_option_takes_effect_or_is_refused_naming_its_runner(tmp_path: Path) -> None:
     model = str(ROOT / "specs" / "hello" / "my-model.yaml")
     cases = [
@@ -178,6 +181,7 @@ def test_every_option_takes_effect_or_is_refused_naming_its_runner(tmp_path: Pat
         assert not (tmp_path / "b.txt").exists()  # refused before anything ran
 
 
+@pytest.mark.slow
 def test_hello_prints_no_beam_warnings_even_with_debug_logging(tmp_path: Path) -> None:
     model = str(ROOT / "specs" / "hello" / "my-model.yaml")
     for debug in ([], ["--debug"]):
@@ -189,6 +193,7 @@ def test_hello_prints_no_beam_warnings_even_with_debug_logging(tmp_path: Path) -
         assert (tmp_path / "b.txt").read_text().split() == [str(2 * i) for i in range(10)]
 
 
+@pytest.mark.slow
 def test_runner_modules_import_alone_without_cycles() -> None:
     """Each runner module (and the registry) imports first, in a fresh interpreter."""
     import sys
