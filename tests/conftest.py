@@ -36,6 +36,14 @@ def cli_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "plugboard_beam.cli.main"]
 
 
+def checker() -> Path:
+    """The vendored conformance checker."""
+    path = CONFORMANCE / "check"
+    if not path.exists():
+        pytest.fail(f"the vendored conformance suite is missing: {CONFORMANCE}")
+    return path
+
+
 @pytest.fixture
 def conformance() -> Path:
     if not (CONFORMANCE / "check").exists():

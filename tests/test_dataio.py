@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CONFORMANCE, cli_command
+from conftest import checker, cli_command
 from plugboard_beam.library import DataReader, DataWriter, FileReader, SQLReader, SQLWriter
 from plugboard_beam.library.file_io import csv_text
 from plugboard_beam.spec import load_model
@@ -27,12 +27,6 @@ DATAIO = HERE / "conformance" / "dataio"
 ENGINES = {"local": "--runner local", "direct": "", "direct-unfused": "--stages component"}
 
 
-def checker() -> Path:
-    """The conformance checker: vendored beside the cases, or the shared suite's."""
-    for path in (HERE / "conformance" / "check", CONFORMANCE / "check"):
-        if path.exists():
-            return path
-    pytest.fail(f"conformance checker not found in tests/conformance or {CONFORMANCE} (set PLUGBOARD_BEAM_SHARED)")
 
 
 @pytest.mark.slow

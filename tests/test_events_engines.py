@@ -12,21 +12,15 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import CONFORMANCE, cli_command
 import pyarrow.parquet as pq
 import pytest
+
+from conftest import checker, cli_command
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "conformance" / "events"
 
 
-def checker() -> Path:
-    """The vendored checker if the suite is vendored, else the shared one."""
-    for path in (HERE / "conformance" / "check", CONFORMANCE / "check"):
-        if path.exists():
-            return path
-    pytest.fail(f"conformance checker not found under tests/conformance or {CONFORMANCE} "
-                "(set PLUGBOARD_BEAM_SHARED)")
 
 ENGINES = {
     "local": "--runner local",
