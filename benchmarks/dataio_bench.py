@@ -116,22 +116,28 @@ def timed(folder: Path, *args: str) -> float:
     return took
 
 
-def peak_memory(folder: Path, keys: int, rows_per_key: list[int]) -> None:
-    """Peak RSS (``/usr/bin/time -f %M``) of the keyed replay as the rows per key grow."""
-    import pyarrow.parquet as pq
-
+def make_keyed(folder: Path, keys: int, rows_per_key: int) -> None:
+    """``folder`` with only the keyed replay: history.parquet, tank_parts.py, keyed.yaml."""
     sys.path.insert(0, str(REPLAY))
     from make_history import make
 
+    if folder.exists():
+        shutil.rmtree(folder)
+    make(folder, keys, rows_per_key, seed=3, row_group=50_000)
+    shutil.copy(REPLAY / "tank_parts.py", folder)
+    (folder / "keyed.yaml").write_text(KEYED)
+
+
+def peak_memory(folder: Path, keys: int, rows_per_key: list[int], run_args: list[str]) -> None:
+    """Peak RSS (``/usr/bin/time -f %M``) of the keyed replay as the rows per key grow."""
+    import pyarrow.parquet as pq
+
     exe = Path(sys.executable).with_name("plugboard-beam")
     for rows in rows_per_key:
-        if folder.exists():
-            shutil.rmtree(folder)
-        make(folder, keys, rows, seed=3, row_group=50_000)
-        shutil.copy(REPLAY / "tank_parts.py", folder)
-        (folder / "keyed.yaml").write_text(KEYED)
+        make_keyed(folder, keys, rows)
         start = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", str(exe), "process", "run", "keyed.yaml"], cwd=folder,
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", str(exe), "process", "run", "keyed.yaml", *run_args],
+                              cwd=folder,
                               capture_output=True, text=True)
         took = time.perf_counter() - start
         if proc.returncode != 0:
@@ -149,13 +155,15 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=Path("/tmp/dataio-bench"))
     ap.add_argument("--memory", type=int, nargs="*", metavar="ROWS_PER_KEY",
                     help="instead: peak RSS of the keyed replay of --keys keys at each of these rows per key")
+    ap.add_argument("--rows-per-wave", type=int, default=None, help="passed to process run")
     args = ap.parse_args()
+    run_args = [] if args.rows_per_wave is None else ["--rows-per-wave", str(args.rows_per_wave)]
     if args.memory:
-        peak_memory(args.folder, args.keys, args.memory)
+        peak_memory(args.folder, args.keys, args.memory, run_args)
         return
     keys = prepare(args.folder, args.keys, args.rows)
     total = len(keys) * args.rows
-    keyed = timed(args.folder, "keyed.yaml")
+    keyed = timed(args.folder, "keyed.yaml", *run_args)
     per_key = timed(args.folder, "per-key.yaml", "--scenarios", "keys.yaml")
     print(f"keys={len(keys)} rows_per_key={args.rows} rows={total}")
     print(f"keyed_table: {keyed:.1f} s, {total / keyed:,.0f} rows/s")

@@ -224,6 +224,10 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
               help="Override a component argument: comp.arg=VALUE, comp.initial_values.field=[..].")
 @click.option("--progress/--no-progress", default=None,
               help="Show steps per component (default: when stderr is a terminal).")
+@click.option("--rows-per-wave", type=click.IntRange(min=0), default=200_000, show_default=True,
+              help="Batch, DirectRunner: a model with keyed data readers (key_column) whose data has more "
+                   "rows runs its keys in waves of at most this many rows, so memory stays bounded; 0: "
+                   "all keys at once.")
 @click.option("--streaming", is_flag=True, help="Streaming pipeline: Pub/Sub sources run until they end "
                                                "(eos per key) or Ctrl-C.")
 @click.option("--loops", type=click.Choice(["feedback", "fused"]), default="feedback", show_default=True,
@@ -238,7 +242,8 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
-        partition: str, params: tuple[str, ...], progress: _t.Optional[bool], streaming: bool, loops: str,
+        partition: str, params: tuple[str, ...], progress: _t.Optional[bool], rows_per_wave: int, streaming: bool,
+        loops: str,
         feedback_topic: _t.Optional[str], dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
     from plugboard_beam.cli.registry import get_runner
@@ -252,7 +257,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     bar = Progress(progress)
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
-        record=record, partition=partition, pipeline_args=pipeline_args, progress=bar,
+        record=record, partition=partition, pipeline_args=pipeline_args, progress=bar, rows_per_wave=rows_per_wave,
         streaming=streaming, loops=loops, feedback_topic=feedback_topic, dry_run=dry_run, job_dir=job_dir,
         profile=profile, given=given_flags(ctx),
     )
@@ -272,6 +277,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
 
 #: ``process run`` parameters that are run options a runner may refuse, by flag
 RUN_FLAGS = {"scenarios": "--scenarios", "record": "--record", "partition": "--stages", "progress": "--progress",
+             "rows_per_wave": "--rows-per-wave",
              "streaming": "--streaming", "loops": "--loops", "feedback_topic": "--feedback-topic",
              "dry_run": "--dry-run", "job_dir": "--job-dir", "profile": "--profile"}
 

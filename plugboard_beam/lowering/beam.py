@@ -385,16 +385,17 @@ def build(
     instances: _t.Sequence[tuple[str, dict[str, _t.Any]]],
     record: _t.Optional[str],
     errors_prefix: str,
+    wave: dataio.Wave = dataio.ALL_KEYS,
 ) -> None:
-    """Add the model's transforms to ``pipeline``."""
+    """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
     keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances]).with_output_types(str)
     # data I/O (lowering/dataio.py): keyed readers become Beam reads outside the stages, whose
     # keys then come from the data; many-key file/SQL writers hand their rows to Beam sinks
-    io, edges, keys, errors = dataio.lower(pipeline, model, plan, instances, keys)
+    io, edges, keys, errors, records = dataio.lower(pipeline, model, plan, instances, keys, wave,
+                                                    record is not None)
     plan = io.plan
-    records = []
     for stage in plan.stages:
         if stage.in_edges:
             stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
@@ -414,4 +415,5 @@ def build(
     if record is not None:
         (tuple(records) | "Records" >> beam.Flatten()
          | "Write records" >> beam.io.WriteToParquetBatched(
-             os.path.join(record, "messages"), schema=SCHEMA, file_name_suffix=".parquet"))
+             os.path.join(record, "messages" if wave.count == 1 else f"messages-wave{wave.index:05d}"),
+             schema=SCHEMA, file_name_suffix=".parquet"))

@@ -19,6 +19,13 @@ become one table with ``key`` and ``step`` columns: files sharded by key hash an
 deterministically (``levels-00000-of-00004.parquet``; a retried shard overwrites itself),
 or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable``).
 
+On the DirectRunner, whose engine holds every PCollection that crosses a shuffle in memory, a keyed
+run whose data has more rows than ``--rows-per-wave`` runs in waves (``Wave``): the keys are split
+into consecutive groups of at most that many rows (``plan_waves``, from one pass over the key
+column, ``key_counts``), and each group runs as a pipeline of its own that keeps only its keys'
+rows at the read. Memory then depends on the wave, not on the table; sink shards are numbered
+across waves (``levels-00005-of-00012.parquet``).
+
 In streaming (``--streaming``), a ``FileWriter``'s rows go to Beam's windowed file sink
 (``WindowedFiles``): stamped with the time they were written, cut into fixed windows of the
 writer's ``window_seconds``, and written by ``fileio.WriteToFiles`` once the watermark (the
@@ -32,6 +39,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 import gzip
 from operator import itemgetter
+import os
 import time
 import typing as _t
 import zlib
@@ -53,6 +61,7 @@ CHUNK = 1024
 SHARDS = 4
 KEYS = "keys"
 ERRORS = "errors"
+RECORD = "record"
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,57 @@ class SinkWrite:
     connect_args: tuple[tuple[str, _t.Any], ...] = ()
 
 
+@dataclass(frozen=True)
+class Wave:
+    """The keys one pipeline of a keyed run reads: all of them (``keys`` None, one wave), or one of
+    ``count`` consecutive groups of keys run one after the other (``plan_waves``)."""
+
+    index: int = 0
+    count: int = 1
+    keys: _t.Optional[frozenset[str]] = None
+    #: rows of keyed data of these keys (0: not counted)
+    rows: int = 0
+
+    def has(self, value: _t.Any) -> bool:
+        """Whether a row with this key column value is read in this wave. Rows without a key are
+        read (and reported) in the first wave only."""
+        if missing_key(value):
+            return self.index == 0
+        return self.keys is None or str(value) in self.keys
+
+    def shard(self, shard: int) -> tuple[int, int]:
+        """(shard number, shards in all) of a sink writer's ``shard`` of this wave."""
+        return self.index * SHARDS + shard, self.count * SHARDS
+
+
+ALL_KEYS = Wave()
+
+
+def missing_key(value: _t.Any) -> bool:
+    """A key column value that is no key: null, NaN or empty text."""
+    return value is None or (isinstance(value, float) and value != value) or str(value) == ""
+
+
+def plan_waves(counts: _t.Mapping[str, int], rows_per_wave: int) -> list[Wave]:
+    """Keys (in data order) with their row counts -> waves of consecutive keys of at most
+    ``rows_per_wave`` rows each (a key with more rows than that is a wave of its own); one wave
+    of all keys if they fit, or if ``rows_per_wave`` is 0."""
+    groups: list[tuple[list[str], int]] = []
+    keys: list[str] = []
+    rows = 0
+    for key, n in counts.items():
+        if keys and rows_per_wave and rows + n > rows_per_wave:
+            groups.append((keys, rows))
+            keys, rows = [], 0
+        keys.append(key)
+        rows += n
+    if keys:
+        groups.append((keys, rows))
+    if len(groups) <= 1:
+        return [Wave(rows=sum(counts.values()))]
+    return [Wave(i, len(groups), frozenset(ks), n) for i, (ks, n) in enumerate(groups)]
+
+
 def writer_tag(name: str) -> str:
     """The stage output tag of a sink writer's rows (the Pub/Sub writers' tag scheme)."""
     from plugboard_beam.lowering.beam import writer_tag as tag
@@ -117,13 +177,15 @@ class DataIO:
     plan: Plan
     reads: tuple[KeyedRead, ...]
     sinks: tuple[SinkWrite, ...]
+    #: the keys this pipeline reads (all, or one wave of them)
+    wave: Wave = ALL_KEYS
     #: PCollections of error rows (JSON lines) from reads and sinks; ``lower`` hands this very list
     #: to ``build``, which adds the stages' errors and writes them all
     error_rows: list[_t.Any] = field(default_factory=list)
 
     @classmethod
     def of(cls, model: LoadedModel, plan: Plan, n_instances: int,
-           overridden: _t.Collection[str] = ()) -> DataIO:
+           overridden: _t.Collection[str] = (), wave: Wave = ALL_KEYS) -> DataIO:
         """Find the keyed readers and the writers to turn into sinks. ``overridden``: the
         arguments scenarios override (``component.arg``); a keyed reader's are refused (it reads
         one table for all keys), a writer's keep it writing per key."""
@@ -169,31 +231,38 @@ class DataIO:
         if reads:
             external = (*plan.external, *(r.name for r in reads))
             plan = make_plan(plan.graph, plan.partition, external=external, cut=plan.cut)
-        return cls(plan, tuple(reads), tuple(sinks))
+        return cls(plan, tuple(reads), tuple(sinks), wave)
 
     # ------------------------------------------------------------------------ reads
-    def read(self, pipeline: beam.Pipeline, keys: _t.Any) -> tuple[dict[int, _t.Any], _t.Any, list[_t.Any]]:
-        """Add the keyed reads: (edge id -> chunk PCollection, the keys PCollection, error rows).
+    def read(self, pipeline: beam.Pipeline, keys: _t.Any,
+             record: bool = False) -> tuple[dict[int, _t.Any], _t.Any, list[_t.Any], list[_t.Any]]:
+        """Add the keyed reads: (edge id -> chunk PCollection, the keys PCollection, error rows,
+        record tables: with ``record``, the rows each reader sends, as a component in a stage
+        records what it sends).
 
         With keyed reads the keys are those found in the data (``keys`` is replaced)."""
         edges: dict[int, _t.Any] = {}
         errors = self.error_rows
+        records: list[_t.Any] = []
         found = []
         graph = self.plan.graph
         for r in self.reads:
             out_edges = [e for e in graph.edges if e.source == r.name]
-            rows = _rows(pipeline, r)
+            rows = _rows(pipeline, r, self.wave)
+            tags = [chunk_tag(e) for e in out_edges]
             grouped = (rows["rows"] | f"Group {r.name} by key" >> beam.GroupByKey()
-                       | f"Chunks of {r.name}" >> beam.ParDo(_KeyChunks(r, out_edges)).with_outputs(
-                           *[chunk_tag(e) for e in out_edges], KEYS))
+                       | f"Chunks of {r.name}" >> beam.ParDo(_KeyChunks(r, out_edges, record)).with_outputs(
+                           *tags, KEYS, RECORD, ERRORS))
             for e in out_edges:
                 edges[e.id] = grouped[chunk_tag(e)]
             found.append(grouped[KEYS])
-            errors.append(rows[ERRORS])
+            errors += [rows[ERRORS], grouped[ERRORS]]
+            if record:
+                records.append(grouped[RECORD])
         if found:
             keys = (tuple(found) | "Keys from data" >> beam.Flatten()
                     | "Distinct keys" >> beam.Distinct())
-        return edges, keys, errors
+        return edges, keys, errors, records
 
     # ----------------------------------------------------------------------- writes
     def writers(self, stage: Stage) -> tuple[str, ...]:
@@ -215,19 +284,22 @@ class DataIO:
             else:
                 failed = (batches | f"Shard {s.name}" >> beam.Map(lambda b: (zlib.crc32(b[0][0].encode()) % SHARDS, b))
                           | f"Group {s.name} shards" >> beam.GroupByKey()
-                          | f"Write {s.name}" >> beam.FlatMap(_write_shard, s))
+                          | f"Write {s.name}" >> beam.FlatMap(_write_shard, s, self.wave))
             self.error_rows.append(failed)
 
 
 def lower(
     pipeline: beam.Pipeline, model: LoadedModel, plan: Plan, instances: _t.Sequence[tuple[str, _t.Any]], keys: _t.Any,
-) -> tuple[DataIO, dict[int, _t.Any], _t.Any, list[_t.Any]]:
+    wave: Wave = ALL_KEYS, record: bool = False,
+) -> tuple[DataIO, dict[int, _t.Any], _t.Any, list[_t.Any], list[_t.Any]]:
     """The hook of ``lowering.beam.build``: the data I/O of the model, the chunk PCollections of
-    keyed reads by edge id, the keys to start stages with, and error rows to report."""
+    keyed reads by edge id, the keys to start stages with, error rows to report, and (with
+    ``record``) the record tables of keyed reads. ``wave``: the keys whose rows keyed reads keep
+    (all by default)."""
     overridden = {name for _, o in instances for name in (o or {})}
-    io = DataIO.of(model, plan, len(instances), overridden)
-    edges, keys, errors = io.read(pipeline, keys)
-    return io, edges, keys, errors
+    io = DataIO.of(model, plan, len(instances), overridden, wave)
+    edges, keys, errors, records = io.read(pipeline, keys, record)
+    return io, edges, keys, errors, records
 
 
 # ------------------------------------------------------------------------- read transforms
@@ -236,15 +308,15 @@ def _error_row(r: KeyedRead, message: str, row: int = 0, key: str = "") -> str:
                    reason=f"{r.what}: {message}").to_json()
 
 
-def _rows(pipeline: beam.Pipeline, r: KeyedRead) -> _t.Any:
-    """(key, (order, values)) per row, and error rows."""
+def _rows(pipeline: beam.Pipeline, r: KeyedRead, wave: Wave) -> _t.Any:
+    """(key, (order, values)) per row of ``wave``'s keys, and error rows."""
     start = pipeline | f"Source {r.name}" >> beam.Create([r])
     if r.kind == "file" and file_format(r.path) == ".parquet":
         parts = (start | f"Row groups of {r.name}" >> beam.FlatMap(_row_groups)
                  | f"Spread {r.name}" >> beam.Reshuffle())
     else:
         parts = start | f"Whole {r.name}" >> beam.Map(lambda x: (x, 0, "", -1, ""))
-    return parts | f"Read {r.name}" >> beam.ParDo(_ReadPart()).with_outputs(ERRORS, main="rows")
+    return parts | f"Read {r.name}" >> beam.ParDo(_ReadPart(wave)).with_outputs(ERRORS, main="rows")
 
 
 def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
@@ -257,13 +329,7 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
 
     try:
         check_gcs_access(r.path, f"{r.what}")
-        if any(ch in r.path for ch in "*?["):
-            paths = sorted(m.path for res in FileSystems.match([r.path]) for m in res.metadata_list)
-            if not paths:
-                raise DataError("no file matches")
-        else:
-            paths = [r.path]
-        for i, path in enumerate(paths):
+        for i, path in enumerate(_file_paths(r)):
             if "://" not in path:
                 meta = pq.ParquetFile(path).metadata
             else:
@@ -279,37 +345,55 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
         yield (r, 0, "", -1, f"cannot be read: {type(exc).__name__}: {exc}")
 
 
+def _file_paths(r: KeyedRead) -> list[str]:
+    """The files of a file read: its path, or the files its glob matches (sorted)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if not any(ch in r.path for ch in "*?["):
+        return [r.path]
+    paths = sorted(m.path for res in FileSystems.match([r.path]) for m in res.metadata_list)
+    if not paths:
+        raise DataError(f"{r.what}: no file matches")
+    return paths
+
+
 class _ReadPart(beam.DoFn):
-    """Reads one part (a Parquet row group, a whole CSV file, the SQL query) as keyed rows."""
+    """Reads one part (a Parquet row group, a whole CSV file, the SQL query) as keyed rows of the
+    wave's keys."""
+
+    def __init__(self, wave: Wave = ALL_KEYS) -> None:
+        self.wave = wave
 
     def process(self, part: _t.Any) -> _t.Iterator[_t.Any]:
         r, file_index, path, group, error = part
         if error:
-            yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, error))
+            if self.wave.index == 0:
+                yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, error))
             return
         try:
             yield from self._rows(r, file_index, path, group)
         except DataError as exc:
-            yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, str(exc).removeprefix(f"{r.what}: ")))
+            if self.wave.index == 0:  # every wave reads the same parts: reported once
+                yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, str(exc).removeprefix(f"{r.what}: ")))
 
     def _rows(self, r: KeyedRead, file_index: int, path: str, group: int) -> _t.Iterator[_t.Any]:
         cols = r.columns
-        if r.kind == "sql":
-            batches: _t.Iterator[list[list[_t.Any]]] = (
-                [list(c) for c in zip(*part, strict=True)] if part else [[] for _ in cols]
-                for part in _sql_rows(r, cols))
-        elif group >= 0:
-            batches = iter([_parquet_group(r, path, group, cols)])
-        else:
-            table = read_table(r.path, r.what, cols)
-            batches = iter([[table.column(c).to_pylist() for c in cols]])
         k = cols.index(r.key_column)
+        batches: _t.Iterator[Batch]
+        if r.kind == "sql":
+            batches = (_python_batch([list(c) for c in zip(*part, strict=True)] if part else [[] for _ in cols],
+                                     k, self.wave) for part in _sql_rows(r, cols))
+        elif group >= 0:
+            batches = iter([_arrow_batch(_parquet_group(r, path, group, cols), cols, k, self.wave)])
+        else:
+            batches = iter([_arrow_batch(read_table(r.path, r.what, cols), cols, k, self.wave)])
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
         row = 0
-        for columns in batches:
+        for columns, numbers, n_read in batches:
             # one element per key per batch (not per row), columnar (lists of plain values pickle
             # compactly): (file index, row group, row numbers, order values or None, field columns)
+            number: _t.Sequence[int] = range(len(columns[k]) if columns else 0) if numbers is None else numbers
             groups: defaultdict[_t.Any, list[int]] = defaultdict(list)
             try:
                 for i, key in enumerate(columns[k]):  # the per-row loop: one dict lookup per row
@@ -321,24 +405,57 @@ class _ReadPart(beam.DoFn):
             per_key: dict[str, list[int]] = {}
             missing: list[int] = []
             for key, idx in groups.items():  # per distinct value
-                if key is None or (isinstance(key, float) and key != key) or str(key) == "":
+                if missing_key(key):
                     missing += idx
                 elif str(key) in per_key:  # e.g. True and "True": one key, rows in file order
                     per_key[str(key)] = sorted(per_key[str(key)] + idx)
                 else:
                     per_key[str(key)] = idx
             for i in sorted(missing):
-                where = f"row {row + i} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
+                where = f"row {row + number[i]} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
                 yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
-                    r, f"{where} has no {r.key_column!r} (the key column)", row + i))
+                    r, f"{where} has no {r.key_column!r} (the key column)", row + number[i]))
             for key, idx in per_key.items():
                 orders = [columns[o][i] for i in idx] if o is not None else None
-                yield key, (file_index, group, [row + i for i in idx], orders,
+                yield key, (file_index, group, [row + number[i] for i in idx], orders,
                             [[columns[f][i] for i in idx] for f in range(nf)])
-            row += len(columns[k]) if columns else 0
+            row += n_read
 
 
-def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list[list[_t.Any]]:
+#: a batch of read rows: (columns as lists, the row number in the part of each kept row or None
+#: if every row was kept, the number of rows read)
+Batch = tuple[list[list[_t.Any]], _t.Optional[list[int]], int]
+
+
+def _python_batch(columns: list[list[_t.Any]], k: int, wave: Wave) -> Batch:
+    """The rows of ``wave``'s keys (``k``: the key column's index)."""
+    n = len(columns[k]) if columns else 0
+    if wave.keys is None:
+        return columns, None, n
+    kept = [i for i, key in enumerate(columns[k]) if wave.has(key)]
+    return [[c[i] for i in kept] for c in columns], kept, n
+
+
+def _arrow_batch(table: _t.Any, cols: list[str], k: int, wave: Wave) -> Batch:
+    """An Arrow table's rows of ``wave``'s keys as Python lists: filtered in Arrow (one membership
+    test per row against the wave's distinct values), so a wave decodes only its own rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if wave.keys is None:
+        return [table.column(c).to_pylist() for c in cols], None, table.num_rows
+    column = table.column(cols[k])
+    try:
+        chosen = [v for v in pc.unique(column).to_pylist() if wave.has(v)]
+        mask = pc.is_in(column, value_set=pa.array(chosen, type=column.type), skip_nulls=False)
+    except (pa.ArrowException, TypeError):  # e.g. a nested key column: test the rows in Python
+        return _python_batch([table.column(c).to_pylist() for c in cols], k, wave)
+    kept = pc.indices_nonzero(mask).to_pylist()
+    table = table.filter(mask)
+    return [table.column(c).to_pylist() for c in cols], kept, len(mask)
+
+
+def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> _t.Any:
     from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
@@ -354,7 +471,7 @@ def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> list
     missing = [c for c in cols if c not in t.column_names]
     if missing:
         raise DataError(f"{r.what}: no column(s) {missing} (it has {t.column_names})")
-    return [t.column(c).to_pylist() for c in cols]
+    return t
 
 
 def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, ...]]]:
@@ -384,11 +501,13 @@ def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, .
 
 
 class _KeyChunks(beam.DoFn):
-    """One key's rows, in order, as chunks into every edge leaving the reader."""
+    """One key's rows, in order, as chunks into every edge leaving the reader (and, with
+    ``record``, as record rows: step ``i`` is the key's ``i``-th row)."""
 
-    def __init__(self, r: KeyedRead, out_edges: _t.Sequence[Edge]) -> None:
+    def __init__(self, r: KeyedRead, out_edges: _t.Sequence[Edge], record: bool = False) -> None:
         self.r = r
-        self.routes = [(r.fields.index(e.source_field), e.id, chunk_tag(e)) for e in out_edges]
+        self.routes = [(r.fields.index(e.source_field), e, chunk_tag(e)) for e in out_edges]
+        self.record = record
 
     def process(self, element: tuple[str, _t.Iterable[_t.Any]]) -> _t.Iterator[_t.Any]:
         key, parts = element
@@ -397,25 +516,44 @@ class _KeyChunks(beam.DoFn):
         ordered = sorted(parts, key=itemgetter(0, 1, 2))
         columns = [[v for part in ordered for v in part[4][f]] for f in range(len(self.r.fields))]
         n = len(columns[0]) if columns else sum(len(part[2]) for part in ordered)
-        perm: _t.Optional[list[int]] = None
         if self.r.order_by is not None:
             sort_keys = [(v is None, v) for part in ordered for v in part[3]]
             perm = sorted(range(n), key=sort_keys.__getitem__)
+            columns = [[col[i] for i in perm] for col in columns]
+        if self.record:
+            from plugboard_beam.exceptions import StepError
+            from plugboard_beam.lowering.records import RecordBuffer
+
+            buffer = RecordBuffer()
+            buffer.key = key
+            tables = []
+            try:
+                for field_index, edge, _ in self.routes:
+                    for i, value in enumerate(columns[field_index]):
+                        buffer(edge, i, value)
+                        if buffer.full():
+                            tables.append(buffer.take())
+            except StepError as err:  # a value JSON cannot hold: the key fails, named (no chunks)
+                yield beam.pvalue.TaggedOutput(ERRORS, Failure.of(err).to_json())
+                return
+            tables.append(buffer.take())
+            for table in tables:
+                if table is not None:
+                    yield beam.pvalue.TaggedOutput(RECORD, table)
         yield beam.pvalue.TaggedOutput(KEYS, key)
-        for field_index, edge_id, tag in self.routes:
+        for field_index, edge, tag in self.routes:
             col = columns[field_index]
-            if perm is not None:
-                col = [col[i] for i in perm]
             for start in range(0, max(n, 1), CHUNK):
-                yield beam.pvalue.TaggedOutput(tag, (key, (edge_id, start, col[start:start + CHUNK],
+                yield beam.pvalue.TaggedOutput(tag, (key, (edge.id, start, col[start:start + CHUNK],
                                                            start + CHUNK >= n)))
 
 
 # ------------------------------------------------------------------------ write transforms
-def _shard_path(target: str, shard: int) -> str:
+def _shard_path(target: str, shard: int, wave: Wave = ALL_KEYS) -> str:
     fmt = file_format(target)
     stem = target[: -len(fmt)]
-    return f"{stem}-{shard:05d}-of-{SHARDS:05d}{fmt}"
+    number, count = wave.shard(shard)
+    return f"{stem}-{number:05d}-of-{count:05d}{fmt}"
 
 
 def _sink_error(s: SinkWrite, message: str, keys: _t.Iterable[str]) -> str:
@@ -426,7 +564,7 @@ def _sink_error(s: SinkWrite, message: str, keys: _t.Iterable[str]) -> str:
 
 
 def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.Any, ...]]]]],
-                 s: SinkWrite) -> _t.Iterator[str]:
+                 s: SinkWrite, wave: Wave = ALL_KEYS) -> _t.Iterator[str]:
     """Write one shard (its rows sorted by key and step); yields an error row if it cannot."""
     from plugboard_beam.library.file_io import write_bytes
 
@@ -437,7 +575,7 @@ def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.A
     names = ["key", "step", *s.fields]
     columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
     columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
-    path = _shard_path(s.target, shard)
+    path = _shard_path(s.target, shard, wave)
     what = f"file {path!r}"
     try:
         if file_format(s.target) == ".parquet":
@@ -635,8 +773,8 @@ class _RowSink(FileSink):
         self.fh.write(data)
 
 
-__all__ = ["DataIO", "KeyedRead", "SinkWrite", "WindowedFiles", "WindowedWrite", "data_keys", "lower",
-           "refuse_in_streaming", "windowed_writes"]
+__all__ = ["ALL_KEYS", "DataIO", "KeyedRead", "SinkWrite", "Wave", "WindowedFiles", "WindowedWrite", "data_keys",
+           "key_counts", "lower", "missing_key", "plan_waves", "refuse_in_streaming", "windowed_writes"]
 
 
 def refuse_in_streaming(model: LoadedModel) -> None:
@@ -655,19 +793,29 @@ def refuse_in_streaming(model: LoadedModel) -> None:
                         "PubSubReader")
 
 
-def data_keys(model: LoadedModel) -> _t.Optional[list[str]]:
-    """The keys found in the data of the model's keyed readers (first appearance order), or
-    ``None`` if it has none: what a runner without Beam (``--runner local``) can run when no
-    scenarios are given. Reads the key columns in this process."""
+def key_counts(model: LoadedModel) -> _t.Optional[dict[str, int]]:
+    """The keys found in the data of the model's keyed readers, in first appearance order, with
+    their numbers of rows (summed over the readers), or ``None`` if it has none. One pass over
+    each reader's key column, in this process; a missing file or table raises ``DataError``."""
+    import pyarrow.compute as pc
+
     from plugboard_beam.library.sql_io import _engine
 
     reads = DataIO.of(model, make_plan(model.graph), 1).reads
     if not reads:
         return None
-    seen: dict[str, None] = {}
+    counts: dict[str, int] = {}
     for r in reads:
+        pairs: list[tuple[_t.Any, int]]
         if r.kind == "file":
-            column = read_table(r.path, r.what, [r.key_column]).column(r.key_column).to_pylist()
+            pairs = []
+            for path in _file_paths(r):
+                for column in _key_column(r, path):
+                    try:
+                        vc = pc.value_counts(column)
+                        pairs += zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)
+                    except Exception:  # a nested key column: counted in Python
+                        pairs += [(v, 1) for v in column.to_pylist()]
         else:
             from sqlalchemy import text
 
@@ -679,10 +827,45 @@ def data_keys(model: LoadedModel) -> _t.Optional[list[str]]:
                     if r.key_column not in names:
                         raise DataError(f"{r.what}: no column(s) {[r.key_column]} (it has {names})")
                     i = names.index(r.key_column)
-                    column = [row[i] for row in result]
+                    pairs = [(row[i], 1) for row in result]
             finally:
                 engine.dispose()
-        for k in column:
-            if k is not None and str(k) != "":
-                seen.setdefault(str(k), None)
-    return list(seen)
+        for value, n in pairs:
+            if not missing_key(value):
+                counts[str(value)] = counts.get(str(value), 0) + n
+    return counts
+
+
+def _key_column(r: KeyedRead, path: str) -> _t.Iterator[_t.Any]:
+    """A file's key column in parts: a Parquet file's row groups one at a time (memory does not
+    grow with the file), a CSV file whole."""
+    if file_format(path) != ".parquet":
+        yield read_table(path, r.what, [r.key_column]).column(r.key_column)
+        return
+    from apache_beam.io.filesystems import FileSystems
+    import pyarrow.parquet as pq
+
+    from plugboard_beam.library.file_io import check_gcs_access, is_local
+
+    check_gcs_access(path, r.what)
+    if is_local(path) and not os.path.exists(path):
+        raise DataError(f"{r.what}: no such file")
+    try:
+        with (open(path, "rb") if is_local(path) else FileSystems.open(path)) as f:
+            pf = pq.ParquetFile(f)
+            if r.key_column not in pf.schema_arrow.names:
+                raise DataError(f"{r.what}: no column(s) {[r.key_column]} (it has {pf.schema_arrow.names})")
+            for g in range(pf.metadata.num_row_groups):
+                yield pf.read_row_group(g, columns=[r.key_column], use_threads=False).column(0)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{r.what}: cannot be read: {type(exc).__name__}: {exc}") from None
+
+
+def data_keys(model: LoadedModel) -> _t.Optional[list[str]]:
+    """The keys found in the data of the model's keyed readers (first appearance order), or
+    ``None`` if it has none: what a runner without Beam (``--runner local``) can run when no
+    scenarios are given. Reads the key columns in this process."""
+    counts = key_counts(model)
+    return None if counts is None else list(counts)

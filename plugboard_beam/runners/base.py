@@ -24,7 +24,8 @@ Instances = list[tuple[Scenario, LoadedModel]]
 
 @dataclass
 class RunReport:
-    """What a run did: steps per component (summed over keys), keys run, failures (one per key
+    """What a run did: steps per component (summed over keys), keys run (0: one per instance; a
+    runner that finds the keys in the data sets it), failures (one per key
     once the template has merged them; runners may add them as ``Failure``, its dict or JSON)."""
 
     keys: int = 0
@@ -43,6 +44,7 @@ OWNERS: dict[str, str] = {
     "--record": "batch runs on --runner direct or --runner dataflow",
     "--stages": "the Beam runners (--runner direct or dataflow)",
     "--progress": "the runners that run here (--runner local or direct)",
+    "--rows-per-wave": "batch runs on --runner direct",
     "--scenarios": "every runner",
 }
 BASE_FLAGS = frozenset({"--scenarios"})
@@ -79,7 +81,7 @@ class Runner:
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
         self.check(model, options)
         report = self.execute(model, insts, options)
-        report.keys = len(insts)
+        report.keys = report.keys or len(insts)
         report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
         if report.failures:
             raise RunFailed(report)

@@ -15,6 +15,11 @@ from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
+if _t.TYPE_CHECKING:
+    from plugboard_beam.lowering.dataio import Wave
+
+log = logging.getLogger("plugboard_beam")
+
 
 class BeamRunner(Runner):
     """Lower to Beam and run on ``beam_runner`` (the DirectRunner by default)."""
@@ -27,53 +32,121 @@ class BeamRunner(Runner):
         self.beam_runner = beam_runner
 
     def accepts(self, options: RunOptions) -> frozenset[str]:
-        return BASE_FLAGS | {"--progress", "--stages", "--record"}
+        return BASE_FLAGS | {"--progress", "--stages", "--record", "--rows-per-wave"}
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         self.options = pipeline_options(options.pipeline_args, {"runner": self.beam_runner}, dataflow_only=self.name)
         if options.record:
             check_record_destination(options.record)
+        if "--rows-per-wave" in options.given and not _keyed_reads(model):
+            raise UserError("--rows-per-wave: the model has no data reader with key_column (FileReader or "
+                            "SQLReader); waves only split the keys found in keyed data")
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
-        import apache_beam as beam
-
-        from plugboard_beam.lowering.beam import build, close_live_runs
         from plugboard_beam.lowering.plan import make_plan
 
         plan = make_plan(model.graph, options.partition)
         overrides = [(sc.key, dict(sc.overrides)) for sc, _ in insts]
-        report = RunReport()
+        waves, report = self.waves(model, options)
         with tempfile.TemporaryDirectory(prefix="plugboard-beam-") as tmp:
-            prefix = os.path.join(tmp, "errors")
-            pipeline = beam.Pipeline(options=self.options)
-            build(pipeline, model, plan, overrides, options.record, prefix)
-            tune_direct_runner()
-            isolate_worker_signals()
-            from plugboard_beam.lowering import beam as lowering_beam
-
-            lowering_beam.PROGRESS = options.progress  # reaches DoFns running in this process
-            interrupted = False
-            try:
-                result = pipeline.run()
-                result.wait_until_finish()
-            except KeyboardInterrupt:
-                interrupted = True
-            except Exception as exc:
-                if not _interrupted(exc):
-                    raise
-                interrupted = True
-            finally:
-                lowering_beam.PROGRESS = None
-                live = close_live_runs()  # destroy() on every component still running here
-            if interrupted:
-                workers = " here; worker processes destroy theirs as they exit" if _workers(self.options) else ""
-                raise Interrupted(f"stopped: destroy() was called on the components of {live} running key "
-                                  f"stage(s){workers}")
-            for path in sorted(glob.glob(prefix + "*")):
-                with open(path) as f:
-                    report.failures += [Failure.from_json(line) for line in f if line.strip()]
-            report.steps = _step_counters(result)
+            for wave in waves:
+                self.run_wave(model, plan, overrides, options, wave, os.path.join(tmp, f"errors-{wave.index:05d}"),
+                              report)
+                if wave.count > 1:
+                    release_memory()
         return report
+
+    def waves(self, model: LoadedModel, options: RunOptions) -> tuple[list[Wave], RunReport]:
+        """The waves of keys to run one after the other (one of all keys unless the model has keyed
+        reads with more rows than ``--rows-per-wave``), and the report to fill (keys counted)."""
+        from plugboard_beam.library.data import DataError
+        from plugboard_beam.lowering.dataio import ALL_KEYS, key_counts, plan_waves
+
+        report = RunReport()
+        if not options.rows_per_wave or not _keyed_reads(model):
+            return [ALL_KEYS], report
+        try:
+            counts = key_counts(model)
+        except DataError:
+            return [ALL_KEYS], report  # the pipeline's read reports it, naming reader and source
+        assert counts is not None
+        report.keys = len(counts)
+        waves = plan_waves(counts, options.rows_per_wave)
+        if len(waves) > 1:
+            log.info("%d keys, %d rows of keyed data: %d waves of at most %d rows (--rows-per-wave)",
+                     len(counts), sum(counts.values()), len(waves), options.rows_per_wave)
+        return waves, report
+
+    def run_wave(self, model: LoadedModel, plan: _t.Any, overrides: list[tuple[str, dict[str, _t.Any]]],
+                 options: RunOptions, wave: Wave, prefix: str, report: RunReport) -> None:
+        """Run one pipeline (the keys of ``wave``); add its steps and failures to ``report``."""
+        import apache_beam as beam
+
+        from plugboard_beam.lowering import beam as lowering_beam
+        from plugboard_beam.lowering.beam import build, close_live_runs
+
+        if wave.count > 1:
+            log.info("wave %d of %d: %d keys, %d rows", wave.index + 1, wave.count, len(wave.keys or ()), wave.rows)
+        pipeline = beam.Pipeline(options=self.options)
+        build(pipeline, model, plan, overrides, options.record, prefix, wave)
+        tune_direct_runner()
+        isolate_worker_signals()
+        progress = options.progress
+        if progress is not None and wave.count > 1:
+            shown = progress
+            head = f"wave {wave.index + 1}/{wave.count}"
+            progress = lambda key, engine: shown(f"{head} {key}", engine)  # noqa: E731
+        lowering_beam.PROGRESS = progress  # reaches DoFns running in this process
+        interrupted = False
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+        except KeyboardInterrupt:
+            interrupted = True
+        except Exception as exc:
+            if not _interrupted(exc):
+                raise
+            interrupted = True
+        finally:
+            lowering_beam.PROGRESS = None
+            live = close_live_runs()  # destroy() on every component still running here
+        if interrupted:
+            workers = " here; worker processes destroy theirs as they exit" if _workers(self.options) else ""
+            waves = f" (in wave {wave.index + 1} of {wave.count})" if wave.count > 1 else ""
+            raise Interrupted(f"stopped{waves}: destroy() was called on the components of {live} running key "
+                              f"stage(s){workers}")
+        for path in sorted(glob.glob(prefix + "*")):
+            with open(path) as f:
+                report.failures += [Failure.from_json(line) for line in f if line.strip()]
+        for name, n in _step_counters(result).items():
+            report.steps[name] = report.steps.get(name, 0) + n
+
+
+def release_memory() -> None:
+    """Between waves: collect the finished pipeline's reference cycles and hand freed memory back
+    to the system (Arrow's pool; glibc's ``malloc_trim`` where there is one), so that the next
+    wave starts where the first did (without it peak memory crept up by ~1-2 MB per wave)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+
+
+def _keyed_reads(model: LoadedModel) -> bool:
+    """Whether the model has data readers with ``key_column`` (read by the Beam lowering)."""
+    from plugboard_beam.lowering.dataio import DataIO
+    from plugboard_beam.lowering.plan import make_plan
+
+    return bool(DataIO.of(model, make_plan(model.graph), 1).reads)
 
 
 def _step_counters(result: _t.Any) -> dict[str, int]:
