@@ -13,30 +13,32 @@ it instead prints the peak RSS (``/usr/bin/time -f %M``) of the keyed replay of 
 each number of rows per key.
 
 Measured on the 2-core development machine shared with other jobs, DirectRunner, the issue's
-size (2,000 keys x 500 rows = 1,000,000 rows), two runs each (load average 1.4-2.5):
+size (2,000 keys x 500 rows = 1,000,000 rows; the keyed run goes in 5 waves of 200,000 rows,
+``--rows-per-wave``'s default):
 
-    keyed table      29.6 s (33,757 rows/s)    34.9 s (28,631 rows/s)
-    per-key files    31.3 s (31,970 rows/s)    36.5 s (27,394 rows/s)
+    keyed table      30.4 s (32,844 rows/s)    26.6 s (37,568 rows/s)
+    per-key files    32.3 s (30,984 rows/s)    24.7 s (40,413 rows/s)
 
-(Before the columnar keyed read: keyed 29.3 s vs per-key 26.3 s at load ~1.5.) The keyed table is
-~5 % faster here; run-to-run noise on this shared machine is about as large. Most of the time
-is the model's steps (the same in both); the keyed path pays a grouping of all rows and a
-sharded write, the per-key path 2,000 file opens and writes (far dearer on gs:// than locally).
+(and, before waves, in one pipeline: keyed 29.6 s / 34.9 s, per-key 31.3 s / 36.5 s.) The two are
+within this machine's run-to-run noise (~10 %): most of the time is the model's steps (the same
+in both; profiled, the stage DoFn is 6.1 s of a 9.1 s pipeline at 200,000 rows). The keyed path
+pays a grouping of all rows, a sharded write and ~0.3 s per extra wave; the per-key path 2,000
+file opens and writes, which cost far more on gs:// than on a local disk.
 
-Peak memory of the keyed replay (``--memory``):
+Peak memory of the keyed replay (``--memory``, 50 keys, rows growing per key):
 
-    keys x rows/key   rows     peak RSS
-    50 x 500          25,000   210 MB
-    50 x 2,000       100,000   255 MB
-    50 x 4,000       200,000   305 MB
-    200 x 125         25,000   212 MB
-    200 x 500        100,000   244 MB
+    rows        one pipeline (--rows-per-wave 0)    waves of 200,000 rows (default)
+    25,000      210 MB                              218 MB (1 wave)
+    200,000     311 MB                              321 MB (1 wave)
+    800,000     541 MB                              330 MB (4 waves)
+    1,600,000   -                                   336 MB (8 waves)
 
-It grows by ~0.5 KB per row whether rows grow per key or by keys: the DirectRunner (Beam's
-FnApiRunner) keeps every PCollection that crosses a fusion break in memory until it is consumed
-(the keyed read's parts before their GroupByKey, the chunks into the stateful stage, the
-writer's rows before the sharded write); on Dataflow those go through the shuffle service and a
-worker holds one key's rows (its GroupByKey value) and one output shard at a time.
+In one pipeline it grows by ~0.4 KB per row: the DirectRunner (Beam's FnApiRunner) keeps every
+PCollection that crosses a fusion break in memory until it is consumed (the keyed read's parts
+before their GroupByKey, the chunks into the stateful stage, the writer's rows before the
+sharded write). In waves it depends on the wave, not on the table. On Dataflow those
+collections go through the shuffle service and a worker holds one key's rows (its GroupByKey
+value) and one output shard at a time, so no waves are needed there.
 """
 
 from __future__ import annotations

@@ -128,8 +128,10 @@ def test_gs_without_credentials_fails_fast_and_clearly(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_keyed_replay_from_gs_parquet_to_gs_shards(gcs_emulator: str, tmp_path: Path) -> None:
-    """A history on Cloud Storage read by row groups, grouped by key; levels written as shards."""
+@pytest.mark.parametrize("rows_per_wave", ["0", "2"])
+def test_keyed_replay_from_gs_parquet_to_gs_shards(gcs_emulator: str, tmp_path: Path, rows_per_wave: str) -> None:
+    """A history on Cloud Storage read by row groups, grouped by key; levels written as shards
+    (in one pipeline, and in three waves: keys counted and row groups filtered on gs://)."""
     bucket = _client(gcs_emulator).bucket(BUCKET)
     rows = [("b", 1, 2.0), ("a", 0, 1.0), ("b", 0, 3.0), ("a", 1, 4.0), ("c", 0, 5.0)]
     buf = io.BytesIO()
@@ -151,10 +153,13 @@ def test_keyed_replay_from_gs_parquet_to_gs_shards(gcs_emulator: str, tmp_path: 
               - {{source: src.x, target: dst.x}}
     """).lstrip())
     env = dict(os.environ, STORAGE_EMULATOR_HOST=gcs_emulator)
-    proc = subprocess.run([*cli_command(), "process", "run", "model.yaml"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    for old in bucket.list_blobs(prefix="keyed/out/"):
+        old.delete()
+    proc = subprocess.run([*cli_command(), "process", "run", "model.yaml", "--rows-per-wave", rows_per_wave],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     shards = sorted(b.name for b in bucket.list_blobs(prefix="keyed/out/"))
+    assert all(s.endswith("-of-00004.csv" if rows_per_wave == "0" else "-of-00012.csv") for s in shards), shards
     assert shards and all(s.startswith("keyed/out/rows-") and s.endswith(".csv") for s in shards), shards
     lines = sorted(line for s in shards for line in bucket.blob(s).download_as_text().splitlines()[1:])
     assert lines == ["a,0,0,1.0", "a,1,1,4.0", "b,0,0,3.0", "b,1,1,2.0", "c,0,0,5.0"]

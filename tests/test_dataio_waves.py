@@ -4,7 +4,6 @@ wave and not on the table (issue 11: "memory stays flat as rows grow")."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 import re
 import subprocess
@@ -128,6 +127,27 @@ def test_in_waves_a_failing_key_and_a_row_without_key_are_reported_once(tmp_path
 
 
 @pytest.mark.slow
+def test_keyed_sql_reader_in_waves(tmp_path: Path) -> None:
+    """The query runs in every wave; each keeps its keys' rows (filtered in Python)."""
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE r (asset TEXT, t INTEGER, x REAL)")
+    con.executemany("INSERT INTO r VALUES (?, ?, ?)", [("k2", 1, 4.0), ("k1", 0, 1.0), ("k2", 0, 3.0),
+                                                      ("k1", 1, 2.0), (None, 5, 0.5), ("k3", 0, 7.0)])
+    con.commit()
+    con.close()
+    body = KEYED.format(reader="SQLReader", source="connection_string: 'sqlite:///db.sqlite', "
+                        "query: 'SELECT * FROM r', order_by: t")
+    (tmp_path / "model.yaml").write_text(textwrap.dedent(body).lstrip())
+    proc = cli(tmp_path, "run", "model.yaml", "--rows-per-wave", "2")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("has no 'asset'") == 1 and "row 4" in proc.stderr, proc.stderr
+    assert read_csv_shards(tmp_path) == ["k1,0,0,1.0", "k1,1,1,2.0", "k2,0,0,3.0", "k2,1,1,4.0", "k3,0,0,7.0"]
+    assert len(list((tmp_path / "out").glob("rows-*-of-00012.csv"))) >= 3  # three waves, four shards each
+
+
+@pytest.mark.slow
 def test_record_in_waves_keeps_every_wave(tmp_path: Path) -> None:
     (tmp_path / "in.parquet").parent.mkdir(exist_ok=True)
     pq.write_table(pa.table({"asset": ["a", "b", "c", "a"], "t": [0, 0, 0, 1], "x": [1.0, 2.0, 3.0, 4.0]}),
@@ -145,6 +165,8 @@ def test_record_in_waves_keeps_every_wave(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "words"), [
     (["--runner", "local", "--rows-per-wave", "5"], "--rows-per-wave is an option of batch runs on --runner direct"),
+    (["--runner", "dataflow", "--dry-run", "--rows-per-wave", "5"], "--rows-per-wave is an option of batch runs"),
+    (["--streaming", "--rows-per-wave", "5"], "--rows-per-wave is an option of batch runs on --runner direct"),
     (["--rows-per-wave", "5"], "no data reader with key_column"),
     (["--rows-per-wave", "-1"], "-1 is not in the range x>=0"),
 ])
@@ -156,27 +178,23 @@ def test_rows_per_wave_is_refused_where_it_has_no_effect(args: list[str], words:
 
 
 # ------------------------------------------------------------------------------- memory
-def peak_rss_mb(folder: Path, rows_per_wave: int) -> float:
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cli_command(), "process", "run", "keyed.yaml",
-                           "--rows-per-wave", str(rows_per_wave)], cwd=folder, capture_output=True, text=True,
-                          timeout=900)
+def keyed_peak(rows: int, rows_per_wave: int) -> tuple[float, int]:
+    """(peak RSS in MB, waves) of ``benchmarks/peak_memory.py keyed``: the tank twin replayed
+    from a Parquet history of ``rows`` rows of 50 assets, in a fresh process."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), "keyed", str(rows),
+                           str(rows_per_wave)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return int(proc.stderr.strip().splitlines()[-1]) / 1024
+    match = re.search(r"peak_rss_mb=([\d.]+) rows=(\d+) written=(\d+) waves=(\d+)", proc.stdout)
+    assert match, proc.stdout
+    assert int(match.group(2)) == int(match.group(3)) == rows  # every row read and its level written
+    return float(match.group(1)), int(match.group(4))
 
 
 @pytest.mark.slow
-def test_peak_memory_flat_as_rows_grow(tmp_path: Path) -> None:
-    """The keyed replay of 20,000 and of 200,000 rows in waves of 20,000 rows: 10x the rows may
-    not cost more than a few MB of peak memory (one pipeline: ~0.5 KB per row, ~90 MB here)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import dataio_bench
-
-    peaks = []
-    for rows_per_key in (400, 4000):
-        folder = tmp_path / f"r{rows_per_key}"
-        dataio_bench.make_keyed(folder, 50, rows_per_key)
-        peaks.append(peak_rss_mb(folder, 20_000))
-        written = sum(pq.read_metadata(f).num_rows for f in (folder / "out-keyed").glob("*.parquet"))
-        assert written == 50 * rows_per_key
-    small, large = peaks
-    assert large - small < 15, json.dumps(peaks)
+def test_peak_memory_flat_as_rows_grow() -> None:
+    """20,000 rows (one wave) and 200,000 rows (ten waves of 20,000): 10x the rows may not cost
+    more than a few MB of peak memory. In one pipeline the 180,000 more rows cost ~90 MB."""
+    small, waves_small = keyed_peak(20_000, 20_000)
+    large, waves_large = keyed_peak(200_000, 20_000)
+    assert (waves_small, waves_large) == (1, 10)
+    assert large - small < 15, (small, large)
