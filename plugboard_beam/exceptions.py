@@ -76,6 +76,6 @@ def describe_failure(component: str, key: str, step: int, phase: str, field: str
         "record": f"step {step} (counting from 0), recording output '{field}'",
         "construct": "its constructor",
         "read": f"reading its data (row {step}, counting from 0)" if step > 0 else "reading its data",
-        "write": "writing its rows",
+        "write": f"writing its rows (step {step}, counting from 0)" if keyed else "writing its rows",
     }.get(phase, phase)
     return f"component '{component}'{f' (key {key!r})' if keyed else ''} failed in {where}: {error_type}: {reason}"

@@ -45,13 +45,22 @@ def _engine(connection_string: str, connect_args: _t.Optional[dict[str, _t.Any]]
                         f"{type(exc).__name__}: {exc}") from None
 
 
-def _db_error(what: str, connection_string: str, exc: BaseException) -> DataError:
+class RowsRefused(DataError):
+    """The database refused the rows themselves (a value of the wrong type, a constraint): other
+    rows may still go in, unlike when the database cannot be reached or the table is missing."""
+
+
+def _db_error(what: str, connection_string: str, exc: BaseException, rows: bool = False) -> DataError:
+    """A clear error; ``rows``: raised by inserting rows into a table that exists, so unless the
+    database could not be reached it is the rows it refused (``RowsRefused``)."""
     from sqlalchemy.exc import OperationalError
 
-    head = (f"cannot reach database {safe_url(connection_string)}" if isinstance(exc, OperationalError)
+    unreachable = isinstance(exc, OperationalError)
+    head = (f"cannot reach database {safe_url(connection_string)}" if unreachable
             else f"database {safe_url(connection_string)} refused it")
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return DataError(f"{what}: {head}: {type(exc).__name__}: {detail[0] if detail else ''}")
+    message = f"{what}: {head}: {type(exc).__name__}: {detail[0] if detail else ''}"
+    return RowsRefused(message) if rows and not unreachable else DataError(message)
 
 
 class SQLReader(DataReader):
@@ -218,7 +227,7 @@ class SQLTable:
             with self._engine.begin() as conn:
                 conn.execute(stmt, records)
         except Exception as exc:
-            raise _db_error(self.what, self.connection_string, exc) from None
+            raise _db_error(self.what, self.connection_string, exc, rows=True) from None
 
     def _statement(self) -> _t.Any:
         from sqlalchemy import insert

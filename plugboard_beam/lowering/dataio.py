@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 import gzip
+import logging
 from operator import itemgetter
 import os
 import time
@@ -46,14 +47,17 @@ import zlib
 
 import apache_beam as beam
 from apache_beam.io.fileio import FileSink
+from apache_beam.metrics.metric import Metrics
 
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.data import DataError
 from plugboard_beam.library.file_io import FileReader, FileWriter, csv_text, file_format, parquet_bytes, read_table
-from plugboard_beam.library.sql_io import SQLReader, SQLTable, SQLWriter, safe_url
+from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
+
+log = logging.getLogger("plugboard_beam")
 
 #: values per chunk sent from a keyed read into a stage
 CHUNK = 1024
@@ -62,6 +66,8 @@ SHARDS = 4
 KEYS = "keys"
 ERRORS = "errors"
 RECORD = "record"
+#: streaming: rows a windowed file writer left out (their key's values did not fit a column)
+ROWS_LEFT_OUT = "file_rows_left_out"
 
 
 @dataclass(frozen=True)
@@ -563,28 +569,99 @@ def _sink_error(s: SinkWrite, message: str, keys: _t.Iterable[str]) -> str:
                    reason=f"the rows of key(s) {head}: {message}").to_json()
 
 
-def _write_shard(element: tuple[int, _t.Iterable[list[tuple[str, int, tuple[_t.Any, ...]]]]],
-                 s: SinkWrite, wave: Wave = ALL_KEYS) -> _t.Iterator[str]:
-    """Write one shard (its rows sorted by key and step); yields an error row if it cannot."""
-    from plugboard_beam.library.file_io import write_bytes
+Row = tuple[str, int, tuple[_t.Any, ...]]
 
+
+def _write_shard(element: tuple[int, _t.Iterable[list[Row]]], s: SinkWrite, wave: Wave = ALL_KEYS) -> _t.Iterator[str]:
+    """Write one shard (its rows sorted by key and step); yields error rows for what it cannot
+    write. A key whose values do not fit a Parquet column with the other keys' values (text
+    where the others have numbers...) fails alone: the shard is written without its rows."""
     shard, batches = element
     # a batch is one key's rows of consecutive steps and batches of a key never overlap: sorting
     # the batches by their first (key, step) orders the rows
     ordered = [r for b in sorted((b for b in batches if b), key=lambda b: (b[0][0], b[0][1])) for r in b]
-    names = ["key", "step", *s.fields]
-    columns: list[list[_t.Any]] = [[r[0] for r in ordered], [r[1] for r in ordered]]
-    columns += [[r[2][i] for r in ordered] for i in range(len(s.fields))]
     path = _shard_path(s.target, shard, wave)
     what = f"file {path!r}"
     try:
-        if file_format(s.target) == ".parquet":
-            data = parquet_bytes(names, columns, what)
-        else:
-            data = csv_text(names, columns, header=True).encode()
-        write_bytes(path, data, what)
+        _write_rows(s, ordered, path, what)
     except DataError as exc:
-        yield _sink_error(s, str(exc), columns[0])
+        if file_format(s.target) != ".parquet":
+            yield _sink_error(s, str(exc), (r[0] for r in ordered))
+            return
+        misfits = _misfits(s.fields, ordered)
+        kept = [r for r in ordered if r[0] not in misfits]
+        for key, (step, reason) in misfits.items():
+            yield Failure(key=key, component=s.name, step=step, phase="write", error_type="DataError",
+                          reason=f"{what}: {reason}; the key's rows were left out of the file (the other "
+                                 "keys' were written)").to_json()
+        try:
+            _write_rows(s, kept, path, what)
+        except DataError as again:
+            yield _sink_error(s, str(again), (r[0] for r in kept))
+
+
+def _write_rows(s: SinkWrite, rows: _t.Sequence[Row], path: str, what: str) -> None:
+    from plugboard_beam.library.file_io import write_bytes
+
+    names = ["key", "step", *s.fields]
+    columns: list[list[_t.Any]] = [[r[0] for r in rows], [r[1] for r in rows]]
+    columns += [[r[2][i] for r in rows] for i in range(len(s.fields))]
+    if file_format(s.target) == ".parquet":
+        data = parquet_bytes(names, columns, what)
+    else:
+        data = csv_text(names, columns, header=True).encode()
+    write_bytes(path, data, what)
+
+
+def _kind(value: _t.Any) -> _t.Optional[str]:
+    """What Parquet stores a value as, coarsely: numbers (int and float mix), text, ...; None for
+    a missing value (it fits any column)."""
+    from plugboard_beam.library.data import is_missing, plain
+
+    value = plain(value)
+    if is_missing(value):
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def _misfits(fields: _t.Sequence[str], rows: _t.Sequence[Row]) -> dict[str, tuple[int, str]]:
+    """The keys whose rows do not fit a Parquet column with the rest: (first such step, reason).
+    A column takes the kind most of its rows have; a key with values of another kind, or whose
+    own values Parquet cannot store together, is a misfit."""
+    import pyarrow as pa
+
+    from plugboard_beam.library.data import plain
+
+    by_key: dict[str, list[Row]] = {}
+    for r in rows:
+        by_key.setdefault(r[0], []).append(r)
+    misfits: dict[str, tuple[int, str]] = {}
+    for i, name in enumerate(fields):
+        weight: dict[str, int] = {}
+        for r in rows:
+            kind = _kind(r[2][i])
+            if kind is not None:
+                weight[kind] = weight.get(kind, 0) + 1
+        if not weight:
+            continue
+        kind = max(sorted(weight), key=weight.__getitem__)
+        for key, own in by_key.items():
+            if key in misfits:
+                continue
+            odd = next((r for r in own if _kind(r[2][i]) not in (None, kind)), None)
+            if odd is not None:
+                misfits[key] = (odd[1], f"column {name!r} gets a {type(plain(odd[2][i])).__name__} at this step "
+                                        f"where the other rows hold {kind} values")
+                continue
+            try:
+                pa.array([plain(r[2][i]) for r in own])
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                misfits[key] = (own[0][1], f"column {name!r}: the key's values cannot be stored together ({exc})")
+    return misfits
 
 
 class _InsertRows(beam.DoFn):
@@ -622,8 +699,22 @@ class _InsertRows(beam.DoFn):
             return
         try:
             self.table.insert(batch)
+            return
         except DataError as exc:
-            yield _sink_error(self.s, str(exc), (r[0] for r in batch))
+            keys = sorted({r[0] for r in batch})
+            if len(keys) == 1 or not isinstance(exc, RowsRefused):  # unreachable, no table: all fail
+                yield _sink_error(self.s, str(exc), keys)
+                return
+        # one key's rows broke the batch (one transaction): each key's rows in a transaction of
+        # their own, so that only the keys whose rows the table refuses fail
+        for key in keys:
+            try:
+                self.table.insert([r for r in batch if r[0] == key])
+            except DataError as exc:
+                step = min(r[1] for r in batch if r[0] == key)
+                yield Failure(key=key, component=self.s.name, step=step, phase="write", error_type="DataError",
+                              reason=f"{exc} (the key's rows from step {step} in one insert; the other keys' "
+                                     "rows were inserted)").to_json()
 
     def teardown(self) -> None:
         self.table.close()
@@ -759,18 +850,31 @@ class _RowSink(FileSink):
         w = self.w
         rows = sorted(self.rows, key=itemgetter(0, 1))
         self.rows = []
+        what = f"file writer '{w.name}' (streaming files of {w.path!r})"
+        try:
+            data = self._encode(rows, what)
+        except DataError:
+            # a key whose values do not fit a Parquet column with the others' is left out of the
+            # window's file, logged (writer, key, step, reason) and counted; the rest is written
+            misfits = _misfits(w.fields, rows)
+            for key, (step, reason) in misfits.items():
+                log.error("%s: key %r, step %d: %s; the key's rows of this window were left out of its file",
+                          what, key, step, reason)
+            kept = [r for r in rows if r[0] not in misfits]
+            Metrics.counter("plugboard_beam", ROWS_LEFT_OUT).inc(len(rows) - len(kept))
+            data = self._encode(kept, what)  # still failing: the job fails, loudly
+        self.fh.write(data)
+
+    def _encode(self, rows: _t.Sequence[Row], what: str) -> bytes:
+        w = self.w
         names = ["key", "step", *w.fields]
         columns: list[list[_t.Any]] = [[r[0] for r in rows], [r[1] for r in rows]]
         columns += [[r[2][i] for r in rows] for i in range(len(w.fields))]
-        what = f"file writer '{w.name}' (streaming files of {w.path!r})"
         fmt = file_format(w.path)
         if fmt == ".parquet":
-            data = parquet_bytes(names, columns, what)  # a DataError here fails the job, loudly
-        else:
-            data = csv_text(names, columns, header=True).encode()
-            if fmt == ".csv.gz":
-                data = gzip.compress(data, mtime=0)
-        self.fh.write(data)
+            return parquet_bytes(names, columns, what)
+        data = csv_text(names, columns, header=True).encode()
+        return gzip.compress(data, mtime=0) if fmt == ".csv.gz" else data
 
 
 __all__ = ["ALL_KEYS", "DataIO", "KeyedRead", "SinkWrite", "Wave", "WindowedFiles", "WindowedWrite", "data_keys",

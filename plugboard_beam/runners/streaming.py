@@ -190,6 +190,7 @@ class Shutdown:
         self.seconds = 0.0
 
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
+        from plugboard_beam.lowering.dataio import ROWS_LEFT_OUT
         from plugboard_beam.streaming.pipeline import DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE
 
         t0 = time.monotonic()
@@ -199,7 +200,7 @@ class Shutdown:
         counts: dict[str, int] = {}
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
-                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE)})))
+                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT)})))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
@@ -230,6 +231,10 @@ class Shutdown:
         if rejected:
             log.warning("%d internal message(s) (feedback or control) failed authentication or were malformed "
                         "and were dropped", rejected)
+        left_out = counts.get(ROWS_LEFT_OUT, 0)
+        if left_out:
+            log.warning("%d row(s) were left out of windowed files: their keys' values did not fit a column "
+                        "with the other keys' (each key is named in an error above)", left_out)
         self.seconds = time.monotonic() - t0
 
 
