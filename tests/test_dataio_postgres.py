@@ -202,3 +202,23 @@ def test_unreachable_postgres_is_named_quickly(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=rf"cannot reach database postgresql://u:\*\*\*@127.0.0.1:{port}/db") as err:
         table.insert([("k", 0, (1.0,))])
     assert "secret" not in str(err.value) and time.monotonic() - start < 30
+
+
+def test_postgres_refusing_one_keys_rows_keeps_the_others(postgres_url: str) -> None:
+    """A many-key insert batch with one key's value PostgreSQL refuses (text for a double column):
+    that key fails, named with its first step; the other keys' rows of the batch are inserted."""
+    import json
+
+    from plugboard_beam.lowering.dataio import SinkWrite, _InsertRows
+
+    _exec(postgres_url, 'DROP TABLE IF EXISTS "mixed"',
+          'CREATE TABLE "mixed" (key text, step integer, x double precision, PRIMARY KEY (key, step))')
+    fn = _InsertRows(SinkWrite("dst", "sql", ("x",), "mixed", connection_string=postgres_url))
+    fn.setup()
+    fn.start_bundle()
+    rows = [("a", 0, (1.0,)), ("b", 0, (2.0,)), ("b", 1, ("abc",)), ("c", 0, (3.0,))]
+    failures = [json.loads(f) for f in fn.process(rows)] + [json.loads(f.value) for f in fn.finish_bundle()]
+    fn.teardown()
+    assert [(f["key"], f["component"], f["step"], f["phase"]) for f in failures] == [("b", "dst", 0, "write")]
+    assert "refused it" in failures[0]["reason"]
+    assert _exec(postgres_url, 'SELECT key, step, x FROM "mixed" ORDER BY key') == [("a", 0, 1.0), ("c", 0, 3.0)]
