@@ -25,7 +25,11 @@ def test_waves_are_consecutive_keys_within_the_row_bound() -> None:
 
     counts = {"a": 3, "b": 3, "c": 1, "d": 9, "e": 2}
     waves = plan_waves(counts, 6)
-    assert [sorted(w.keys or ()) for w in waves] == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert [sorted(w.keys or ()) for w in waves[:-1]] == [["a", "b"], ["c"], ["d"]]
+    # the last wave: every key the others do not read (also one that appears after the count)
+    assert waves[-1].keys is None and waves[-1].earlier == {"a", "b", "c", "d"}
+    assert waves[-1].has("e") and waves[-1].has("new") and not waves[-1].has("a")
+    assert not any(w.has("new") for w in waves[:-1])
     assert [w.rows for w in waves] == [6, 1, 9, 2]  # "d" alone exceeds the bound: a wave of its own
     assert [(w.index, w.count) for w in waves] == [(0, 4), (1, 4), (2, 4), (3, 4)]
     assert plan_waves(counts, 18) == [ALL_KEYS.__class__(rows=18)]  # everything fits: one wave of all keys
@@ -51,6 +55,9 @@ def test_arrow_filter_keeps_the_waves_rows_and_their_row_numbers() -> None:
     columns, numbers, n = _arrow_batch(table, ["x", "asset"], 1, Wave(0, 2, frozenset({"2"})))
     assert columns == [[0.5, 2.5, 3.5], [2, None, 2]] and numbers == [0, 2, 3] and n == 5
     columns, numbers, n = _arrow_batch(table, ["x", "asset"], 1, Wave(1, 2, frozenset({"1", "3"})))
+    assert columns == [[1.5, 4.5], [1, 3]] and numbers == [1, 4] and n == 5
+    last = Wave(1, 2, None, earlier=frozenset({"2"}))  # the last wave: every key but the earlier ones'
+    columns, numbers, n = _arrow_batch(table, ["x", "asset"], 1, last)
     assert columns == [[1.5, 4.5], [1, 3]] and numbers == [1, 4] and n == 5
     nested = pa.table({"asset": [[1], [2], [1]], "x": [1, 2, 3]})  # no Arrow membership test: Python
     columns, numbers, _ = _arrow_batch(nested, ["x", "asset"], 1, Wave(1, 2, frozenset({"[1]"})))

@@ -114,20 +114,31 @@ class SinkWrite:
 @dataclass(frozen=True)
 class Wave:
     """The keys one pipeline of a keyed run reads: all of them (``keys`` None, one wave), or one of
-    ``count`` consecutive groups of keys run one after the other (``plan_waves``)."""
+    ``count`` consecutive groups of keys run one after the other (``plan_waves``). The last wave
+    reads every key the earlier ones did not (``keys`` None, ``earlier`` theirs): a key that only
+    appeared in the data after it was counted still runs."""
 
     index: int = 0
     count: int = 1
     keys: _t.Optional[frozenset[str]] = None
     #: rows of keyed data of these keys (0: not counted)
     rows: int = 0
+    #: the keys of the earlier waves (the last wave reads every other key)
+    earlier: frozenset[str] = frozenset()
 
     def has(self, value: _t.Any) -> bool:
         """Whether a row with this key column value is read in this wave. Rows without a key are
         read (and reported) in the first wave only."""
         if missing_key(value):
             return self.index == 0
-        return self.keys is None or str(value) in self.keys
+        if self.keys is None:
+            return str(value) not in self.earlier
+        return str(value) in self.keys
+
+    @property
+    def filters(self) -> bool:
+        """Whether this wave leaves some keys' rows out."""
+        return self.keys is not None or bool(self.earlier)
 
     def shard(self, shard: int) -> tuple[int, int]:
         """(shard number, shards in all) of a sink writer's ``shard`` of this wave."""
@@ -159,7 +170,9 @@ def plan_waves(counts: _t.Mapping[str, int], rows_per_wave: int) -> list[Wave]:
         groups.append((keys, rows))
     if len(groups) <= 1:
         return [Wave(rows=sum(counts.values()))]
-    return [Wave(i, len(groups), frozenset(ks), n) for i, (ks, n) in enumerate(groups)]
+    waves = [Wave(i, len(groups), frozenset(ks), n) for i, (ks, n) in enumerate(groups[:-1])]
+    earlier = frozenset(k for ks, _ in groups[:-1] for k in ks)
+    return [*waves, Wave(len(groups) - 1, len(groups), None, groups[-1][1], earlier)]
 
 
 def writer_tag(name: str) -> str:
@@ -436,7 +449,7 @@ Batch = tuple[list[list[_t.Any]], _t.Optional[list[int]], int]
 def _python_batch(columns: list[list[_t.Any]], k: int, wave: Wave) -> Batch:
     """The rows of ``wave``'s keys (``k``: the key column's index)."""
     n = len(columns[k]) if columns else 0
-    if wave.keys is None:
+    if not wave.filters:
         return columns, None, n
     kept = [i for i, key in enumerate(columns[k]) if wave.has(key)]
     return [[c[i] for i in kept] for c in columns], kept, n
@@ -448,7 +461,7 @@ def _arrow_batch(table: _t.Any, cols: list[str], k: int, wave: Wave) -> Batch:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if wave.keys is None:
+    if not wave.filters:
         return [table.column(c).to_pylist() for c in cols], None, table.num_rows
     column = table.column(cols[k])
     try:

@@ -86,7 +86,8 @@ class BeamRunner(Runner):
         from plugboard_beam.lowering.beam import build, close_live_runs
 
         if wave.count > 1:
-            log.info("wave %d of %d: %d keys, %d rows", wave.index + 1, wave.count, len(wave.keys or ()), wave.rows)
+            log.info("wave %d of %d: %s keys, %d rows", wave.index + 1, wave.count,
+                     len(wave.keys) if wave.keys is not None else "the other", wave.rows)
         pipeline = beam.Pipeline(options=self.options)
         build(pipeline, model, plan, overrides, options.record, prefix, wave)
         tune_direct_runner()
