@@ -318,3 +318,23 @@ def test_local_runner_takes_the_keys_from_the_data(tmp_path: Path) -> None:
         assert [float(x.split(",")[1]) for x in lines[1:]] == pytest.approx(tank_levels(inflows))
     con = sqlite3.connect(folder / "levels.db")
     assert sorted(con.execute("SELECT DISTINCT key FROM levels").fetchall()) == [(k,) for k in sorted(readings)]
+
+
+@pytest.mark.slow
+def test_keyed_csv_glob_reads_every_file_as_a_part(tmp_path: Path) -> None:
+    """A CSV history split over files (one per day) read through a glob: each file is a part read
+    in parallel; a key's rows come from every file in order; a row without key names its file."""
+    (tmp_path / "days").mkdir()
+    (tmp_path / "days" / "d1.csv").write_text("asset,t,x\na,0,1.5\nb,0,2.5\n")
+    (tmp_path / "days" / "d2.csv").write_text("asset,t,x\nb,1,3.5\n,9,9.9\na,1,4.5\n")
+    (tmp_path / "model.yaml").write_text(textwrap.dedent(KEYED.format(
+        reader="FileReader", source="path: 'days/*.csv', order_by: t")).lstrip())
+    proc = cli(tmp_path, "run", "model.yaml")
+    assert proc.returncode == 1, proc.stderr
+    assert "row 1 (counting from 0) of file" in proc.stderr and "d2.csv" in proc.stderr, proc.stderr
+    assert read_csv_shards(tmp_path) == ["a,0,0,1.5", "a,1,1,4.5", "b,0,0,2.5", "b,1,1,3.5"]
+    (tmp_path / "days" / "d3.csv").write_text("asset,t\n")  # a file without the 'x' column
+    (tmp_path / "days" / "d2.csv").write_text("asset,t,x\nb,1,3.5\na,1,4.5\n")
+    proc = cli(tmp_path, "run", "model.yaml")
+    assert proc.returncode == 1
+    assert "d3.csv" in proc.stderr and "no column(s) ['x']" in proc.stderr and "Traceback" not in proc.stderr

@@ -323,8 +323,10 @@ def lower(
 
 # ------------------------------------------------------------------------- read transforms
 def _error_row(r: KeyedRead, message: str, row: int = 0, key: str = "") -> str:
+    """A read failure; ``message`` is prefixed with the source unless it names it already."""
+    reason = message if message.startswith(r.what) else f"{r.what}: {message}"
     return Failure(key=key, component=r.name, step=row, phase="read", error_type="DataError",
-                   reason=f"{r.what}: {message}").to_json()
+                   reason=reason).to_json()
 
 
 def _rows(pipeline: beam.Pipeline, r: KeyedRead, wave: Wave) -> _t.Any:
@@ -333,9 +335,24 @@ def _rows(pipeline: beam.Pipeline, r: KeyedRead, wave: Wave) -> _t.Any:
     if r.kind == "file" and file_format(r.path) == ".parquet":
         parts = (start | f"Row groups of {r.name}" >> beam.FlatMap(_row_groups)
                  | f"Spread {r.name}" >> beam.Reshuffle())
+    elif r.kind == "file":  # CSV: each file a part (a glob's files are read in parallel)
+        parts = (start | f"Files of {r.name}" >> beam.FlatMap(_csv_files)
+                 | f"Spread {r.name}" >> beam.Reshuffle())
     else:
-        parts = start | f"Whole {r.name}" >> beam.Map(lambda x: (x, 0, "", -1, ""))
+        parts = start | f"Query {r.name}" >> beam.Map(lambda x: (x, 0, "", -1, ""))
     return parts | f"Read {r.name}" >> beam.ParDo(_ReadPart(wave)).with_outputs(ERRORS, main="rows")
+
+
+def _csv_files(r: KeyedRead) -> _t.Iterator[_t.Any]:
+    """(read, file index, path, -1, "") for every file a CSV read's path (or glob) matches, or
+    (read, 0, "", -1, error message)."""
+    try:
+        paths = _file_paths(r)
+    except DataError as exc:
+        yield (r, 0, "", -1, str(exc).removeprefix(f"{r.what}: "))
+        return
+    for i, path in enumerate(paths):
+        yield (r, i, path, -1, "")
 
 
 def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
@@ -393,7 +410,7 @@ class _ReadPart(beam.DoFn):
             yield from self._rows(r, file_index, path, group)
         except DataError as exc:
             if self.wave.index == 0:  # every wave reads the same parts: reported once
-                yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, str(exc).removeprefix(f"{r.what}: ")))
+                yield beam.pvalue.TaggedOutput(ERRORS, _error_row(r, str(exc)))
 
     def _rows(self, r: KeyedRead, file_index: int, path: str, group: int) -> _t.Iterator[_t.Any]:
         cols = r.columns
@@ -405,7 +422,8 @@ class _ReadPart(beam.DoFn):
         elif group >= 0:
             batches = iter([_arrow_batch(_parquet_group(r, path, group, cols), cols, k, self.wave)])
         else:
-            batches = iter([_arrow_batch(read_table(r.path, r.what, cols), cols, k, self.wave)])
+            what = r.what if path in ("", r.path) else f"{r.what} (file {path!r})"
+            batches = iter([_arrow_batch(read_table(path or r.path, what, cols), cols, k, self.wave)])
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
         row = 0
@@ -431,7 +449,8 @@ class _ReadPart(beam.DoFn):
                 else:
                     per_key[str(key)] = idx
             for i in sorted(missing):
-                where = f"row {row + number[i]} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
+                where = (f"row {row + number[i]} (counting from 0)" + (f" of row group {group}" if group >= 0 else "")
+                         + (f" of file {path!r}" if path not in ("", r.path) else ""))
                 yield beam.pvalue.TaggedOutput(ERRORS, _error_row(
                     r, f"{where} has no {r.key_column!r} (the key column)", row + number[i]))
             for key, idx in per_key.items():
