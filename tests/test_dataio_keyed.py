@@ -225,8 +225,8 @@ def test_readers_are_refused_in_streaming(tmp_path: Path) -> None:
     refuse_in_streaming(load_model(ROOT / "specs" / "tank" / "tank.yaml"))  # Pub/Sub readers are fine
 
 
-@pytest.mark.slow
-def test_one_keys_bad_value_does_not_lose_the_others(tmp_path: Path) -> None:
+def write_doubling_model(tmp_path: Path, csv: str) -> None:
+    """A keyed CSV reader (``in.csv``: asset, t, x) -> y = 2 * float(x) -> out/rows.csv shards."""
     (tmp_path / "parts.py").write_text(textwrap.dedent("""
         from plugboard_beam.component import Component, IOController as IO
         class Num(Component):
@@ -234,7 +234,7 @@ def test_one_keys_bad_value_does_not_lose_the_others(tmp_path: Path) -> None:
             async def step(self) -> None:
                 self.y = float(self.x) * 2
     """))
-    (tmp_path / "in.csv").write_text("asset,t,x\na,0,1\nb,0,2\nb,1,oops\na,1,3\nc,0,5\n")
+    (tmp_path / "in.csv").write_text(csv)
     (tmp_path / "model.yaml").write_text(textwrap.dedent("""
         plugboard:
           process:
@@ -250,6 +250,11 @@ def test_one_keys_bad_value_does_not_lose_the_others(tmp_path: Path) -> None:
               - {source: src.t, target: dst.t}
               - {source: num.y, target: dst.y}
     """).lstrip())
+
+
+@pytest.mark.slow
+def test_one_keys_bad_value_does_not_lose_the_others(tmp_path: Path) -> None:
+    write_doubling_model(tmp_path, "asset,t,x\na,0,1\nb,0,2\nb,1,oops\na,1,3\nc,0,5\n")
     proc = cli(tmp_path, "run", "model.yaml")
     assert proc.returncode == 1
     assert "'num'" in proc.stderr and "'b'" in proc.stderr and "step 1" in proc.stderr and "oops" in proc.stderr

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, cli_command
-from test_dataio_keyed import KEYED, by_key, cli, read_csv_shards, replay_folder, tank_levels
+from test_dataio_keyed import (KEYED, by_key, cli, read_csv_shards, replay_folder, tank_levels,
+                               write_doubling_model)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -100,29 +101,7 @@ def test_waves_give_the_same_levels_as_one_pipeline(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_in_waves_a_failing_key_and_a_row_without_key_are_reported_once(tmp_path: Path) -> None:
-    (tmp_path / "parts.py").write_text(textwrap.dedent("""
-        from plugboard_beam.component import Component, IOController as IO
-        class Num(Component):
-            io = IO(inputs=["x"], outputs=["y"])
-            async def step(self) -> None:
-                self.y = float(self.x) * 2
-    """))
-    (tmp_path / "in.csv").write_text("asset,t,x\na,0,1\nb,0,2\nb,1,oops\na,1,3\n,9,9\nc,0,5\nd,0,6\nd,1,7\n")
-    (tmp_path / "model.yaml").write_text(textwrap.dedent("""
-        plugboard:
-          process:
-            args:
-              components:
-              - type: plugboard_beam.library.FileReader
-                args: {name: src, path: in.csv, key_column: asset, field_names: [t, x]}
-              - {type: parts.Num, args: {name: num}}
-              - type: plugboard_beam.library.FileWriter
-                args: {name: dst, path: out/rows.csv, field_names: [t, y]}
-              connectors:
-              - {source: src.x, target: num.x}
-              - {source: src.t, target: dst.t}
-              - {source: num.y, target: dst.y}
-    """).lstrip())
+    write_doubling_model(tmp_path, "asset,t,x\na,0,1\nb,0,2\nb,1,oops\na,1,3\n,9,9\nc,0,5\nd,0,6\nd,1,7\n")
     proc = cli(tmp_path, "run", "model.yaml", "--rows-per-wave", "2")
     assert proc.returncode == 1
     assert proc.stderr.count("has no 'asset'") == 1, proc.stderr  # every wave reads the file; one report
