@@ -343,3 +343,48 @@ def test_keyed_csv_glob_reads_every_file_as_a_part(tmp_path: Path) -> None:
     proc = cli(tmp_path, "run", "model.yaml")
     assert proc.returncode == 1
     assert "d3.csv" in proc.stderr and "no column(s) ['x']" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("reader", ["FileReader", "SQLReader"])
+def test_local_runner_reads_a_keyed_table_once_for_all_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           reader: str) -> None:
+    """--runner local hands every key's reader the table read once (``KeyedRows``): 5 keys read
+    it once, not 5 times, and each key gets the rows it would read alone, in order."""
+    from plugboard_beam.library import file_io, sql_io
+    from plugboard_beam.lowering.options import RunOptions
+    from plugboard_beam.runners.local import LocalRunner
+    from plugboard_beam.spec import load_model
+
+    rows = [("e", 1, 5.0), ("a", 0, 1.0), ("b", 0, 2.0), ("a", 1, 3.0), (None, 0, 9.0), ("c", 0, 4.0),
+            ("d", 0, 6.0), ("e", 0, 7.0)]
+    if reader == "FileReader":
+        (tmp_path / "in.csv").write_text("asset,t,x\n" + "".join(f"{a or ''},{t},{x}\n" for a, t, x in rows))
+        source = "path: in.csv, order_by: t"
+    else:
+        con = sqlite3.connect(tmp_path / "in.db")
+        con.execute("CREATE TABLE r (asset TEXT, t INTEGER, x REAL)")
+        con.executemany("INSERT INTO r VALUES (?, ?, ?)", rows)
+        con.commit()
+        con.close()
+        source = "connection_string: 'sqlite:///in.db', query: 'SELECT * FROM r', order_by: t"
+    body = KEYED.format(reader=reader, source=source).replace("out/rows.csv", "'out/{key}.csv'")
+    (tmp_path / "model.yaml").write_text(textwrap.dedent(body).lstrip())
+    monkeypatch.chdir(tmp_path)
+    reads: list[str] = []
+    for module, name in ((file_io, "read_table"), (sql_io, "_engine")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _o=original, _n=name, **k: reads.append(_n) or _o(*a, **k))
+    report = LocalRunner().run(load_model(tmp_path / "model.yaml"), RunOptions())
+    assert report.keys == 5
+    assert len(reads) <= 2, reads  # the keys found in the data, then the table: never once per key
+    got = {k: (tmp_path / "out" / f"{k}.csv").read_text().splitlines()[1:] for k in "abcde"}
+    assert got == {"a": ["0,1.0", "1,3.0"], "b": ["0,2.0"], "c": ["0,4.0"], "d": ["0,6.0"], "e": ["0,7.0", "1,5.0"]}
+
+
+def test_keyed_rows_chunks_a_keys_rows_in_order() -> None:
+    from plugboard_beam.library.data import KeyedRows
+
+    rows = KeyedRows({"k": [1, "1", None, 2, 1], "t": [3, 1, 0, 0, None], "x": [10, 11, 12, 13, 14]}, "k", "t")
+    assert list(rows.chunks("1", ["x"], None)) == [{"x": [11, 10, 14]}]  # keys as text; nulls of t last
+    assert list(rows.chunks("1", ["x", "t"], 2, skip=1)) == [{"x": [10, 14], "t": [3, None]}]
+    assert list(rows.chunks("none", ["x"], None)) == [] and "None" not in rows.index

@@ -75,6 +75,35 @@ def plain(value: _t.Any) -> _t.Any:
     return value
 
 
+class KeyedRows:
+    """A keyed reader's whole table, read once for every key a process runs (``--runner local``):
+    each key's row numbers in ``order_by`` (or source) order, chosen as a reader alone chooses
+    them (the key column's value as text equals the key; a null key column is nobody's row).
+    The runner hands it to each key's reader, which then takes its rows from here instead of
+    reading the whole source again (one read per run instead of one per key)."""
+
+    def __init__(self, columns: dict[str, list[_t.Any]], key_column: str, order_by: _t.Optional[str]) -> None:
+        self.columns = columns
+        index: dict[str, list[int]] = {}
+        for i, k in enumerate(columns[key_column]):
+            if k is not None:
+                index.setdefault(str(k), []).append(i)
+        if order_by is not None:
+            order = columns[order_by]
+            for rows in index.values():
+                rows.sort(key=lambda i: (order[i] is None, order[i]))  # stable: ties keep source order
+        self.index = index
+
+    def chunks(self, key: str, fields: _t.Sequence[str], size: _t.Optional[int],
+               skip: int = 0) -> _t.Iterator[dict[str, list[_t.Any]]]:
+        """``key``'s rows from row ``skip`` on, ``size`` rows at a time (all at once if None)."""
+        rows = self.index.get(key, [])
+        step = size or max(len(rows), 1)
+        for start in range(skip, len(rows), step):
+            part = rows[start:start + step]
+            yield {f: [self.columns[f][i] for i in part] for f in fields}
+
+
 class DataReader(Component, ABC):
     """Abstract base class for reading data (plugboard's ``DataReader``)."""
 
@@ -120,6 +149,21 @@ class DataReader(Component, ABC):
     def describe_source(self) -> str:
         """What this reader reads, for messages (``file 'x.csv'``, ``query '...'``)."""
         return type(self).__name__
+
+    def _shared_chunks(self) -> _t.Optional[_t.Iterator[dict[str, list[_t.Any]]]]:
+        """This key's chunks from the ``KeyedRows`` a runner handed this reader, or None."""
+        shared: _t.Optional[KeyedRows] = self.__dict__.get("_plugboard_beam_rows")
+        if shared is None:
+            return None
+        return shared.chunks(self.__dict__.get("_plugboard_beam_key", ""), list(self.io.outputs),
+                             self._chunk_size, self._fetched)
+
+    def __getstate__(self) -> dict[str, _t.Any]:
+        state = dict(self.__dict__)
+        state.pop("_plugboard_beam_rows", None)  # the run's shared table: a restored reader reads its source
+        if "_chunks" in state:  # an open cursor: a restored reader reopens its source, skipping what it fetched
+            state["_chunks"] = None
+        return state
 
     @abstractmethod
     async def _fetch(self) -> _t.Any:
@@ -256,4 +300,4 @@ def is_missing(value: _t.Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-__all__ = ["DataError", "DataReader", "DataWriter", "NoMoreDataException", "check_field_names"]
+__all__ = ["DataError", "DataReader", "DataWriter", "KeyedRows", "NoMoreDataException", "check_field_names"]

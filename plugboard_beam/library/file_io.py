@@ -18,7 +18,15 @@ import os
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.library.data import DataError, DataReader, DataWriter, NoMoreDataException, is_missing, plain
+from plugboard_beam.library.data import (
+    DataError,
+    DataReader,
+    DataWriter,
+    KeyedRows,
+    NoMoreDataException,
+    is_missing,
+    plain,
+)
 
 FORMATS = (".csv.gz", ".csv", ".parquet")
 
@@ -258,7 +266,19 @@ class FileReader(DataReader):
     def describe_source(self) -> str:
         return f"file {self._file_path!r}"
 
+    def keyed_rows(self) -> KeyedRows:
+        """The whole file, indexed by ``key_column`` (for a runner to share among keys)."""
+        assert self._key_column is not None
+        fields = list(self.io.outputs)
+        extra = [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
+        table = read_table(self._file_path, self.describe_source(), fields + extra)
+        return KeyedRows({c: table.column(c).to_pylist() for c in fields + extra}, self._key_column, self._order_by)
+
     def _load(self) -> _t.Iterator[dict[str, list[_t.Any]]]:
+        shared = self._shared_chunks()
+        if shared is not None:
+            yield from shared
+            return
         what = self.describe_source()
         fields = list(self.io.outputs)
         extra = [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
@@ -288,11 +308,6 @@ class FileReader(DataReader):
 
     async def _adapt(self, data: dict[str, list[_t.Any]]) -> dict[str, deque[_t.Any]]:
         return {f: deque(v) for f, v in data.items()}
-
-    def __getstate__(self) -> dict[str, _t.Any]:
-        state = dict(self.__dict__)
-        state["_chunks"] = None  # a generator: a restored reader reopens the file and skips what it fetched
-        return state
 
 
 class FileWriter(DataWriter):

@@ -16,7 +16,7 @@ from collections import deque
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.library.data import DataError, DataReader, DataWriter, NoMoreDataException
+from plugboard_beam.library.data import DataError, DataReader, DataWriter, KeyedRows, NoMoreDataException
 
 KEY_COLUMN = "key"
 STEP_COLUMN = "step"
@@ -106,9 +106,43 @@ class SQLReader(DataReader):
         q = " ".join(self._query.split())
         return f"query {q[:200]!r} on {safe_url(self._connection_string)}"
 
+    def keyed_rows(self) -> KeyedRows:
+        """The whole query result, indexed by ``key_column`` (for a runner to share among keys)."""
+        from sqlalchemy import text
+
+        assert self._key_column is not None
+        what = self.describe_source()
+        fields = list(self.io.outputs)
+        need = fields + [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
+        engine = _engine(self._connection_string, self._connect_args, what)
+        try:
+            with engine.connect() as conn:
+                result = conn.execute(text(self._query), self._params)
+                columns = list(result.keys())
+                missing = [c for c in need if c not in columns]
+                if missing:
+                    raise DataError(f"{what}: no column(s) {missing} (it has {columns})")
+                pos = [columns.index(c) for c in need]
+                values: dict[str, list[_t.Any]] = {c: [] for c in need}
+                lists = [values[c] for c in need]
+                for r in result:
+                    for target, i in zip(lists, pos, strict=True):
+                        target.append(r[i])
+        except DataError:
+            raise
+        except Exception as exc:
+            raise _db_error(what, self._connection_string, exc) from None
+        finally:
+            engine.dispose()
+        return KeyedRows(values, self._key_column, self._order_by)
+
     def _load(self) -> _t.Iterator[dict[str, list[_t.Any]]]:
         from sqlalchemy import text
 
+        shared = self._shared_chunks()
+        if shared is not None:
+            yield from shared
+            return
         what = self.describe_source()
         engine = _engine(self._connection_string, self._connect_args, what)
         fields = list(self.io.outputs)
@@ -160,10 +194,6 @@ class SQLReader(DataReader):
     async def _adapt(self, data: dict[str, list[_t.Any]]) -> dict[str, deque[_t.Any]]:
         return {f: deque(v) for f, v in data.items()}
 
-    def __getstate__(self) -> dict[str, _t.Any]:
-        state = dict(self.__dict__)
-        state["_chunks"] = None
-        return state
 
 
 class SQLTable:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as _t
 
 from plugboard_beam.exceptions import StepError, UserError
+from plugboard_beam.library.data import KeyedRows
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
 from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
 from plugboard_beam.runtime.engine import Engine
@@ -41,11 +42,15 @@ class LocalRunner(Runner):
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
         _refuse_shared_files(model, insts)
+        shared = _keyed_tables(model, insts)
         report = RunReport()
         for sc, inst in insts:
             key = sc.key
             try:
-                engine = Engine(inst.graph, construct(inst, key), key=key)
+                components = construct(inst, key)
+                for name, rows in shared.items():
+                    components[name].__dict__["_plugboard_beam_rows"] = rows
+                engine = Engine(inst.graph, components, key=key)
                 try:
                     run_to_end(engine, _bind_progress(options.progress, key))
                 finally:
@@ -72,6 +77,38 @@ def _refuse_shared_files(model: LoadedModel, insts: Instances) -> None:
             f"{len(insts)} keys would each overwrite the file of {', '.join(repr(n) for n in shared)} on "
             "--runner local: put {key} in its path (one file per key), or use --runner direct, which writes "
             "one table with a 'key' column")
+
+
+def _keyed_tables(model: LoadedModel, insts: Instances) -> dict[str, KeyedRows]:
+    """The keyed readers' tables, each read once for all keys (``KeyedRows``), by reader name: a
+    key's reader takes its rows from there instead of reading the whole source again (which made
+    a run of N keys read its table N times). Not for one key, nor for a reader whose arguments
+    scenarios set per key; a source that cannot be read is left to each key's reader, which
+    fails naming it."""
+    if len(insts) < 2:
+        return {}
+    from plugboard_beam.library.data import DataError, DataReader
+
+    overridden = {name.split(".", 1)[0] for sc, _ in insts for name in sc.overrides}
+    names = [name for name, klass in model.classes.items()
+             if issubclass(klass, DataReader) and hasattr(klass, "keyed_rows") and name not in overridden]
+    if not names:
+        return {}
+    sc, inst = insts[0]
+    try:
+        components = construct(inst, sc.key)
+    except StepError:
+        return {}  # a constructor that raises fails every key, named, when it runs
+    tables: dict[str, KeyedRows] = {}
+    for name in names:
+        reader = components[name]
+        if reader.key_column is None:
+            continue
+        try:
+            tables[name] = reader.keyed_rows()
+        except DataError:
+            continue
+    return tables
 
 
 def _bind_progress(progress: _t.Optional[ProgressFn], key: str) -> _t.Optional[_t.Callable[[Engine], None]]:
