@@ -5,7 +5,7 @@ key would open the whole table). It becomes a Beam read, outside the stages like
 reader in streaming:
 
     Create(path) -> expand globs -> Parquet row groups -> Reshuffle -> read each row group
-        (CSV: the whole file in one read; SQL: the query, streamed)
+        (CSV: each file of the glob in one read; SQL: the query, streamed)
       -> (key, (order, values)) -> GroupByKey -> each key's rows in ``order_by`` (or file) order
       -> chunks (edge, start, values, ended) into the stages the reader feeds
 
@@ -17,7 +17,10 @@ A ``FileWriter`` / ``SQLWriter`` of a many-key run (a keyed reader, or several i
 path has no ``{key}``, hands its rows to the stage's output instead of writing them; here they
 become one table with ``key`` and ``step`` columns: files sharded by key hash and written
 deterministically (``levels-00000-of-00004.parquet``; a retried shard overwrites itself),
-or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable``).
+or batched inserts into the table (idempotent on ``(key, step)``, see ``SQLTable``). A key whose
+rows the sink cannot store fails alone: a Parquet shard is written without the rows of a key
+whose values do not fit a column with the others' (``_misfits``), a refused insert batch is
+retried one key per transaction.
 
 On the DirectRunner, whose engine holds every PCollection that crosses a shuffle in memory, a keyed
 run whose data has more rows than ``--rows-per-wave`` runs in waves (``Wave``): the keys are split
