@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -204,3 +206,28 @@ def test_runner_modules_import_alone_without_cycles() -> None:
     for module in modules:
         proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (module, proc.stderr)
+
+
+def test_the_command_exits_without_interpreter_teardown(tmp_path: Path) -> None:
+    """``plugboard-beam`` runs Python's exit handlers, then exits with the command's code without
+    the interpreter's teardown, where Arrow's thread pools can abort a finished run (exit -6,
+    ``terminate called without an active exception``): an object finalized only by that
+    teardown is never finalized, an atexit handler still runs."""
+    script = tmp_path / "probe.py"
+    script.write_text(textwrap.dedent("""
+        import atexit, os, sys
+        from plugboard_beam.cli import main
+        atexit.register(lambda: os.write(2, b"atexit-ran "))
+        class Teardown:
+            def __del__(self):
+                os.write(2, b"teardown-ran ")
+        kept = Teardown()  # a module global: finalized only by the interpreter's teardown
+        sys.argv = ["plugboard-beam", *sys.argv[1:]]
+        main()
+    """))
+    ok = subprocess.run([sys.executable, str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "atexit-ran" in ok.stderr and "teardown-ran" not in ok.stderr, ok
+    assert "plugboard-beam" in ok.stdout
+    bad = subprocess.run([sys.executable, str(script), "process", "run", str(tmp_path / "missing.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "teardown-ran" not in bad.stderr, bad

@@ -1,5 +1,5 @@
 """The ``plugboard-beam`` command line."""
 
-from plugboard_beam.cli.main import main
+from plugboard_beam.cli.main import entry as main
 
 __all__ = ["main"]
