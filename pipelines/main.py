@@ -5,9 +5,8 @@ Dataflow's launcher runs ``python main.py --model=... [--scenarios=...] [--recor
 same way locally with ``--runner=DirectRunner``. See plugboard_beam/dataflow/launcher.py.
 """
 
-import sys
-
 from plugboard_beam.dataflow.launcher import main
+from plugboard_beam.shutdown import exit_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

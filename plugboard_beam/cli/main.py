@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import signal
 import sys
 import threading
@@ -371,47 +370,17 @@ class _LowerLevelFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
-#: seconds the command waits at exit for threads still running (non-daemon ones; Python waits
-#: for them forever)
-EXIT_THREAD_WAIT = 5.0
-
-
 def entry() -> None:
-    """The ``plugboard-beam`` command: the CLI, then an exit without C++ static destructors.
-
-    A finished process that used Arrow can abort while the interpreter tears down (``terminate
-    called without an active exception``, exit -6: Arrow's thread pools destroyed with a worker
-    still attached; apache/arrow#34314, seen about once per full run of this project's tests). So
-    the command ends the way a finished program should: Python's exit handlers (logging, Beam's
-    and ours) run, non-daemon threads get ``EXIT_THREAD_WAIT`` seconds, output is flushed, and
-    the process exits with the command's code, skipping the C++ teardown."""
-    import atexit
-    import time
+    """The ``plugboard-beam`` command: the CLI, then ``shutdown.exit_process`` (an exit without the
+    interpreter's teardown, where Arrow can abort a finished run)."""
+    from plugboard_beam.shutdown import exit_code, exit_process
 
     try:
         main()  # click ends with SystemExit
-        code: _t.Any = 0
+        code = 0
     except SystemExit as exc:
-        code = exc.code
-    if isinstance(code, str):
-        sys.stderr.write(code + "\n")
-        code = 1
-    elif not isinstance(code, int):
-        code = 0 if code is None else 1
-    try:
-        deadline = time.monotonic() + EXIT_THREAD_WAIT
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and not thread.daemon:
-                thread.join(max(0.0, deadline - time.monotonic()))
-    except KeyboardInterrupt:
-        pass  # a second Ctrl-C: stop waiting
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+        code = exit_code(exc.code)
+    exit_process(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
