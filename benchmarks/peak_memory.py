@@ -9,7 +9,7 @@ Prints: peak_rss_mb=<MB> component_steps=<n>
 Prints: peak_rss_mb=<MB> rows=<n> written=<n> waves=<n>
 (the tank twin replayed on the DirectRunner from one Parquet history of 50 assets with that many
 rows in all, ``key_column`` reader, levels to a sharded Parquet table; ``ROWS_PER_WAVE`` is
-``--rows-per-wave``, default 200,000, 0 for one pipeline)
+``--rows-per-wave``, default 500,000, 0 for one pipeline)
 
 Figures for the keyed replay are in ``dataio_bench.py``'s docstring (the same replay, run
 through the CLI); ``tests/test_dataio_waves.py`` runs ``keyed`` at 20,000 and 200,000 rows in
@@ -69,7 +69,7 @@ def main() -> None:
     if args[0] == "keyed":
         given = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--folder=")]
         with tempfile.TemporaryDirectory() as tmp:
-            keyed(int(args[1]), int(args[2]) if len(args) > 2 else 200_000,
+            keyed(int(args[1]), int(args[2]) if len(args) > 2 else 500_000,
                   Path(given[0]) if given else Path(tmp) / "keyed")
         return
     loop(args[0], int(args[1]), args[2] if len(args) > 2 else "fused")

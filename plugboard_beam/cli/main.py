@@ -224,7 +224,7 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
               help="Override a component argument: comp.arg=VALUE, comp.initial_values.field=[..].")
 @click.option("--progress/--no-progress", default=None,
               help="Show steps per component (default: when stderr is a terminal).")
-@click.option("--rows-per-wave", type=click.IntRange(min=0), default=200_000, show_default=True,
+@click.option("--rows-per-wave", type=click.IntRange(min=0), default=500_000, show_default=True,
               help="Batch, DirectRunner: a model with keyed data readers (key_column) whose data has more "
                    "rows runs its keys in waves of at most this many rows, so memory stays bounded; 0: "
                    "all keys at once.")

@@ -59,12 +59,12 @@ def _check_column(value: _t.Any, what: str) -> _t.Optional[str]:
 
 
 #: types that are plain already (the common case: checked first, per value)
-_PLAIN = frozenset({float, int, str, bool, type(None), bytes})
+PLAIN_TYPES = frozenset({float, int, str, bool, type(None), bytes})
 
 
 def plain(value: _t.Any) -> _t.Any:
     """A numpy/pyarrow scalar as the plain Python value (NaN stays a float)."""
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN_TYPES:
         return value
     item = getattr(value, "item", None)
     if item is not None and not isinstance(value, (str, bytes)):

@@ -28,7 +28,7 @@ from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
-from plugboard_beam.runtime.stage import Chunk, StageRun
+from plugboard_beam.runtime.stage import Chunk, StageRun, decode_chunk, encode_chunk
 from plugboard_beam.spec.load import LoadedModel, load_model
 
 log = logging.getLogger("plugboard_beam")
@@ -87,21 +87,6 @@ def error_row(key: str, errors: _t.Sequence[StepError]) -> str:
 def stage_input(pcolls: _t.Sequence[_t.Any], label: str) -> _t.Any:
     """One typed PCollection of (key, chunk) from the inputs of a stage (see ``STAGE_INPUT``)."""
     return tuple(pcolls) | label >> beam.Flatten().with_output_types(STAGE_INPUT)
-
-
-def encode_chunk(chunk: Chunk) -> bytes:
-    """A chunk between two stages of one pipeline: pickled once here, so a value that cannot
-    travel fails its key (``StageDoFn``) instead of the pipeline (Beam's coder); the bytes
-    never leave the pipeline's own shuffle."""
-    return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def decode_chunk(item: _t.Union[bytes, Chunk, None]) -> _t.Optional[Chunk]:
-    """The inverse of ``encode_chunk``; ``None`` (start a key) and chunk tuples pass through."""
-    if item is None or isinstance(item, tuple):
-        return item
-    chunk: Chunk = pickle.loads(item)
-    return chunk
 
 
 def unencodable(edge: Edge, key: str, chunk: Chunk, exc: Exception) -> StepError:

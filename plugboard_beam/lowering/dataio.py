@@ -44,6 +44,7 @@ import gzip
 import logging
 from operator import itemgetter
 import os
+import pickle
 import time
 import typing as _t
 import zlib
@@ -58,6 +59,7 @@ from plugboard_beam.library.file_io import FileReader, FileWriter, csv_text, fil
 from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
 from plugboard_beam.runtime.failure import Failure
+from plugboard_beam.runtime.stage import encode_chunk
 from plugboard_beam.spec.load import LoadedModel
 
 log = logging.getLogger("plugboard_beam")
@@ -304,9 +306,10 @@ class DataIO:
             if s.kind == "sql":
                 failed = batches | f"Insert {s.name}" >> beam.ParDo(_InsertRows(s))
             else:
-                failed = (batches | f"Shard {s.name}" >> beam.Map(lambda b: (zlib.crc32(b[0][0].encode()) % SHARDS, b))
-                          | f"Group {s.name} shards" >> beam.GroupByKey()
+                sharded = batches | f"Shard {s.name}" >> beam.ParDo(_ShardBatch(s)).with_outputs(ERRORS, main="rows")
+                failed = (sharded["rows"] | f"Group {s.name} shards" >> beam.GroupByKey()
                           | f"Write {s.name}" >> beam.FlatMap(_write_shard, s, self.wave))
+                self.error_rows.append(sharded[ERRORS])
             self.error_rows.append(failed)
 
 
@@ -458,8 +461,12 @@ class _ReadPart(beam.DoFn):
                     r, f"{where} has no {r.key_column!r} (the key column)", row + number[i]))
             for key, idx in per_key.items():
                 orders = [columns[o][i] for i in idx] if o is not None else None
-                yield key, (file_index, group, [row + number[i] for i in idx], orders,
-                            [[columns[f][i] for i in idx] for f in range(nf)])
+                # the part's row numbers, order values and field columns cross the GroupByKey as
+                # one pickle (a row's values are plain data read from a file or a query)
+                payload = pickle.dumps(([row + number[i] for i in idx], orders,
+                                        [[columns[f][i] for i in idx] for f in range(nf)]),
+                                       protocol=pickle.HIGHEST_PROTOCOL)
+                yield key, (file_index, group, row + number[idx[0]], payload)
             row += n_read
 
 
@@ -552,13 +559,13 @@ class _KeyChunks(beam.DoFn):
 
     def process(self, element: tuple[str, _t.Iterable[_t.Any]]) -> _t.Iterator[_t.Any]:
         key, parts = element
-        # parts in file order (file, row group, then rows as read); a stable sort by the order
-        # column keeps file order among equal values
-        ordered = sorted(parts, key=itemgetter(0, 1, 2))
-        columns = [[v for part in ordered for v in part[4][f]] for f in range(len(self.r.fields))]
-        n = len(columns[0]) if columns else sum(len(part[2]) for part in ordered)
+        # parts in file order (file, row group, first row); a stable sort by the order column
+        # keeps file order among equal values
+        ordered = [pickle.loads(part[3]) for part in sorted(parts, key=itemgetter(0, 1, 2))]
+        columns = [[v for part in ordered for v in part[2][f]] for f in range(len(self.r.fields))]
+        n = len(columns[0]) if columns else sum(len(part[0]) for part in ordered)
         if self.r.order_by is not None:
-            sort_keys = [(v is None, v) for part in ordered for v in part[3]]
+            sort_keys = [(v is None, v) for part in ordered for v in part[1]]
             perm = sorted(range(n), key=sort_keys.__getitem__)
             columns = [[col[i] for i in perm] for col in columns]
         if self.record:
@@ -585,8 +592,8 @@ class _KeyChunks(beam.DoFn):
         for field_index, edge, tag in self.routes:
             col = columns[field_index]
             for start in range(0, max(n, 1), CHUNK):
-                yield beam.pvalue.TaggedOutput(tag, (key, (edge.id, start, col[start:start + CHUNK],
-                                                           start + CHUNK >= n)))
+                chunk = (edge.id, start, col[start:start + CHUNK], start + CHUNK >= n)
+                yield beam.pvalue.TaggedOutput(tag, (key, encode_chunk(chunk)))
 
 
 # ------------------------------------------------------------------------ write transforms
@@ -607,14 +614,36 @@ def _sink_error(s: SinkWrite, message: str, keys: _t.Iterable[str]) -> str:
 Row = tuple[str, int, tuple[_t.Any, ...]]
 
 
-def _write_shard(element: tuple[int, _t.Iterable[list[Row]]], s: SinkWrite, wave: Wave = ALL_KEYS) -> _t.Iterator[str]:
+class _ShardBatch(beam.DoFn):
+    """A batch of one key's rows -> (shard, (key, first step, the rows pickled once)): the rows
+    cross the shard GroupByKey as bytes. A batch that cannot be pickled fails its key, named."""
+
+    def __init__(self, s: SinkWrite) -> None:
+        self.s = s
+
+    def process(self, batch: list[Row]) -> _t.Iterator[_t.Any]:
+        if not batch:
+            return
+        key, step = batch[0][0], batch[0][1]
+        try:
+            data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            yield beam.pvalue.TaggedOutput(ERRORS, Failure(
+                key=key, component=self.s.name, step=step, phase="write", error_type=type(exc).__name__,
+                reason=f"a row cannot be handed to the file sink: {exc}").to_json())
+            return
+        yield zlib.crc32(key.encode()) % SHARDS, (key, step, data)
+
+
+def _write_shard(element: tuple[int, _t.Iterable[tuple[str, int, bytes]]], s: SinkWrite,
+                 wave: Wave = ALL_KEYS) -> _t.Iterator[str]:
     """Write one shard (its rows sorted by key and step); yields error rows for what it cannot
     write. A key whose values do not fit a Parquet column with the other keys' values (text
     where the others have numbers...) fails alone: the shard is written without its rows."""
     shard, batches = element
     # a batch is one key's rows of consecutive steps and batches of a key never overlap: sorting
     # the batches by their first (key, step) orders the rows
-    ordered = [r for b in sorted((b for b in batches if b), key=lambda b: (b[0][0], b[0][1])) for r in b]
+    ordered: list[Row] = [r for b in sorted(batches, key=itemgetter(0, 1)) for r in pickle.loads(b[2])]
     path = _shard_path(s.target, shard, wave)
     what = f"file {path!r}"
     try:

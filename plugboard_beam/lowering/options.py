@@ -32,7 +32,7 @@ class RunOptions:
     profile: _t.Optional[str] = None
     #: batch on the DirectRunner: a keyed run (data readers with ``key_column``) whose data has more
     #: rows runs in waves of keys of at most this many rows (0: all at once); see ``dataio.Wave``
-    rows_per_wave: int = 200_000
+    rows_per_wave: int = 500_000
     #: the run options given explicitly on the command line (flag names, e.g. ``--loops``): a
     #: runner refuses those it does not honour (``Runner.accepts``)
     given: frozenset[str] = frozenset()

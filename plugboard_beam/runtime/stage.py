@@ -22,6 +22,23 @@ from plugboard_beam.runtime.failure import finish
 Chunk = tuple[int, int, list[_t.Any], bool]
 
 
+def encode_chunk(chunk: Chunk) -> bytes:
+    """A chunk between two stages of one pipeline (or from a keyed read into a stage): pickled
+    once here, so a value that cannot travel fails its key (the stage DoFn) instead of the
+    pipeline (Beam's coder), and the bytes cross a shuffle without being coded value by value;
+    they never leave the pipeline's own shuffle."""
+    return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_chunk(item: _t.Union[bytes, Chunk, None]) -> _t.Optional[Chunk]:
+    """The inverse of ``encode_chunk``; ``None`` (start a key) and chunk tuples pass through."""
+    if item is None or isinstance(item, tuple):
+        return item
+    chunk: Chunk = pickle.loads(item)
+    return chunk
+
+
+
 class StageRun:
     """Feeds, runs and drains one engine (one key of one stage)."""
 
