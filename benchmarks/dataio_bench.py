@@ -12,33 +12,28 @@ Prints the wall time of each ``plugboard-beam process run`` and rows/s. With ``-
 it instead prints the peak RSS (``/usr/bin/time -f %M``) of the keyed replay of ``--keys`` keys at
 each number of rows per key.
 
-Measured on the 2-core development machine shared with other jobs, DirectRunner, the issue's
-size (2,000 keys x 500 rows = 1,000,000 rows; the keyed run goes in 5 waves of 200,000 rows,
-``--rows-per-wave``'s default):
+Measured on the 2-core development machine (a VM whose speed varies by about 15 % from run to
+run), DirectRunner, the issue's size (2,000 keys x 500 rows = 1,000,000 rows; the keyed run goes
+in 2 waves of 500,000 rows, ``--rows-per-wave``'s default), three interleaved pairs:
 
-    keyed table      30.4 s (32,844 rows/s)    26.6 s (37,568 rows/s)
-    per-key files    32.3 s (30,984 rows/s)    24.7 s (40,413 rows/s)
+    keyed table      27.9 s    27.9 s    32.9 s    (median 35,842 rows/s; CPU 26.2 / 25.7 / 30.1 s)
+    per-key files    32.1 s    31.1 s    33.0 s    (median 31,153 rows/s; CPU 29.1 / 28.6 / 29.8 s)
 
-(and, before waves, in one pipeline: keyed 29.6 s / 34.9 s, per-key 31.3 s / 36.5 s.) The two are
-within this machine's run-to-run noise (~10 %): most of the time is the model's steps (the same
-in both; profiled, the stage DoFn is 6.1 s of a 9.1 s pipeline at 200,000 rows). The keyed path
-pays a grouping of all rows, a sharded write and ~0.3 s per extra wave; the per-key path 2,000
-file opens and writes, which cost far more on gs:// than on a local disk.
+The keyed table was faster in every pair (by 13 %, 10 % and 0.2 %). Most of the time is the
+model's steps (one pipeline, timed per Beam stage: the stage DoFn 18.4 s, the read 2.2 s, the
+grouping 1.7 s, the sharded write 2.0 s). The keyed path pays a grouping of all rows, a sharded
+write and ~0.5 s per extra wave; the per-key path runs the reader as a component (one more step
+per row), 2,000 file opens and 2,000 file writes, which cost far more on gs:// than on a local disk.
 
-Peak memory of the keyed replay (``--memory``, 50 keys, rows growing per key):
-
-    rows        one pipeline (--rows-per-wave 0)    waves of 200,000 rows (default)
-    25,000      210 MB                              218 MB (1 wave)
-    200,000     311 MB                              321 MB (1 wave)
-    800,000     541 MB                              330 MB (4 waves)
-    1,600,000   -                                   336 MB (8 waves)
-
-In one pipeline it grows by ~0.4 KB per row: the DirectRunner (Beam's FnApiRunner) keeps every
-PCollection that crosses a fusion break in memory until it is consumed (the keyed read's parts
-before their GroupByKey, the chunks into the stateful stage, the writer's rows before the
-sharded write). In waves it depends on the wave, not on the table. On Dataflow those
-collections go through the shuffle service and a worker holds one key's rows (its GroupByKey
-value) and one output shard at a time, so no waves are needed there.
+Peak memory of the keyed replay (``--memory`` runs the CLI under ``/usr/bin/time``;
+``peak_memory.py keyed`` measures in one process; figures from the latter, in README.md):
+one pipeline grows by ~0.2 KB per row (292 MB at 200,000 rows, 460 MB at 1,000,000): the
+DirectRunner (Beam's FnApiRunner) keeps every PCollection that crosses a fusion break in memory
+until it is consumed (the keyed read's parts before their GroupByKey, the chunks into the
+stateful stage, the writer's batches before the sharded write; each crosses as pickled bytes).
+In waves it depends on the wave, not on the table (430 MB at 2,000,000 rows in 5 waves). On
+Dataflow those collections go through the shuffle service and a worker holds one key's rows (its
+GroupByKey value) and one output shard at a time, so no waves are needed there.
 """
 
 from __future__ import annotations
