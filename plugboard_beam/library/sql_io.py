@@ -106,82 +106,73 @@ class SQLReader(DataReader):
         q = " ".join(self._query.split())
         return f"query {q[:200]!r} on {safe_url(self._connection_string)}"
 
-    def keyed_rows(self) -> KeyedRows:
-        """The whole query result, indexed by ``key_column`` (for a runner to share among keys)."""
+    def _needed(self) -> list[str]:
+        """The columns read: the fields, then the key and order columns."""
+        fields = list(self.io.outputs)
+        return fields + [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
+
+    def _query_rows(self, stream: bool) -> _t.Iterator[tuple[_t.Any, ...]]:
+        """The query's rows as tuples of the ``_needed`` columns, or a clear error."""
         from sqlalchemy import text
 
-        assert self._key_column is not None
         what = self.describe_source()
-        fields = list(self.io.outputs)
-        need = fields + [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
+        need = self._needed()
         engine = _engine(self._connection_string, self._connect_args, what)
         try:
             with engine.connect() as conn:
-                result = conn.execute(text(self._query), self._params)
+                result = conn.execution_options(stream_results=stream).execute(text(self._query), self._params)
                 columns = list(result.keys())
                 missing = [c for c in need if c not in columns]
                 if missing:
                     raise DataError(f"{what}: no column(s) {missing} (it has {columns})")
                 pos = [columns.index(c) for c in need]
-                values: dict[str, list[_t.Any]] = {c: [] for c in need}
-                lists = [values[c] for c in need]
                 for r in result:
-                    for target, i in zip(lists, pos, strict=True):
-                        target.append(r[i])
+                    yield tuple(r[i] for i in pos)
         except DataError:
             raise
         except Exception as exc:
             raise _db_error(what, self._connection_string, exc) from None
         finally:
             engine.dispose()
+
+    def keyed_rows(self) -> KeyedRows:
+        """The whole query result, indexed by ``key_column`` (for a runner to share among keys)."""
+        assert self._key_column is not None
+        need = self._needed()
+        values: dict[str, list[_t.Any]] = {c: [] for c in need}
+        lists = [values[c] for c in need]
+        for r in self._query_rows(stream=True):
+            for target, v in zip(lists, r, strict=True):
+                target.append(v)
         return KeyedRows(values, self._key_column, self._order_by)
 
     def _load(self) -> _t.Iterator[dict[str, list[_t.Any]]]:
-        from sqlalchemy import text
-
         shared = self._shared_chunks()
         if shared is not None:
             yield from shared
             return
-        what = self.describe_source()
-        engine = _engine(self._connection_string, self._connect_args, what)
         fields = list(self.io.outputs)
+        need = self._needed()
         key = self.__dict__.get("_plugboard_beam_key", "")
-        try:
-            with engine.connect() as conn:
-                result = conn.execution_options(stream_results=bool(self._chunk_size)).execute(
-                    text(self._query), self._params)
-                columns = list(result.keys())
-                need = fields + [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
-                missing = [c for c in need if c not in columns]
-                if missing:
-                    raise DataError(f"{what}: no column(s) {missing} (it has {columns})")
-                pos = [columns.index(c) for c in need]
-                rows: _t.Iterator[tuple[_t.Any, ...]] = (tuple(r[i] for i in pos) for r in result)
-                if self._key_column is not None:
-                    k = need.index(self._key_column)
-                    rows = (r for r in rows if r[k] is not None and str(r[k]) == key)
-                if self._order_by is not None:
-                    o = need.index(self._order_by)
-                    rows = iter(sorted(rows, key=lambda r: (r[o] is None, r[o])))
-                size = self._chunk_size or 0
-                batch: list[tuple[_t.Any, ...]] = []
-                for _ in range(self._fetched):  # a restored reader skips the rows it fetched before
-                    if next(rows, None) is None:
-                        break
-                for r in rows:
-                    batch.append(r)
-                    if size and len(batch) >= size:
-                        yield {f: [b[i] for b in batch] for i, f in enumerate(fields)}
-                        batch = []
-                if batch:
-                    yield {f: [b[i] for b in batch] for i, f in enumerate(fields)}
-        except DataError:
-            raise
-        except Exception as exc:
-            raise _db_error(what, self._connection_string, exc) from None
-        finally:
-            engine.dispose()
+        rows = self._query_rows(stream=bool(self._chunk_size))
+        if self._key_column is not None:
+            k = need.index(self._key_column)
+            rows = (r for r in rows if r[k] is not None and str(r[k]) == key)
+        if self._order_by is not None:
+            o = need.index(self._order_by)
+            rows = iter(sorted(rows, key=lambda r: (r[o] is None, r[o])))
+        size = self._chunk_size or 0
+        batch: list[tuple[_t.Any, ...]] = []
+        for _ in range(self._fetched):  # a restored reader skips the rows it fetched before
+            if next(rows, None) is None:
+                break
+        for r in rows:
+            batch.append(r)
+            if size and len(batch) >= size:
+                yield {f: [b[i] for b in batch] for i, f in enumerate(fields)}
+                batch = []
+        if batch:
+            yield {f: [b[i] for b in batch] for i, f in enumerate(fields)}
 
     async def _fetch(self) -> dict[str, list[_t.Any]]:
         if self._chunks is None:
