@@ -1,5 +1,6 @@
-"""SIGTERM ends a streaming run like Ctrl-C: within 30 s, exit 143, destroy() called on the live
-components, the run's own subscriptions and topics deleted (against the Pub/Sub emulator)."""
+"""Ctrl-C (SIGINT) and SIGTERM end a streaming run cleanly: within 20 / 30 s, exit 130 / 143,
+destroy() called on the live components, the run's own subscriptions and topics deleted
+(against the Pub/Sub emulator)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def run_resources(prefix: str) -> set[str]:
     return {n for n in names if n.rsplit("/", 1)[-1].startswith(prefix)}
 
 
-def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize(("sig", "code", "bound"), [(signal.SIGINT, 130, 20), (signal.SIGTERM, 143, 30)])
+def test_a_signal_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Path,  # noqa: F811
+                                                sig: signal.Signals, code: int, bound: float) -> None:
     work = tmp_path / "tank"
     shutil.copytree(ROOT / "specs" / "tank", work)
     model = yaml.safe_load((work / "tank.yaml").read_text())
@@ -37,11 +40,12 @@ def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Pat
                                "args": {"name": "log", "path": "log-{key}.jsonl", "fields": ["level"]}})
     args["connectors"].append({"source": "tank.level", "target": "log.level"})
     (work / "forever.yaml").write_text(yaml.safe_dump(model))
-    topic, _ = make_sub("tank-inflow", "tank-inflow-term")
-    _, results = make_sub("tank-state", "tank-state-term")
+    name = sig.name.lower()
+    topic, _ = make_sub("tank-inflow", f"tank-inflow-{name}")
+    _, results = make_sub("tank-state", f"tank-state-{name}")
     before = (run_resources("pbb-"))
     proc = subprocess.Popen([*cli_command(), "process", "run", "forever.yaml", "--streaming",
-                             "-p", "sensor.subscription=tank-inflow-term"], cwd=work, env=env_for(emulator),
+                             "-p", f"sensor.subscription=tank-inflow-{name}"], cwd=work, env=env_for(emulator),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pub, _ = clients()
@@ -52,17 +56,19 @@ def test_sigterm_stops_a_streaming_run_cleanly(emulator: Emulator, tmp_path: Pat
         created = (run_resources("pbb-")) - before
         assert created, ("the run made no resources of its own", run_resources(""))
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         seconds = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    print(f"SIGTERM: exit {proc.returncode} after {seconds:.1f} s")
-    assert proc.returncode == 143, err
-    assert "(SIGTERM)" in err and "Traceback" not in err
-    assert seconds < 30
+    print(f"{sig.name}: exit {proc.returncode} after {seconds:.1f} s")
+    assert proc.returncode == code, err
+    assert f"({sig.name})" in err and "Traceback" not in err
+    if sig == signal.SIGINT:
+        assert "stopped: " in err
+    assert seconds < bound
     # destroy() ran for the still-running key: its JSON-lines file was written.
     assert [json.loads(x)["level"] for x in (work / "log-a.jsonl").read_text().splitlines()] == [4.0, 7.2, 9.76]
     assert not created & (run_resources("pbb-")), "the run's subscriptions/topics were left behind"
