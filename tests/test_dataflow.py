@@ -155,8 +155,9 @@ def test_dry_run_of_every_spec(tmp_path: Path, partition: str) -> None:
         modules = {cls.__module__ for cls in model.classes.values()}
         streaming = any("pubsub" in m for m in modules)
         job_dir = tmp_path / f"job{i}"
-        _, summary = dry_run(spec, job_dir, *ARGS, "--stages", partition, *(["--streaming", "--control-secret", "projects/my-proj/secrets/pbb-control/versions/1"]
-                                                          if streaming else []))
+        secret = ["--control-secret", "projects/my-proj/secrets/pbb-control/versions/1"]
+        _, summary = dry_run(spec, job_dir, *ARGS, "--stages", partition,
+                             *(["--streaming", *secret] if streaming else []))
         proto = proto_of(job_dir)
         from plugboard_beam.dataflow.dryrun import pubsub_reads, pubsub_writes, stateful_steps
 

@@ -22,11 +22,11 @@ import typing as _t
 import zlib
 
 from click.testing import CliRunner
-from conftest import ROOT, cli_command
 import pytest
 import yaml
 
-from plugboard_beam.streaming.codec import KIND, MAC, Codec
+from conftest import ROOT, cli_command
+from plugboard_beam.streaming.codec import Codec
 from plugboard_beam.streaming.secrets import KeyFile, KeyUnavailable, SecretManagerKey, private_key_file
 
 SECRET_NAME = "projects/my-proj/secrets/pbb-control/versions/3"
@@ -112,7 +112,7 @@ def test_secret_manager_key_loads_on_the_worker_from_the_client_it_is_given(tmp_
     fake = FakeSecretManager.with_secrets(tmp_path / "sm", {SECRET_NAME: SENTINEL})
     assert SecretManagerKey(SECRET_NAME, client=fake).load() == SENTINEL
     assert fake.calls == [SECRET_NAME]
-    with pytest.raises(KeyUnavailable, match="pbb-control/versions/9: cannot access it .*403.*secretAccessor"):
+    with pytest.raises(KeyUnavailable, match=r"pbb-control/versions/9: cannot access it .*403.*secretAccessor"):
         SecretManagerKey(SECRET_NAME.replace("/3", "/9"), client=fake).load()
     short = FakeSecretManager.with_secrets(tmp_path / "short", {SECRET_NAME: b"tiny"})
     with pytest.raises(KeyUnavailable, match="has 4 bytes, at least 16"):
@@ -201,7 +201,7 @@ def test_a_missing_secret_fails_the_dofn_setup_clearly(tmp_path: Path) -> None:
 
     empty = FakeSecretManager.with_secrets(tmp_path / "sm", {})
     dofn = FeedbackDoFn(Codec("run1", SecretManagerKey(SECRET_NAME, client=empty)), {})
-    with pytest.raises(KeyUnavailable, match="Secret Manager secret .*pbb-control.*cannot access"):
+    with pytest.raises(KeyUnavailable, match=r"Secret Manager secret .*pbb-control.*cannot access"):
         dofn.setup()
 
 
