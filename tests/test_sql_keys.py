@@ -149,6 +149,19 @@ def test_hostile_keys_read_exactly_their_rows_sqlite_local(tmp_path: Path, query
         assert db.execute("SELECT count(*) FROM readings").fetchone() == (sum(map(len, ROWS.values())) + 3,)
 
 
+def test_a_scenario_overriding_the_query_gets_its_key_bound_too(tmp_path: Path) -> None:
+    """A scenarios file may replace the query per key (SQL text, trusted like the model file);
+    the ``{key}`` in it is bound all the same."""
+    url = _sqlite(tmp_path / "db.sqlite")
+    model = _model(tmp_path / "m", url, "SELECT 0 AS t, 0.0 AS v")
+    override = "SELECT t, v FROM readings WHERE asset = '{key}' AND t >= 1 ORDER BY t"
+    (model.parent / "keys.yaml").write_text(yaml.safe_dump([{"key": k, "src.query": override} for k in HOSTILE],
+                                                           allow_unicode=True))
+    proc = _run(model.parent, "local")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _outputs(model.parent) == {k: [(t, v) for t, v in rows if t >= 1] for k, rows in ROWS.items()}
+
+
 @pytest.mark.slow
 def test_hostile_keys_read_exactly_their_rows_sqlite_direct(tmp_path: Path) -> None:
     url = _sqlite(tmp_path / "db.sqlite")
