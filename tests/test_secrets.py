@@ -377,3 +377,22 @@ def test_streaming_run_key_stays_out_of_logs_and_is_removed(emulator: _t.Any, tm
         if m.message.attributes.get("eos") != "true":
             got[m.message.attributes["key"]] = got.get(m.message.attributes["key"], 0) + 1
     assert got == {k: 3 for k in keys}
+
+
+def test_control_secret_from_a_profile_or_flag_is_checked_offline(tmp_path: Path) -> None:
+    from plugboard_beam.dataflow.options import resolve
+    from plugboard_beam.exceptions import UserError
+
+    profile = tmp_path / "dataflow.yaml"
+    profile.write_text(yaml.safe_dump({"project": "my-proj", "region": "us-central1",
+                                       "temp_location": "gs://my-bucket/tmp", "control_secret": SECRET_NAME}))
+    config = resolve([], profile=str(profile), model_name="tank", streaming=True)
+    assert config.control_secret == SECRET_NAME
+    assert not any("control_secret" in a for a in config.beam_args)  # plugboard's own: not a Beam option
+    regional = "projects/my-proj/locations/europe-west4/secrets/pbb/versions/12"
+    assert resolve([*DATAFLOW_ARGS, f"--control-secret={regional}"], profile=None, model_name="tank",
+                   streaming=True).control_secret == regional
+    with pytest.raises(UserError, match="--control_secret is for streaming jobs"):
+        resolve([*DATAFLOW_ARGS, f"--control_secret={SECRET_NAME}"], profile=None, model_name="tank")
+    with pytest.raises(UserError, match="is not a Secret Manager secret version"):
+        resolve([*DATAFLOW_ARGS, "--control_secret=my-secret"], profile=None, model_name="tank", streaming=True)
