@@ -23,6 +23,11 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     from plugboard_beam.streaming.resources import Resources
     from plugboard_beam.streaming.secrets import SecretManagerKey
 
+    # Only the name of the job's secret is in its DoFns (the job graph): the workers read the key
+    # from Secret Manager in setup(); it is never in the job, a staged file, a template or a log.
+    if not request.control_secret:
+        raise UserError("a streaming Dataflow job needs --control_secret projects/PROJECT/secrets/NAME/versions/"
+                        "NUMBER (see docs/deploying.md)")
     plan = streaming_plan(model, request.options)
     res = Resources.plan(model, plan.cut, request.project, request.job_name, read_topics=True,
                          feedback_override=request.options.feedback_topic)
@@ -31,11 +36,6 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     readers = components_of(model, PubSubReader)
     instances = list(request.instances)
     keyed_by_messages = readers and [k for k, _ in instances] == ["default"] and not instances[0][1]
-    # Only the name of the job's secret is in its DoFns (the job graph): the workers read the key
-    # from Secret Manager in setup(); it is never in the job, a staged file, a template or a log.
-    if not request.control_secret:
-        raise UserError("a streaming Dataflow job needs --control_secret projects/PROJECT/secrets/NAME/versions/"
-                        "NUMBER (see docs/deploying.md)")
     codec = Codec(request.job_name, SecretManagerKey(request.control_secret), event_classes(model.classes.values()))
     build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res, codec)
     return plan.stage_lines()
