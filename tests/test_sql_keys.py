@@ -138,6 +138,7 @@ def test_key_in_a_connection_string_names_only_the_database() -> None:
 
 
 # ------------------------------------------------------------------ hostile keys read their own rows
+@pytest.mark.slow
 @pytest.mark.parametrize("query", QUERIES)
 def test_hostile_keys_read_exactly_their_rows_sqlite_local(tmp_path: Path, query: str) -> None:
     url = _sqlite(tmp_path / "db.sqlite")
@@ -149,6 +150,7 @@ def test_hostile_keys_read_exactly_their_rows_sqlite_local(tmp_path: Path, query
         assert db.execute("SELECT count(*) FROM readings").fetchone() == (sum(map(len, ROWS.values())) + 3,)
 
 
+@pytest.mark.slow
 def test_a_scenario_overriding_the_query_gets_its_key_bound_too(tmp_path: Path) -> None:
     """A scenarios file may replace the query per key (SQL text, trusted like the model file);
     the ``{key}`` in it is bound all the same."""
