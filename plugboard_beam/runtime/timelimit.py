@@ -41,11 +41,13 @@ class StepAbandoned(BaseException):
 
 
 class _Call:
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("done", "error", "finished", "fn", "result")
 
     def __init__(self, fn: _t.Callable[[], _t.Any]) -> None:
         self.fn = fn
-        self.done = threading.Event()
+        self.done = threading.Lock()  # held until the call has finished (cheaper than an Event)
+        self.done.acquire()
+        self.finished = False
         self.result: _t.Any = None
         self.error: _t.Optional[BaseException] = None
 
@@ -84,7 +86,8 @@ class _Worker:
                         call.error = exc
                     finally:
                         self.current = None
-                        call.done.set()
+                        call.finished = True
+                        call.done.release()
                     if self.abandoned:
                         return
         except BaseException:  # StepAbandoned arriving between calls: the thread just ends
@@ -126,14 +129,14 @@ class TimedCalls:
                     self._driver = Driver()
                 worker = self._worker = _Worker(self._driver, self)
             worker.calls.put(job)
-        if not job.done.wait(limit):
+        if not job.done.acquire(timeout=limit):
             with self.lock:
-                if not job.done.is_set():
+                if not job.finished:
                     self.abandoned += 1
                     worker.abandon()
                     self._worker = None
                     self._driver = None  # the abandoned worker keeps (and closes) its loop
-            if not job.done.is_set():
+            if not job.finished:
                 raise StepTimeout(f"{what} took longer than {limit:g} s (step_timeout); the call was abandoned")
         if job.error is not None:
             raise job.error
