@@ -183,3 +183,37 @@ def test_yaml_step_timeout_wins_over_the_cli_default(tmp_path: Path) -> None:
     res = cli(tmp_path, str(path), "--runner", "local", "--step-timeout", "600")
     assert res.returncode == 1 and time.monotonic() - t0 < 60, res.stderr
     assert "step took longer than 1 s" in res.stderr
+
+
+@pytest.mark.slow
+def test_beam_batch_step_timeout_fails_only_the_stuck_key(tmp_path: Path) -> None:
+    path = write_model(tmp_path, how="busy")
+    res = cli(tmp_path, str(path), "--runner", "direct", "--scenarios", str(scenarios(tmp_path)),
+              "--step-timeout", "stuck=2", timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert "component 'stuck' (key 'bad') failed in step 2" in res.stderr
+    assert "step took longer than 2 s" in res.stderr and "Traceback" not in res.stderr
+    for key in ("a", "c"):
+        assert (tmp_path / f"out-{key}.txt").read_text().split() == ["1", "2", "3", "4", "5", "destroyed"]
+    assert (tmp_path / "out-bad.txt").read_text().split() == ["1", "2", "destroyed"]
+
+
+@pytest.mark.slow
+def test_streaming_step_timeout_fails_only_the_stuck_key(tmp_path: Path) -> None:
+    from plugboard_beam.testing.emulator import Emulator
+    from test_streaming import PROJECT, env_for
+
+    path = write_model(tmp_path, how="sleep")
+    with Emulator(project=PROJECT) as emu:
+        t0 = time.monotonic()
+        res = subprocess.run([*cli_command(), "process", "run", str(path), "--streaming", "--scenarios",
+                              str(scenarios(tmp_path)), "--step-timeout", "stuck=3"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env_for(emu))
+        took = time.monotonic() - t0
+    assert res.returncode == 1, res.stderr
+    assert "component 'stuck' (key 'bad') failed in step 2" in res.stderr
+    assert "step took longer than 3 s" in res.stderr and "Traceback" not in res.stderr
+    for key in ("a", "c"):
+        assert (tmp_path / f"out-{key}.txt").read_text().split() == ["1", "2", "3", "4", "5", "destroyed"]
+    assert (tmp_path / "out-bad.txt").read_text().split() == ["1", "2", "destroyed"]
+    assert took < 240, took
