@@ -217,3 +217,21 @@ def test_streaming_step_timeout_fails_only_the_stuck_key(tmp_path: Path) -> None
         assert (tmp_path / f"out-{key}.txt").read_text().split() == ["1", "2", "3", "4", "5", "destroyed"]
     assert (tmp_path / "out-bad.txt").read_text().split() == ["1", "2", "destroyed"]
     assert took < 240, took
+
+
+def test_closing_a_driver_whose_loop_is_stuck_on_another_thread_does_not_raise() -> None:
+    """Ctrl-C while an ``await asyncio.sleep(3600)`` step runs: the interrupted run destroys its
+    components and closes the drivers; the loop still runs on the stuck thread (it used to raise
+    'Cannot close a running event loop', an internal error)."""
+    import asyncio
+
+    driver = Driver()
+    started = threading.Event()
+
+    async def stuck() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    threading.Thread(target=lambda: driver.call(stuck), daemon=True).start()
+    assert started.wait(10)
+    driver.close()  # does not raise

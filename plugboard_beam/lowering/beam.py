@@ -28,7 +28,7 @@ from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
-from plugboard_beam.runtime.stage import Chunk, StageRun, decode_chunk, encode_chunk
+from plugboard_beam.runtime.stage import Chunk, ReorderWindow, StageRun, decode_chunk, encode_chunk
 from plugboard_beam.spec.load import LoadedModel, load_model
 
 log = logging.getLogger("plugboard_beam")
@@ -112,7 +112,8 @@ class StageDoFn(beam.DoFn):
 
     def __init__(self, source: ModelSource, stage: Stage, overrides: dict[str, dict[str, _t.Any]],
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
-                 writers: _t.Collection[str] = (), emit_done: bool = False) -> None:
+                 writers: _t.Collection[str] = (), emit_done: bool = False,
+                 windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None) -> None:
         self.source = source
         self.stage = stage
         self.overrides = overrides
@@ -121,6 +122,7 @@ class StageDoFn(beam.DoFn):
         self.cut = tuple(cut)
         self.writers = tuple(writers)
         self.emit_done = emit_done
+        self.windows = dict(windows or {})  # streaming: reorder windows of reader edges (seq gaps)
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
         self.edges = {e.id: e for e in stage.out_edges}
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
@@ -156,7 +158,7 @@ class StageDoFn(beam.DoFn):
             components[name].outbox = []  # type: ignore[attr-defined]
         engine = Engine(inst.graph, components, key=key, members=self.stage.members,
                         recorder=self.records if self.record else None, cut=self.cut)
-        run = StageRun(engine)
+        run = StageRun(engine, self.windows)
         # Live from the start, so an interruption in its first element still destroys it
         # (``close_live_runs``).
         self.live[key] = (0, run)

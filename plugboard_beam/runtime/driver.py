@@ -106,6 +106,8 @@ class Driver:
         if self._timed is not None:
             self._timed.close()
             self._timed = None
-        if self._loop is not None and not self._loop.is_closed():
+        if self._loop is not None and not self._loop.is_closed() and not self._loop.is_running():
+            # (a loop still running belongs to a call stuck on another thread, e.g. after Ctrl-C:
+            # closing it would raise; it is left to that thread)
             self._loop.close()
         self._loop = None

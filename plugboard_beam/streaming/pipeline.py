@@ -34,7 +34,7 @@ from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, StageDoFn, wri
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.plan import Plan, chunk_tag
 from plugboard_beam.runtime.failure import Failure
-from plugboard_beam.runtime.stage import Chunk
+from plugboard_beam.runtime.stage import Chunk, ReorderWindow
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.codec import KIND, Codec, Unencodable
 from plugboard_beam.streaming.keys import key_problem
@@ -294,6 +294,7 @@ def build_streaming(
                 reader_edges[e.id] = (reader.name, reader.fields, reader.key_attribute, fields.index(e.source_field))
         return ReaderRoute(reader, tuple((fields.index(e.source_field), e.id, edge_stage[e.id]) for e in out_edges))
 
+    windows = reorder_windows(model, g)
     tags = [stage_tag(st.id) for st in plan.stages]
     dead_by_reader: dict[str, list[_t.Any]] = {}
     for read_args, reader in res.reads():
@@ -337,7 +338,8 @@ def build_streaming(
         writers = [m for m in st.members if m in writers_of or m in files]
         out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
         outs = stage_in | f"Run {st.name}" >> beam.ParDo(StageDoFn(
-            source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True)).with_outputs(*out_tags)
+            source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
+            windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows})).with_outputs(*out_tags)
         for e in st.out_edges:
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(
@@ -372,6 +374,20 @@ def build_streaming(
             (late_dead | f"Late for {'+'.join(names)}" >> beam.ParDo(OfReaders(frozenset(names)))
              | f"Typed late {'+'.join(names)}" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
              | f"Write late dead letters {'+'.join(names)}" >> WriteToPubSub(topic, with_attributes=True))
+
+
+def reorder_windows(model: LoadedModel, g: _t.Any) -> dict[int, ReorderWindow]:
+    """The reorder window (``reorder_window_count``/``_seconds`` of its PubSubReader) of every
+    reader edge: how long a key's messages wait for a missing earlier ``seq``."""
+    from plugboard_beam.library.pubsub import PubSubReader, reorder_window
+
+    out: dict[int, ReorderWindow] = {}
+    for name, spec in model.component_specs().items():
+        if issubclass(model.classes[name], PubSubReader):
+            count, seconds = reorder_window(spec.args.extra_args())
+            for e in g.out_edges(name):
+                out[e.id] = ReorderWindow(name, count, seconds)
+    return out
 
 
 def _edge_info(e: Edge) -> EdgeInfo:
