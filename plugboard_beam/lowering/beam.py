@@ -346,7 +346,9 @@ def _unused_input(run: StageRun) -> list[_t.Any]:
             out.append((edge, error.step, [comp.__dict__.get(port.edge.target_field)], False))
         out += [(edge, first + i, [v], False) for i, v in enumerate(port.queue)]
     for edge, waiting in run.pending.items():
-        out += [(edge, start, values, False) for start, (values, _) in sorted(waiting.items()) if values]
+        # (an end of stream waiting there too: the streaming lowering dead-letters a reader's eos)
+        out += [(edge, start, values, not values and ended) for start, (values, ended) in sorted(waiting.items())
+                if values or ended]
     return out
 
 

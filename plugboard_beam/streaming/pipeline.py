@@ -219,9 +219,14 @@ class LateDoFn(beam.DoFn):
         self.late = Metrics.counter("plugboard_beam", "late_internal")
 
     def process(self, item: tuple[str, Chunk, str]) -> _t.Iterator[PubsubMessage]:
-        key, (edge, start, values, _), row = item
+        key, (edge, start, values, ended), row = item
         why = late_reason(row)
         info = self.reader_edges.get(edge)
+        if info is not None and not values and ended:  # a reader's end of stream (eos) came too late
+            reader, _, key_attribute, _ = info
+            self.dead.inc()
+            yield dead_letter(b"", {key_attribute: key, "seq": str(start), "eos": "true"}, why, reader)
+            return
         if info is None or not values:
             self.late.inc()
             return
