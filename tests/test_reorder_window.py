@@ -126,3 +126,15 @@ def test_streaming_seq_gap_fails_its_key_after_the_window_and_dead_letters_what_
         assert [a.get("eos") for a, _ in letters if a["seq"] == "6"] == ["true"]
         assert all("key failed at step 2 in component 'sensor'" in a["reason"] for a, _ in letters
                    if a.get("key") == "gap"), letters
+
+
+def test_what_waited_behind_the_gap_eos_included_goes_to_the_dead_letter_path(tmp_path: Path) -> None:
+    from plugboard_beam.lowering.beam import _unused_input
+
+    run, edge = tank_stage(tmp_path, ReorderWindow("sensor", 3, 0.0))
+    run.feed((edge, 0, [1.0], False))
+    for chunk in ((edge, 2, [3.0], False), (edge, 3, [4.0], False), (edge, 4, [], True)):
+        run.feed(chunk)  # seq 1 missing; the eos (seq 4) waits too
+    assert run.error is not None and run.error.step == 1
+    unused = [c for c in _unused_input(run) if c[0] == edge]
+    assert unused == [(edge, 2, [3.0], False), (edge, 3, [4.0], False), (edge, 4, [], True)]

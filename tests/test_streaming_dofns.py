@@ -97,6 +97,20 @@ def test_input_of_a_failed_key_is_dead_lettered_with_the_step() -> None:
     assert late_reason("") == "the key had already ended (input after its end of stream)"
 
 
+def test_a_readers_late_end_of_stream_is_dead_lettered_not_dropped() -> None:
+    """An eos message (no values) for a key that had failed or ended used to vanish without a
+    dead letter; an empty end of an internal stream loses nothing and is not counted."""
+    row = Failure(key="b", component="tank", step=1, phase="step", error_type="RuntimeError", reason="boom").to_json()
+    dofn = LateDoFn({0: ("sensor", ("inflow",), "key", 0)})
+    out = run_dofn(dofn, ("b", (0, 6, [], True), row))
+    assert [(m.data, m.attributes["key"], m.attributes["seq"], m.attributes["eos"]) for m in out] == [
+        (b"", "b", "6", "true")]
+    assert out[0].attributes["reason"].startswith("key failed at step 1 in component 'tank'")
+    ended = run_dofn(dofn, ("c", (0, 4, [], True), ""))
+    assert [m.attributes["reason"] for m in ended] == ["the key had already ended (input after its end of stream)"]
+    assert run_dofn(dofn, ("b", (5, 0, [], True), row)) == []  # an internal end: nothing lost
+
+
 def test_sequence_state_is_json_and_deduplicates_message_ids() -> None:
     class State:
         blob: _t.Optional[bytes] = None

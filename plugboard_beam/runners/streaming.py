@@ -191,7 +191,7 @@ class Shutdown:
 
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
         from plugboard_beam.lowering.dataio import ROWS_LEFT_OUT
-        from plugboard_beam.streaming.pipeline import DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE
+        from plugboard_beam.streaming.pipeline import DEAD_LETTERS, LATE_INTERNAL, REJECTED_INTERNAL, UNENCODABLE
 
         t0 = time.monotonic()
         steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = [("stopping the watch", 5.0, watch.stop)]
@@ -200,7 +200,8 @@ class Shutdown:
         counts: dict[str, int] = {}
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
-                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT)})))
+                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT,
+                                                   LATE_INTERNAL)})))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
@@ -231,6 +232,10 @@ class Shutdown:
         if rejected:
             log.warning("%d internal message(s) (feedback or control) failed authentication or were malformed "
                         "and were dropped", rejected)
+        late = counts.get(LATE_INTERNAL, 0)
+        if late:
+            log.warning("%d chunk(s) of loop feedback values arrived for keys that had already ended or failed "
+                        "and were dropped", late)
         left_out = counts.get(ROWS_LEFT_OUT, 0)
         if left_out:
             log.warning("%d row(s) were left out of windowed files: their keys' values did not fit a column "

@@ -44,6 +44,8 @@ from plugboard_beam.streaming.resources import ReaderInfo, Resources
 DEAD_LETTERS = "dead_letters"
 REJECTED_INTERNAL = "rejected_internal"
 UNENCODABLE = "unencodable_values"
+#: internal chunks (loop feedback, ends of internal streams) for a key that had already ended
+LATE_INTERNAL = "late_internal"
 #: elements of the keyed (stateful) steps: the key is a str (deterministic coder, no copy step)
 KEYED = beam.typehints.Tuple[str, beam.typehints.Any]
 
@@ -207,28 +209,30 @@ class ControlDoFn(beam.DoFn):
 
 class LateDoFn(beam.DoFn):
     """Reader input a stage could not use because its key had failed (the input that failed
-    it, input waiting behind it, input arriving later) or ended: to the reader's dead-letter
-    topic with the reason (``key failed at step N ...``); other late chunks (feedback, ends of
-    streams) are counted."""
+    it, input waiting behind it, input arriving later, its end of stream) or ended: to the reader's
+    dead-letter topic with the reason (``key failed at step N ...``); late loop feedback values are
+    counted (``LATE_INTERNAL``, in the end-of-run report); empty ends of internal streams lose nothing."""
 
     def __init__(self, reader_edges: dict[int, tuple[str, tuple[str, ...], str, int]]) -> None:
         self.reader_edges = reader_edges  # edge id -> (reader, fields, key attribute, field index)
 
     def setup(self) -> None:
         self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
-        self.late = Metrics.counter("plugboard_beam", "late_internal")
+        self.late = Metrics.counter("plugboard_beam", LATE_INTERNAL)
 
     def process(self, item: tuple[str, Chunk, str]) -> _t.Iterator[PubsubMessage]:
         key, (edge, start, values, ended), row = item
         why = late_reason(row)
         info = self.reader_edges.get(edge)
-        if info is not None and not values and ended:  # a reader's end of stream (eos) came too late
-            reader, _, key_attribute, _ = info
-            self.dead.inc()
-            yield dead_letter(b"", {key_attribute: key, "seq": str(start), "eos": "true"}, why, reader)
+        if info is None:
+            if values:  # loop feedback values for a key that had ended or failed (an empty end loses nothing)
+                self.late.inc()
             return
-        if info is None or not values:
-            self.late.inc()
+        if not values:
+            if ended:  # a reader's end of stream (eos) came too late
+                reader, _, key_attribute, _ = info
+                self.dead.inc()
+                yield dead_letter(b"", {key_attribute: key, "seq": str(start), "eos": "true"}, why, reader)
             return
         reader, fields, key_attribute, index = info
         for i, value in enumerate(values):
