@@ -138,3 +138,61 @@ def test_what_waited_behind_the_gap_eos_included_goes_to_the_dead_letter_path(tm
     assert run.error is not None and run.error.step == 1
     unused = [c for c in _unused_input(run) if c[0] == edge]
     assert unused == [(edge, 2, [3.0], False), (edge, 3, [4.0], False), (edge, 4, [], True)]
+
+
+def test_a_message_without_seq_for_a_key_with_seq_is_set_aside_not_dropped(tmp_path: Path) -> None:
+    from plugboard_beam.runtime.stage import MIXED_REASONS, Unsequenced
+
+    run, edge = tank_stage(tmp_path, ReorderWindow("sensor", 0, 0.0))
+    run.feed((edge, 0, [1.0], False))
+    run.feed((edge, 0, Unsequenced([9.0]), False))  # numbered 0 in arrival order: used to vanish as a "repeat"
+    run.feed((edge, 1, [2.0], False))
+    assert run.mixed == [(edge, 0, [9.0], False)] and type(run.mixed[0][2]) is Unsequenced
+    assert run.error is None and run.engine.inputs[edge].received == 2
+    assert "no seq attribute" in MIXED_REASONS[True]
+    other, edge2 = tank_stage(tmp_path / "2", ReorderWindow("sensor", 0, 0.0))
+    other.feed((edge2, 0, Unsequenced([1.0]), False))
+    other.feed((edge2, 1, [5.0], False))  # a key numbered in arrival order refuses seq
+    assert [c[1] for c in other.mixed] == [1] and other.engine.inputs[edge2].received == 1
+
+
+@pytest.mark.slow
+def test_streaming_message_without_seq_for_a_key_with_seq_is_dead_lettered(tmp_path: Path) -> None:
+    from plugboard_beam.testing.emulator import Emulator
+    from test_streaming import PROJECT, clients, drain, env_for, make_sub
+
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    (work / "keys.yaml").write_text(yaml.safe_dump([{"key": "k"}]))
+    with Emulator(project=PROJECT) as emu:
+        topic, _ = make_sub("tank-inflow", "tank-inflow-mixed")
+        _, results = make_sub("tank-state", "tank-state-mixed")
+        _, dead = make_sub("tank-inflow-dead-letter", "tank-dead-mixed")
+        pub, _ = clients()
+        for seq in range(3):
+            pub.publish(topic, json.dumps({"inflow": float(seq)}).encode(), key="k", seq=str(seq)).result()
+        proc = subprocess.Popen([*cli_command(), "process", "run", "tank.yaml", "--streaming", "--scenarios",
+                                 "keys.yaml", "-p", "sensor.subscription=tank-inflow-mixed"],
+                                cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(emu))
+        try:
+            first = drain(results, expect=1, timeout=180)
+            assert first, "no output"
+            pub.publish(topic, json.dumps({"inflow": 99.0}).encode(), key="k").result()  # no seq
+            letters = drain(dead, expect=1, timeout=60)
+            assert len(letters) == 1, letters
+            attrs, data = letters[0]
+            assert json.loads(data) == {"inflow": 99.0} and attrs["key"] == "k" and "seq" not in attrs
+            assert attrs["reason"].startswith("the message has no seq attribute but this key's messages have one")
+            for seq in range(3, 5):
+                pub.publish(topic, json.dumps({"inflow": float(seq)}).encode(), key="k", seq=str(seq)).result()
+            pub.publish(topic, b"", key="k", seq="5", eos="true").result()
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err[-3000:]
+        assert "1 message(s) went to the dead-letter topic(s)" in err
+        rest = drain(results, expect_eos=1, timeout=60)
+        steps = sorted(int(a["step"]) for a, _ in first + rest if a.get("eos") != "true")
+        assert steps == [0, 1, 2, 3, 4]  # the key's own messages, none lost, none displaced

@@ -28,7 +28,15 @@ from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
-from plugboard_beam.runtime.stage import Chunk, ReorderWindow, StageRun, decode_chunk, encode_chunk
+from plugboard_beam.runtime.stage import (
+    MIXED_REASONS,
+    Chunk,
+    ReorderWindow,
+    StageRun,
+    Unsequenced,
+    decode_chunk,
+    encode_chunk,
+)
 from plugboard_beam.spec.load import LoadedModel, load_model
 
 log = logging.getLogger("plugboard_beam")
@@ -37,7 +45,8 @@ RECORD = "record"
 ERRORS = "errors"
 DONE = "done"
 #: streaming: ``(key, chunk, failure row or "")`` for input a stage cannot use because the key
-#: failed (the chunk that failed it, input queued behind it) or had already ended
+#: failed (the chunk that failed it, input queued behind it) or had already ended (or
+#: ``"!" + reason`` for a reader message refused by itself, e.g. ``MIXED_REASONS``)
 LATE = "late"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
@@ -217,6 +226,9 @@ class StageDoFn(beam.DoFn):
         chunk = decode_chunk(item)
         if chunk is not None:
             run.feed(chunk)
+            while run.mixed:  # streaming: a reader message with(out) seq unlike the key's others
+                bad = run.mixed.pop()
+                yield beam.pvalue.TaggedOutput(LATE, (key, bad, "!" + MIXED_REASONS[type(bad[2]) is Unsequenced]))
         limits: dict[str, int] = {}
         for chunks in run.advance(self.chunk_rounds, PROGRESS):
             yield from self._emit(key, run, chunks, limits)

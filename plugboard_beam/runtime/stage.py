@@ -53,6 +53,23 @@ class ReorderWindow:
     seconds: float
 
 
+class Unsequenced(list):  # type: ignore[type-arg]
+    """The values of a reader chunk numbered in arrival order (a message without ``seq``). A key's
+    messages all carry ``seq`` or none does: the first chunk of a reader edge decides, and a chunk
+    of the other kind is set aside (``StageRun.mixed``) for the dead-letter path."""
+
+    __slots__ = ()
+
+
+#: why a chunk in ``StageRun.mixed`` was set aside, by whether it was numbered in arrival order
+MIXED_REASONS = {
+    True: "the message has no seq attribute but this key's messages have one (a key's messages all carry "
+          "seq, or none does)",
+    False: "the message has a seq attribute but this key's earlier messages had none (a key's messages all "
+           "carry seq, or none does)",
+}
+
+
 class SeqGap(LookupError):
     """A key's input had a gap that its reorder window did not see filled."""
 
@@ -70,6 +87,10 @@ class StageRun:
         self.windows: dict[int, ReorderWindow] = dict(windows or {})
         #: edge id -> wall-clock time its current gap was first seen
         self.gap_since: dict[int, float] = {}
+        #: reader edge id -> whether its chunks are numbered in arrival order (set by the first)
+        self.unsequenced: dict[int, bool] = {}
+        #: reader chunks of the other kind than the edge's first (``Unsequenced``), to dead-letter
+        self.mixed: list[Chunk] = []
 
     # ------------------------------------------------------------------ input
     def start(self) -> None:
@@ -83,6 +104,11 @@ class StageRun:
         """Accept a chunk; out-of-order ones wait, repeated ones are dropped."""
         edge_id, start, values, ended = chunk
         port = self.engine.inputs[edge_id]
+        if edge_id in self.windows:  # a reader edge: with seq or in arrival order, never both
+            arrival = type(values) is Unsequenced
+            if self.unsequenced.setdefault(edge_id, arrival) is not arrival:
+                self.mixed.append(chunk)
+                return
         if start < port.received or (start == port.received and port.closed):
             return  # already applied (a redelivery)
         if start > port.received:

@@ -34,7 +34,7 @@ from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, StageDoFn, wri
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.plan import Plan, chunk_tag
 from plugboard_beam.runtime.failure import Failure
-from plugboard_beam.runtime.stage import Chunk, ReorderWindow
+from plugboard_beam.runtime.stage import Chunk, ReorderWindow, Unsequenced
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.codec import KIND, Codec, Unencodable
 from plugboard_beam.streaming.keys import key_problem
@@ -62,10 +62,13 @@ class ReaderRoute(_t.NamedTuple):
     targets: tuple[tuple[int, int, int], ...]
 
 
-def reader_chunks(route: ReaderRoute, key: str, seq: int, msg: Parsed) -> _t.Iterator[_t.Any]:
-    """A parsed reader message as chunks, one per out-edge, tagged by target stage."""
+def reader_chunks(route: ReaderRoute, key: str, seq: int, msg: Parsed, arrival: bool = False) -> _t.Iterator[_t.Any]:
+    """A parsed reader message as chunks, one per out-edge, tagged by target stage (``arrival``:
+    numbered in arrival order, without ``seq``: its values are ``Unsequenced``)."""
     for field_index, edge_id, stage_id in route.targets:
-        values = [] if msg.eos else [msg.values[field_index]]
+        values: list[_t.Any] = [] if msg.eos else [msg.values[field_index]]
+        if arrival:
+            values = Unsequenced(values)
         yield beam.pvalue.TaggedOutput(stage_tag(stage_id), (key, (edge_id, seq, values, msg.eos)))
 
 
@@ -147,7 +150,7 @@ class SequenceDoFn(beam.DoFn):
             seen.append(message_id)
             del seen[: max(0, len(seen) - self.REMEMBER)]
         state.write(json.dumps({"next": nxt + 1, "seen": seen}).encode())
-        yield from reader_chunks(self.route, key, nxt, parsed)
+        yield from reader_chunks(self.route, key, nxt, parsed, arrival=True)
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,9 @@ class LateDoFn(beam.DoFn):
                 data = json.dumps({fields[index]: value}).encode()
             except (TypeError, ValueError):
                 data = repr(value).encode()
-            yield dead_letter(data, {key_attribute: key, "seq": str(start + i)}, why, reader)
+            # (a message without seq had none: its arrival number is not one)
+            attrs = {key_attribute: key} if type(values) is Unsequenced else {key_attribute: key, "seq": str(start + i)}
+            yield dead_letter(data, attrs, why, reader)
 
 
 class OfReaders(beam.DoFn):
@@ -259,6 +264,8 @@ def late_reason(row: str) -> str:
     """The dead-letter reason for input of a key whose stage ended with ``row`` ("" = no failure)."""
     if not row:
         return "the key had already ended (input after its end of stream)"
+    if row.startswith("!"):  # a reason of its own (``LATE``)
+        return row[1:]
     try:
         failure = Failure.from_json(row)
         return f"key failed at step {failure.step} in component '{failure.component}': {failure.error_type}: " \
