@@ -137,6 +137,17 @@ class FakeResources:
     writer_watch: _t.ClassVar[dict[str, str]] = {}
 
 
+def test_watch_reports_a_failure_pulled_but_not_yet_handled_when_it_stops() -> None:
+    """Ctrl-C while a key's failure waited in the watch's queue (pulled and acknowledged, not
+    handled): the failure used to be lost ("0 key(s) had ended")."""
+    watch = Watch(FakeResources(), CODEC, [], [0], [])
+    row = Failure(key="b", component="tank", step=0, phase="step", error_type="TypeError", reason="abc").to_dict()
+    data, attrs = CODEC.seal("done", {"key": "b", "stage": 0, "failure": row, "published": {}})
+    watch.events.put(("control", attrs, data))
+    watch.stop()
+    assert [f["key"] for f in watch.failures] == ["b"] and watch.ended_keys == {"b"}
+
+
 def test_watch_counts_only_authentic_control_messages_and_true_ends_of_stream() -> None:
     watch = Watch(FakeResources(), CODEC, ["a"], [0], ["report"])
     forged = Codec("run1", os.urandom(32)).seal("done", {"key": "a", "stage": 0, "failure": None})

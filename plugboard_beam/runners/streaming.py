@@ -194,9 +194,12 @@ class Shutdown:
         from plugboard_beam.streaming.pipeline import DEAD_LETTERS, LATE_INTERNAL, REJECTED_INTERNAL, UNENCODABLE
 
         t0 = time.monotonic()
-        steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = [("stopping the watch", 5.0, watch.stop)]
+        # The watch keeps pulling while the pipeline is cancelled: a key's failure published by the
+        # last bundles is still reported (then ``stop`` handles what it pulled)
+        steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = []
         if result is not None:
             steps.append(("cancelling the pipeline", 10.0, lambda: _cancel(result)))
+        steps.append(("stopping the watch", 5.0, watch.stop))
         counts: dict[str, int] = {}
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
@@ -461,9 +464,21 @@ class Watch:
             self.pending_writers.discard((key, writer))
 
     def stop(self) -> None:
-        """Stop listening (each pull ends within its 2 s deadline)."""
+        """Stop listening (each pull ends within its 2 s deadline), then handle what was pulled
+        (and acknowledged) but not handled yet: a Ctrl-C while ``wait`` had a key's failure in
+        the queue used to lose it ("0 key(s) had ended")."""
         self._stop.set()
         for thread in self._threads:
             thread.join(3.0)
         if self.subscriber is not None:
             self.subscriber.close()
+        self.flush()
+
+    def flush(self) -> None:
+        """Handle every event already pulled."""
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(*event)
