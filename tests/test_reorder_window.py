@@ -196,3 +196,37 @@ def test_streaming_message_without_seq_for_a_key_with_seq_is_dead_lettered(tmp_p
         rest = drain(results, expect_eos=1, timeout=60)
         steps = sorted(int(a["step"]) for a, _ in first + rest if a.get("eos") != "true")
         assert steps == [0, 1, 2, 3, 4]  # the key's own messages, none lost, none displaced
+
+
+@pytest.mark.slow
+def test_streaming_gap_with_nothing_after_it_fails_when_the_time_window_ends(tmp_path: Path) -> None:
+    """The key receives nothing after its gap: only a timer can end its wait (it used to wait for
+    ever, the run never ended)."""
+    from plugboard_beam.testing.emulator import Emulator
+    from test_streaming import PROJECT, clients, drain, env_for, make_sub
+
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    (work / "keys.yaml").write_text(yaml.safe_dump([{"key": "ok"}, {"key": "gap"}]))
+    with Emulator(project=PROJECT) as emu:
+        topic, _ = make_sub("tank-inflow", "tank-inflow-timer")
+        _, dead = make_sub("tank-inflow-dead-letter", "tank-dead-timer")
+        pub, _ = clients()
+        for seq in range(3):
+            pub.publish(topic, json.dumps({"inflow": 1.0}).encode(), key="ok", seq=str(seq)).result()
+        pub.publish(topic, b"", key="ok", seq="3", eos="true").result()
+        for seq in (0, 2):  # seq 1 never comes, nor anything after seq 2
+            pub.publish(topic, json.dumps({"inflow": 1.0}).encode(), key="gap", seq=str(seq)).result()
+        t0 = time.monotonic()
+        proc = subprocess.run([*cli_command(), "process", "run", "tank.yaml", "--streaming", "--scenarios",
+                               "keys.yaml", "-p", "sensor.subscription=tank-inflow-timer",
+                               "-p", "sensor.reorder_window_seconds=4"],
+                              cwd=work, capture_output=True, text=True, timeout=300, env=env_for(emu))
+        took = time.monotonic() - t0
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        assert "component 'sensor' (key 'gap') failed in step 1" in proc.stderr
+        assert "the message with seq 1 never arrived: 1 later message(s) (seq 2..2)" in proc.stderr
+        assert "reorder_window_seconds=4" in proc.stderr and "Traceback" not in proc.stderr
+        letters = drain(dead, expect=1, timeout=30)
+        assert [(a["key"], a["seq"]) for a, _ in letters] == [("gap", "2")]
+        assert took < 240, took

@@ -224,7 +224,9 @@ class StageDoFn(beam.DoFn):
             yield from self._construct_failed(key, err, state, decode_chunk(item))
             return
         chunk = decode_chunk(item)
-        if chunk is not None:
+        if chunk is None:
+            run.check_windows()  # streaming: a reorder window's timer (``streaming/gaps.py``)
+        else:
             run.feed(chunk)
             while run.mixed:  # streaming: a reader message with(out) seq unlike the key's others
                 bad = run.mixed.pop()

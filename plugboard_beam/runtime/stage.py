@@ -114,7 +114,7 @@ class StageRun:
         if start > port.received:
             self.pending.setdefault(edge_id, {})[start] = (values, ended)
             if self.windows:
-                self._check_windows()
+                self.check_windows()
             return
         self._apply(edge_id, values, ended)
         waiting = self.pending.get(edge_id)
@@ -124,9 +124,9 @@ class StageRun:
             del self.pending[edge_id]
         if self.windows:
             self.gap_since.pop(edge_id, None)  # the front moved: a remaining gap is a new one
-            self._check_windows()
+            self.check_windows()
 
-    def _check_windows(self) -> None:
+    def check_windows(self) -> None:
         """Fail the key when a gap has outlived its reorder window (``ReorderWindow``)."""
         if self.error is not None:
             return

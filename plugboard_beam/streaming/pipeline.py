@@ -37,6 +37,7 @@ from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import Chunk, ReorderWindow, Unsequenced
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.codec import KIND, Codec, Unencodable
+from plugboard_beam.streaming.gaps import GapTimedStageDoFn
 from plugboard_beam.streaming.keys import key_problem
 from plugboard_beam.streaming.resources import ReaderInfo, Resources
 
@@ -353,7 +354,9 @@ def build_streaming(
         stage_in.element_type = KEYED  # a deterministic key coder for the stateful step
         writers = [m for m in st.members if m in writers_of or m in files]
         out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
-        outs = stage_in | f"Run {st.name}" >> beam.ParDo(StageDoFn(
+        timed = any(windows[e.id].seconds for e in st.in_edges if e.id in windows)  # a reorder window in seconds
+        stage_fn = GapTimedStageDoFn if timed else StageDoFn
+        outs = stage_in | f"Run {st.name}" >> beam.ParDo(stage_fn(
             source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
             windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows})).with_outputs(*out_tags)
         for e in st.out_edges:
