@@ -230,3 +230,28 @@ def test_streaming_gap_with_nothing_after_it_fails_when_the_time_window_ends(tmp
         letters = drain(dead, expect=1, timeout=30)
         assert [(a["key"], a["seq"]) for a, _ in letters] == [("gap", "2")]
         assert took < 240, took
+
+
+@pytest.mark.slow
+def test_local_runner_reader_fails_a_gap_beyond_the_window(tmp_path: Path) -> None:
+    """--runner local reads Pub/Sub with the client: the same reorder window holds there (its
+    step used to wait for the missing seq for ever)."""
+    from plugboard_beam.testing.emulator import Emulator
+    from test_streaming import PROJECT, clients, env_for, make_sub
+
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    (work / "keys.yaml").write_text("- {key: gap}\n")
+    with Emulator(project=PROJECT) as emu:
+        topic, _ = make_sub("tank-inflow", "tank-inflow-local-gap")
+        pub, _ = clients()
+        for seq in (0, 2, 3):
+            pub.publish(topic, json.dumps({"inflow": 1.0}).encode(), key="gap", seq=str(seq)).result()
+        proc = subprocess.run([*cli_command(), "process", "run", "tank.yaml", "--runner", "local", "--scenarios",
+                               "keys.yaml", "-p", "sensor.subscription=tank-inflow-local-gap",
+                               "-p", "sensor.reorder_window_count=2"],
+                              cwd=work, capture_output=True, text=True, timeout=200, env=env_for(emu))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "component 'sensor' (key 'gap') failed in step 1" in proc.stderr
+    assert "SeqGap: the message with seq 1 never arrived: 2 later message(s) (seq 2..3)" in proc.stderr
+    assert "Traceback" not in proc.stderr

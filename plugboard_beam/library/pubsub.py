@@ -183,9 +183,24 @@ class PubSubReader(Component):
         import time
 
         deadline = time.monotonic() + self.timeout if self.timeout else float("inf")
+        gap_since: _t.Optional[float] = None
         while self._next not in self._buffer:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"no message with seq {self._next} within {self.timeout} s")
+            if self._buffer:  # a gap: later messages wait, within the reorder window
+                gap_since = now if gap_since is None else gap_since
+                count, seconds = self.reorder_window_count, self.reorder_window_seconds
+                over = bool(count) and len(self._buffer) >= count
+                if over or (seconds and now - gap_since >= seconds):
+                    from plugboard_beam.runtime.stage import SeqGap
+
+                    later = sorted(self._buffer)
+                    why = f"count {count}" if over else f"{seconds:g} s"
+                    raise SeqGap(
+                        f"the message with seq {self._next} never arrived: {len(later)} later message(s) (seq "
+                        f"{later[0]}..{later[-1]}) waited {now - gap_since:.1f} s for it, beyond the reorder "
+                        f"window ({why}; reorder_window_count={count}, reorder_window_seconds={seconds:g})")
             self._pull()
         msg = self._buffer.pop(self._next)
         self._next += 1
