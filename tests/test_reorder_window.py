@@ -183,6 +183,7 @@ def test_streaming_message_without_seq_for_a_key_with_seq_is_dead_lettered(tmp_p
             attrs, data = letters[0]
             assert json.loads(data) == {"inflow": 99.0} and attrs["key"] == "k" and "seq" not in attrs
             assert attrs["reason"].startswith("the message has no seq attribute but this key's messages have one")
+            pub.publish(topic, json.dumps({"inflow": 55.0}).encode(), key="k", seq="1").result()  # a repeated seq
             for seq in range(3, 5):
                 pub.publish(topic, json.dumps({"inflow": float(seq)}).encode(), key="k", seq=str(seq)).result()
             pub.publish(topic, b"", key="k", seq="5", eos="true").result()
@@ -255,3 +256,15 @@ def test_local_runner_reader_fails_a_gap_beyond_the_window(tmp_path: Path) -> No
     assert "component 'sensor' (key 'gap') failed in step 1" in proc.stderr
     assert "SeqGap: the message with seq 1 never arrived: 2 later message(s) (seq 2..3)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_repeated_reader_input_is_reported_as_a_repeat(tmp_path: Path) -> None:
+    """A message repeating a key's seq (a redelivery, or a duplicate) is dropped: ``feed`` says
+    so, and the stage counts it for the end-of-run report (``repeated_input``)."""
+    run, edge = tank_stage(tmp_path, ReorderWindow("sensor", 0, 0.0))
+    assert run.feed((edge, 0, [1.0], False)) is True
+    assert run.feed((edge, 0, [7.0], False)) is False  # applied already
+    assert run.feed((edge, 2, [3.0], False)) is True
+    assert run.feed((edge, 2, [3.0], False)) is False  # waiting already
+    assert run.feed((edge, 1, [2.0], False)) is True
+    assert run.engine.inputs[edge].received == 3

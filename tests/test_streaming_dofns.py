@@ -110,6 +110,19 @@ def test_a_readers_late_end_of_stream_is_dead_lettered_not_dropped() -> None:
     assert [m.attributes["reason"] for m in ended] == ["the key had already ended (input after its end of stream)"]
     assert run_dofn(dofn, ("b", (5, 0, [], True), row)) == []  # an internal end: nothing lost
 
+    class Count:
+        n = 0
+
+        def inc(self) -> None:
+            self.n += 1
+
+    counted = LateDoFn({})
+    counted.setup()
+    counted.late = Count()
+    assert list(counted.process(("b", (5, 0, [1.0], False), row))) == []  # feedback of a failed key: counted
+    assert list(counted.process(("c", (5, 0, [1.0], False), ""))) == []  # a loop's last value after a normal end
+    assert counted.late.n == 1
+
 
 def test_sequence_state_is_json_and_deduplicates_message_ids() -> None:
     class State:

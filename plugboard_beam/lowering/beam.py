@@ -48,6 +48,8 @@ DONE = "done"
 #: failed (the chunk that failed it, input queued behind it) or had already ended (or
 #: ``"!" + reason`` for a reader message refused by itself, e.g. ``MIXED_REASONS``)
 LATE = "late"
+#: streaming: reader messages dropped because their key and seq (or message id) were already used
+REPEATED_INPUT = "repeated_input"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
 #: streaming: the state of a key that has ended at a stage, followed by its failure row ("" if none)
@@ -151,6 +153,7 @@ class StageDoFn(beam.DoFn):
         self.records = RecordBuffer()
         self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
+        self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
         self.unpicklable_warned = False
 
     def _instance(self, key: str) -> LoadedModel:
@@ -227,7 +230,8 @@ class StageDoFn(beam.DoFn):
         if chunk is None:
             run.check_windows()  # streaming: a reorder window's timer (``streaming/gaps.py``)
         else:
-            run.feed(chunk)
+            if not run.feed(chunk) and chunk[0] in run.windows:
+                self.repeated.inc()  # streaming: a reader message whose key and seq were already used
             while run.mixed:  # streaming: a reader message with(out) seq unlike the key's others
                 bad = run.mixed.pop()
                 yield beam.pvalue.TaggedOutput(LATE, (key, bad, "!" + MIXED_REASONS[type(bad[2]) is Unsequenced]))

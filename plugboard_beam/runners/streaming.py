@@ -190,6 +190,7 @@ class Shutdown:
         self.seconds = 0.0
 
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
+        from plugboard_beam.lowering.beam import REPEATED_INPUT
         from plugboard_beam.lowering.dataio import ROWS_LEFT_OUT
         from plugboard_beam.streaming.pipeline import DEAD_LETTERS, LATE_INTERNAL, REJECTED_INTERNAL, UNENCODABLE
 
@@ -204,7 +205,7 @@ class Shutdown:
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
                 {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT,
-                                                   LATE_INTERNAL)})))
+                                                   LATE_INTERNAL, REPEATED_INPUT)})))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
@@ -235,10 +236,13 @@ class Shutdown:
         if rejected:
             log.warning("%d internal message(s) (feedback or control) failed authentication or were malformed "
                         "and were dropped", rejected)
+        repeated = counts.get(REPEATED_INPUT, 0)
+        if repeated:
+            log.warning("%d message(s) repeated a key's seq (or message id) already taken, redeliveries or "
+                        "duplicates, and were ignored", repeated)
         late = counts.get(LATE_INTERNAL, 0)
         if late:
-            log.warning("%d chunk(s) of loop feedback values arrived for keys that had already ended or failed "
-                        "and were dropped", late)
+            log.warning("%d chunk(s) of loop feedback values arrived for keys that had failed and were dropped", late)
         left_out = counts.get(ROWS_LEFT_OUT, 0)
         if left_out:
             log.warning("%d row(s) were left out of windowed files: their keys' values did not fit a column "

@@ -100,22 +100,25 @@ class StageRun:
         except StepError as err:
             self.fail(err)
 
-    def feed(self, chunk: Chunk) -> None:
-        """Accept a chunk; out-of-order ones wait, repeated ones are dropped."""
+    def feed(self, chunk: Chunk) -> bool:
+        """Accept a chunk; out-of-order ones wait, repeated ones are dropped (False: a repeat)."""
         edge_id, start, values, ended = chunk
         port = self.engine.inputs[edge_id]
         if edge_id in self.windows:  # a reader edge: with seq or in arrival order, never both
             arrival = type(values) is Unsequenced
             if self.unsequenced.setdefault(edge_id, arrival) is not arrival:
                 self.mixed.append(chunk)
-                return
+                return True
         if start < port.received or (start == port.received and port.closed):
-            return  # already applied (a redelivery)
+            return False  # already applied (a redelivery)
         if start > port.received:
-            self.pending.setdefault(edge_id, {})[start] = (values, ended)
+            queued = self.pending.setdefault(edge_id, {})
+            if start in queued:
+                return False  # already waiting (a redelivery)
+            queued[start] = (values, ended)
             if self.windows:
                 self.check_windows()
-            return
+            return True
         self._apply(edge_id, values, ended)
         waiting = self.pending.get(edge_id)
         while waiting and port.received in waiting and not port.closed:
@@ -125,6 +128,7 @@ class StageRun:
         if self.windows:
             self.gap_since.pop(edge_id, None)  # the front moved: a remaining gap is a new one
             self.check_windows()
+        return True
 
     def check_windows(self) -> None:
         """Fail the key when a gap has outlived its reorder window (``ReorderWindow``)."""

@@ -30,7 +30,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
-from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, StageDoFn, writer_tag
+from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource, StageDoFn, writer_tag
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.plan import Plan, chunk_tag
 from plugboard_beam.runtime.failure import Failure
@@ -139,6 +139,9 @@ class SequenceDoFn(beam.DoFn):
     def __init__(self, route: ReaderRoute) -> None:
         self.route = route
 
+    def setup(self) -> None:
+        self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
+
     def process(self, element: tuple[str, tuple[str, Parsed]],
                 state: _t.Any = beam.DoFn.StateParam(STATE)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key, (message_id, parsed) = element
@@ -146,6 +149,7 @@ class SequenceDoFn(beam.DoFn):
         saved: dict[str, _t.Any] = json.loads(blob) if blob else {"next": 0, "seen": []}
         nxt, seen = int(saved["next"]), list(saved["seen"])
         if message_id and message_id in seen:
+            self.repeated.inc()
             return
         if message_id:
             seen.append(message_id)
@@ -214,8 +218,9 @@ class ControlDoFn(beam.DoFn):
 class LateDoFn(beam.DoFn):
     """Reader input a stage could not use because its key had failed (the input that failed
     it, input waiting behind it, input arriving later, its end of stream) or ended: to the reader's
-    dead-letter topic with the reason (``key failed at step N ...``); late loop feedback values are
-    counted (``LATE_INTERNAL``, in the end-of-run report); empty ends of internal streams lose nothing."""
+    dead-letter topic with the reason (``key failed at step N ...``); late loop feedback values of a
+    failed key are counted (``LATE_INTERNAL``, in the end-of-run report); after a normal end a loop's
+    last values are unused by design (as in batch) and empty ends of internal streams lose nothing."""
 
     def __init__(self, reader_edges: dict[int, tuple[str, tuple[str, ...], str, int]]) -> None:
         self.reader_edges = reader_edges  # edge id -> (reader, fields, key attribute, field index)
@@ -229,7 +234,9 @@ class LateDoFn(beam.DoFn):
         why = late_reason(row)
         info = self.reader_edges.get(edge)
         if info is None:
-            if values:  # loop feedback values for a key that had ended or failed (an empty end loses nothing)
+            # loop feedback values for a key that had failed (after a normal end, a loop's last
+            # values are unused by design, as in batch; an empty end loses nothing)
+            if values and row:
                 self.late.inc()
             return
         if not values:
