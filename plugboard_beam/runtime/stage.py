@@ -45,7 +45,8 @@ def decode_chunk(item: _t.Union[bytes, Chunk, None]) -> _t.Optional[Chunk]:
 class ReorderWindow:
     """How long the chunks of an input edge may wait for a missing earlier one (a ``seq`` gap of
     a reader): at most ``count`` chunks (0: no limit), at most ``seconds`` since the gap was first
-    seen (0: no limit; checked when the key's next chunk arrives). After that the key fails,
+    seen (0: no limit; checked when the key's next chunk arrives, and by ``check_windows`` from a
+    timer: ``streaming/gaps.py``). After that the key fails,
     naming ``reader`` (as the component), the key and the missing ``seq`` (as the step)."""
 
     reader: str
