@@ -232,6 +232,14 @@ def test_closing_a_driver_whose_loop_is_stuck_on_another_thread_does_not_raise()
         started.set()
         await asyncio.sleep(3600)
 
-    threading.Thread(target=lambda: driver.call(stuck), daemon=True).start()
+    def engine_thread() -> None:
+        with driver:
+            driver.call(stuck)
+
+    threading.Thread(target=engine_thread, daemon=True).start()
     assert started.wait(10)
+    deadline = time.monotonic() + 10
+    while not driver.loop.is_running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert driver.loop.is_running()
     driver.close()  # does not raise
