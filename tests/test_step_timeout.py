@@ -97,8 +97,10 @@ def test_limited_calls_keep_results_errors_and_one_event_loop() -> None:
     assert loops[0] is loops[1]
     with pytest.raises(ZeroDivisionError):
         driver.call_limited(lambda: 1 / 0, 5)
-    driver.close()
-    assert not [t for t in timed_threads() if t.is_alive() and not t.daemon]
+    worker = driver._timed._worker  # type: ignore[union-attr]
+    assert worker is not None and worker.thread.is_alive()
+    driver.close()  # ends the worker thread
+    assert not worker.thread.is_alive()
 
 
 def test_no_limit_runs_on_the_engines_thread(tmp_path: Path) -> None:
