@@ -199,17 +199,22 @@ class Shutdown:
         self.seconds = 0.0
 
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
+        from plugboard_beam.lowering.beam import REPEATED_INPUT
         from plugboard_beam.lowering.dataio import ROWS_LEFT_OUT
-        from plugboard_beam.streaming.pipeline import DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE
+        from plugboard_beam.streaming.pipeline import DEAD_LETTERS, LATE_INTERNAL, REJECTED_INTERNAL, UNENCODABLE
 
         t0 = time.monotonic()
-        steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = [("stopping the watch", 5.0, watch.stop)]
+        # The watch keeps pulling while the pipeline is cancelled: a key's failure published by the
+        # last bundles is still reported (then ``stop`` handles what it pulled)
+        steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = []
         if result is not None:
             steps.append(("cancelling the pipeline", 10.0, lambda: _cancel(result)))
+        steps.append(("stopping the watch", 5.0, watch.stop))
         counts: dict[str, int] = {}
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
-                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT)})))
+                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT,
+                                                   LATE_INTERNAL, REPEATED_INPUT)})))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
@@ -240,6 +245,13 @@ class Shutdown:
         if rejected:
             log.warning("%d internal message(s) (feedback or control) failed authentication or were malformed "
                         "and were dropped", rejected)
+        repeated = counts.get(REPEATED_INPUT, 0)
+        if repeated:
+            log.warning("%d message(s) repeated a key's seq (or message id) already taken, redeliveries or "
+                        "duplicates, and were ignored", repeated)
+        late = counts.get(LATE_INTERNAL, 0)
+        if late:
+            log.warning("%d chunk(s) of loop feedback values arrived for keys that had failed and were dropped", late)
         left_out = counts.get(ROWS_LEFT_OUT, 0)
         if left_out:
             log.warning("%d row(s) were left out of windowed files: their keys' values did not fit a column "
@@ -465,9 +477,21 @@ class Watch:
             self.pending_writers.discard((key, writer))
 
     def stop(self) -> None:
-        """Stop listening (each pull ends within its 2 s deadline)."""
+        """Stop listening (each pull ends within its 2 s deadline), then handle what was pulled
+        (and acknowledged) but not handled yet: a Ctrl-C while ``wait`` had a key's failure in
+        the queue used to lose it ("0 key(s) had ended")."""
         self._stop.set()
         for thread in self._threads:
             thread.join(3.0)
         if self.subscriber is not None:
             self.subscriber.close()
+        self.flush()
+
+    def flush(self) -> None:
+        """Handle every event already pulled."""
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(*event)
