@@ -525,7 +525,7 @@ class Checkpoint:
             raise CheckpointError(f"--checkpoint {store.where} is not a plugboard_beam checkpoint of version {VERSION}")
         elif meta.get("fingerprint") != digest:
             theirs = meta.get("readers")
-            same_readers = isinstance(theirs, list) and theirs == [list(r) for r in readers]
+            same_readers = theirs == json.loads(_dumps([list(r) for r in readers]))
             what = "other component arguments or connections" if same_readers else "other Pub/Sub readers"
             raise CheckpointError(
                 f"--checkpoint {store.where} was made by model {str(meta.get('model'))[:100]!r} with {what} "
