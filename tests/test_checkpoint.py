@@ -26,12 +26,11 @@ from plugboard_beam.streaming.checkpoint import (
     Journal,
     ReaderIdentity,
     Record,
-    Store,
     open_store,
 )
 from plugboard_beam.testing.emulator import Emulator
 from test_dataio_gcs import BUCKET as GCS_BUCKET
-from test_dataio_gcs import gcs_emulator  # noqa: F401 - a fixture
+from test_dataio_gcs import gcs_emulator as gcs_emulator
 
 READERS = [ReaderIdentity("sensor", "projects/p/subscriptions/in", ("inflow",), "key")]
 CONFIG = {"plugboard": {"components": ["a", "b"]}}
@@ -56,7 +55,7 @@ def test_journal_append_then_replay_in_pull_order_skipping_ended_keys(store_url:
     assert [(r.message_id, r.key) for r in again.replay(set())] == [("m0", "a"), ("m1", "b"), ("m2", "a"), ("m3", "c")]
     assert [r.message_id for r in again.replay({"a"})] == ["m1", "m3"]
     first = again.replay(set())[0]
-    assert first.data == b'{"inflow": 0}' and first.attributes == {"key": "a", "seq": "0"} and first.publish_micros == 1000
+    assert (first.data, first.attributes, first.publish_micros) == (b'{"inflow": 0}', {"key": "a", "seq": "0"}, 1000)
 
 
 def test_big_pulls_are_split_into_segments_each_below_the_read_limit(tmp_path: Path,
@@ -199,7 +198,8 @@ def test_checkpoint_urls_are_checked(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_gcs_store_round_trip(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gcs_store_round_trip(gcs_emulator: str,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
     """``gs://`` through Beam's FileSystems against the Cloud Storage emulator."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
     url = f"gs://{GCS_BUCKET}/ck-{os.getpid()}"
@@ -369,7 +369,7 @@ def uninterrupted(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
     return expected
 
 
-KILLS = [random.Random(seed).choice([0, 0] + list(range(1, 40))) for seed in range(5)]
+KILLS = [random.Random(seed).choice([0, 0, *range(1, 40)]) for seed in range(5)]
 
 
 @pytest.mark.slow
