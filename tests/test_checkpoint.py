@@ -31,6 +31,7 @@ from plugboard_beam.streaming.checkpoint import (
 from plugboard_beam.testing.emulator import Emulator
 from test_dataio_gcs import BUCKET as GCS_BUCKET
 from test_dataio_gcs import gcs_emulator as gcs_emulator
+from test_dataio_postgres import postgres_url as postgres_url
 
 READERS = [ReaderIdentity("sensor", "projects/p/subscriptions/in", ("inflow",), "key")]
 CONFIG = {"plugboard": {"components": ["a", "b"]}}
@@ -212,6 +213,25 @@ def test_gcs_store_round_trip(gcs_emulator: str,
     Checkpoint.open(url, "tank", CONFIG, READERS)
     with pytest.raises(CheckpointError, match="other Pub/Sub readers"):
         Checkpoint.open(url, "tank", CONFIG, [READERS[0]._replace(name="other")])
+
+
+@pytest.mark.slow
+def test_postgres_store_round_trip(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    with create_engine(postgres_url).begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS pbb_checkpoint"))
+    ckpt = Checkpoint.open(postgres_url, "tank", CONFIG, READERS)
+    journal = Journal(ckpt.store, "sensor", READERS[0].subscription)
+    journal.append([record(0, "a"), record(1, "b")])
+    journal.append([record(2, "a")])
+    ckpt.record_ended([("a", None)])
+    assert ckpt.compact() == 2
+    again = Checkpoint.open(postgres_url, "tank", CONFIG, READERS)
+    assert again.ended() == {"a": None}
+    assert [r.message_id for r in Journal(again.store, "sensor", READERS[0].subscription).replay(set())] == ["m1"]
+    with pytest.raises(CheckpointError, match="other component arguments"):
+        Checkpoint.open(postgres_url, "tank", {"other": 1}, READERS)
 
 
 # ----------------------------------------------------------------------------- the CLI refuses
