@@ -389,16 +389,19 @@ def uninterrupted(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
     return expected
 
 
-KILLS = [random.Random(seed).choice([0, 0, *range(1, 40)]) for seed in range(5)]
+def kill_point(attempt: int) -> tuple[int, float]:
+    """Where attempt ``attempt`` kills the run (seeded): after a random number of outputs (keys
+    half-way, some ended and compacted), or, every other attempt, a random time after the start
+    (while Beam starts, or during the first pulls, before any output)."""
+    rng = random.Random(1000 + attempt)
+    return (0, rng.uniform(0.5, 6.0)) if attempt % 2 else (rng.randint(1, 40), 0.0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(5))
 def test_kill_9_then_restart_with_the_checkpoint_loses_nothing_and_applies_nothing_twice(
         attempt: int, emulator: Emulator, uninterrupted: dict[tuple[str, int], _t.Any], tmp_path: Path) -> None:
-    rng = random.Random(1000 + attempt)
-    outputs = KILLS[attempt]
-    seconds = rng.uniform(1.0, 12.0)
+    outputs, seconds = kill_point(attempt)
     scenario = Scenario(f"ck-crash-{attempt}", tmp_path)
     checkpoint = tmp_path / "checkpoint"
     scenario.publish(readings())

@@ -5,7 +5,9 @@ Pub/Sub readers) ends by itself: every stage reports on the run's control topic 
 ended there (after ``destroy()``; authenticated, see ``streaming/codec.py``), every writer
 publishes an end-of-stream message per key after all its data messages, and once all have been
 seen the pipeline is cancelled and the command exits (1 if a key failed). A model keyed by its
-incoming messages runs until Ctrl-C. Failures are printed on stderr as they arrive.
+incoming messages runs until Ctrl-C. Failures are printed on stderr as they arrive. With
+``--checkpoint`` every reader's pulls are journaled before they are acknowledged, a restart
+replays them, and a key that has ended is recorded and compacted (``streaming/checkpoint.py``).
 
 Every wait is bounded: Pub/Sub unreachable at the start fails within ``SETUP_SECONDS``; lost
 mid-run, within ``LOST_SECONDS``; Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by the CLI)
