@@ -135,7 +135,11 @@ def latency_throughput(env: dict[str, str], checkpoint: bool) -> None:
                 received[(m.attributes["key"], int(m.attributes["step"]))] = now
         m.ack()
 
-    stream = sub.subscribe("projects/bench-project/subscriptions/bench-out-sub", on_result)
+    # a fresh subscription per variant: one a cancelled streaming pull held may redeliver only
+    # once its lease (60 s) has run out
+    out_sub = f"projects/bench-project/subscriptions/bench-out-{'ckpt' if checkpoint else 'plain'}"
+    sub.create_subscription(name=out_sub, topic="projects/bench-project/topics/bench-out")
+    stream = sub.subscribe(out_sub, on_result)
     proc = subprocess.Popen([CLI, "process", "run", str(MODELS / "stream3.yaml"), "--streaming", *extra],
                             env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -165,7 +169,7 @@ def latency_throughput(env: dict[str, str], checkpoint: bool) -> None:
             print("no results for the latency messages:", sorted(received)[:5])
         lat = [(received[k] - sent[k]) * 1000 for k in sent if k[0] == "lat" and k in received]
         print(f"latency publish->result, 3 components, {label}: n={len(lat)} p50={pct(lat, 50):.0f} ms "
-              f"p95={pct(lat, 95):.0f} ms")
+              f"p95={pct(lat, 95):.0f} ms ({load()})")
         # throughput: 2000 messages over 10 keys, published as fast as possible
         n, keys = 2000, 10
         futures = []
@@ -181,7 +185,7 @@ def latency_throughput(env: dict[str, str], checkpoint: bool) -> None:
         done = [received[k] for k in received if k[0].startswith("tp")]
         elapsed = max(done) - t_start if done else float("nan")
         print(f"sustained throughput, 10 keys, {label}: {len(done)} messages in {elapsed:.1f} s = "
-              f"{len(done) / elapsed:.0f} messages/s")
+              f"{len(done) / elapsed:.0f} messages/s ({load()})")
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -210,8 +214,6 @@ def main() -> None:
         pub.create_topic(name="projects/bench-project/topics/bench-out")
         sub.create_subscription(name="projects/bench-project/subscriptions/bench-in-sub",
                                 topic="projects/bench-project/topics/bench-in")
-        sub.create_subscription(name="projects/bench-project/subscriptions/bench-out-sub",
-                                topic="projects/bench-project/topics/bench-out")
         latency_throughput(env, checkpoint=False)
         latency_throughput(env, checkpoint=True)
         if only:
