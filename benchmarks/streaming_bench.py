@@ -196,6 +196,27 @@ def latency_throughput(env: dict[str, str], checkpoint: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def journal_cost() -> None:
+    """What ``--checkpoint`` adds to each pull on the local disk: one durable journal segment
+    (tmp file + fsync + rename + fsync of the folder), for pulls of 1 and of 500 messages."""
+    from plugboard_beam.streaming.checkpoint import IntakeSpec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        intake = IntakeSpec(str(Path(tmp, "ck")), "reader", "projects/p/subscriptions/s", "key", frozenset()).open()
+        n = 0
+        for size in (1, 500):
+            times = []
+            for _ in range(40 if size == 1 else 10):
+                batch = [(str(n + i), json.dumps({"x": float(i)}).encode(), {"key": f"k{i % 10}", "seq": str(i)}, 0)
+                         for i in range(size)]
+                n += size
+                t0 = time.perf_counter()
+                intake.admit(batch)
+                times.append((time.perf_counter() - t0) * 1000)
+            print(f"journal append per pull of {size} message(s): median {statistics.median(times):.1f} ms "
+                  f"p95 {pct(times, 95):.1f} ms ({load()})", flush=True)
+
+
 def main() -> None:
     from google.cloud import pubsub_v1
 
@@ -216,6 +237,7 @@ def main() -> None:
                                 topic="projects/bench-project/topics/bench-in")
         latency_throughput(env, checkpoint=False)
         latency_throughput(env, checkpoint=True)
+        journal_cost()
         if only:
             return
         loops(env)
