@@ -234,6 +234,55 @@ def test_postgres_store_round_trip(postgres_url: str) -> None:
         Checkpoint.open(postgres_url, "tank", {"other": 1}, READERS)
 
 
+def test_readers_dead_letter_the_keys_the_checkpoint_recorded_as_ended() -> None:
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+
+    from plugboard_beam.streaming.pipeline import ReaderDoFn, ReaderRoute
+    from plugboard_beam.streaming.resources import ReaderInfo
+
+    info = ReaderInfo(name="sensor", fields=("inflow",), key_attribute="key", subscription="s", topic="t",
+                      dead_letter_topic="projects/p/topics/dead", own_subscription=False)
+    dofn = ReaderDoFn(ReaderRoute(info, ((0, 0, 1),)), frozenset({"a", "b"}), frozenset({"a"}))
+    dofn.setup()
+    late = list(dofn.process(PubsubMessage(b'{"inflow": 1}', {"key": "a", "seq": "9"})))
+    assert len(late) == 1 and late[0].tag == "dead"
+    assert "the key had already ended (recorded in the checkpoint" in late[0].value.attributes["reason"]
+    live = list(dofn.process(PubsubMessage(b'{"inflow": 1}', {"key": "b", "seq": "0"})))
+    assert [o.tag for o in live] == ["s1"]
+
+
+def test_watch_tells_the_checkpoint_once_every_stage_and_output_of_a_key_is_done() -> None:
+    from plugboard_beam.runners.streaming import Watch
+    from plugboard_beam.streaming.codec import Codec
+
+    class Resources:
+        control_subscription = "c"
+        writer_watch: _t.ClassVar[dict[str, str]] = {}
+        writers: _t.ClassVar[dict[str, str]] = {"report": "projects/p/topics/out"}
+
+    codec = Codec("run1", os.urandom(32))
+    watch = Watch(Resources(), codec, [], [0, 1], [])  # keys from the messages
+    ended: list[tuple[str, _t.Any]] = []
+    watch.on_key_ended = lambda key, failure: ended.append((key, failure))
+
+    def done(key: str, stage: int, published: dict[str, int], failure: _t.Any = None) -> None:
+        data, attrs = codec.seal("done", {"key": key, "stage": stage, "failure": failure, "published": published})
+        watch._handle("control", attrs, data)
+
+    done("a", 0, {"report": 2})
+    watch._handle("writer:report", {"key": "a", "step": "0"}, b"{}")
+    watch._handle("writer:report", {"key": "a", "step": "1"}, b"{}")
+    assert ended == []  # stage 1 has not ended
+    done("a", 1, {})
+    assert ended == [("a", None)]
+    failure = {"key": "b", "component": "tank", "step": 3, "message": "boom"}
+    done("b", 0, {"report": 1}, failure)
+    done("b", 1, {})
+    assert ended == [("a", None)]  # the writer's message for b is not out yet
+    watch._handle("writer:report", {"key": "b", "step": "0"}, b"{}")
+    assert ended == [("a", None), ("b", failure)]
+
+
 # ----------------------------------------------------------------------------- the CLI refuses
 def run_cli(*args: str, cwd: Path, env: _t.Optional[dict[str, str]] = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
