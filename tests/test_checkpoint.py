@@ -407,14 +407,18 @@ def readings() -> dict[str, list[float]]:
     return {k: [round(rng.uniform(0, 12), 3) for _ in range(6 + i)] for i, k in enumerate(KEYS)}
 
 
-def kill_when(scenario: Scenario, proc: subprocess.Popen[str], outputs: int, seconds: float) -> int:
-    """``kill -9`` the run's process group once ``outputs`` outputs were published (0: after
-    ``seconds``); how many it had published."""
+def kill_when(scenario: Scenario, proc: subprocess.Popen[str], outputs: int, seconds: float,
+              journal: _t.Optional[Path] = None) -> int:
+    """``kill -9`` the run's process group once ``outputs`` outputs were published, or (0)
+    ``seconds`` after the ``journal`` folder first holds a segment (messages acknowledged);
+    how many outputs it had published."""
     seen = 0
     deadline = time.monotonic() + 240
-    t0 = time.monotonic()
+    since: _t.Optional[float] = None
     while time.monotonic() < deadline and proc.poll() is None:
-        if outputs == 0 and time.monotonic() - t0 >= seconds:
+        if outputs == 0 and since is None and journal is not None and any(journal.glob("*.json")):
+            since = time.monotonic()
+        if since is not None and time.monotonic() - since >= seconds:
             break
         seen += sum(a.get("eos") != "true" for a, _ in scenario.outputs_seen(scenario.progress, timeout=0.2))
         if outputs and seen >= outputs:
@@ -440,10 +444,10 @@ def uninterrupted(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
 
 def kill_point(attempt: int) -> tuple[int, float]:
     """Where attempt ``attempt`` kills the run (seeded): after a random number of outputs (keys
-    half-way, some ended and compacted), or, every other attempt, a random time after the start
-    (while Beam starts, or during the first pulls, before any output)."""
+    half-way, some ended and compacted), or, every other attempt, a random time after its first
+    pull was journaled and acknowledged (most readings taken, few or none through the model)."""
     rng = random.Random(1000 + attempt)
-    return (0, rng.uniform(0.5, 6.0)) if attempt % 2 else (rng.randint(1, 40), 0.0)
+    return (0, rng.uniform(0.0, 1.5)) if attempt % 2 else (rng.randint(1, 40), 0.0)
 
 
 @pytest.mark.slow
@@ -455,8 +459,9 @@ def test_kill_9_then_restart_with_the_checkpoint_loses_nothing_and_applies_nothi
     checkpoint = tmp_path / "checkpoint"
     scenario.publish(readings())
     first = scenario.start(dict(os.environ), checkpoint)
-    seen = kill_when(scenario, first, outputs, seconds)
-    print(f"attempt {attempt}: killed after {seen} output(s) (kill point: {outputs or f'{seconds:.1f} s'})")
+    seen = kill_when(scenario, first, outputs, seconds, journal=checkpoint / "journal" / "sensor")
+    print(f"attempt {attempt}: killed after {seen} output(s) "
+          f"(kill point: {outputs or f'{seconds:.1f} s after the first journaled pull'})")
     restart = subprocess.run(scenario.command(checkpoint), cwd=scenario.work, capture_output=True, text=True,
                              timeout=600, env=dict(os.environ))
     assert restart.returncode == 0, restart.stderr[-3000:]
