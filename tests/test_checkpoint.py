@@ -312,6 +312,16 @@ def test_checkpoint_needs_durable_subscriptions(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "--checkpoint needs a durable subscription for every PubSubReader: sensor" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # a checkpoint is bound to its model: the same run with another tank capacity is refused
+    durable = ["-p", "sensor.subscription=tank-in"]
+    first = run_cli("process", "run", str(ROOT / "specs" / "tank" / "tank.yaml"), "--streaming", *durable,
+                    "--checkpoint", "ck", cwd=tmp_path, env=env)
+    assert "cannot set up Pub/Sub topics" in first.stderr and (tmp_path / "ck" / "meta.json").exists()
+    changed = run_cli("process", "run", str(ROOT / "specs" / "tank" / "tank.yaml"), "--streaming", *durable,
+                      "-p", "tank.capacity=50", "--checkpoint", "ck", cwd=tmp_path, env=env)
+    assert changed.returncode == 2, changed.stderr
+    assert "was made by model 'tank' with other component arguments or connections" in changed.stderr
+    assert "Traceback" not in changed.stderr
 
 
 # ----------------------------------------------------------------------------- kill -9 and restart
