@@ -23,7 +23,14 @@ With a checkpoint, the run keeps an **intake journal**:
   readers' checkpoint is refused.
 
 Everything read back is JSON, size-checked before parsing and validated; never pickle.
-Backends: a local folder, ``gs://...`` (Beam's FileSystems) or a SQLAlchemy database URL.
+Backends: a local folder, ``gs://...`` (Beam's FileSystems) or a SQLAlchemy database URL (one
+checkpoint per database: table ``pbb_checkpoint``).
+
+Not covered yet: a message whose key is unusable (missing, unsafe, not one of the run's keys)
+stays in the journal (no key ever ends for it) and is dead-lettered again after each restart;
+compaction reads the whole journal (at most every batch of ended keys), so its cost grows with
+the messages of open keys; FileWriters are refused with a checkpoint. Component state is never
+snapshotted (it is rebuilt by replay), so no component state has to be serialisable.
 """
 
 from __future__ import annotations
