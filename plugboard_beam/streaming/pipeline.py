@@ -83,9 +83,11 @@ def dead_letter(data: bytes, attributes: _t.Mapping[str, str], reason: str, read
 class ReaderDoFn(beam.DoFn):
     """A reader's messages: checked input to its stages, anything malformed dead-lettered."""
 
-    def __init__(self, route: ReaderRoute, keys: _t.Optional[frozenset[str]]) -> None:
+    def __init__(self, route: ReaderRoute, keys: _t.Optional[frozenset[str]],
+                 ended: frozenset[str] = frozenset()) -> None:
         self.route = route
         self.keys = keys  # a finite run's keys; None when keys come from the messages
+        self.ended = ended  # keys a checkpoint recorded as ended before this run
 
     def setup(self) -> None:
         self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
@@ -96,6 +98,8 @@ class ReaderDoFn(beam.DoFn):
         parsed = parse_message(msg.data or b"", attrs, reader.fields, reader.key_attribute)
         if isinstance(parsed, Parsed):
             problem = key_problem(parsed.key)
+            if problem is None and parsed.key in self.ended:
+                problem = "the key had already ended (recorded in the checkpoint before this run)"
             if problem is None and self.keys is not None and parsed.key not in self.keys:
                 problem = "the key is not one of this run's keys (--scenarios)"
             if problem is not None:
@@ -295,15 +299,21 @@ def build_streaming(
     res: Resources,
     codec: Codec,
     keys: _t.Optional[_t.Collection[str]] = None,
+    intakes: _t.Optional[_t.Mapping[str, _t.Any]] = None,
+    ended: frozenset[str] = frozenset(),
 ) -> None:
     """Add the streaming model's transforms to ``pipeline``.
 
     ``scenarios`` are the keys started in advance (each stage gets a start element for them);
     keys that only appear in messages start when their first message arrives. ``keys`` (a
     finite run's keys) makes readers dead-letter messages of any other key. ``codec`` seals
-    and opens the run's feedback and control messages.
+    and opens the run's feedback and control messages. ``intakes`` (``--checkpoint``: reader ->
+    ``checkpoint.IntakeSpec``) makes each reader's read journal its messages before acknowledging
+    them (``patches.journal_pubsub_reads``); readers dead-letter messages of the ``ended`` keys.
     """
     from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
+
+    from plugboard_beam.lowering.patches import INTAKE_ATTRIBUTE
 
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in scenarios if v}
@@ -334,9 +344,12 @@ def build_streaming(
                 to_stage[st.id].append(routed[stage_tag(st.id)])
             continue
         label = reader.name
-        msgs = pipeline | f"Read {label}" >> ReadFromPubSub(with_attributes=True, **read_args)
+        read = ReadFromPubSub(with_attributes=True, **read_args)
+        if intakes is not None:
+            setattr(read._source, INTAKE_ATTRIBUTE, intakes[reader.name])
+        msgs = pipeline | f"Read {label}" >> read
         route = route_for(reader)
-        routed = msgs | f"Route {label}" >> beam.ParDo(ReaderDoFn(route, known)).with_outputs(
+        routed = msgs | f"Route {label}" >> beam.ParDo(ReaderDoFn(route, known, ended)).with_outputs(
             *tags, "dead", "unordered")
         for st in plan.stages:
             to_stage[st.id].append(routed[stage_tag(st.id)])
