@@ -321,14 +321,14 @@ class Tuner:
         names = self.metric_names()
         fields = [f"{o.object_name}.{o.field_name}" for o in self.objectives]
         if outcome.constraint is not None:
-            given: _t.Optional[float] = outcome.constraint.get("objective_value")
-            values = [(-math.inf if m == "max" else math.inf) if given is None else float(given) for m in self.modes]
+            given: _t.Any = outcome.constraint.get("objective_value")
+            values = [_penalty(m) if given is None else float(given) for m in self.modes]
             state, failure = INFEASIBLE, f"constraint: component '{outcome.constraint.get('component')}' at step " \
                                          f"{outcome.constraint.get('step')}: {outcome.constraint.get('reason')}"
         elif outcome.failure:
             state, failure, values = FAILED, outcome.failure, []
         else:
-            raw = [outcome.values.get(f) for f in fields]
+            raw: list[_t.Any] = [outcome.values.get(f) for f in fields]
             bad = [(f, v) for f, v in zip(fields, raw, strict=True) if not is_number(v)]
             if bad:
                 f, v = bad[0]
@@ -375,6 +375,11 @@ class Tuner:
         if self.is_multi_objective:
             front = {t.number for t in study.best_trials}
             self._pareto = [r for r in self._grid if r.number in front]
+
+
+def _penalty(mode: Direction) -> float:
+    """The objective of an infeasible trial with no ``objective_value``: the worst there is."""
+    return -math.inf if mode == "max" else math.inf
 
 
 def trial_key(number: int) -> str:
