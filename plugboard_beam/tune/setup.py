@@ -139,6 +139,8 @@ def parse_args(data: dict[str, _t.Any], line_of: LineOf, filename: str = "") -> 
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if p not in PARAMETER_TYPES)
             msg = str(err["msg"]).removeprefix("Value error, ")
+            if msg.startswith("bounds reversed"):
+                loc = (*loc, "lower")
             if err["type"] == "extra_forbidden":
                 msg = f"unknown field {loc[-1]!r}"
             elif err["type"] == "missing":
@@ -184,7 +186,8 @@ def model_problems(model: LoadedModel, objectives: _t.Sequence[ObjectiveSpec],
                                         line_of(loc), elem))
                 continue
         comp = built[obj.object_name]
-        if not hasattr(comp, obj.field_name):
+        # (``hasattr`` would not do: unset public fields of a component read as None)
+        if obj.field_name not in vars(comp) and not any(obj.field_name in vars(k) for k in type(comp).__mro__):
             fields = [*node.inputs, *node.outputs,
                       *(k for k in vars(comp) if not k.startswith("_") and k not in ("name", "io"))]
             problems.append(Problem(

@@ -200,11 +200,15 @@ class Tuner:
 
             executor = InProcessExecutor()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = self._study(model, self.algorithm.seed if seed is None else seed)
+        seed = self.algorithm.seed if seed is None else seed
+        study = self._study(model, seed)
         space = self._space(model)
         names = {p.full_name: p for p in self.parameters}
         fields = tuple(f"{o.object_name}.{o.field_name}" for o in self.objectives)
         done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        if done and seed is not None:
+            # a resumed study: the same seed would draw the first trials' values again
+            study.sampler = optuna.samplers.TPESampler(seed=seed + len(done))
         for point in self.algorithm.points_to_evaluate or []:
             if not done:
                 study.enqueue_trial(point)
@@ -240,6 +244,7 @@ class Tuner:
         return grid.get_best_result(self.metric_names()[0], self.modes[0])
 
     def _study(self, model: LoadedModel, seed: _t.Optional[int]) -> optuna.Study:
+        """The study (loaded from ``algorithm.storage`` when it is there already)."""
         import optuna
 
         algo = self.algorithm
