@@ -28,6 +28,8 @@ setup(
         # SQLReader / SQLWriter: SQLAlchemy, and the PostgreSQL driver (binary wheels from PyPI)
         "SQLAlchemy>=2.0",
         "psycopg[binary]>=3.1",
+        # process tune / Tuner: the Optuna sampler (ask/tell)
+        "optuna>=3.4",
     ],
     extras_require={
         # setuptools: Beam builds a model folder's own setup.py with it (Dataflow --setup_file)
