@@ -309,3 +309,27 @@ def test_trials_as_keys_of_a_beam_pipeline_match_local(tmp_path: Path) -> None:
     assert results["direct"] == results["here"] == results["local"]
     states = {s for s, *_ in results["direct"]}
     assert "complete" in states and len(states) > 1, states
+
+
+def test_python_api_as_plugboard_with_a_process_spec() -> None:
+    from plugboard_beam.process import LocalProcess, ProcessBuilder
+    from plugboard_beam.schemas import IntParameterSpec, ProcessArgsSpec, ProcessSpec
+
+    spec = ProcessSpec(args=ProcessArgsSpec(
+        components=[{"type": "tune_parts.Xs", "args": {"name": "xs", "steps": STEPS}},
+                    {"type": "tune_parts.Height", "args": {"name": "height"}},
+                    {"type": "tune_parts.Peak", "args": {"name": "peak"}}],
+        connectors=[{"source": "xs.x", "target": "height.x"}, {"source": "height.y", "target": "peak.y"}],
+    ), type="plugboard.process.LocalProcess")
+    assert isinstance(ProcessBuilder.build(spec=spec), LocalProcess)
+    tuner = Tuner(
+        objective=ObjectiveSpec(object_type="component", object_name="peak", field_type="field", field_name="peak"),
+        parameters=[IntParameterSpec(object_type="component", object_name="height", field_type="arg",
+                                     field_name="angle", lower=10, upper=13),
+                    FloatParameterSpec(object_name="height", field_name="speed", lower=10, upper=30)],
+        num_samples=6, max_concurrent=3, mode="max")
+    result = tuner.run(spec=spec, seed=9)
+    assert isinstance(result, TrialResult)
+    assert {r.config[ANGLE] for r in tuner.result_grid} <= {10, 11, 12}  # randint: upper excluded
+    assert result.metrics[PEAK] == pytest.approx(peak_of(result.config[ANGLE], result.config[SPEED], STEPS))
+    assert result.metrics[PEAK] == max(r.metrics[PEAK] for r in tuner.result_grid)
