@@ -333,3 +333,24 @@ def test_python_api_as_plugboard_with_a_process_spec() -> None:
     assert {r.config[ANGLE] for r in tuner.result_grid} <= {10, 11, 12}  # randint: upper excluded
     assert result.metrics[PEAK] == pytest.approx(peak_of(result.config[ANGLE], result.config[SPEED], STEPS))
     assert result.metrics[PEAK] == max(r.metrics[PEAK] for r in tuner.result_grid)
+
+
+def test_plot_writes_a_png_for_one_and_two_objectives(tmp_path: Path) -> None:
+    png = tmp_path / "study.png"
+    result = cli("process", "tune", str(write_model(tmp_path, peak="ceiling: 8")), "--seed", "1",
+                 "--num-samples", "8", "--plot", str(png))
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    tune = textwrap.dedent(TUNE).replace("""objective:
+  object_name: peak
+  field_type: field
+  field_name: peak""", """objective:
+- {object_name: peak, field_name: peak}
+- {object_name: height, field_name: launch_speed}""").replace("mode: max", "mode: [max, min]")
+    two = tmp_path / "two.png"
+    result = cli("process", "tune", str(write_model(tmp_path, tune, name="two.yaml")), "--seed", "1",
+                 "--num-samples", "8", "--plot", str(two))
+    assert result.exit_code == 0, result.output
+    assert "Pareto front:" in result.output and two.read_bytes()[:4] == b"\x89PNG"
+    bad = cli("process", "tune", str(tmp_path / "two.yaml"), "--plot", str(tmp_path / "x.jpg"))
+    assert bad.exit_code == 2 and "--plot" in bad.output and "give a .png file" in bad.output

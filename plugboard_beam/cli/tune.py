@@ -26,6 +26,9 @@ OUT_FORMATS = (".csv", ".parquet")
                                       "of trials as the keys of one Beam pipeline (DirectRunner).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write every trial (parameters, objectives, state, failure) to this .csv or .parquet file.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG: the objective over trials with the best so far (two objectives: the "
+                   "Pareto front). Needs matplotlib (the 'plot' extra).")
 @click.option("--storage", default=None, metavar="URL",
               help="Optuna storage (e.g. sqlite:///study.db): the study is kept there and resumed by a "
                    "later run with the same storage (overrides tune.args.algorithm.storage).")
@@ -38,7 +41,8 @@ OUT_FORMATS = (".csv", ".parquet")
               help="Show trials done and the best so far (default: when stderr is a terminal).")
 @click.pass_context
 @handle_errors
-def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optional[str], storage: _t.Optional[str],
+def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optional[str], plot: _t.Optional[str],
+         storage: _t.Optional[str],
          study_name: _t.Optional[str], seed: _t.Optional[int], num_samples: _t.Optional[int],
          max_concurrent: _t.Optional[int], progress: _t.Optional[bool]) -> None:
     """Optimise MODEL's arguments with its tune: section (Optuna); prints the best trial(s)."""
@@ -52,6 +56,8 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
                         "with --runner direct)")
     if out is not None:
         check_out(out)
+    if plot is not None:
+        check_plot(plot)
     spec = load_tune_file(model_path)
     args = spec.args
     algorithm = args.algorithm.model_copy(update={k: v for k, v in (("storage", storage), ("study_name", study_name))
@@ -83,6 +89,10 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
     grid = tuner.result_grid
     if out is not None:
         write_trials(grid, out)
+    if plot is not None:
+        from plugboard_beam.tune.plot import plot_study
+
+        plot_study(tuner, plot)
     click.echo(summary(tuner, grid, best))
 
 
@@ -100,6 +110,19 @@ def check_out(out: str) -> None:
         raise UserError(f"--out {out}: give a .csv or .parquet file")
     if not path.resolve().parent.is_dir():
         raise UserError(f"--out {out}: the folder {path.resolve().parent} does not exist")
+
+
+def check_plot(plot: str) -> None:
+    """``--plot``: a .png file in a folder that exists, and matplotlib installed."""
+    import importlib.util
+
+    path = Path(plot)
+    if path.suffix.lower() != ".png":
+        raise UserError(f"--plot {plot}: give a .png file")
+    if not path.resolve().parent.is_dir():
+        raise UserError(f"--plot {plot}: the folder {path.resolve().parent} does not exist")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UserError("--plot needs matplotlib: pip install 'plugboard-beam[plot]'")
 
 
 def write_trials(grid: ResultGrid, out: str) -> None:
