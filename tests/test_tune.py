@@ -354,3 +354,48 @@ def test_plot_writes_a_png_for_one_and_two_objectives(tmp_path: Path) -> None:
     assert "Pareto front:" in result.output and two.read_bytes()[:4] == b"\x89PNG"
     bad = cli("process", "tune", str(tmp_path / "two.yaml"), "--plot", str(tmp_path / "x.jpg"))
     assert bad.exit_code == 2 and "--plot" in bad.output and "give a .png file" in bad.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_command_and_keeps_the_trials(tmp_path: Path) -> None:
+    from contextlib import closing
+    import shutil
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from conftest import cli_command
+
+    shutil.copy(ROOT / "tests" / "tune_parts.py", tmp_path / "tune_parts.py")
+    # 20 steps of 50 ms: about a second per trial, four trials per batch
+    path = write_model(tmp_path)
+    path.write_text(path.read_text().replace("steps: 20}", "steps: 20, delay: 0.05}"))
+    db, out = tmp_path / "study.db", tmp_path / "trials.csv"
+    proc = subprocess.Popen([*cli_command(), "process", "tune", str(path), "--seed", "1", "--out", str(out),
+                             "--storage", f"sqlite:///{db}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    done = running = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with closing(sqlite3.connect(db)) as con:  # closed: no lock held while the study writes
+                    done, running = (con.execute(f"SELECT count(*) FROM trials WHERE state = '{s}'").fetchone()[0]
+                                     for s in ("COMPLETE", "RUNNING"))
+            except sqlite3.Error:
+                done = running = 0
+        if done >= 4 and running == 4:  # the second batch is running
+            break
+        time.sleep(0.1)
+    assert done >= 4 and running == 4 and proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "stopped:" in stderr and "Traceback" not in stderr
+    rows = list(csv.DictReader(out.open()))
+    states = [r["state"] for r in rows]
+    assert states.count("complete") >= 4 and "interrupted" in states and len(rows) < 12, states
+    with closing(sqlite3.connect(db)) as con:
+        stored = con.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
+    assert [(n, s) for n, s in stored if s not in ("COMPLETE", "FAIL")] == [], (len(stored), states)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import typing as _t
 
 from plugboard_beam.component import Component
@@ -22,12 +23,15 @@ def peak_of(angle: float, speed: float, steps: int) -> float:
 class Xs(Component):
     io = IO(outputs=["x"])
 
-    def __init__(self, steps: int = 20, **kwargs: _t.Any) -> None:
+    def __init__(self, steps: int = 20, delay: float = 0.0, **kwargs: _t.Any) -> None:
         super().__init__(**kwargs)
         self._steps = steps
+        self._delay = delay
         self._x = 0
 
     def step(self) -> None:
+        if self._delay:
+            time.sleep(self._delay)
         if self._x >= self._steps:
             self.io.close_sync()
             return

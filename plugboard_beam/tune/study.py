@@ -218,25 +218,28 @@ class Tuner:
         best: _t.Optional[TrialResult] = None
         for t in done:
             best = self._better(best, self._result(t))
-        while count < total:
-            n = min(batch_size, total - count)
-            asked = [study.ask(None if space else self._distributions()) for _ in range(n)]
-            try:
+        asked: list[optuna.Trial] = []
+        first = len(study.get_trials(deepcopy=False))  # the number of this run's first trial
+        try:
+            while count < total:
+                asked = []
+                for _ in range(min(batch_size, total - count)):
+                    asked.append(study.ask(None if space else self._distributions()))
                 configs = [self._config(trial, space, model) for trial in asked]
                 outcomes = self._run_batch(model, executor, asked, configs, names, fields)
-            except BaseException:
-                for trial in asked:  # the running batch: told failed, so a resumed study skips it
-                    if study.get_trials(deepcopy=False)[trial.number].state == optuna.trial.TrialState.RUNNING:
-                        trial.set_user_attr("state", INTERRUPTED)
-                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self._finish(study)
-                raise
-            for trial, config, outcome in zip(asked, configs, outcomes, strict=True):
-                result = self._tell(study, trial, config, outcome)
-                count += 1
-                best = self._better(best, result)
-                if on_trial is not None:
-                    on_trial(result, best, count, total)
+                for trial, config, outcome in zip(asked, configs, outcomes, strict=True):
+                    result = self._tell(study, trial, config, outcome)
+                    count += 1
+                    best = self._better(best, result)
+                    if on_trial is not None:
+                        on_trial(result, best, count, total)
+        except BaseException:  # Ctrl-C (or a crash): keep what finished
+            # the running batch (and a trial being asked): told failed, so a resumed study skips them
+            for t in study.get_trials(deepcopy=False)[first:]:
+                if t.state == optuna.trial.TrialState.RUNNING:
+                    study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            self._finish(study)
+            raise
         self._finish(study)
         grid = self.result_grid
         if self.is_multi_objective:
@@ -357,8 +360,9 @@ class Tuner:
         import optuna
 
         config = dict(t.user_attrs.get("config") or t.params)
+        # a trial told failed without a state of ours was running when the study stopped
         state = str(t.user_attrs.get("state") or (COMPLETE if t.state == optuna.trial.TrialState.COMPLETE
-                                                   else FAILED))
+                                                   else INTERRUPTED))
         values = list(t.values or [])
         return TrialResult(t.number, str(t.user_attrs.get("key", trial_key(t.number))), config,
                            dict(zip(self.metric_names(), values, strict=False)), state,
