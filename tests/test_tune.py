@@ -390,7 +390,7 @@ def test_ctrl_c_stops_the_command_and_keeps_the_trials(tmp_path: Path) -> None:
         time.sleep(0.1)
     assert done >= 4 and running == 4 and proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "stopped:" in stderr and "Traceback" not in stderr
     rows = list(csv.DictReader(out.open()))
@@ -399,3 +399,30 @@ def test_ctrl_c_stops_the_command_and_keeps_the_trials(tmp_path: Path) -> None:
     with closing(sqlite3.connect(db)) as con:
         stored = con.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
     assert [(n, s) for n, s in stored if s not in ("COMPLETE", "FAIL")] == [], (len(stored), states)
+
+
+def test_custom_space_and_a_trial_whose_values_the_model_refuses(tmp_path: Path) -> None:
+    from plugboard_beam.runners.local import LocalRunner
+    from plugboard_beam.runners.trials import RunnerExecutor
+
+    (tmp_path / "spaces.py").write_text(textwrap.dedent("""\
+        def space(trial):
+            trial.suggest_categorical("height.angle", [30.0, 60.0, "steep"])
+            trial.suggest_float("component.height.arg.speed", 10, 30)
+        """))
+    path = write_model(tmp_path, TUNE.replace("max_concurrent: 4",
+                                              "max_concurrent: 4\n    algorithm: {space: spaces.space}"))
+    results = []
+    for executor in (InProcessExecutor(), RunnerExecutor(LocalRunner())):
+        tuner, model = tuner_of(path, num_samples=10)
+        tuner.run(model, seed=11, executor=executor)
+        grid = list(tuner.result_grid)
+        results.append([(r.state, r.config, r.metrics, r.failure) for r in grid])
+        refused = [r for r in grid if r.config["height.angle"] == "steep"]
+        assert refused and all(r.state == "failed" and "argument 'angle'" in r.failure for r in refused)
+        for r in grid:
+            if r.state == "complete":
+                assert r.metrics[PEAK] == pytest.approx(
+                    peak_of(r.config["height.angle"], r.config["component.height.arg.speed"], STEPS))
+        assert {r.state for r in grid} == {"complete", "failed"}
+    assert results[0] == results[1]

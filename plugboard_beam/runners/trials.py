@@ -10,9 +10,10 @@ import typing as _t
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runners.base import RunFailed, Runner, RunReport
 from plugboard_beam.runtime.failure import Failure
+from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import Scenario
-from plugboard_beam.tune.study import KeyOutcome
+from plugboard_beam.tune.study import KeyOutcome, invalid_overrides
 
 
 class RunnerExecutor:
@@ -29,12 +30,22 @@ class RunnerExecutor:
 
     def __call__(self, model: LoadedModel, scenarios: list[Scenario], fields: tuple[str, ...]
                  ) -> dict[str, KeyOutcome]:
-        options = dataclasses.replace(self.options, scenarios=scenarios, final_fields=fields)
+        refused: dict[str, KeyOutcome] = {}
+        valid = []
+        for sc in scenarios:  # one run checks every key's overrides at once: a bad trial fails alone
+            try:
+                model.with_overrides(sc.overrides)
+                valid.append(sc)
+            except ModelError as err:
+                refused[sc.key] = invalid_overrides(err)
+        if not valid:
+            return refused
+        options = dataclasses.replace(self.options, scenarios=valid, final_fields=fields)
         try:
             report = self.runner.run(model, options)
         except RunFailed as err:
             report = err.report
-        return outcomes(report, [sc.key for sc in scenarios])
+        return {**outcomes(report, [sc.key for sc in valid]), **refused}
 
 
 def outcomes(report: RunReport, keys: _t.Sequence[str]) -> dict[str, KeyOutcome]:

@@ -10,9 +10,10 @@ from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.finals import final_values
 from plugboard_beam.runtime.session import run_to_end
+from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import Scenario
-from plugboard_beam.tune.study import KeyOutcome
+from plugboard_beam.tune.study import KeyOutcome, invalid_overrides
 
 
 class InProcessExecutor:
@@ -26,6 +27,10 @@ class InProcessExecutor:
             errors: list[StepError] = []
             try:
                 inst = model.with_overrides(sc.overrides)
+            except ModelError as err:
+                out[sc.key] = invalid_overrides(err)
+                continue
+            try:
                 components = construct(inst, sc.key)
                 run_to_end(Engine(inst.graph, components, key=sc.key))
             except StepError as err:

@@ -57,7 +57,9 @@ class KeyOutcome:
 
 
 class Executor(_t.Protocol):
-    """Runs a batch of trials as keys of one run."""
+    """Runs a batch of trials as keys of one run. A trial whose overrides do not fit the model
+    (``ModelError``, e.g. a custom space suggesting text for a number) fails alone
+    (``invalid_overrides``)."""
 
     def __call__(self, model: LoadedModel, scenarios: list[Scenario], fields: tuple[str, ...]
                  ) -> dict[str, KeyOutcome]: ...
@@ -310,11 +312,6 @@ class Tuner:
             key = trial_key(trial.number)
             overrides = {name: value for name, value in config.items()
                          if name.startswith("component.") or name.split(".", 1)[0] in components}
-            try:
-                model.with_overrides(overrides)
-            except ModelError as err:
-                outcomes[key] = KeyOutcome(failure="; ".join(p.message for p in err.problems))
-                continue
             scenarios.append(Scenario(key, overrides, f"trial {trial.number}"))
         if scenarios:
             outcomes.update(executor(model, scenarios, fields))
@@ -384,6 +381,11 @@ class Tuner:
         if self.is_multi_objective:
             front = {t.number for t in study.best_trials}
             self._pareto = [r for r in self._grid if r.number in front]
+
+
+def invalid_overrides(err: ModelError) -> KeyOutcome:
+    """The outcome of a trial whose parameters the model refuses."""
+    return KeyOutcome(failure="; ".join(p.message for p in err.problems))
 
 
 def _penalty(mode: Direction) -> float:
