@@ -11,16 +11,18 @@ Each case runs ``plugboard-beam process tune`` with ``--seed`` and prints wall s
 per second and the best value found. plugboard 0.9.0 takes 169 s for tutorial 006's 40 trials
 of the same kind of model on the 2-core machine this project is developed on.
 
-Measured (2 shared cores under load from other jobs, load average 7-11; seed 1):
+Measured (2 shared cores under load from other jobs, load average 5-7; seed 1):
 
-| case | seconds | vs plugboard's 169 s |
-|---|---|---|
-| 40 trials, --runner local (batches of 4) | 4.8 | 35x |
-| 40 trials, --runner direct (10 pipelines of 4 keys) | 57.2 | 3x |
-| 40 trials, --runner direct --max-concurrent 40 (1 pipeline) | 17.4 | 10x |
+| case | seconds | vs plugboard's 169 s | best peak |
+|---|---|---|---|
+| 40 trials, --runner local (batches of 4) | 2.9 | 58x | 497.6 |
+| 1,000 trials, --runner local (batches of 50) | 27.5 | 153x (per trial) | 509.4 |
+| 40 trials, --runner direct (10 pipelines of 4 keys) | 29.5 | 6x | 497.6 |
+| 40 trials, --runner direct --max-concurrent 40 (1 pipeline) | 7.7 | 22x | 342.1 |
 
-Each DirectRunner pipeline costs about 5 s under that load (building the stage DoFns, starting
-and stopping the FnApi worker), so on ``direct`` the batch size decides the time.
+(Under heavier load, load average 8-11: 4.8 s, -, 57.2 s and 17.4 s.) Each DirectRunner pipeline
+costs 2-5 s (building the stage DoFns, starting and stopping the FnApi worker), so on ``direct``
+the batch size decides the time; one batch of 40 is a random search (TPE learns between batches).
 """
 
 from __future__ import annotations
