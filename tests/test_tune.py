@@ -426,3 +426,12 @@ def test_custom_space_and_a_trial_whose_values_the_model_refuses(tmp_path: Path)
                     peak_of(r.config["height.angle"], r.config["component.height.arg.speed"], STEPS))
         assert {r.state for r in grid} == {"complete", "failed"}
     assert results[0] == results[1]
+
+
+def test_points_to_evaluate_run_first(tmp_path: Path) -> None:
+    points = [{ANGLE: 45.0, SPEED: 30.0}, {ANGLE: 10.0, SPEED: 12.5}]
+    tuner, model = tuner_of(write_model(tmp_path), num_samples=5, algorithm=OptunaSpec(points_to_evaluate=points))
+    tuner.run(model, seed=1)
+    grid = list(tuner.result_grid)
+    assert [r.config for r in grid[:2]] == points and len(grid) == 5
+    assert grid[0].metrics[PEAK] == pytest.approx(peak_of(45.0, 30.0, STEPS))

@@ -220,11 +220,10 @@ class Tuner:
         best: _t.Optional[TrialResult] = None
         for t in done:
             best = self._better(best, self._result(t))
-        asked: list[optuna.Trial] = []
         first = len(study.get_trials(deepcopy=False))  # the number of this run's first trial
         try:
             while count < total:
-                asked = []
+                asked: list[optuna.Trial] = []
                 for _ in range(min(batch_size, total - count)):
                     asked.append(study.ask(None if space else self._distributions()))
                 configs = [self._config(trial, space, model) for trial in asked]
