@@ -30,12 +30,18 @@ setup(
         # SQLReader / SQLWriter: SQLAlchemy, and the PostgreSQL driver (binary wheels from PyPI)
         "SQLAlchemy>=2.0",
         "psycopg[binary]>=3.1",
+        # process tune / Tuner: the Optuna sampler (ask/tell)
+        "optuna>=3.4",
     ],
     extras_require={
+        # process tune --plot: the study as a PNG
+        "plot": ["matplotlib>=3.5"],
         # setuptools: Beam builds a model folder's own setup.py with it (Dataflow --setup_file)
         "test": ["pytest>=8", "ruff>=0.5", "mypy>=1.10", "types-PyYAML", "setuptools",
                  # a Cloud Storage emulator on loopback for the gs:// tests
-                 "gcp-storage-emulator"],
+                 "gcp-storage-emulator",
+                 # process tune --plot
+                 "matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["plugboard-beam=plugboard_beam.cli:main"]},
     classifiers=[

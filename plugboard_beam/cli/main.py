@@ -420,6 +420,15 @@ class _LowerLevelFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
+def _register() -> None:
+    from plugboard_beam.cli.tune import tune
+
+    process.add_command(tune)
+
+
+_register()
+
+
 def entry() -> None:
     """The ``plugboard-beam`` command: the CLI, then ``shutdown.exit_process`` (an exit without the
     interpreter's teardown, where Arrow can abort a finished run)."""

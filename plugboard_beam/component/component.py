@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import enum
+import logging
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
@@ -23,6 +24,40 @@ class Status(enum.StrEnum):
     COMPLETED = "completed"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+class ComponentLogger:
+    """``info``/``debug``/``warning``/``error``/``exception`` taking a message and key-value context,
+    as plugboard's structlog logger does; written to the ``plugboard_beam.component`` logger."""
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+
+    def _log(self, level: int, event: str, kwargs: dict[str, _t.Any]) -> None:
+        log = logging.getLogger("plugboard_beam.component")
+        if log.isEnabledFor(level):
+            context = " ".join(f"{k}={v!r}" for k, v in kwargs.items())
+            log.log(level, "%s: %s%s", self.component, event, f" {context}" if context else "")
+
+    def debug(self, event: str, **kwargs: _t.Any) -> None:
+        """Log at DEBUG."""
+        self._log(logging.DEBUG, event, kwargs)
+
+    def info(self, event: str, **kwargs: _t.Any) -> None:
+        """Log at INFO."""
+        self._log(logging.INFO, event, kwargs)
+
+    def warning(self, event: str, **kwargs: _t.Any) -> None:
+        """Log at WARNING."""
+        self._log(logging.WARNING, event, kwargs)
+
+    def error(self, event: str, **kwargs: _t.Any) -> None:
+        """Log at ERROR."""
+        self._log(logging.ERROR, event, kwargs)
+
+    def exception(self, event: str, **kwargs: _t.Any) -> None:
+        """Log at ERROR with the exception being handled."""
+        logging.getLogger("plugboard_beam.component").exception("%s: %s", self.component, event)
 
 
 @dataclass(frozen=True)
@@ -180,6 +215,12 @@ class Component:
         if not key.startswith("_"):
             return None
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{key}'")
+
+    @property
+    def _logger(self) -> ComponentLogger:
+        """plugboard's structured logger: ``self._logger.info("message", x=1)`` (Python logging,
+        logger ``plugboard_beam.component``; made on use, so components stay picklable)."""
+        return ComponentLogger(self.name)
 
     @property
     def id(self) -> str:

@@ -26,6 +26,7 @@ from plugboard_beam.graph.model import Edge
 from plugboard_beam.lowering import dataio
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
+from plugboard_beam.runtime import finals
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.stage import (
@@ -44,6 +45,8 @@ log = logging.getLogger("plugboard_beam")
 RECORD = "record"
 ERRORS = "errors"
 DONE = "done"
+#: ``runtime.finals`` rows (JSON) of the keys that ended, when a run asks for final values
+FINAL = "final"
 #: streaming: ``(key, chunk, failure row or "")`` for input a stage cannot use because the key
 #: failed (the chunk that failed it, input queued behind it) or had already ended (or
 #: ``"!" + reason`` for a reader message refused by itself, e.g. ``MIXED_REASONS``)
@@ -124,7 +127,8 @@ class StageDoFn(beam.DoFn):
     def __init__(self, source: ModelSource, stage: Stage, overrides: dict[str, dict[str, _t.Any]],
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
                  writers: _t.Collection[str] = (), emit_done: bool = False,
-                 windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None) -> None:
+                 windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
+                 final_fields: _t.Sequence[str] = ()) -> None:
         self.source = source
         self.stage = stage
         self.overrides = overrides
@@ -134,6 +138,8 @@ class StageDoFn(beam.DoFn):
         self.writers = tuple(writers)
         self.emit_done = emit_done
         self.windows = dict(windows or {})  # streaming: reorder windows of reader edges (seq gaps)
+        members = set(stage.members)
+        self.final_fields = tuple(f for f in final_fields if f.partition(".")[0] in members)
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
         self.edges = {e.id: e for e in stage.out_edges}
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
@@ -247,6 +253,10 @@ class StageDoFn(beam.DoFn):
             unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
             yield from self._drain_writers(run)
+            if self.final_fields:
+                comps = {n: r.comp for n, r in run.engine.runners.items()}
+                yield beam.pvalue.TaggedOutput(FINAL, finals.to_json(
+                    finals.final_values(key, comps, self.final_fields, errors)))
             row = error_row(key, errors) if errors else ""
             yield from self._report(key, row, run, unused)
             state.write(self._ended(row))
@@ -393,8 +403,11 @@ def build(
     record: _t.Optional[str],
     errors_prefix: str,
     wave: dataio.Wave = dataio.ALL_KEYS,
+    final_fields: _t.Sequence[str] = (),
+    finals_prefix: str = "",
 ) -> None:
-    """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``."""
+    """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
+    With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
     keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances]).with_output_types(str)
@@ -403,6 +416,7 @@ def build(
     io, edges, keys, errors, records = dataio.lower(pipeline, model, plan, instances, keys, wave,
                                                     record is not None)
     plan = io.plan
+    final_rows: list[_t.Any] = []
     for stage in plan.stages:
         if stage.in_edges:
             stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
@@ -410,15 +424,20 @@ def build(
             stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None)).with_output_types(STAGE_INPUT)
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
-            StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage))
-        ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS)
+            StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
+                      final_fields=final_fields)
+        ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)
         for e in stage.out_edges:
             edges[e.id] = outs[chunk_tag(e)]
         records.append(outs[RECORD])
         errors.append(outs[ERRORS])
+        final_rows.append(outs[FINAL])
     (tuple(errors) | "Errors" >> beam.Flatten()
      | "Write errors" >> beam.io.WriteToText(errors_prefix, file_name_suffix=".jsonl"))
+    if final_fields:
+        (tuple(final_rows) | "Finals" >> beam.Flatten()
+         | "Write finals" >> beam.io.WriteToText(finals_prefix, file_name_suffix=".jsonl"))
     if record is not None:
         (tuple(records) | "Records" >> beam.Flatten()
          | "Write records" >> beam.io.WriteToParquetBatched(

@@ -39,3 +39,5 @@ class RunOptions:
     #: the run options given explicitly on the command line (flag names, e.g. ``--loops``): a
     #: runner refuses those it does not honour (``Runner.accepts``)
     given: frozenset[str] = frozenset()
+    #: ``component.field`` names each key reports when it ends (``RunReport.finals``; tuning objectives)
+    final_fields: tuple[str, ...] = ()

@@ -13,6 +13,7 @@ from plugboard_beam.events.connectors import EventConnector
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
+from plugboard_beam.schemas import ProcessSpec
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
 
@@ -121,4 +122,28 @@ class LocalProcess:
         return self._engine.steps()
 
 
-__all__ = ["LocalProcess"]
+class ProcessBuilder:
+    """Builds a ``LocalProcess`` from a ``ProcessSpec`` (plugboard 0.9.0 compatible). Component
+    ``type`` paths are imported from the working folder and the Python path; the spec is checked
+    like a model file (every problem at once, ``ModelError``)."""
+
+    @staticmethod
+    def build(spec: ProcessSpec) -> LocalProcess:
+        """The process of ``spec``: its components built, connected in this process."""
+        from pathlib import Path
+
+        import yaml
+
+        from plugboard_beam.connector import AsyncioConnector
+        from plugboard_beam.spec.keys import DEFAULT_KEY
+        from plugboard_beam.spec.load import load_model
+
+        text = yaml.safe_dump({"plugboard": {"process": spec.model_dump(mode="json")}}, sort_keys=False)
+        model = load_model(Path.cwd() / f"{spec.args.name or 'process'}.yaml", text=text)
+        components = model.build_components(DEFAULT_KEY)
+        connectors = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
+        return LocalProcess(components=list(components.values()), connectors=connectors, name=spec.args.name,
+                            parameters=dict(spec.args.parameters))
+
+
+__all__ = ["LocalProcess", "ProcessBuilder"]

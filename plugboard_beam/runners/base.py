@@ -31,6 +31,8 @@ class RunReport:
     keys: int = 0
     steps: dict[str, int] = field(default_factory=dict)
     failures: list[FailureLike] = field(default_factory=list)
+    #: key -> its final values (``runtime.finals.final_values``), when ``RunOptions.final_fields`` asked
+    finals: dict[str, dict[str, _t.Any]] = field(default_factory=dict)
 
 
 #: run options (flags) and the runners they belong to

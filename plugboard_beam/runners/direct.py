@@ -12,6 +12,7 @@ from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.lowering.patches import isolate_worker_signals, tune_direct_runner
 from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport, pipeline_options
+from plugboard_beam.runtime import finals
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
@@ -89,7 +90,8 @@ class BeamRunner(Runner):
             log.info("wave %d of %d: %s keys, %d rows", wave.index + 1, wave.count,
                      len(wave.keys) if wave.keys is not None else "the other", wave.rows)
         pipeline = beam.Pipeline(options=self.options)
-        build(pipeline, model, plan, overrides, options.record, prefix, wave)
+        finals_prefix = os.path.join(os.path.dirname(prefix), f"finals-{wave.index:05d}")
+        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix)
         tune_direct_runner()
         isolate_worker_signals()
         progress = options.progress
@@ -119,6 +121,12 @@ class BeamRunner(Runner):
         for path in sorted(glob.glob(prefix + "*")):
             with open(path) as f:
                 report.failures += [Failure.from_json(line) for line in f if line.strip()]
+        if options.final_fields:
+            rows = []
+            for path in sorted(glob.glob(finals_prefix + "*")):
+                with open(path) as f:
+                    rows += [finals.from_json(line) for line in f if line.strip()]
+            report.finals.update(finals.merge(rows))
         for name, n in _step_counters(result).items():
             report.steps[name] = report.steps.get(name, 0) + n
 

@@ -10,6 +10,7 @@ from plugboard_beam.lowering.options import ProgressFn, RunOptions
 from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
+from plugboard_beam.runtime.finals import final_values
 from plugboard_beam.runtime.session import run_to_end
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import Scenario
@@ -46,6 +47,8 @@ class LocalRunner(Runner):
         report = RunReport()
         for sc, inst in insts:
             key = sc.key
+            components: dict[str, _t.Any] = {}
+            errors: list[StepError] = []
             try:
                 components = construct(inst, key)
                 for name, rows in shared.items():
@@ -58,6 +61,9 @@ class LocalRunner(Runner):
                         report.steps[name] = report.steps.get(name, 0) + n
             except StepError as err:
                 report.failures.append(Failure.of(err, err.also))
+                errors = [err, *err.also]
+            if options.final_fields:
+                report.finals[key] = final_values(key, components, options.final_fields, errors)
         return report
 
 

@@ -132,14 +132,35 @@ class ConfigSpec(SpecModel):
     plugboard: ProcessConfigSpec
 
 
+from plugboard_beam.schemas.tune import (  # noqa: E402  (the tuning specs, as plugboard exports them here)
+    BaseFieldSpec,
+    CategoricalParameterSpec,
+    FloatParameterSpec,
+    IntParameterSpec,
+    ObjectiveSpec,
+    OptunaSpec,
+    ParameterSpec,
+    TuneArgsSpec,
+    TuneSpec,
+)
+
 __all__ = [
+    "BaseFieldSpec",
+    "CategoricalParameterSpec",
     "ComponentArgsDict",
     "ComponentArgsSpec",
     "ComponentSpec",
     "ConfigSpec",
     "ConnectorSocket",
     "ConnectorSpec",
+    "FloatParameterSpec",
+    "IntParameterSpec",
+    "ObjectiveSpec",
+    "OptunaSpec",
+    "ParameterSpec",
     "ProcessArgsSpec",
     "ProcessConfigSpec",
     "ProcessSpec",
+    "TuneArgsSpec",
+    "TuneSpec",
 ]

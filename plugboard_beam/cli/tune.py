@@ -1,0 +1,216 @@
+"""``plugboard-beam process tune MODEL``: the model's ``tune:`` study, each batch of trials run as
+the keys of one run (``--runner local``: in this process; ``direct``: one Beam pipeline per batch)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+import sys
+import typing as _t
+
+import click
+
+from plugboard_beam.cli.main import handle_errors, quiet_beam, split_model
+from plugboard_beam.exceptions import Interrupted, UserError
+
+if _t.TYPE_CHECKING:
+    from plugboard_beam.tune.study import ResultGrid, TrialResult, Tuner
+
+OUT_FORMATS = (".csv", ".parquet")
+
+
+@click.command(name="tune", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("tokens", nargs=-1, type=click.UNPROCESSED, metavar="MODEL [BEAM OPTIONS]")
+@click.option("--runner", type=click.Choice(["local", "direct"], case_sensitive=False), default="local",
+              show_default=True, help="local: trials one after the other in this process. direct: each batch "
+                                      "of trials as the keys of one Beam pipeline (DirectRunner).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write every trial (parameters, objectives, state, failure) to this .csv or .parquet file.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG: the objective over trials with the best so far (two objectives: the "
+                   "Pareto front). Needs matplotlib (the 'plot' extra).")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage (e.g. sqlite:///study.db): the study is kept there and resumed by a "
+                   "later run with the same storage (overrides tune.args.algorithm.storage).")
+@click.option("--study-name", default=None, help="The study's name in --storage (default: from the model).")
+@click.option("--seed", type=int, default=None, help="Seed the sampler: the same seed gives the same trials.")
+@click.option("--num-samples", type=click.IntRange(min=1), default=None, help="Override tune.args.num_samples.")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None,
+              help="Override tune.args.max_concurrent: the trials of one batch (one run).")
+@click.option("--progress/--no-progress", default=None,
+              help="Show trials done and the best so far (default: when stderr is a terminal).")
+@click.pass_context
+@handle_errors
+def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optional[str], plot: _t.Optional[str],
+         storage: _t.Optional[str],
+         study_name: _t.Optional[str], seed: _t.Optional[int], num_samples: _t.Optional[int],
+         max_concurrent: _t.Optional[int], progress: _t.Optional[bool]) -> None:
+    """Optimise MODEL's arguments with its tune: section (Optuna); prints the best trial(s)."""
+    from plugboard_beam.tune.setup import load_tune_file
+    from plugboard_beam.tune.study import Tuner
+
+    model_path, pipeline_args = split_model(list(tokens) + list(ctx.args))
+    runner = runner.lower()
+    if pipeline_args and runner == "local":
+        raise UserError(f"unknown option(s) for --runner local: {' '.join(pipeline_args)} (Beam options go "
+                        "with --runner direct)")
+    if out is not None:
+        check_out(out)
+    if plot is not None:
+        check_plot(plot)
+    spec = load_tune_file(model_path)
+    args = spec.args
+    algorithm = args.algorithm.model_copy(update={k: v for k, v in (("storage", storage), ("study_name", study_name))
+                                                  if v is not None})
+    tuner = Tuner(objective=args.objective, parameters=args.parameters, num_samples=num_samples or args.num_samples,
+                  mode=args.mode, max_concurrent=max_concurrent or args.max_concurrent, algorithm=algorithm)
+    quiet_beam(bool(ctx.find_root().params.get("debug")))
+    bar = TrialProgress(tuner, progress)
+    executor = None
+    if runner == "direct":
+        from plugboard_beam.lowering.options import RunOptions
+        from plugboard_beam.runners.direct import BeamRunner
+        from plugboard_beam.runners.trials import RunnerExecutor
+
+        executor = RunnerExecutor(BeamRunner(), RunOptions(pipeline_args=pipeline_args))
+    try:
+        best = tuner.run(spec.model, executor=executor, seed=seed, on_trial=bar)
+    except (KeyboardInterrupt, Interrupted):
+        bar.done()
+        kept = _kept(tuner)
+        if out is not None and kept:
+            write_trials(tuner.result_grid, out)
+        where = " and ".join(w for w in ((f"in {out}" if out and kept else ""),
+                                         (f"in {algorithm.storage}" if algorithm.storage else "")) if w)
+        click.echo(f"stopped: {kept} trial(s) finished{' (kept ' + where + ')' if where else ''}", err=True)
+        raise
+    finally:
+        bar.done()
+    grid = tuner.result_grid
+    if out is not None:
+        write_trials(grid, out)
+    if plot is not None:
+        from plugboard_beam.tune.plot import plot_study
+
+        plot_study(tuner, plot)
+    click.echo(summary(tuner, grid, best))
+
+
+def _kept(tuner: Tuner) -> int:
+    try:
+        return sum(1 for r in tuner.result_grid if r.state != "interrupted")
+    except ValueError:
+        return 0
+
+
+def check_out(out: str) -> None:
+    """``--out``: a .csv or .parquet file in a folder that exists."""
+    path = Path(out)
+    if path.suffix.lower() not in OUT_FORMATS:
+        raise UserError(f"--out {out}: give a .csv or .parquet file")
+    if not path.resolve().parent.is_dir():
+        raise UserError(f"--out {out}: the folder {path.resolve().parent} does not exist")
+
+
+def check_plot(plot: str) -> None:
+    """``--plot``: a .png file in a folder that exists, and matplotlib installed."""
+    import importlib.util
+
+    path = Path(plot)
+    if path.suffix.lower() != ".png":
+        raise UserError(f"--plot {plot}: give a .png file")
+    if not path.resolve().parent.is_dir():
+        raise UserError(f"--plot {plot}: the folder {path.resolve().parent} does not exist")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UserError("--plot needs matplotlib: pip install 'plugboard-beam[plot]'")
+
+
+def write_trials(grid: ResultGrid, out: str) -> None:
+    """One row per trial: trial, key, state, parameters, objectives, failure."""
+    import pyarrow as pa
+
+    rows = grid.rows()
+    if not rows:
+        return
+    columns = list(rows[0])
+    table = pa.table({c: pa.array([_cell(r.get(c)) for r in rows]) for c in columns})
+    if out.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, out)
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, out)
+
+
+def _cell(value: _t.Any) -> _t.Any:
+    if isinstance(value, (list, dict, tuple)):
+        return repr(value)
+    return value
+
+
+def summary(tuner: Tuner, grid: ResultGrid, best: _t.Union[TrialResult, list[TrialResult]]) -> str:
+    """What the study found: the best trial (per objective), the Pareto front for several."""
+    failed = sum(1 for r in grid if r.state == "failed")
+    infeasible = sum(1 for r in grid if r.state == "infeasible")
+    head = f"{len(grid)} trials ({failed} failed, {infeasible} infeasible)"
+    lines = [head]
+    if tuner.is_multi_objective:
+        front = tuner.pareto_front
+        lines.append(f"Pareto front: {len(front)} trial(s)")
+        lines += [f"  {_describe(r)}" for r in front]
+        return "\n".join(lines)
+    assert not isinstance(best, list)
+    lines.append(f"best: {_describe(best)}")
+    return "\n".join(lines)
+
+
+def _describe(r: TrialResult) -> str:
+    metrics = ", ".join(f"{k} = {_num(v)}" for k, v in r.metrics.items())
+    config = ", ".join(f"{k} = {_num(v)}" for k, v in r.config.items())
+    return f"trial {r.number} ({r.key}, {r.state}): {metrics}; {config}"
+
+
+def _num(v: _t.Any) -> str:
+    if isinstance(v, float) and math.isfinite(v):
+        return f"{v:.6g}"
+    return str(v)
+
+
+class TrialProgress:
+    """After each trial: ``trials 12/40, best 20.3 (trial 7)`` redrawn on a terminal; a failed
+    trial is always reported on its own line (trial, component, step, reason)."""
+
+    def __init__(self, tuner: Tuner, enabled: _t.Optional[bool], stream: _t.TextIO = sys.stderr) -> None:
+        self.tuner = tuner
+        self.stream = stream
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self.failed = 0
+        self._drawn = False
+
+    def __call__(self, result: TrialResult, best: _t.Optional[TrialResult], done: int, total: int) -> None:
+        if result.state == "failed":
+            self.failed += 1
+            self._clear()
+            self.stream.write(f"trial {result.number} ({result.key}) failed: {result.failure}\n")
+        if not self.enabled:
+            return
+        name = self.tuner.metric_names()[0]
+        shown = f"best {_num(best.metrics[name])} (trial {best.number})" if best is not None else "no result yet"
+        failed = f", {self.failed} failed" if self.failed else ""
+        self.stream.write(f"\rtrials {done}/{total}{failed}: {shown}".ljust(80))
+        self.stream.flush()
+        self._drawn = True
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r" + " " * 80 + "\r")
+            self._drawn = False
+
+    def done(self) -> None:
+        """End the progress line."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
