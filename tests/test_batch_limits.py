@@ -1,0 +1,99 @@
+"""Batch runs with values text cannot hold (issue 15.1): a key emitting a 5,000-digit integer or
+a list nested 100,000 deep fails alone, named, while every other key's records are written;
+writers publish strict JSON only (issue 15.6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import subprocess
+import textwrap
+
+import pyarrow.dataset as ds
+import pytest
+import yaml
+
+from conftest import cli_command
+
+PARTS = '''
+from plugboard_beam.component import Component, IOController as IO
+
+class Src(Component):
+    io = IO(outputs=["v"])
+
+    def __init__(self, kind: str = "ok", **kw):
+        super().__init__(**kw)
+        self._kind, self._i = kind, 0
+
+    def step(self):
+        self._i += 1
+        if self._i > 3:
+            self.io.close_sync()
+            return
+        if self._i == 2 and self._kind == "bigint":
+            self.v = 10**5000 - 1
+        elif self._i == 2 and self._kind == "deep":
+            deep = []
+            for _ in range(100_000):
+                deep = [deep]
+            self.v = deep
+        elif self._i == 2 and self._kind == "nan":
+            self.v = float("nan")
+        else:
+            self.v = self._i * 1.5
+
+class Sink(Component):
+    io = IO(inputs=["v"])
+
+    def step(self):
+        pass
+'''
+
+
+def model(tmp_path: Path, writer: bool = False) -> None:
+    (tmp_path / "p.py").write_text(textwrap.dedent(PARTS))
+    components = [{"type": "p.Src", "args": {"name": "src"}}, {"type": "p.Sink", "args": {"name": "sink"}}]
+    connectors = [{"source": "src.v", "target": "sink.v"}]
+    if writer:
+        components.append({"type": "plugboard_beam.library.JsonLinesWriter",
+                           "args": {"name": "out", "path": "out-{key}.jsonl", "fields": ["v"]}})
+        connectors.append({"source": "src.v", "target": "out.v"})
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"plugboard": {"process": {"args": {
+        "components": components, "connectors": connectors}}}}))
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cli_command(), "process", "run", "m.yaml", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_record_a_5000_digit_int_and_a_deep_list_fail_their_keys_only(tmp_path: Path) -> None:
+    model(tmp_path)
+    (tmp_path / "keys.yaml").write_text(yaml.safe_dump(
+        [{"key": "a"}, {"key": "big", "src.kind": "bigint"}, {"key": "b"}, {"key": "deep", "src.kind": "deep"},
+         {"key": "c"}]))
+    proc = run(tmp_path, "--scenarios", "keys.yaml", "--record", "rec")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert "2 of 5 model instance(s) failed" in proc.stderr, proc.stderr
+    assert ("component 'src' (key 'big') failed in step 1 (counting from 0), recording output 'v': TypeError: the "
+            "value is an integer of 5,000 digits") in proc.stderr, proc.stderr
+    assert ("component 'src' (key 'deep') failed in step 1 (counting from 0), recording output 'v': TypeError: "
+            "the value") in proc.stderr and "nested deeper than 64" in proc.stderr, proc.stderr
+    rows = ds.dataset(str(tmp_path / "rec"), format="parquet").to_table().to_pylist()
+    got = sorted((r["key"], r["step"], r["number"]) for r in rows)
+    good = [(k, s, (s + 1) * 1.5) for k in "abc" for s in range(3)]
+    assert [g for g in got if g[0] in "abc"] == good
+    # the failed keys' values before the failure are recorded (what they sent before failing)
+    assert [g for g in got if g[0] not in "abc"] == [("big", 0, 1.5), ("deep", 0, 1.5)]
+
+
+def test_local_json_lines_writer_refuses_nan_for_its_key_only(tmp_path: Path) -> None:
+    model(tmp_path, writer=True)
+    (tmp_path / "keys.yaml").write_text(yaml.safe_dump([{"key": "a"}, {"key": "n", "src.kind": "nan"}]))
+    proc = run(tmp_path, "--runner", "local", "--scenarios", "keys.yaml")
+    assert proc.returncode == 1, proc.stderr
+    assert "component 'out' (key 'n') failed in step 1" in proc.stderr, proc.stderr
+    assert "the float nan at ['v'] is not JSON" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "out-a.jsonl").read_text() == '{"v": 1.5}\n{"v": 3.0}\n{"v": 4.5}\n'
+    assert "NaN" not in (tmp_path / "out-n.jsonl").read_text()
