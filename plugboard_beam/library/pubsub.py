@@ -61,6 +61,27 @@ def subscription_path(name: str, project: _t.Optional[str] = None) -> str:
     return name if name.startswith("projects/") else f"projects/{project_id(project)}/subscriptions/{name}"
 
 
+def subscriber_client() -> _t.Any:
+    """A ``SubscriberClient`` that receives any message Pub/Sub holds (up to 10 MB).
+
+    google-cloud-pubsub opens the emulator's channel (``PUBSUB_EMULATOR_HOST``) without the
+    options it gives the real service's, so gRPC's default 4 MB limit on a response applies: a
+    pull holding a larger message fails (RESOURCE_EXHAUSTED), the message is redelivered and
+    fails again, and one 4.5 MB message hung a run (issue 15). Here the emulator's channel has
+    no such limit, as the service's has not."""
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if not host:
+        return pubsub_v1.SubscriberClient()
+    import grpc
+    from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+    channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", -1),
+                                                   ("grpc.max_send_message_length", -1)])
+    return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(host=host, channel=channel))
+
+
 def short_name(path: str) -> str:
     """The last part of a resource path."""
     return path.rsplit("/", 1)[-1]
@@ -173,7 +194,7 @@ class PubSubReader(Component):
     def init(self) -> None:  # type: ignore[override]
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-        self._subscriber = pubsub_v1.SubscriberClient()
+        self._subscriber = subscriber_client()
         self._publisher = pubsub_v1.PublisherClient()
         self._own_subscription = None
         if self.subscription:
