@@ -55,7 +55,15 @@ from apache_beam.metrics.metric import Metrics
 
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.data import DataError
-from plugboard_beam.library.file_io import FileReader, FileWriter, csv_text, file_format, parquet_bytes, read_table
+from plugboard_beam.library.file_io import (
+    FileReader,
+    FileWriter,
+    csv_text,
+    file_format,
+    key_typed,
+    parquet_bytes,
+    read_table,
+)
 from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
 from plugboard_beam.runtime.failure import Failure
@@ -432,6 +440,7 @@ class _ReadPart(beam.DoFn):
             batches = iter([_arrow_batch(read_table(path or r.path, what, cols), cols, k, self.wave)])
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
+        csv_file = r.kind == "file" and group < 0
         row = 0
         for columns, numbers, n_read in batches:
             # one element per key per batch (not per row), columnar (lists of plain values pickle
@@ -463,8 +472,10 @@ class _ReadPart(beam.DoFn):
                 orders = [columns[o][i] for i in idx] if o is not None else None
                 # the part's row numbers, order values and field columns cross the GroupByKey as
                 # one pickle (a row's values are plain data read from a file or a query)
-                payload = pickle.dumps(([row + number[i] for i in idx], orders,
-                                        [[columns[f][i] for i in idx] for f in range(nf)]),
+                fields = [[columns[f][i] for i in idx] for f in range(nf)]
+                if csv_file:  # text typed as the key's own file would be (issue 15)
+                    fields = [key_typed(v) for v in fields]
+                payload = pickle.dumps(([row + number[i] for i in idx], orders, fields),
                                        protocol=pickle.HIGHEST_PROTOCOL)
                 yield key, (file_index, group, row + number[idx[0]], payload)
             row += n_read
