@@ -97,3 +97,53 @@ def test_local_json_lines_writer_refuses_nan_for_its_key_only(tmp_path: Path) ->
     assert "the float nan at ['v'] is not JSON" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "out-a.jsonl").read_text() == '{"v": 1.5}\n{"v": 3.0}\n{"v": 4.5}\n'
     assert "NaN" not in (tmp_path / "out-n.jsonl").read_text()
+
+
+ADD = '''
+from plugboard_beam.component import Component, IOController as IO
+
+class Add(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+
+    async def step(self) -> None:
+        self.y = self.x + 1.0
+'''
+
+KEYED = """
+plugboard:
+  process:
+    args:
+      components:
+      - type: plugboard_beam.library.FileReader
+        args: {{name: src, path: in.csv, key_column: asset, field_names: [t, x]}}
+      - {{type: add_parts.Add, args: {{name: add}}}}
+      - type: plugboard_beam.library.FileWriter
+        args: {{name: dst, path: '{out}', field_names: [t, y]}}
+      connectors:
+      - {{source: src.x, target: add.x}}
+      - {{source: src.t, target: dst.t}}
+      - {{source: add.y, target: dst.y}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["direct", "local"])
+def test_text_in_a_numeric_column_of_a_keyed_csv_fails_one_key_only(tmp_path: Path, runner: str) -> None:
+    """One text cell made the whole CSV column text, so every key failed and no rows were
+    written; a key's column is now typed as that key's own file would be."""
+    (tmp_path / "add_parts.py").write_text(textwrap.dedent(ADD))
+    out = "out/levels.parquet" if runner == "direct" else "out/levels-{key}.parquet"
+    (tmp_path / "m.yaml").write_text(textwrap.dedent(KEYED.format(out=out)).lstrip())
+    keys = [f"k{i}" for i in range(6)]
+    rows = [f"{k},{t},{'abc' if (k, t) == ('k3', 1) else float(t + 1)}" for k in keys for t in range(3)]
+    (tmp_path / "in.csv").write_text("asset,t,x\n" + "\n".join(rows) + "\n")
+    proc = run(tmp_path, "--runner", runner)
+    assert proc.returncode == 1, proc.stderr
+    assert "1 of 6 model instance(s) failed" in proc.stderr, proc.stderr
+    assert "component 'add' (key 'k3') failed in step 0" in proc.stderr and "Traceback" not in proc.stderr
+    got = ds.dataset(str(tmp_path / "out"), format="parquet").to_table().to_pylist()
+    if runner == "local":  # one file per key, no key column
+        got = [{**r, "key": f.stem.removeprefix("levels-")} for f in sorted((tmp_path / "out").iterdir())
+               for r in ds.dataset(str(f), format="parquet").to_table().to_pylist() if f.stat().st_size]
+    assert sorted((r["key"], r["t"], r["y"]) for r in got) == [(k, t, t + 2.0) for k in keys if k != "k3"
+                                                               for t in range(3)]

@@ -22,7 +22,7 @@ from plugboard_beam.library.json_limits import (
     loads_limited,
     message_size,
 )
-from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
+from plugboard_beam.library.pubsub import Parsed, PubSubWriter, Rejected, parse_message
 
 DEFAULT = DecodeLimits()
 
@@ -145,3 +145,65 @@ def test_fit_message_cuts_attributes_and_data_with_a_digest() -> None:
     assert data.startswith(out) and len(out) > 9_000_000
     small, small_attrs = fit_message(b"abc", {"reason": "r"})
     assert (small, small_attrs) == (b"abc", {"reason": "r"})
+
+
+def writer(**args: object) -> PubSubWriter:
+    w = PubSubWriter(topic="out-topic", fields=["a"], name="w", **args)  # type: ignore[arg-type]
+    w.outbox = []  # as under Beam: no client
+    return w
+
+
+def test_pubsub_writer_refuses_non_json_and_oversize_messages_in_its_step() -> None:
+    w = writer()
+    w.a = 1.5  # type: ignore[attr-defined]
+    w.step()
+    w.a = math.inf  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"not strict JSON: the float inf at \['a'\] is not JSON"):
+        w.step()
+    w.a = 10**4400  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="4,401 digits"):
+        w.step()
+    assert w.outbox == [(b'{"a": 1.5}', {"key": "default", "step": "0"})] and w.count == 1
+    small = writer(max_message_bytes=40)
+    small.a = "x" * 30  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"a message of 54 bytes is over the publish limit of 40 bytes"):
+        small.step()
+    with pytest.raises(ValueError, match="max_message_bytes must be an integer from 1 to 9,936,000"):
+        writer(max_message_bytes=20_000_000)
+
+
+def test_feedback_codec_refuses_huge_ints_and_splits_chunks_over_the_message_limit() -> None:
+    from plugboard_beam.streaming.codec import MAX_MESSAGE, Codec, Unencodable, new_secret
+
+    codec = Codec("run", new_secret())
+    with pytest.raises(Unencodable, match="int of 5,000 digits"):
+        codec.seal_chunk("k", (0, 3, [10**5000 - 1], False))  # str() of it raised ValueError before
+    assert codec.open_chunk(*codec.seal_chunk("k", (0, 3, [10**3999], False))) == ("k", (0, 3, [10**3999], False))
+    big = "x" * (MAX_MESSAGE // 3)
+    sealed = codec.seal_chunks("k", (1, 10, [big, big, big, 1], True))
+    assert len(sealed) == 4 and all(len(d) <= MAX_MESSAGE for d, _ in sealed)
+    assert [codec.open_chunk(d, a) for d, a in sealed] == [
+        ("k", (1, 10, [big], False)), ("k", (1, 11, [big], False)), ("k", (1, 12, [big], False)),
+        ("k", (1, 13, [1], True))]
+    with pytest.raises(Unencodable, match="step 11 .*over|step 11"):
+        codec.seal_chunks("k", (1, 10, [1, "y" * (MAX_MESSAGE + 10)], True))
+
+
+def test_dead_letter_attributes_are_cut_in_bytes_and_data_over_the_limit_with_a_digest() -> None:
+    from plugboard_beam.streaming.pipeline import dead_letter
+
+    data = b"q" * 10_500_000
+    msg = dead_letter(data, {"key": "k", "seq": "4", "reason": "spoofed"}, "\u00fc" * 3000, "sensor")
+    assert msg.attributes["reader"] == "sensor" and msg.attributes["key"] == "k" and msg.attributes["seq"] == "4"
+    assert len(msg.attributes["reason"].encode()) <= 1024 and msg.attributes["reason"].startswith("\u00fc")
+    assert msg.attributes["sha256"] == hashlib.sha256(data).hexdigest()
+    assert msg.attributes["original_bytes"] == "10500000" and message_size(msg.data, msg.attributes) <= MAX_PUBLISH_BYTES
+
+
+def test_failure_reasons_are_cut_so_a_failure_record_stays_readable() -> None:
+    from plugboard_beam.exceptions import StepError
+    from plugboard_beam.runtime.failure import MAX_REASON, Failure
+
+    failure = Failure.of(StepError("c", "k", 2, "step", ValueError("v" * 100_000)))
+    assert len(failure.reason) < MAX_REASON + 50 and failure.reason.endswith("(92,000 more characters)")
+    assert Failure.from_json(failure.to_json()) == failure  # (a reason over 65536 characters was refused)

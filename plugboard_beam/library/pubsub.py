@@ -305,10 +305,10 @@ class PubSubWriter(Component):
         try:
             data = dumps_strict(value).encode()
         except NotJSON as exc:
-            raise ValueError(f"{self.name}: the message is not strict JSON: {exc}") from None
+            raise ValueError(f"the message is not strict JSON: {exc}") from None
         size = message_size(data, attributes)
         if size > self.max_message_bytes:
-            raise ValueError(f"{self.name}: a message of {size:,} bytes is over the publish limit of "
+            raise ValueError(f"a message of {size:,} bytes is over the publish limit of "
                              f"{self.max_message_bytes:,} bytes (max_message_bytes)")
         return data, attributes
 

@@ -67,7 +67,7 @@ class JsonLinesWriter(Component):
         try:  # strict JSON, as PubSubWriter publishes it (NaN and infinities fail the key)
             self._lines.append(dumps_strict({f: getattr(self, f) for f in self.fields}))
         except NotJSON as exc:
-            raise ValueError(f"{self.name}: the line is not strict JSON: {exc}") from None
+            raise ValueError(f"the line is not strict JSON: {exc}") from None
 
     def destroy(self) -> None:  # type: ignore[override]
         with open(self.path, "w") as f:
