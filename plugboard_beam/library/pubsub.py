@@ -74,8 +74,8 @@ def subscriber_client() -> _t.Any:
     host = os.environ.get("PUBSUB_EMULATOR_HOST")
     if not host:
         return pubsub_v1.SubscriberClient()
-    import grpc
     from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+    import grpc
 
     channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", -1),
                                                    ("grpc.max_send_message_length", -1)])

@@ -208,7 +208,8 @@ class Codec:
             return [sealed]
         edge, start, values, ended = chunk
         if len(values) <= 1:
-            raise Unencodable(f"step {start}", f"value of {len(sealed[0]):,} bytes encoded (a feedback message "
+            kind = type(values[0]).__name__ if values else "chunk"
+            raise Unencodable(f"step {start}", f"{kind} ({len(sealed[0]):,} bytes encoded; a feedback message "
                                                f"holds at most {MAX_MESSAGE:,})")
         return [m for i, v in enumerate(values)
                 for m in self.seal_chunks(key, (edge, start + i, [v], ended and i == len(values) - 1))]
