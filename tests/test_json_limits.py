@@ -6,9 +6,12 @@ import hashlib
 import json
 import math
 import time
+import typing as _t
 
 import pytest
 
+from plugboard_beam.component import IOController as IO
+from plugboard_beam.events import Event
 from plugboard_beam.library.json_limits import (
     MAX_PUBLISH_BYTES,
     DecodeLimits,
@@ -23,6 +26,7 @@ from plugboard_beam.library.json_limits import (
     message_size,
 )
 from plugboard_beam.library.pubsub import Parsed, PubSubWriter, Rejected, parse_message
+from plugboard_beam.library.pubsub_events import PubSubEventWriter
 
 DEFAULT = DecodeLimits()
 
@@ -209,3 +213,21 @@ def test_failure_reasons_are_cut_so_a_failure_record_stays_readable() -> None:
     failure = Failure.of(StepError("c", "k", 2, "step", ValueError("v" * 100_000)))
     assert len(failure.reason) < MAX_REASON + 50 and failure.reason.endswith("(92,000 more characters)")
     assert Failure.from_json(failure.to_json()) == failure  # (a reason over 65536 characters was refused)
+
+
+class Reading(Event):
+    type: _t.ClassVar[str] = "limits-reading"
+    data: dict[str, float]
+
+
+class ReadingsOut(PubSubEventWriter):
+    io = IO(input_events=[Reading])
+
+
+def test_event_writer_publishes_strict_json_only() -> None:
+    w = ReadingsOut(topic="events-out", name="ev")
+    w.outbox = []
+    w._publish_event(Reading(source="s", data={"v": 2.5}))
+    with pytest.raises(ValueError, match=r"not strict JSON: the float nan at \['data'\]\['v'\] is not JSON"):
+        w._publish_event(Reading(source="s", data={"v": math.nan}))
+    assert len(w.outbox) == 1 and json.loads(w.outbox[0][0])["data"] == {"v": 2.5}
