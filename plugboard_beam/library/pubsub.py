@@ -8,12 +8,16 @@ Message protocol (the same on every engine):
   earlier one; without ``seq``, arrival order is used. A message whose attribute ``eos`` is
   ``"true"`` (with its own ``seq``, after the last value) ends that key's stream. Redelivered
   messages (same ``seq``, or same message id) are dropped.
-* **Malformed input** (not JSON, not an object, a field missing, a bad ``seq``, no key) goes to
-  the dead-letter topic (``dead_letter_topic``, default ``<topic>-dead-letter``) with the
-  reason in the attribute ``reason``; it never stops the pipeline.
-* **Output** (from a writer): one JSON object per step, ``{field: value, ...}``, with attributes
-  ``key`` and ``step``; when the key's stream ends, one more message with attributes ``key``,
-  ``eos="true"`` and ``count`` (the number of data messages before it).
+* **Malformed input** (not JSON, not an object, a field missing, a bad ``seq``, no key, over
+  the reader's decode limits ``max_payload_bytes`` / ``max_depth`` / ``max_int_digits``, checked
+  before parsing: see ``json_limits``) goes to the dead-letter topic (``dead_letter_topic``,
+  default ``<topic>-dead-letter``) with the reason in the attribute ``reason``, cut to fit
+  Pub/Sub's limits; it never stops the pipeline.
+* **Output** (from a writer): one strict JSON object per step, ``{field: value, ...}``, with
+  attributes ``key`` and ``step``; when the key's stream ends, one more message with attributes
+  ``key``, ``eos="true"`` and ``count`` (the number of data messages before it). A step whose
+  message is not strict JSON (``NaN``, ``Infinity``, ...) or is over ``max_message_bytes``
+  fails its key instead of being published.
 
 Under the Beam lowering both are replaced by Beam's Pub/Sub IO (the reader's messages feed the
 stage as chunks; the writer's messages go to ``WriteToPubSub``). Under ``LocalProcess`` they
