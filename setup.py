@@ -24,6 +24,8 @@ setup(
         "pyyaml>=6",
         "click>=8.1",
         "google-cloud-pubsub>=2.18",
+        # streaming on Dataflow: the workers read the control secret (also in apache-beam[gcp])
+        "google-cloud-secret-manager>=2.0",
         "pyarrow>=14",
         # SQLReader / SQLWriter: SQLAlchemy, and the PostgreSQL driver (binary wheels from PyPI)
         "SQLAlchemy>=2.0",

@@ -155,7 +155,9 @@ def test_dry_run_of_every_spec(tmp_path: Path, partition: str) -> None:
         modules = {cls.__module__ for cls in model.classes.values()}
         streaming = any("pubsub" in m for m in modules)
         job_dir = tmp_path / f"job{i}"
-        _, summary = dry_run(spec, job_dir, *ARGS, "--stages", partition, *(["--streaming"] if streaming else []))
+        secret = ["--control-secret", "projects/my-proj/secrets/pbb-control/versions/1"]
+        _, summary = dry_run(spec, job_dir, *ARGS, "--stages", partition,
+                             *(["--streaming", *secret] if streaming else []))
         proto = proto_of(job_dir)
         from plugboard_beam.dataflow.dryrun import pubsub_reads, pubsub_writes, stateful_steps
 
@@ -737,7 +739,8 @@ def test_a_streaming_builder_plugs_in_and_the_summary_counts_pubsub(tmp_path: Pa
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(builders._BUILDERS, "streaming", fake_streaming_builder)
     job_dir = tmp_path / "job"
-    result, summary = dry_run(PLANT, job_dir, *ARGS, "--streaming", "--job_name=plant-stream")
+    result, summary = dry_run(PLANT, job_dir, *ARGS, "--streaming", "--job_name=plant-stream",
+                              "--control-secret", "projects/my-proj/secrets/pbb-control/versions/1")
     assert summary["job_type"] == "JOB_TYPE_STREAMING"
     assert summary["pubsub_reads"] == [["Read events/Read", "projects/my-proj/subscriptions/in"],
                                        ["Read feedback/Read", "projects/my-proj/topics/plant-stream-feedback"]]
@@ -753,7 +756,8 @@ def test_a_streaming_builder_plugs_in_and_the_summary_counts_pubsub(tmp_path: Pa
 def test_streaming_without_a_streaming_lowering_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(builders._BUILDERS, "streaming", raising=False)
     monkeypatch.setitem(builders._LAZY, "streaming", ("plugboard_beam.no_such_streaming", "build_pipeline"))
-    result = run_cli(str(PLANT), "--runner", "dataflow", "--dry-run", "--streaming", *ARGS)
+    result = run_cli(str(PLANT), "--runner", "dataflow", "--dry-run", "--streaming", *ARGS,
+                     "--control-secret", "projects/my-proj/secrets/pbb-control/versions/1")
     assert result.exit_code == 2 and "--streaming on Dataflow needs a streaming lowering" in result.output
 
 

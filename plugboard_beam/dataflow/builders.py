@@ -38,6 +38,8 @@ class BuildRequest:
     region: str
     job_name: str
     temp_location: str
+    #: streaming: the Secret Manager secret version of the feedback/control key (``--control_secret``)
+    control_secret: _t.Optional[str] = None
 
 
 PipelineBuilder = _t.Callable[[_t.Any, LoadedModel, BuildRequest], _t.Optional[_t.Sequence[str]]]

@@ -10,8 +10,11 @@ mapping of the same names (``project: my-proj``); command-line flags win over it
 Everything here is checked before anything is contacted: Beam itself, given a temp location
 that is not ``gs://bucket/path``, tries to create a bucket and retries for minutes.
 
-Two options are plugboard's own: ``--ship_code package|container`` (how the model's modules
-reach the workers, see ``shipping``) and ``--no_wait`` (return once the job is submitted).
+Three options are plugboard's own: ``--ship_code package|container`` (how the model's modules
+reach the workers, see ``shipping``), ``--no_wait`` (return once the job is submitted) and
+``--control_secret projects/P/secrets/S/versions/V`` (streaming: the Secret Manager secret whose
+key authenticates the job's feedback and control messages; required for a streaming job, see
+``streaming/secrets.py``; only its name is in the job, the workers read the key).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ ALIASES = {
 }
 
 #: plugboard's own options (never passed to Beam)
-PLUGBOARD_OPTIONS = ("ship_code", "wait", "no_wait")
+PLUGBOARD_OPTIONS = ("ship_code", "wait", "no_wait", "control_secret")
 
 PROJECT_RE = re.compile(r"[a-z][-a-z0-9:.]{4,61}[a-z0-9]")
 REGION_RE = re.compile(r"[a-z]+(-[a-z]+)+[0-9]+")
@@ -77,6 +80,8 @@ class DataflowConfig:
     dataflow_endpoint: str
     #: ``--template_location`` / ``--dataflow_job_file``: the job is written there, not created
     template: bool
+    #: streaming: the Secret Manager secret version holding the feedback/control key (its name only)
+    control_secret: _t.Optional[str] = None
 
     @property
     def errors_prefix(self) -> str:
@@ -251,6 +256,7 @@ def _split_plugboard(args: _t.Sequence[str]) -> tuple[list[str], dict[str, _t.An
     parser.add_argument("--ship_code", choices=SHIP_MODES, default=None)
     parser.add_argument("--wait", dest="wait", action="store_true", default=None)
     parser.add_argument("--no_wait", dest="wait", action="store_false")
+    parser.add_argument("--control_secret", default=None)
     ns, rest = parser.parse_known_args(list(args))
     return rest, vars(ns)
 
@@ -399,6 +405,20 @@ def resolve(pipeline_args: _t.Sequence[str], *, profile: _t.Optional[str], model
         p = _gcs_problem("record", record)
         if p:
             problems.append(p)
+    control_secret = own["control_secret"] or None
+    if control_secret is not None:
+        from plugboard_beam.streaming.secrets import secret_version_problem
+
+        p = secret_version_problem(control_secret)
+        if p:
+            problems.append(p)
+        elif not streaming:
+            problems.append("--control_secret is for streaming jobs (--streaming): a batch job has no "
+                            "feedback or control messages")
+    elif streaming:
+        problems.append("a streaming job needs --control_secret projects/PROJECT/secrets/NAME/versions/NUMBER: the "
+                        "Secret Manager secret (32 random bytes) that authenticates the job's feedback and control "
+                        "messages, read by the workers so that it is never in the job (see docs/deploying.md)")
     endpoint = ns.dataflow_endpoint or "https://dataflow.googleapis.com"
     if not re.match(r"https?://[^/\s]+", endpoint):
         problems.append(f"--dataflow_endpoint {endpoint!r} is not an http(s) URL")
@@ -428,6 +448,7 @@ def resolve(pipeline_args: _t.Sequence[str], *, profile: _t.Optional[str], model
         wait=own["wait"] is not False,
         dataflow_endpoint=endpoint,
         template=bool(ns.template_location or getattr(ns, "dataflow_job_file", None)),
+        control_secret=control_secret,
     )
 
 

@@ -13,6 +13,7 @@ PostgreSQL), so writing the same steps again (a retry, a redelivery) never dupli
 from __future__ import annotations
 
 from collections import deque
+import re
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
@@ -22,14 +23,64 @@ KEY_COLUMN = "key"
 STEP_COLUMN = "step"
 
 
+def _credentials(connection_string: str) -> tuple[int, int]:
+    """Where the credentials are in the raw text: between ``//`` and the last ``@`` (a password
+    may hold ``@``, ``:``, ``/`` unescaped), or ``(-1, -1)``."""
+    start = connection_string.find("//")
+    at = connection_string.rfind("@")
+    if start < 0 or at < start:
+        return -1, -1
+    return start + 2, at
+
+
 def safe_url(connection_string: str) -> str:
-    """The connection string without its password."""
+    """The connection string without its password, whatever characters the password holds:
+    SQLAlchemy's rendering when its parse leaves no ``@`` outside the credentials; otherwise
+    (an unescaped ``@`` in the password, an unparsable URL) nothing between ``//`` and the last
+    ``@`` is shown."""
+    text = str(connection_string)
+    start, at = _credentials(text)
     try:
         from sqlalchemy.engine import make_url
 
-        return str(make_url(connection_string).render_as_string(hide_password=True))
+        url = make_url(text)
+        if "@" not in (url.host or "") and "@" not in (url.database or "") and text.count("@") <= 1:
+            return str(url.render_as_string(hide_password=True))
     except Exception:
-        return "<unparsable connection string>"
+        pass
+    if start < 0:
+        authority = text.partition("//")[2].partition("/")[0]
+        return text if "@" not in text and ":" not in authority else "<connection string>"
+    return f"{text[:start]}***{text[at:]}"
+
+
+def scrub(message: str, connection_string: str) -> str:
+    """``message`` (a driver's or SQLAlchemy's error text) with every piece of the connection
+    string's credentials replaced by ``***``."""
+    from urllib.parse import unquote
+
+    text = str(connection_string)
+    start, at = _credentials(text)
+    pieces: set[str] = set()
+    if start >= 0:
+        creds = text[start:at]
+        pieces |= {creds, unquote(creds)}
+        _, sep, password = creds.partition(":")
+        if sep:
+            pieces |= {password, unquote(password)}
+        pieces |= {p for p in creds.split("@")[1:]}  # what a parser took for a host
+    try:
+        from sqlalchemy.engine import make_url
+
+        pw = make_url(text).password
+        if pw:
+            pieces.add(str(pw))
+    except Exception:
+        pass
+    out = message.replace(text, safe_url(text))
+    for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
+        out = out.replace(piece, "***")
+    return out
 
 
 def _engine(connection_string: str, connect_args: _t.Optional[dict[str, _t.Any]], what: str) -> _t.Any:
@@ -42,7 +93,130 @@ def _engine(connection_string: str, connect_args: _t.Optional[dict[str, _t.Any]]
         return create_engine(connection_string, **args)
     except Exception as exc:
         raise DataError(f"{what}: cannot use database {safe_url(connection_string)}: "
-                        f"{type(exc).__name__}: {exc}") from None
+                        f"{type(exc).__name__}: {scrub(str(exc), connection_string)}") from None
+
+
+#: the bound parameter ``{key}`` in a reader's query becomes (``:pbb_key``)
+KEY_PARAM = "pbb_key"
+_KEY = "{key}"
+
+
+def bind_key(query: str) -> str:
+    """``query`` with every ``{key}`` turned into the bound parameter ``:pbb_key``: a bare
+    ``{key}`` (``WHERE asset = {key}``) and a string literal that is exactly ``'{key}'`` (quotes
+    dropped). A key is never pasted into SQL text: ``{key}`` anywhere else (inside a longer
+    string literal, a quoted or unquoted name, a dollar-quoted string) raises ``ValueError``
+    saying how to write it. ``{key}`` in a comment is left alone."""
+    if _KEY not in query:
+        return query
+    out: list[str] = []
+    i, n = 0, len(query)
+
+    def refuse(where: str) -> _t.NoReturn:
+        raise ValueError(f"'query': {{key}} {where} cannot be bound as a parameter, and a key is never pasted into "
+                         f"SQL: write {{key}} alone where a value goes (asset = {{key}} or asset = '{{key}}'), or "
+                         "bind a value built from it with 'params' (params: {pattern: 'asset-{key}%'} and "
+                         "asset LIKE :pattern)")
+
+    while i < n:
+        c = query[i]
+        if query.startswith(_KEY, i):
+            before = query[i - 1] if i else " "
+            after = query[i + len(_KEY)] if i + len(_KEY) < n else " "
+            if before.isalnum() or before in "_.$:`" or after.isalnum() or after in "_.$`":
+                refuse("as part of a name or a word")
+            out.append(f":{KEY_PARAM}")
+            i += len(_KEY)
+        elif c in "'\"`[":
+            close = {"'": "'", '"': '"', "`": "`", "[": "]"}[c]
+            j = i + 1
+            while j < n:
+                if query[j] == close:
+                    if close in "'\"`" and j + 1 < n and query[j + 1] == close:  # a doubled quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            body = query[i + 1:j]
+            if c == "'" and body == _KEY:
+                out.append(f":{KEY_PARAM}")
+            elif _KEY in body:
+                refuse("inside a string literal with other text" if c == "'" else "inside a quoted name")
+            else:
+                out.append(query[i:j + 1])
+            i = j + 1
+        elif query.startswith("--", i) or query.startswith("/*", i):
+            end = query.find("\n", i) if c == "-" else query.find("*/", i + 2)
+            j = n if end < 0 else end + (0 if c == "-" else 2)
+            out.append(query[i:j])
+            i = j
+        elif c == "$":
+            tag = re.match(r"\$[A-Za-z_]*\$", query[i:])
+            if tag is None:
+                out.append(c)
+                i += 1
+                continue
+            end = query.find(tag.group(0), i + len(tag.group(0)))
+            j = n if end < 0 else end + len(tag.group(0))
+            if _KEY in query[i:j]:
+                refuse("inside a dollar-quoted string")
+            out.append(query[i:j])
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def key_params(params: _t.Mapping[str, _t.Any], key: str) -> dict[str, _t.Any]:
+    """``params`` with ``{key}`` in string values replaced by the key itself (they are bound,
+    never pasted), plus ``pbb_key``: the key."""
+    if KEY_PARAM in params:
+        raise ValueError(f"'params': {KEY_PARAM!r} is reserved for {{key}} in the query")
+    out = {k: v.replace(_KEY, key) if isinstance(v, str) else v for k, v in params.items()}
+    out[KEY_PARAM] = key
+    return out
+
+
+def substitute_key_in(name: str, value: str, key: str) -> str:
+    """``{key}`` in a SQL component's argument (the hook ``spec.load`` calls): a reader's
+    ``query`` keeps it, to be bound as ``:pbb_key`` when it runs (``bind_key``; a place where it
+    cannot be bound is refused now); in ``connection_string`` it may only name the database,
+    and a key that would change anything else of the URL (``?host=...``, ``@``) is refused;
+    elsewhere (a writer's ``table``: a name SQLAlchemy quotes) it is ``key_for_path(key)``."""
+    from plugboard_beam.spec.keys import substitute_key
+
+    if name == "query":
+        bind_key(value)
+        return value
+    out = substitute_key(value, key)
+    if name == "connection_string":
+        from sqlalchemy.engine import make_url
+
+        def parts(url: str) -> tuple[_t.Any, ...]:
+            u = make_url(url)
+            return u.drivername, u.username, u.password, u.host, u.port, tuple(sorted(u.query.items()))
+
+        try:
+            marked = make_url(value.replace(_KEY, "pbbKEYpbb"))
+            only_database = ("pbbKEYpbb" in (marked.database or "")
+                             and "pbbKEYpbb" not in marked.render_as_string(hide_password=False).replace(
+                                 marked.database or "", ""))
+            same = only_database and parts(value.replace(_KEY, "k")) == parts(out)
+            same = same and make_url(out).database == (marked.database or "").replace("pbbKEYpbb", out_key(key))
+        except Exception:
+            same = False
+        if not same:
+            raise ValueError("in a connection string {key} may only be (part of) the database name, and the key must "
+                             "not change the rest of the URL")
+    return out
+
+
+def out_key(key: str) -> str:
+    """The key as it goes into a name (``key_for_path``)."""
+    from plugboard_beam.spec.keys import key_for_path
+
+    return key_for_path(key)
 
 
 class RowsRefused(DataError):
@@ -59,7 +233,7 @@ def _db_error(what: str, connection_string: str, exc: BaseException, rows: bool 
     head = (f"cannot reach database {safe_url(connection_string)}" if unreachable
             else f"database {safe_url(connection_string)} refused it")
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    message = f"{what}: {head}: {type(exc).__name__}: {detail[0] if detail else ''}"
+    message = f"{what}: {head}: {type(exc).__name__}: {scrub(detail[0], connection_string) if detail else ''}"
     return RowsRefused(message) if rows and not unreachable else DataError(message)
 
 
@@ -86,6 +260,19 @@ class SQLReader(DataReader):
         self._params = dict(params or {})
         self._connect_args = dict(connect_args or {})
         self._chunks: _t.Optional[_t.Iterator[dict[str, list[_t.Any]]]] = None
+        # {key} in the query or in a parameter's value: bound, never pasted into SQL text
+        self._bound_query = bind_key(query)
+        self._keyed_query = _KEY in query or any(isinstance(v, str) and _KEY in v for v in self._params.values())
+        if KEY_PARAM in self._params:
+            raise ValueError(f"'params': {KEY_PARAM!r} is reserved for {{key}} in the query")
+        if self._keyed_query and self._key_column is not None:
+            raise ValueError("'key_column' reads the query's rows once for every key, so the query cannot depend on "
+                             "{key}: drop {key} from 'query' and 'params' (each key gets its rows by 'key_column')")
+
+    @classmethod
+    def substitute_key_in(cls, name: str, value: str, key: str) -> str:
+        """``{key}`` in an argument: bound in the query, never pasted (``substitute_key_in``)."""
+        return substitute_key_in(name, value, key)
 
     @property
     def connection_string(self) -> str:
@@ -120,7 +307,9 @@ class SQLReader(DataReader):
         engine = _engine(self._connection_string, self._connect_args, what)
         try:
             with engine.connect() as conn:
-                result = conn.execution_options(stream_results=stream).execute(text(self._query), self._params)
+                params = (key_params(self._params, self.__dict__.get("_plugboard_beam_key", ""))
+                          if self._keyed_query else self._params)
+                result = conn.execution_options(stream_results=stream).execute(text(self._bound_query), params)
                 columns = list(result.keys())
                 missing = [c for c in need if c not in columns]
                 if missing:
@@ -308,6 +497,11 @@ class SQLWriter(DataWriter):
         """The table written."""
         return self._table_name
 
+    @classmethod
+    def substitute_key_in(cls, name: str, value: str, key: str) -> str:
+        """``{key}`` in an argument: a safe name (``substitute_key_in``)."""
+        return substitute_key_in(name, value, key)
+
     def describe_target(self) -> str:
         return f"table {self._table_name!r} on {safe_url(self._connection_string)}"
 
@@ -331,4 +525,5 @@ class SQLWriter(DataWriter):
             self._sql.close()
 
 
-__all__ = ["SQLReader", "SQLTable", "SQLWriter", "safe_url"]
+__all__ = ["KEY_PARAM", "SQLReader", "SQLTable", "SQLWriter", "bind_key", "key_params", "safe_url", "scrub",
+           "substitute_key_in"]

@@ -64,7 +64,7 @@ from plugboard_beam.library.file_io import (
     parquet_bytes,
     read_table,
 )
-from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url
+from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url, scrub
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import encode_chunk
@@ -199,7 +199,13 @@ def _build_one(model: LoadedModel, name: str) -> _t.Any:
     spec = model.component_specs()[name]
     kwargs: dict[str, _t.Any] = dict(spec.args.extra_args())
     kwargs["name"] = name
-    return model.classes[name](**kwargs)
+    try:
+        return model.classes[name](**kwargs)
+    except (ValueError, TypeError) as exc:  # an argument the constructor refuses: the user's to fix
+        from plugboard_beam.exceptions import UserError
+
+        raise UserError(f"component '{name}' ({model.classes[name].__name__}): the constructor raised "
+                        f"{type(exc).__name__}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -539,7 +545,8 @@ def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, .
     try:
         engine = create_engine(r.connection_string, **dict(r.connect_args))
     except Exception as exc:
-        raise DataError(f"{r.what}: cannot use the database: {type(exc).__name__}: {exc}") from None
+        raise DataError(f"{r.what}: cannot use the database: {type(exc).__name__}: "
+                        f"{scrub(str(exc), r.connection_string)}") from None
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(text(r.query), dict(r.params))
@@ -554,7 +561,8 @@ def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, .
         raise
     except Exception as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise DataError(f"{r.what}: {type(exc).__name__}: {detail[0] if detail else ''}") from None
+        raise DataError(f"{r.what}: {type(exc).__name__}: "
+                        f"{scrub(detail[0], r.connection_string) if detail else ''}") from None
     finally:
         engine.dispose()
 

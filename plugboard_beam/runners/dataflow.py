@@ -92,7 +92,8 @@ class DataflowRunner(BeamRunner):
         assert config is not None
         return BuildRequest(instances=instances, options=options, beam_options=beam_options,
                             errors_prefix=config.errors_prefix, project=config.project, region=config.region,
-                            job_name=config.job_name, temp_location=config.temp_location)
+                            job_name=config.job_name, temp_location=config.temp_location,
+                            control_secret=config.control_secret)
 
     def _dry_run(self, model: LoadedModel, instances: InstanceOverrides, options: RunOptions, args: list[str],
                  shipment: Shipment) -> RunReport:

@@ -15,6 +15,7 @@ run's subscriptions and topics, each step with its own time limit, and raises ``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -67,6 +68,7 @@ class StreamingRunner(Runner):
         from plugboard_beam.streaming.codec import Codec, new_secret
         from plugboard_beam.streaming.pipeline import build_streaming
         from plugboard_beam.streaming.resources import Resources
+        from plugboard_beam.streaming.secrets import private_key_file
 
         plan = streaming_plan(model, options)
         readers = components_of(model, PubSubReader)
@@ -79,7 +81,8 @@ class StreamingRunner(Runner):
                             "GOOGLE_CLOUD_PROJECT) is not a valid project id: 6 to 63 characters, lower-case "
                             "letters, digits and hyphens, starting with a letter")
         run_id = uuid.uuid4().hex[:12]
-        codec = Codec(run_id, new_secret(), event_classes(model.classes.values()))
+        secret, events = new_secret(), event_classes(model.classes.values())
+        codec = Codec(run_id, secret, events)  # the driver's (Watch): in this process only, never pickled
         res = Resources.plan(model, plan.cut, project, run_id, feedback_override=options.feedback_topic)
         endpoint = pubsub_endpoint()
         log.info("streaming run %s: control topic %s", run_id, res.control_topic)
@@ -89,6 +92,9 @@ class StreamingRunner(Runner):
             model, {name for _, o in scenarios for name in (o or {})}).items()}
         shutdown = Shutdown()
         result = None
+        # The DoFns' codec holds only the path of a 0600 key file in a private folder, removed at the end.
+        key_file = contextlib.ExitStack()
+        dofn_codec = Codec(run_id, key_file.enter_context(private_key_file(secret)), events)
         try:
             try:
                 # On a thread: a gRPC call blocking the main thread would hold Ctrl-C back.
@@ -98,7 +104,7 @@ class StreamingRunner(Runner):
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
             tune_streaming_direct_runner()
             pipeline = beam.Pipeline(options=self.options)
-            build_streaming(pipeline, model, plan, scenarios, res, codec, keys if finite and readers else None)
+            build_streaming(pipeline, model, plan, scenarios, res, dofn_codec, keys if finite and readers else None)
             watch.start()
             result = pipeline.run()
             if not finite:
@@ -107,7 +113,10 @@ class StreamingRunner(Runner):
         except KeyboardInterrupt:
             shutdown.interrupted = True
         finally:
-            shutdown.run(watch, result, res, lowering_beam.close_live_runs)
+            try:
+                shutdown.run(watch, result, res, lowering_beam.close_live_runs)
+            finally:
+                key_file.close()
         report = RunReport(failures=list(watch.failures))
         if shutdown.interrupted:
             failed = f"; {len(watch.failures)} key(s) had failed" if watch.failures else ""

@@ -141,7 +141,8 @@ class LoadedModel:
         return f"{self.path.name} line {line}" if line else self.path.name
 
     def _construct(self, args: _t.Any, key: str) -> Component:
-        kwargs: dict[str, _t.Any] = {k: _subst_key(v, key) for k, v in args.extra_args().items()}
+        cls = self.classes[args.name]
+        kwargs: dict[str, _t.Any] = {k: _subst_key(v, key, cls, k) for k, v in args.extra_args().items()}
         kwargs["name"] = args.name
         if args.initial_values:
             kwargs["initial_values"] = {k: list(v) for k, v in args.initial_values.items()}
@@ -149,17 +150,22 @@ class LoadedModel:
             kwargs["parameters"] = dict(args.parameters)
         if args.constraints:
             kwargs["constraints"] = dict(args.constraints)
-        comp = self.classes[args.name](**kwargs)
+        comp = cls(**kwargs)
         comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
         return comp
 
 
-def _subst_key(value: _t.Any, key: str) -> _t.Any:
+def _subst_key(value: _t.Any, key: str, cls: _t.Any = None, name: str = "") -> _t.Any:
+    """``{key}`` in a string argument: ``key_for_path(key)`` pasted in, unless the component's
+    class decides (a classmethod ``substitute_key_in(name, value, key)``: e.g. ``SQLReader``
+    binds the key as a parameter of its query instead of pasting it into SQL text)."""
     if isinstance(value, str) and "{key}" in value:
+        hook = getattr(cls, "substitute_key_in", None)
         try:
-            return substitute_key(value, key)
-        except InvalidKey as exc:
-            raise InvalidKey(f"cannot put key {key[:40]!r} into {value!r}: {exc}") from None
+            return hook(name, value, key) if hook is not None else substitute_key(value, key)
+        except (InvalidKey, ValueError) as exc:
+            shown = f"argument {name!r}" if hook is not None else repr(value)
+            raise InvalidKey(f"cannot put key {key[:40]!r} into {shown}: {exc}") from None
     return value
 
 

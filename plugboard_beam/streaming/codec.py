@@ -17,9 +17,12 @@ event of the model, as ``plugboard_beam.events.codec`` writes it). Decoding acce
 shapes and nothing else; an event is validated by the model's own class for its type.
 
 **Messages** (feedback chunks and stage completions) are one JSON object (``data``) whose
-HMAC-SHA256 under the run's secret is the attribute ``mac``. The secret is ``os.urandom(32)``,
-made when the run starts and handed to the DoFns in the pipeline; it is never in a message, a
-resource name or a log. The run id is inside the authenticated data, so a message of another
+HMAC-SHA256 under the run's secret is the attribute ``mac``. The secret is ``os.urandom(32)``
+made when a DirectRunner run starts, or a Secret Manager secret on Dataflow. The DoFns in the
+pipeline hold a ``Codec`` with only a reference to it (a ``secrets.KeySource``), loaded in
+their ``setup()``: a pickled ``Codec`` never holds the secret (pickling one that was given the
+bytes themselves raises), so it is never in the job graph, a staged file, a template, a
+message, a resource name or a log. The run id is inside the authenticated data, so a message of another
 run (or an earlier one) is rejected too. ``Codec.open`` never raises on what it received: it
 returns ``None`` for anything unauthenticated or malformed (the caller counts and drops it).
 """
@@ -42,6 +45,7 @@ from plugboard_beam.events.codec import decode as decode_event
 from plugboard_beam.events.codec import encode as encode_event
 from plugboard_beam.events.event import Event
 from plugboard_beam.library.json_limits import int_digits
+from plugboard_beam.streaming.secrets import KeySource
 
 #: deepest nesting of lists, tuples and dicts that may cross a cut edge
 MAX_DEPTH = 32
@@ -156,15 +160,33 @@ def new_secret() -> bytes:
 
 @dataclass(frozen=True)
 class Codec:
-    """Seals and opens one run's internal messages. ``repr`` never shows the secret."""
+    """Seals and opens one run's internal messages. ``secret``: the bytes (the driver, tests) or
+    a ``KeySource`` loaded on first use or by ``load()`` (the DoFns' ``setup()``). ``repr`` never
+    shows the secret; pickling keeps only the ``KeySource``."""
 
     run_id: str
-    secret: bytes = field(repr=False)
+    secret: _t.Union[bytes, KeySource] = field(repr=False)
     #: the model's event classes by type name (events on cut event edges are decoded with them)
     events: _t.Mapping[str, type[Event]] = field(default_factory=dict, repr=False)
 
+    def load(self) -> bytes:
+        """The secret (loaded from its source once); raises ``secrets.KeyUnavailable``."""
+        if isinstance(self.secret, (bytes, bytearray)):
+            return bytes(self.secret)
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = self.secret.load()
+            object.__setattr__(self, "_key", key)
+        return _t.cast(bytes, key)
+
+    def __getstate__(self) -> dict[str, _t.Any]:
+        if isinstance(self.secret, (bytes, bytearray)):
+            raise TypeError("a Codec holding its secret cannot be pickled (it would put the secret into the "
+                            "job graph): give it a KeySource (streaming/secrets.py)")
+        return {k: v for k, v in self.__dict__.items() if k != "_key"}
+
     def _mac(self, data: bytes) -> str:
-        return hmac.new(self.secret, data, hashlib.sha256).hexdigest()
+        return hmac.new(self.load(), data, hashlib.sha256).hexdigest()
 
     def seal(self, kind: str, body: dict[str, _t.Any]) -> tuple[bytes, dict[str, str]]:
         """``(data, attributes)`` of an internal message of ``kind`` carrying ``body``."""

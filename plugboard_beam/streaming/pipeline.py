@@ -115,6 +115,7 @@ class FeedbackDoFn(beam.DoFn):
         self.edge_stage = edge_stage
 
     def setup(self) -> None:
+        self.codec.load()  # the run's key, from its source (streaming/secrets.py); never pickled
         self.rejected = Metrics.counter("plugboard_beam", REJECTED_INTERNAL)
 
     def process(self, msg: PubsubMessage) -> _t.Iterator[_t.Any]:
@@ -172,6 +173,7 @@ class EncodeDoFn(beam.DoFn):
         self.edge = edge
 
     def setup(self) -> None:
+        self.codec.load()
         self.unencodable = Metrics.counter("plugboard_beam", UNENCODABLE)
 
     def process(self, element: tuple[str, Chunk]) -> _t.Iterator[_t.Any]:
@@ -197,6 +199,9 @@ class ControlDoFn(beam.DoFn):
     def __init__(self, codec: Codec, stage_id: _t.Optional[int]) -> None:
         self.codec = codec
         self.stage_id = stage_id
+
+    def setup(self) -> None:
+        self.codec.load()
 
     def process(self, item: tuple[_t.Any, ...]) -> _t.Iterator[PubsubMessage]:
         if self.stage_id is None:  # (key, failure row) from an encoder
