@@ -147,3 +147,33 @@ def test_text_in_a_numeric_column_of_a_keyed_csv_fails_one_key_only(tmp_path: Pa
                for r in ds.dataset(str(f), format="parquet").to_table().to_pylist() if f.stat().st_size]
     assert sorted((r["key"], r["t"], r["y"]) for r in got) == [(k, t, t + 2.0) for k in keys if k != "k3"
                                                                for t in range(3)]
+
+
+BIG_ADD = '''
+from plugboard_beam.component import Component, IOController as IO
+
+class Add(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+
+    async def step(self) -> None:
+        big = self.x == 2.0 and self._plugboard_beam_key == "k3"
+        self.y = 10**5000 - 1 if big else self.x + 1.0
+'''
+
+
+@pytest.mark.slow
+def test_a_5000_digit_int_in_a_shared_csv_sink_fails_its_key_only(tmp_path: Path) -> None:
+    """The CSV shard holding it raised OverflowError (exit 3, "internal error"); now the key's rows
+    are left out of the file, the key fails (writer, key, step, reason) and the rest is written."""
+    (tmp_path / "add_parts.py").write_text(textwrap.dedent(BIG_ADD))
+    (tmp_path / "m.yaml").write_text(textwrap.dedent(KEYED.format(out="out/levels.csv")).lstrip())
+    keys = [f"k{i}" for i in range(6)]
+    (tmp_path / "in.csv").write_text("asset,t,x\n" + "\n".join(f"{k},{t},{float(t + 1)}" for k in keys
+                                                              for t in range(3)) + "\n")
+    proc = run(tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "1 of 6 model instance(s) failed" in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert "component 'dst' (key 'k3') failed in writing its rows (step 1" in proc.stderr
+    assert "a value cannot be written (OverflowError" in proc.stderr
+    lines = sorted(line for f in (tmp_path / "out").iterdir() for line in f.read_text().splitlines()[1:])
+    assert lines == sorted(f"{k},{t},{t},{t + 2.0}" for k in keys if k != "k3" for t in range(3))
