@@ -66,6 +66,10 @@ def test_an_array_nested_100000_deep_is_refused_quickly() -> None:
     assert check_payload(ok, DEFAULT) is None
     with pytest.raises(LimitExceeded):
         check_payload(b"[" * 65 + b"]" * 65, DEFAULT)
+    with pytest.raises(LimitExceeded):  # unclosed: the parser would still recurse into each
+        check_payload(b"[" * 100_000 + b"]", DEFAULT)
+    with pytest.raises(ValueError, match="not JSON"):
+        loads_limited(b"[" * 10 + b"]", DEFAULT)
     # siblings do not add up: depth is the deepest path
     assert check_payload(b"[" + b"[[]]," * 10_000 + b"[]]", DecodeLimits(max_depth=3)) is None
 
@@ -78,11 +82,12 @@ def test_payload_size_limit() -> None:
 
 
 def test_pre_scan_of_a_megabyte_is_cheap() -> None:
-    data = json.dumps({"inflow": [1.5] * 150_000, "s": "x" * 100_000}).encode()
-    assert len(data) < DEFAULT.max_bytes
-    t0 = time.perf_counter()
-    check_payload(data, DEFAULT)
-    assert time.perf_counter() - t0 < 1.0
+    for data in (json.dumps({"inflow": [1.5] * 150_000, "s": "x" * 100_000}).encode(),
+                 b"[" + b"[]," * 330_000 + b"[]]", b"[" * 64 + b"0," * 450_000 + b"]" * 64):
+        assert len(data) <= DEFAULT.max_bytes
+        t0 = time.perf_counter()
+        check_payload(data, DEFAULT)
+        assert time.perf_counter() - t0 < 1.0
 
 
 def test_loads_limited_raises_only_value_errors() -> None:

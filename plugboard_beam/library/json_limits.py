@@ -47,8 +47,10 @@ PUBSUB_MAX_ATTRIBUTE_VALUE = 1024
 
 # A JSON string (escapes included; the alternatives are disjoint, so matching is linear).
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(rb"[\[\]{}]")
-_OPEN = frozenset(b"[{")
+_SHAPE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_RUNS = re.compile(rb"\[+|\]+")
+_DIGITS_ONLY = bytes.maketrans(b"0123456789", b"9" * 10)
 _DIGITS = re.compile(rb"[0-9]+")
 
 
@@ -83,27 +85,39 @@ class DecodeLimits:
 
 
 def check_payload(data: bytes, limits: DecodeLimits) -> None:
-    """Raise ``LimitExceeded`` if ``data`` is over a limit; cheap (regular expressions in C, and
-    a loop over the brackets that stops at the first one too deep)."""
+    """Raise ``LimitExceeded`` if ``data`` is over a limit; cheap (byte operations and regular
+    expressions in C, a Python loop only over runs of brackets)."""
     if len(data) > limits.max_bytes:
         raise LimitExceeded(f"payload of {len(data):,} bytes is over the limit of {limits.max_bytes:,} bytes")
     if len(data) <= limits.max_depth and len(data) <= limits.max_int_digits:
         return  # too short to break either limit
     outside = _STRING.sub(b'""', data)  # brackets and digits inside strings are text
-    digits = re.search(rb"[0-9]{%d}" % (limits.max_int_digits + 1), outside)
-    if digits is not None:
-        run = _DIGITS.match(outside, digits.start())
+    start = outside.translate(_DIGITS_ONLY).find(b"9" * (limits.max_int_digits + 1))  # (fast: bytes.find)
+    if start >= 0:
+        run = _DIGITS.match(outside, start)
         n = len(run.group()) if run is not None else limits.max_int_digits + 1
         raise LimitExceeded(f"a number with {n:,} digits is over the limit of {limits.max_int_digits:,} digits")
-    depth = 0
-    deepest = limits.max_depth
-    for char in b"".join(_BRACKETS.findall(outside)):
-        if char in _OPEN:
-            depth += 1
-            if depth > deepest:
-                raise LimitExceeded(f"arrays/objects nested deeper than the limit of {limits.max_depth}")
+    # The brackets alone, as [ and ]. A few passes remove the innermost pairs (one level each, in
+    # C), which collapses wide shallow structure; then a loop over runs of [ or ] (few, once the
+    # wide parts are gone; a deep nest is two runs) adds up the depth, stopping when too deep.
+    shape = outside.translate(_SHAPE, _NOT_BRACKETS)
+    peeled = 0
+    while shape and peeled < 4:
+        shorter = shape.replace(b"[]", b"")
+        if len(shorter) == len(shape):
+            break  # unbalanced: not JSON (the parser says so), but it would still open these
+        shape, peeled = shorter, peeled + 1
+    depth = peeled
+    for run in _RUNS.finditer(shape):
+        n = run.end() - run.start()
+        if shape[run.start()] == 91:  # [
+            depth += n
+            if depth > limits.max_depth:
+                break
         else:
-            depth -= 1
+            depth -= n
+    if depth > limits.max_depth or peeled > limits.max_depth:
+        raise LimitExceeded(f"arrays/objects nested deeper than the limit of {limits.max_depth}")
 
 
 def loads_limited(data: bytes, limits: DecodeLimits) -> _t.Any:
