@@ -286,3 +286,62 @@ def test_dofn_set_up_once_and_reused_across_bundles_and_no_consumer_runs_on_empt
     _Counted.failed_once = False
     assert _counting_pipeline(fail_once=True) == [0, 10, 20, 30, 40, 50]
     assert _Counted.failed_once and _Counted.setups == 2
+
+
+def test_journaled_read_replays_then_acknowledges_only_what_the_journal_holds(
+        tmp_path: _t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``journal_pubsub_reads``: a read with an intake replays the journal first, then each pulled
+    message is in the journal (durably) before it is acknowledged; a journaled redelivery is
+    acknowledged and left out; when the journal cannot be written nothing is acknowledged."""
+    import datetime
+
+    from apache_beam.runners.direct import transform_evaluator as te
+    from google.pubsub_v1.types import PubsubMessage, ReceivedMessage
+
+    from plugboard_beam.streaming.checkpoint import FolderStore, IntakeSpec, Journal, Record, open_store
+
+    assert patches.journal_pubsub_reads()
+    sub = "projects/p/subscriptions/in"
+    folder = tmp_path / "ck"
+    Journal(open_store(str(folder)), "sensor", sub).append([Record("1", b'{"x": 1}', {"key": "a"}, 0, "a")])
+    events: list[tuple[str, _t.Any]] = []
+
+    def received(mid: str, ack: str) -> ReceivedMessage:
+        return ReceivedMessage(ack_id=ack, message=PubsubMessage(
+            data=b'{"x": 2}', attributes={"key": "a"}, message_id=mid,
+            publish_time=datetime.datetime.now(datetime.UTC)))
+
+    pulls = [[received("1", "ack-1"), received("2", "ack-2")], [received("3", "ack-3")]]
+
+    class Client:
+        def pull(self, **kw: _t.Any) -> _t.Any:
+            events.append(("pull", kw["subscription"]))
+            return type("Response", (), {"received_messages": pulls.pop(0)})()
+
+        def acknowledge(self, subscription: str, ack_ids: list[str]) -> None:
+            journaled = {r.message_id for r in Journal(open_store(str(folder)), "sensor", sub).replay(set())}
+            events.append(("ack", (ack_ids, sorted(journaled))))
+
+    class Source:
+        plugboard_intake = IntakeSpec(str(folder), "sensor", sub, "key", frozenset())
+
+    class Applied:
+        pass
+
+    applied = Applied()
+    read = type("Evaluator", (), {"source": Source(), "_applied_ptransform": applied, "_sub_name": sub,
+                                  "_get_subscriber_client": lambda self, t: Client()})()
+    do = te._PubSubReadEvaluator._read_from_pubsub
+    first = do(read, None)
+    assert [m.message_id for _, m in first] == ["1"] and events == []  # the journal, before any pull
+    second = do(read, None)
+    assert [m.message_id for _, m in second] == ["2"]  # "1" is a redelivery of a journaled message
+    assert events == [("pull", sub), ("ack", (["ack-1", "ack-2"], ["1", "2"]))]
+    def disk_full(self: _t.Any, name: str, blob: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FolderStore, "put", disk_full)  # the journal cannot be written: no acknowledgement
+    with pytest.raises(OSError, match="No space left"):
+        do(read, None)
+    assert events[-1] == ("pull", sub)
+    assert pulls == []

@@ -97,6 +97,33 @@ def test_input_of_a_failed_key_is_dead_lettered_with_the_step() -> None:
     assert late_reason("") == "the key had already ended (input after its end of stream)"
 
 
+def test_a_readers_late_end_of_stream_is_dead_lettered_not_dropped() -> None:
+    """An eos message (no values) for a key that had failed or ended used to vanish without a
+    dead letter; an empty end of an internal stream loses nothing and is not counted."""
+    row = Failure(key="b", component="tank", step=1, phase="step", error_type="RuntimeError", reason="boom").to_json()
+    dofn = LateDoFn({0: ("sensor", ("inflow",), "key", 0)})
+    out = run_dofn(dofn, ("b", (0, 6, [], True), row))
+    assert [(m.data, m.attributes["key"], m.attributes["seq"], m.attributes["eos"]) for m in out] == [
+        (b"", "b", "6", "true")]
+    assert out[0].attributes["reason"].startswith("key failed at step 1 in component 'tank'")
+    ended = run_dofn(dofn, ("c", (0, 4, [], True), ""))
+    assert [m.attributes["reason"] for m in ended] == ["the key had already ended (input after its end of stream)"]
+    assert run_dofn(dofn, ("b", (5, 0, [], True), row)) == []  # an internal end: nothing lost
+
+    class Count:
+        n = 0
+
+        def inc(self) -> None:
+            self.n += 1
+
+    counted = LateDoFn({})
+    counted.setup()
+    counted.late = Count()
+    assert list(counted.process(("b", (5, 0, [1.0], False), row))) == []  # feedback of a failed key: counted
+    assert list(counted.process(("c", (5, 0, [1.0], False), ""))) == []  # a loop's last value after a normal end
+    assert counted.late.n == 1
+
+
 def test_sequence_state_is_json_and_deduplicates_message_ids() -> None:
     class State:
         blob: _t.Optional[bytes] = None
@@ -121,6 +148,17 @@ def test_sequence_state_is_json_and_deduplicates_message_ids() -> None:
 class FakeResources:
     control_subscription = "c"
     writer_watch: _t.ClassVar[dict[str, str]] = {}
+
+
+def test_watch_reports_a_failure_pulled_but_not_yet_handled_when_it_stops() -> None:
+    """Ctrl-C while a key's failure waited in the watch's queue (pulled and acknowledged, not
+    handled): the failure used to be lost ("0 key(s) had ended")."""
+    watch = Watch(FakeResources(), CODEC, [], [0], [])
+    row = Failure(key="b", component="tank", step=0, phase="step", error_type="TypeError", reason="abc").to_dict()
+    data, attrs = CODEC.seal("done", {"key": "b", "stage": 0, "failure": row, "published": {}})
+    watch.events.put(("control", attrs, data))
+    watch.stop()
+    assert [f["key"] for f in watch.failures] == ["b"] and watch.ended_keys == {"b"}
 
 
 def test_watch_counts_only_authentic_control_messages_and_true_ends_of_stream() -> None:

@@ -148,6 +148,43 @@ def parse_params(params: _t.Sequence[str]) -> dict[str, _t.Any]:
     return out
 
 
+def step_timeouts(loaded: _t.Any, values: _t.Sequence[str]) -> dict[str, float]:
+    """``--step-timeout [COMPONENT=]SECONDS`` as overrides ``{component.step_timeout: seconds}``:
+    ``COMPONENT=SECONDS`` sets one component's limit, a bare ``SECONDS`` every component that has
+    none (in YAML or by name here)."""
+    import math
+
+    from plugboard_beam.schemas import STEP_TIMEOUT_MAX
+
+    names = [c.args.name for c in loaded.config.plugboard.process.args.components]
+    default: _t.Optional[float] = None
+    out: dict[str, float] = {}
+    for item in values:
+        name, sep, text = item.rpartition("=")
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = math.nan
+        if not (0 < seconds <= STEP_TIMEOUT_MAX):
+            raise UserError(f"--step-timeout {item[:80]!r}: expected SECONDS or COMPONENT=SECONDS with "
+                            f"0 < SECONDS <= {STEP_TIMEOUT_MAX:g}, e.g. --step-timeout 30 or --step-timeout pump=5")
+        if not sep:
+            default = seconds
+        elif name not in names:
+            import difflib
+
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(f"--step-timeout {item[:80]!r}: the model has no component {name[:80]!r}{hint}")
+        else:
+            out[f"{name}.step_timeout"] = seconds
+    if default is not None:
+        for c in loaded.config.plugboard.process.args.components:
+            if c.args.step_timeout is None and f"{c.args.name}.step_timeout" not in out:
+                out[f"{c.args.name}.step_timeout"] = default
+    return out
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="plugboard-beam")
@@ -224,6 +261,10 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
               help="Override a component argument: comp.arg=VALUE, comp.initial_values.field=[..].")
 @click.option("--progress/--no-progress", default=None,
               help="Show steps per component (default: when stderr is a terminal).")
+@click.option("--step-timeout", "step_timeout", multiple=True, metavar="[COMPONENT=]SECONDS",
+              help="Time limit of each step (and init, event handler, destroy) of a component: a key whose "
+                   "call takes longer fails, naming component, key and step; other keys go on. A bare "
+                   "SECONDS applies to every component without a step_timeout in the YAML. Repeatable.")
 @click.option("--rows-per-wave", type=click.IntRange(min=0), default=500_000, show_default=True,
               help="Batch, DirectRunner: a model with keyed data readers (key_column) whose data has more "
                    "rows runs its keys in waves of at most this many rows, so memory stays bounded; 0: "
@@ -235,6 +276,10 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 @click.option("--feedback-topic", default=None, metavar="TOPIC",
               help="Streaming: the Pub/Sub topic loops travel through (default: one per loop edge, named "
                    "from the model and edge; on the DirectRunner, the input topic).")
+@click.option("--checkpoint", default=None, metavar="PATH",
+              help="Streaming on the DirectRunner: keep an intake journal and the ended keys under PATH (a "
+                   "folder, gs://... or a database URL); a message is acknowledged once journaled, and a "
+                   "restart after a crash resumes every key.")
 @click.option("--dry-run", is_flag=True, help="Dataflow: build the job offline into --job-dir, submit nothing.")
 @click.option("--job-dir", default="dataflow-job", show_default=True, help="Dataflow: where --dry-run writes.")
 @click.option("--profile", type=click.Path(dir_okay=False), default=None,
@@ -242,9 +287,10 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
-        partition: str, params: tuple[str, ...], progress: _t.Optional[bool], rows_per_wave: int, streaming: bool,
-        loops: str,
-        feedback_topic: _t.Optional[str], dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
+        partition: str, params: tuple[str, ...], progress: _t.Optional[bool], step_timeout: tuple[str, ...],
+        rows_per_wave: int, streaming: bool, loops: str,
+        feedback_topic: _t.Optional[str], checkpoint: _t.Optional[str],
+        dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
     from plugboard_beam.cli.registry import get_runner
     from plugboard_beam.lowering.options import RunOptions
@@ -254,11 +300,14 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     model, pipeline_args = split_model(list(tokens) + list(ctx.args))
     misspelt(pipeline_args, [o for p in ctx.command.params for o in p.opts if o.startswith("--")])
     loaded = load_model(model, parse_params(params))
+    if step_timeout:
+        loaded = loaded.with_overrides(step_timeouts(loaded, step_timeout))
     bar = Progress(progress)
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, progress=bar, rows_per_wave=rows_per_wave,
-        streaming=streaming, loops=loops, feedback_topic=feedback_topic, dry_run=dry_run, job_dir=job_dir,
+        streaming=streaming, loops=loops, feedback_topic=feedback_topic, checkpoint=checkpoint, dry_run=dry_run,
+        job_dir=job_dir,
         profile=profile, given=given_flags(ctx),
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
@@ -279,6 +328,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
 RUN_FLAGS = {"scenarios": "--scenarios", "record": "--record", "partition": "--stages", "progress": "--progress",
              "rows_per_wave": "--rows-per-wave",
              "streaming": "--streaming", "loops": "--loops", "feedback_topic": "--feedback-topic",
+             "checkpoint": "--checkpoint",
              "dry_run": "--dry-run", "job_dir": "--job-dir", "profile": "--profile"}
 
 

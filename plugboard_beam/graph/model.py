@@ -22,6 +22,8 @@ class Node:
     input_events: tuple[str, ...] = ()
     #: event type names it may emit (``output_events``, plus ``system.stop`` if it may stop)
     output_events: tuple[str, ...] = ()
+    #: time limit in seconds of each ``init``/``step``/handler/``destroy`` call (None: none)
+    step_timeout: _t.Optional[float] = None
 
     @property
     def is_source(self) -> bool:

@@ -150,6 +150,23 @@ def reader_limits(args: _t.Mapping[str, _t.Any]) -> DecodeLimits:
         raise ValueError(str(exc).replace("max_bytes", "max_payload_bytes")) from None
 
 
+#: defaults of a reader's reorder window: a key whose messages wait this many (or this long) for a
+#: missing earlier ``seq`` fails, naming the reader, the key and the missing seq
+REORDER_WINDOW_COUNT = 1000
+REORDER_WINDOW_SECONDS = 600.0
+
+
+def reorder_window(args: _t.Mapping[str, _t.Any]) -> tuple[int, float]:
+    """(count, seconds) of a reader's reorder window from its arguments; ``ValueError`` if bad."""
+    count = args.get("reorder_window_count", REORDER_WINDOW_COUNT)
+    seconds = args.get("reorder_window_seconds", REORDER_WINDOW_SECONDS)
+    if type(count) is not int or count < 0:
+        raise ValueError(f"reorder_window_count must be an integer >= 0 (0: no limit), not {count!r}")
+    if type(seconds) not in (int, float) or not 0 <= seconds <= 1e7:
+        raise ValueError(f"reorder_window_seconds must be a number of seconds >= 0 (0: no limit), not {seconds!r}")
+    return count, float(seconds)
+
+
 class PubSubReader(Component):
     """A source whose output fields are the ``fields`` of JSON messages read from Pub/Sub."""
 
@@ -167,10 +184,15 @@ class PubSubReader(Component):
         max_payload_bytes: _t.Optional[int] = None,
         max_depth: _t.Optional[int] = None,
         max_int_digits: _t.Optional[int] = None,
+        reorder_window_count: int = REORDER_WINDOW_COUNT,
+        reorder_window_seconds: float = REORDER_WINDOW_SECONDS,
         **kwargs: _t.Unpack[ComponentArgsDict],
     ) -> None:
         super().__init__(**kwargs)
         self.fields = field_names({"fields": fields})
+        # streaming: how long a key's messages wait for a missing earlier seq (0: no limit)
+        self.reorder_window_count, self.reorder_window_seconds = reorder_window(
+            {"reorder_window_count": reorder_window_count, "reorder_window_seconds": reorder_window_seconds})
         if not (subscription or topic):
             raise ValueError(f"PubSubReader {self.name!r}: give a subscription or a topic")
         #: checked on every payload before it is parsed (``json_limits``); None: the default
@@ -213,9 +235,24 @@ class PubSubReader(Component):
         import time
 
         deadline = time.monotonic() + self.timeout if self.timeout else float("inf")
+        gap_since: _t.Optional[float] = None
         while self._next not in self._buffer:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"no message with seq {self._next} within {self.timeout} s")
+            if self._buffer:  # a gap: later messages wait, within the reorder window
+                gap_since = now if gap_since is None else gap_since
+                count, seconds = self.reorder_window_count, self.reorder_window_seconds
+                over = bool(count) and len(self._buffer) >= count
+                if over or (seconds and now - gap_since >= seconds):
+                    from plugboard_beam.runtime.stage import SeqGap
+
+                    later = sorted(self._buffer)
+                    why = f"count {count}" if over else f"{seconds:g} s"
+                    raise SeqGap(
+                        f"the message with seq {self._next} never arrived: {len(later)} later message(s) (seq "
+                        f"{later[0]}..{later[-1]}) waited {now - gap_since:.1f} s for it, beyond the reorder "
+                        f"window ({why}; reorder_window_count={count}, reorder_window_seconds={seconds:g})")
             self._pull()
         msg = self._buffer.pop(self._next)
         self._next += 1

@@ -28,7 +28,15 @@ from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
-from plugboard_beam.runtime.stage import Chunk, StageRun, decode_chunk, encode_chunk
+from plugboard_beam.runtime.stage import (
+    MIXED_REASONS,
+    Chunk,
+    ReorderWindow,
+    StageRun,
+    Unsequenced,
+    decode_chunk,
+    encode_chunk,
+)
 from plugboard_beam.spec.load import LoadedModel, load_model
 
 log = logging.getLogger("plugboard_beam")
@@ -37,8 +45,11 @@ RECORD = "record"
 ERRORS = "errors"
 DONE = "done"
 #: streaming: ``(key, chunk, failure row or "")`` for input a stage cannot use because the key
-#: failed (the chunk that failed it, input queued behind it) or had already ended
+#: failed (the chunk that failed it, input queued behind it) or had already ended (or
+#: ``"!" + reason`` for a reader message refused by itself, e.g. ``MIXED_REASONS``)
 LATE = "late"
+#: streaming: reader messages dropped because their key and seq (or message id) were already used
+REPEATED_INPUT = "repeated_input"
 #: state of a key whose stage has ended
 TOMBSTONE = b"\xff" * 8
 #: streaming: the state of a key that has ended at a stage, followed by its failure row ("" if none)
@@ -112,7 +123,8 @@ class StageDoFn(beam.DoFn):
 
     def __init__(self, source: ModelSource, stage: Stage, overrides: dict[str, dict[str, _t.Any]],
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
-                 writers: _t.Collection[str] = (), emit_done: bool = False) -> None:
+                 writers: _t.Collection[str] = (), emit_done: bool = False,
+                 windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None) -> None:
         self.source = source
         self.stage = stage
         self.overrides = overrides
@@ -121,6 +133,7 @@ class StageDoFn(beam.DoFn):
         self.cut = tuple(cut)
         self.writers = tuple(writers)
         self.emit_done = emit_done
+        self.windows = dict(windows or {})  # streaming: reorder windows of reader edges (seq gaps)
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
         self.edges = {e.id: e for e in stage.out_edges}
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
@@ -140,6 +153,7 @@ class StageDoFn(beam.DoFn):
         self.records = RecordBuffer()
         self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
+        self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
         self.unpicklable_warned = False
 
     def _instance(self, key: str) -> LoadedModel:
@@ -156,7 +170,7 @@ class StageDoFn(beam.DoFn):
             components[name].outbox = []  # type: ignore[attr-defined]
         engine = Engine(inst.graph, components, key=key, members=self.stage.members,
                         recorder=self.records if self.record else None, cut=self.cut)
-        run = StageRun(engine)
+        run = StageRun(engine, self.windows)
         # Live from the start, so an interruption in its first element still destroys it
         # (``close_live_runs``).
         self.live[key] = (0, run)
@@ -213,8 +227,14 @@ class StageDoFn(beam.DoFn):
             yield from self._construct_failed(key, err, state, decode_chunk(item))
             return
         chunk = decode_chunk(item)
-        if chunk is not None:
-            run.feed(chunk)
+        if chunk is None:
+            run.check_windows()  # streaming: a reorder window's timer (``streaming/gaps.py``)
+        else:
+            if not run.feed(chunk) and chunk[0] in run.windows:
+                self.repeated.inc()  # streaming: a reader message whose key and seq were already used
+            while run.mixed:  # streaming: a reader message with(out) seq unlike the key's others
+                bad = run.mixed.pop()
+                yield beam.pvalue.TaggedOutput(LATE, (key, bad, "!" + MIXED_REASONS[type(bad[2]) is Unsequenced]))
         limits: dict[str, int] = {}
         for chunks in run.advance(self.chunk_rounds, PROGRESS):
             yield from self._emit(key, run, chunks, limits)
@@ -344,7 +364,9 @@ def _unused_input(run: StageRun) -> list[_t.Any]:
             out.append((edge, error.step, [comp.__dict__.get(port.edge.target_field)], False))
         out += [(edge, first + i, [v], False) for i, v in enumerate(port.queue)]
     for edge, waiting in run.pending.items():
-        out += [(edge, start, values, False) for start, (values, _) in sorted(waiting.items()) if values]
+        # (an end of stream waiting there too: the streaming lowering dead-letters a reader's eos)
+        out += [(edge, start, values, not values and ended) for start, (values, ended) in sorted(waiting.items())
+                if values or ended]
     return out
 
 

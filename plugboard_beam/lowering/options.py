@@ -25,6 +25,9 @@ class RunOptions:
     loops: str = "feedback"
     #: streaming: the feedback topic of cut loop edges (default: one per edge, named from model and edge)
     feedback_topic: _t.Optional[str] = None
+    #: streaming on the DirectRunner: where the run's intake journal and ended keys are kept (a
+    #: folder, gs:// or a database URL; see ``streaming/checkpoint.py``)
+    checkpoint: _t.Optional[str] = None
     #: Dataflow: build the job offline into ``job_dir`` instead of submitting it
     dry_run: bool = False
     job_dir: str = "dataflow-job"

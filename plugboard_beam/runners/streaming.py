@@ -5,7 +5,9 @@ Pub/Sub readers) ends by itself: every stage reports on the run's control topic 
 ended there (after ``destroy()``; authenticated, see ``streaming/codec.py``), every writer
 publishes an end-of-stream message per key after all its data messages, and once all have been
 seen the pipeline is cancelled and the command exits (1 if a key failed). A model keyed by its
-incoming messages runs until Ctrl-C. Failures are printed on stderr as they arrive.
+incoming messages runs until Ctrl-C. Failures are printed on stderr as they arrive. With
+``--checkpoint`` every reader's pulls are journaled before they are acknowledged, a restart
+replays them, and a key that has ended is recorded and compacted (``streaming/checkpoint.py``).
 
 Every wait is bounded: Pub/Sub unreachable at the start fails within ``SETUP_SECONDS``; lost
 mid-run, within ``LOST_SECONDS``; Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by the CLI)
@@ -73,7 +75,7 @@ class StreamingRunner(Runner):
         plan = streaming_plan(model, options)
         readers = components_of(model, PubSubReader)
         finite = bool(options.scenarios) or not readers
-        keys = [sc.key for sc, _ in insts] if finite else []
+        all_keys = [sc.key for sc, _ in insts] if finite else []
         scenarios = [(sc.key, dict(sc.overrides)) for sc, _ in insts] if finite else []
         project = project_id(self.options.view_as(GoogleCloudOptions).project)
         if not re.fullmatch(r"[a-z][-a-z0-9:.]{4,61}[a-z0-9]", project):
@@ -84,9 +86,26 @@ class StreamingRunner(Runner):
         secret, events = new_secret(), event_classes(model.classes.values())
         codec = Codec(run_id, secret, events)  # the driver's (Watch): in this process only, never pickled
         res = Resources.plan(model, plan.cut, project, run_id, feedback_override=options.feedback_topic)
+        ckpt = None
+        ended: dict[str, _t.Any] = {}
+        if options.checkpoint:
+            from plugboard_beam.streaming.checkpoint import for_run
+
+            ckpt = for_run(options.checkpoint, model, res)
+            ended = ckpt.ended()
+            scenarios = [(k, o) for k, o in scenarios if k not in ended]
+        keys = [k for k in all_keys if k not in ended]
         endpoint = pubsub_endpoint()
         log.info("streaming run %s: control topic %s", run_id, res.control_topic)
         watch = Watch(res, codec, keys, [st.id for st in plan.stages], list(res.writers) if finite else [])
+        if ckpt is not None:
+            watch.on_key_ended = ckpt.key_ended
+            for key, failure in ended.items():
+                if failure is not None and key in all_keys:
+                    watch.failures.append(failure)
+                    log.error("key %r had failed before the restart: %s", key, failure.get("message"))
+            if ended:
+                log.info("checkpoint: %d key(s) had ended before this run", len(ended))
         # a finite run stays up until the last window of its FileWriters has closed (issue 11.5)
         watch.file_windows = {n: w.window_seconds for n, w in windowed_writes(
             model, {name for _, o in scenarios for name in (o or {})}).items()}
@@ -104,7 +123,12 @@ class StreamingRunner(Runner):
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
             tune_streaming_direct_runner()
             pipeline = beam.Pipeline(options=self.options)
-            build_streaming(pipeline, model, plan, scenarios, res, dofn_codec, keys if finite and readers else None)
+            build_streaming(pipeline, model, plan, scenarios, res, dofn_codec,
+                            all_keys if finite and readers else None,
+                            intakes=None if ckpt is None else {r.name: ckpt.intake(r) for r in ckpt.readers},
+                            ended=frozenset(ended))
+            if ckpt is not None:
+                ckpt.start()
             watch.start()
             result = pipeline.run()
             if not finite:
@@ -115,6 +139,8 @@ class StreamingRunner(Runner):
         finally:
             try:
                 shutdown.run(watch, result, res, lowering_beam.close_live_runs)
+                if ckpt is not None:
+                    ckpt.close()
             finally:
                 key_file.close()
         report = RunReport(failures=list(watch.failures))
@@ -199,17 +225,22 @@ class Shutdown:
         self.seconds = 0.0
 
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
+        from plugboard_beam.lowering.beam import REPEATED_INPUT
         from plugboard_beam.lowering.dataio import ROWS_LEFT_OUT
-        from plugboard_beam.streaming.pipeline import DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE
+        from plugboard_beam.streaming.pipeline import DEAD_LETTERS, LATE_INTERNAL, REJECTED_INTERNAL, UNENCODABLE
 
         t0 = time.monotonic()
-        steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = [("stopping the watch", 5.0, watch.stop)]
+        # The watch keeps pulling while the pipeline is cancelled: a key's failure published by the
+        # last bundles is still reported (then ``stop`` handles what it pulled)
+        steps: list[tuple[str, float, _t.Callable[[], _t.Any]]] = []
         if result is not None:
             steps.append(("cancelling the pipeline", 10.0, lambda: _cancel(result)))
+        steps.append(("stopping the watch", 5.0, watch.stop))
         counts: dict[str, int] = {}
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
-                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT)})))
+                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT,
+                                                   LATE_INTERNAL, REPEATED_INPUT)})))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
@@ -240,6 +271,13 @@ class Shutdown:
         if rejected:
             log.warning("%d internal message(s) (feedback or control) failed authentication or were malformed "
                         "and were dropped", rejected)
+        repeated = counts.get(REPEATED_INPUT, 0)
+        if repeated:
+            log.warning("%d message(s) repeated a key's seq (or message id) already taken, redeliveries or "
+                        "duplicates, and were ignored", repeated)
+        late = counts.get(LATE_INTERNAL, 0)
+        if late:
+            log.warning("%d chunk(s) of loop feedback values arrived for keys that had failed and were dropped", late)
         left_out = counts.get(ROWS_LEFT_OUT, 0)
         if left_out:
             log.warning("%d row(s) were left out of windowed files: their keys' values did not fit a column "
@@ -356,6 +394,12 @@ class Watch:
         self._stop = threading.Event()
         self.subscriber: _t.Any = None
         self.file_windows: dict[str, float] = {}  # FileWriter -> window (s): wait for its last window
+        # --checkpoint: told (key, failure row or None) once a key's stages are all done and
+        # every writer's messages for it have been seen
+        self.on_key_ended: _t.Optional[_t.Callable[[str, _t.Optional[dict[str, _t.Any]]], None]] = None
+        self.stage_ids = list(stages)
+        self._done: dict[str, set[int]] = {}
+        self._failed: dict[str, dict[str, _t.Any]] = {}
 
     def start(self) -> None:
         """Pull the control and writer-watch subscriptions, each on a thread (plain pulls with
@@ -444,6 +488,7 @@ class Watch:
             if failure is not None and all(f.get("message") != failure.get("message") for f in self.failures):
                 self.failures.append(failure)
                 log.error("key %r failed: %s", key, failure.get("message"))
+            self._key_progress(key, stage, failure)
             return
         writer = kind.split(":", 1)[1]
         key = attrs.get("key", "")
@@ -456,18 +501,50 @@ class Watch:
         except ValueError:
             return
         self._check_writer(key, writer)
+        self._key_progress(key)
+
+    def _writer_done(self, key: str, writer: str) -> bool:
+        count = self.expected.get((key, writer))
+        return count is not None and self.steps_seen.get((key, writer), set()) >= set(range(count))
 
     def _check_writer(self, key: str, writer: str) -> None:
         """A writer has finished a key once the (authenticated) number of messages it published
         has been seen on its topic, steps 0..count-1."""
-        count = self.expected.get((key, writer))
-        if count is not None and self.steps_seen.get((key, writer), set()) >= set(range(count)):
+        if self._writer_done(key, writer):
             self.pending_writers.discard((key, writer))
 
+    def _key_progress(self, key: str, stage: _t.Optional[int] = None,
+                      failure: _t.Optional[dict[str, _t.Any]] = None) -> None:
+        """Tell ``on_key_ended`` once every stage of ``key`` is done and every writer's
+        messages for it have been seen (whether or not the key's keys are known)."""
+        if self.on_key_ended is None:
+            return
+        if failure is not None:
+            self._failed.setdefault(key, failure)
+        if stage is not None:
+            self._done.setdefault(key, set()).add(stage)
+        if not self._done.get(key, set()).issuperset(self.stage_ids):
+            return
+        if all(self._writer_done(key, w) for w in self.res.writers):
+            del self._done[key]
+            self.on_key_ended(key, self._failed.pop(key, None))
+
     def stop(self) -> None:
-        """Stop listening (each pull ends within its 2 s deadline)."""
+        """Stop listening (each pull ends within its 2 s deadline), then handle what was pulled
+        (and acknowledged) but not handled yet: a Ctrl-C while ``wait`` had a key's failure in
+        the queue used to lose it ("0 key(s) had ended")."""
         self._stop.set()
         for thread in self._threads:
             thread.join(3.0)
         if self.subscriber is not None:
             self.subscriber.close()
+        self.flush()
+
+    def flush(self) -> None:
+        """Handle every event already pulled."""
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(*event)

@@ -15,6 +15,9 @@ from asyncio import events
 import types
 import typing as _t
 
+if _t.TYPE_CHECKING:
+    from plugboard_beam.runtime.timelimit import TimedCalls
+
 _Coroutine = types.CoroutineType
 
 
@@ -40,12 +43,13 @@ async def _resume(coro: _t.Coroutine[_t.Any, _t.Any, _t.Any], yielded: _t.Any) -
 class Driver:
     """Runs sync methods directly and coroutines without a loop unless they really suspend."""
 
-    __slots__ = ("_depth", "_loop", "_saved")
+    __slots__ = ("_depth", "_loop", "_saved", "_timed")
 
     def __init__(self) -> None:
         self._loop: _t.Optional[asyncio.AbstractEventLoop] = None
         self._saved: _t.Optional[asyncio.AbstractEventLoop] = None
         self._depth = 0
+        self._timed: _t.Optional[TimedCalls] = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -78,6 +82,15 @@ class Driver:
             return stop.value
         return self.resume(result, yielded)
 
+    def call_limited(self, fn: _t.Callable[[], _t.Any], limit: float, what: str = "step") -> _t.Any:
+        """``call(fn)`` on a worker thread, waiting at most ``limit`` seconds (``timelimit.py``);
+        raises ``StepTimeout`` after that."""
+        if self._timed is None:
+            from plugboard_beam.runtime.timelimit import TimedCalls
+
+            self._timed = TimedCalls()
+        return self._timed.call(fn, limit, what)
+
     def resume(self, coro: _t.Coroutine[_t.Any, _t.Any, _t.Any], yielded: _t.Any) -> _t.Any:
         """Finish a coroutine that suspended (``yielded`` is what it yielded) on the private loop."""
         loop = self.loop
@@ -89,7 +102,12 @@ class Driver:
             events._set_running_loop(running)
 
     def close(self) -> None:
-        """Close the private loop, if one was made."""
-        if self._loop is not None and not self._loop.is_closed():
+        """Close the private loop, if one was made (and the worker of limited calls)."""
+        if self._timed is not None:
+            self._timed.close()
+            self._timed = None
+        if self._loop is not None and not self._loop.is_closed() and not self._loop.is_running():
+            # (a loop still running belongs to a call stuck on another thread, e.g. after Ctrl-C:
+            # closing it would raise; it is left to that thread)
             self._loop.close()
         self._loop = None

@@ -175,6 +175,7 @@ class Runner:
         "fields",
         "handlers",
         "is_source",
+        "limit",
         "name",
         "out_edges",
         "outs",
@@ -185,9 +186,12 @@ class Runner:
         "ticks",
     )
 
-    def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str]) -> None:
+    def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str],
+                 limit: _t.Optional[float] = None) -> None:
         self.comp = comp
         self.name = comp.name
+        #: ``step_timeout``: seconds each call may take (None: called on the engine's thread)
+        self.limit = limit
         self.fields: list[Field] = [Field(f, comp.io.initial_values.get(f, ())) for f in inputs]
         self.outs: list[tuple[str, list[Deliver]]] = [(f, []) for f in outputs]
         self.out_edges: list[list[Edge]] = [[] for _ in outputs]
@@ -251,7 +255,7 @@ class Engine:
         order = {n: i for i, n in enumerate(graph.schedule_order())} if has_events else {}
         for name in self.members:
             node = graph.node(name)
-            self.runners[name] = Runner(components[name], node.inputs, node.outputs)
+            self.runners[name] = Runner(components[name], node.inputs, node.outputs, node.step_timeout)
         for name in self.members:
             self._build_channels(graph.node(name), members, order)
         for name in self.members:
@@ -318,7 +322,10 @@ class Engine:
     # -------------------------------------------------------------- lifecycle
     def _call(self, runner: Runner, phase: str, fn: _t.Callable[[], _t.Any]) -> None:
         try:
-            self.driver.call(fn)
+            if runner.limit is not None:
+                self.driver.call_limited(fn, runner.limit, f"{phase}()")
+            else:
+                self.driver.call(fn)
         except Exception as exc:
             raise StepError(runner.name, self.key, runner.steps, phase, exc) from exc
 
@@ -379,7 +386,11 @@ class Engine:
             for fld in runner.fields:
                 setattr(comp, fld.name, fld.buf.popleft())
         try:
-            res = runner.step_fn()
+            if runner.limit is not None:
+                self.driver.call_limited(runner.step_fn, runner.limit)
+                res = None
+            else:
+                res = runner.step_fn()
             if type(res) is _Coroutine:
                 try:
                     yielded = res.send(None)
@@ -632,7 +643,9 @@ class Engine:
             method = handlers.get(etype)
             if method is not None:
                 try:
-                    result = self.driver.call(functools.partial(getattr(comp, method), event))
+                    handler = functools.partial(getattr(comp, method), event)
+                    result = (self.driver.call(handler) if runner.limit is None
+                              else self.driver.call_limited(handler, runner.limit, f"handler {method}()"))
                     if result is not None and hasattr(result, "model_dump") and isinstance(
                         getattr(result, "type", None), str
                     ):
@@ -652,7 +665,10 @@ class Engine:
         if not runner.outs or comp.io._is_closed:
             return
         try:
-            self.driver.call(runner.step_fn)
+            if runner.limit is not None:
+                self.driver.call_limited(runner.step_fn, runner.limit)
+            else:
+                self.driver.call(runner.step_fn)
         except Exception as exc:
             comp.__dict__["_status"] = Status.FAILED
             raise StepError(runner.name, self.key, runner.steps, "step", exc) from exc

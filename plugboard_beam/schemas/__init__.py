@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Names of components: as in plugboard.
 NAME_PATTERN = r"^([a-zA-Z_][a-zA-Z0-9_-]*)$"
+#: the largest step time limit (seconds; about 11 days)
+STEP_TIMEOUT_MAX = 1_000_000.0
 _REF = re.compile(r"^([a-zA-Z_][a-zA-Z0-9_\-]*)\.([a-zA-Z_][a-zA-Z0-9_]*)$")
 
 
@@ -81,6 +83,10 @@ class ComponentArgsSpec(SpecModel):
     parameters: dict[str, _t.Any] = {}
     constraints: dict[str, _t.Any] = {}
     resources: _t.Optional[dict[str, _t.Any]] = None
+    #: plugboard_beam's step time limit in seconds (not passed to the constructor): a call of
+    #: ``init``/``step``/an event handler/``destroy`` that takes longer fails the key
+    step_timeout: _t.Optional[float] = Field(default=None, gt=0, le=STEP_TIMEOUT_MAX, allow_inf_nan=False,
+                                             strict=False)
 
     def extra_args(self) -> dict[str, _t.Any]:
         """The class-specific arguments (everything but the standard ones)."""

@@ -645,6 +645,7 @@ def build_graph(ctx: Context) -> None:
             outputs=ctx.ios[c.args.name].outputs,
             initial_values={k: tuple(v) for k, v in c.args.initial_values.items()},
             line=ctx.lines.of((*_COMPONENTS, i)),
+            step_timeout=c.args.step_timeout,
         )
         for i, c in enumerate(args.components)
     )

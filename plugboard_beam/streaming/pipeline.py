@@ -31,13 +31,14 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.json_limits import fit_message
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
-from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, StageDoFn, writer_tag
+from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource, StageDoFn, writer_tag
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.plan import Plan, chunk_tag
 from plugboard_beam.runtime.failure import Failure
-from plugboard_beam.runtime.stage import Chunk
+from plugboard_beam.runtime.stage import Chunk, ReorderWindow, Unsequenced
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.codec import KIND, Codec, Unencodable
+from plugboard_beam.streaming.gaps import GapTimedStageDoFn
 from plugboard_beam.streaming.keys import key_problem
 from plugboard_beam.streaming.resources import ReaderInfo, Resources
 
@@ -45,6 +46,8 @@ from plugboard_beam.streaming.resources import ReaderInfo, Resources
 DEAD_LETTERS = "dead_letters"
 REJECTED_INTERNAL = "rejected_internal"
 UNENCODABLE = "unencodable_values"
+#: internal chunks (loop feedback, ends of internal streams) for a key that had already ended
+LATE_INTERNAL = "late_internal"
 #: elements of the keyed (stateful) steps: the key is a str (deterministic coder, no copy step)
 KEYED = beam.typehints.Tuple[str, beam.typehints.Any]
 
@@ -61,10 +64,13 @@ class ReaderRoute(_t.NamedTuple):
     targets: tuple[tuple[int, int, int], ...]
 
 
-def reader_chunks(route: ReaderRoute, key: str, seq: int, msg: Parsed) -> _t.Iterator[_t.Any]:
-    """A parsed reader message as chunks, one per out-edge, tagged by target stage."""
+def reader_chunks(route: ReaderRoute, key: str, seq: int, msg: Parsed, arrival: bool = False) -> _t.Iterator[_t.Any]:
+    """A parsed reader message as chunks, one per out-edge, tagged by target stage (``arrival``:
+    numbered in arrival order, without ``seq``: its values are ``Unsequenced``)."""
     for field_index, edge_id, stage_id in route.targets:
-        values = [] if msg.eos else [msg.values[field_index]]
+        values: list[_t.Any] = [] if msg.eos else [msg.values[field_index]]
+        if arrival:
+            values = Unsequenced(values)
         yield beam.pvalue.TaggedOutput(stage_tag(stage_id), (key, (edge_id, seq, values, msg.eos)))
 
 
@@ -80,9 +86,11 @@ def dead_letter(data: bytes, attributes: _t.Mapping[str, str], reason: str, read
 class ReaderDoFn(beam.DoFn):
     """A reader's messages: checked input to its stages, anything malformed dead-lettered."""
 
-    def __init__(self, route: ReaderRoute, keys: _t.Optional[frozenset[str]]) -> None:
+    def __init__(self, route: ReaderRoute, keys: _t.Optional[frozenset[str]],
+                 ended: frozenset[str] = frozenset()) -> None:
         self.route = route
         self.keys = keys  # a finite run's keys; None when keys come from the messages
+        self.ended = ended  # keys a checkpoint recorded as ended before this run
 
     def setup(self) -> None:
         self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
@@ -93,6 +101,8 @@ class ReaderDoFn(beam.DoFn):
         parsed = parse_message(msg.data or b"", attrs, reader.fields, reader.key_attribute, reader.limits)
         if isinstance(parsed, Parsed):
             problem = key_problem(parsed.key)
+            if problem is None and parsed.key in self.ended:
+                problem = "the key had already ended (recorded in the checkpoint before this run)"
             if problem is None and self.keys is not None and parsed.key not in self.keys:
                 problem = "the key is not one of this run's keys (--scenarios)"
             if problem is not None:
@@ -137,6 +147,9 @@ class SequenceDoFn(beam.DoFn):
     def __init__(self, route: ReaderRoute) -> None:
         self.route = route
 
+    def setup(self) -> None:
+        self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
+
     def process(self, element: tuple[str, tuple[str, Parsed]],
                 state: _t.Any = beam.DoFn.StateParam(STATE)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key, (message_id, parsed) = element
@@ -144,12 +157,13 @@ class SequenceDoFn(beam.DoFn):
         saved: dict[str, _t.Any] = json.loads(blob) if blob else {"next": 0, "seen": []}
         nxt, seen = int(saved["next"]), list(saved["seen"])
         if message_id and message_id in seen:
+            self.repeated.inc()
             return
         if message_id:
             seen.append(message_id)
             del seen[: max(0, len(seen) - self.REMEMBER)]
         state.write(json.dumps({"next": nxt + 1, "seen": seen}).encode())
-        yield from reader_chunks(self.route, key, nxt, parsed)
+        yield from reader_chunks(self.route, key, nxt, parsed, arrival=True)
 
 
 @dataclass(frozen=True)
@@ -216,23 +230,33 @@ class ControlDoFn(beam.DoFn):
 
 class LateDoFn(beam.DoFn):
     """Reader input a stage could not use because its key had failed (the input that failed
-    it, input waiting behind it, input arriving later) or ended: to the reader's dead-letter
-    topic with the reason (``key failed at step N ...``); other late chunks (feedback, ends of
-    streams) are counted."""
+    it, input waiting behind it, input arriving later, its end of stream) or ended: to the reader's
+    dead-letter topic with the reason (``key failed at step N ...``); late loop feedback values of a
+    failed key are counted (``LATE_INTERNAL``, in the end-of-run report); after a normal end a loop's
+    last values are unused by design (as in batch) and empty ends of internal streams lose nothing."""
 
     def __init__(self, reader_edges: dict[int, tuple[str, tuple[str, ...], str, int]]) -> None:
         self.reader_edges = reader_edges  # edge id -> (reader, fields, key attribute, field index)
 
     def setup(self) -> None:
         self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
-        self.late = Metrics.counter("plugboard_beam", "late_internal")
+        self.late = Metrics.counter("plugboard_beam", LATE_INTERNAL)
 
     def process(self, item: tuple[str, Chunk, str]) -> _t.Iterator[PubsubMessage]:
-        key, (edge, start, values, _), row = item
+        key, (edge, start, values, ended), row = item
         why = late_reason(row)
         info = self.reader_edges.get(edge)
-        if info is None or not values:
-            self.late.inc()
+        if info is None:
+            # loop feedback values for a key that had failed (after a normal end, a loop's last
+            # values are unused by design, as in batch; an empty end loses nothing)
+            if values and row:
+                self.late.inc()
+            return
+        if not values:
+            if ended:  # a reader's end of stream (eos) came too late
+                reader, _, key_attribute, _ = info
+                self.dead.inc()
+                yield dead_letter(b"", {key_attribute: key, "seq": str(start), "eos": "true"}, why, reader)
             return
         reader, fields, key_attribute, index = info
         for i, value in enumerate(values):
@@ -241,7 +265,9 @@ class LateDoFn(beam.DoFn):
                 data = json.dumps({fields[index]: value}).encode()
             except (TypeError, ValueError):
                 data = repr(value).encode()
-            yield dead_letter(data, {key_attribute: key, "seq": str(start + i)}, why, reader)
+            # (a message without seq had none: its arrival number is not one)
+            attrs = {key_attribute: key} if type(values) is Unsequenced else {key_attribute: key, "seq": str(start + i)}
+            yield dead_letter(data, attrs, why, reader)
 
 
 class OfReaders(beam.DoFn):
@@ -259,6 +285,8 @@ def late_reason(row: str) -> str:
     """The dead-letter reason for input of a key whose stage ended with ``row`` ("" = no failure)."""
     if not row:
         return "the key had already ended (input after its end of stream)"
+    if row.startswith("!"):  # a reason of its own (``LATE``)
+        return row[1:]
     try:
         failure = Failure.from_json(row)
         return f"key failed at step {failure.step} in component '{failure.component}': {failure.error_type}: " \
@@ -275,15 +303,21 @@ def build_streaming(
     res: Resources,
     codec: Codec,
     keys: _t.Optional[_t.Collection[str]] = None,
+    intakes: _t.Optional[_t.Mapping[str, _t.Any]] = None,
+    ended: frozenset[str] = frozenset(),
 ) -> None:
     """Add the streaming model's transforms to ``pipeline``.
 
     ``scenarios`` are the keys started in advance (each stage gets a start element for them);
     keys that only appear in messages start when their first message arrives. ``keys`` (a
     finite run's keys) makes readers dead-letter messages of any other key. ``codec`` seals
-    and opens the run's feedback and control messages.
+    and opens the run's feedback and control messages. ``intakes`` (``--checkpoint``: reader ->
+    ``checkpoint.IntakeSpec``) makes each reader's read journal its messages before acknowledging
+    them (``patches.journal_pubsub_reads``); readers dead-letter messages of the ``ended`` keys.
     """
     from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
+
+    from plugboard_beam.lowering.patches import INTAKE_ATTRIBUTE
 
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in scenarios if v}
@@ -303,6 +337,7 @@ def build_streaming(
                 reader_edges[e.id] = (reader.name, reader.fields, reader.key_attribute, fields.index(e.source_field))
         return ReaderRoute(reader, tuple((fields.index(e.source_field), e.id, edge_stage[e.id]) for e in out_edges))
 
+    windows = reorder_windows(model, g)
     tags = [stage_tag(st.id) for st in plan.stages]
     dead_by_reader: dict[str, list[_t.Any]] = {}
     for read_args, reader in res.reads():
@@ -313,9 +348,12 @@ def build_streaming(
                 to_stage[st.id].append(routed[stage_tag(st.id)])
             continue
         label = reader.name
-        msgs = pipeline | f"Read {label}" >> ReadFromPubSub(with_attributes=True, **read_args)
+        read = ReadFromPubSub(with_attributes=True, **read_args)
+        if intakes is not None:
+            setattr(read._source, INTAKE_ATTRIBUTE, intakes[reader.name])
+        msgs = pipeline | f"Read {label}" >> read
         route = route_for(reader)
-        routed = msgs | f"Route {label}" >> beam.ParDo(ReaderDoFn(route, known)).with_outputs(
+        routed = msgs | f"Route {label}" >> beam.ParDo(ReaderDoFn(route, known, ended)).with_outputs(
             *tags, "dead", "unordered")
         for st in plan.stages:
             to_stage[st.id].append(routed[stage_tag(st.id)])
@@ -345,8 +383,11 @@ def build_streaming(
         stage_in.element_type = KEYED  # a deterministic key coder for the stateful step
         writers = [m for m in st.members if m in writers_of or m in files]
         out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
-        outs = stage_in | f"Run {st.name}" >> beam.ParDo(StageDoFn(
-            source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True)).with_outputs(*out_tags)
+        timed = any(windows[e.id].seconds for e in st.in_edges if e.id in windows)  # a reorder window in seconds
+        stage_fn = GapTimedStageDoFn if timed else StageDoFn
+        outs = stage_in | f"Run {st.name}" >> beam.ParDo(stage_fn(
+            source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
+            windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows})).with_outputs(*out_tags)
         for e in st.out_edges:
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(
@@ -381,6 +422,20 @@ def build_streaming(
             (late_dead | f"Late for {'+'.join(names)}" >> beam.ParDo(OfReaders(frozenset(names)))
              | f"Typed late {'+'.join(names)}" >> beam.Map(lambda m: m).with_output_types(PubsubMessage)
              | f"Write late dead letters {'+'.join(names)}" >> WriteToPubSub(topic, with_attributes=True))
+
+
+def reorder_windows(model: LoadedModel, g: _t.Any) -> dict[int, ReorderWindow]:
+    """The reorder window (``reorder_window_count``/``_seconds`` of its PubSubReader) of every
+    reader edge: how long a key's messages wait for a missing earlier ``seq``."""
+    from plugboard_beam.library.pubsub import PubSubReader, reorder_window
+
+    out: dict[int, ReorderWindow] = {}
+    for name, spec in model.component_specs().items():
+        if issubclass(model.classes[name], PubSubReader):
+            count, seconds = reorder_window(spec.args.extra_args())
+            for e in g.out_edges(name):
+                out[e.id] = ReorderWindow(name, count, seconds)
+    return out
 
 
 def _edge_info(e: Edge) -> EdgeInfo:
