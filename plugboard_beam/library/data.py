@@ -82,8 +82,11 @@ class KeyedRows:
     The runner hands it to each key's reader, which then takes its rows from here instead of
     reading the whole source again (one read per run instead of one per key)."""
 
-    def __init__(self, columns: dict[str, list[_t.Any]], key_column: str, order_by: _t.Optional[str]) -> None:
+    def __init__(self, columns: dict[str, list[_t.Any]], key_column: str, order_by: _t.Optional[str],
+                 per_key: _t.Optional[_t.Callable[[list[_t.Any]], list[_t.Any]]] = None) -> None:
         self.columns = columns
+        #: applied to each key's values of a field (a CSV file: text typed as the key's own file)
+        self.per_key = per_key
         index: dict[str, list[int]] = {}
         for i, k in enumerate(columns[key_column]):
             if k is not None:
@@ -99,6 +102,11 @@ class KeyedRows:
         """``key``'s rows from row ``skip`` on, ``size`` rows at a time (all at once if None)."""
         rows = self.index.get(key, [])
         step = size or max(len(rows), 1)
+        if self.per_key is not None:
+            typed = {f: self.per_key([self.columns[f][i] for i in rows]) for f in fields}
+            for start in range(skip, len(rows), step):
+                yield {f: v[start:start + step] for f, v in typed.items()}
+            return
         for start in range(skip, len(rows), step):
             part = rows[start:start + step]
             yield {f: [self.columns[f][i] for i in part] for f in fields}

@@ -157,8 +157,7 @@ def read_table(path: str, what: str, columns: _t.Optional[_t.Sequence[str]] = No
             table = pq.read_table(pa.BufferReader(data), use_threads=False)  # no Arrow thread pool
         else:
             table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(use_threads=False),
-                                   convert_options=pacsv.ConvertOptions(
-                timestamp_parsers=["%Y-%m-%dT%H:%M:%S.no-such-format"]))  # keep text as text
+                                   convert_options=_csv_convert_options())
     except pa.ArrowException as exc:
         raise DataError(f"{what}: cannot be parsed as {fmt}: {exc}") from None
     if columns is not None:
@@ -167,6 +166,36 @@ def read_table(path: str, what: str, columns: _t.Optional[_t.Sequence[str]] = No
             raise DataError(f"{what}: no column(s) {missing} (it has {table.column_names})")
         table = table.select(list(columns))
     return table
+
+
+def _csv_convert_options() -> _t.Any:
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(timestamp_parsers=["%Y-%m-%dT%H:%M:%S.no-such-format"])  # keep text as text
+
+
+def key_typed(values: list[_t.Any]) -> list[_t.Any]:
+    """One key's values of a CSV column that was read as text, typed as they would be in a file
+    of that key's rows alone (issue 15: one text cell in a numeric column of a keyed table
+    makes the whole column text; the other keys' numbers stay numbers, and only the key with
+    the text fails). Values that are not all text (or missing) are returned as they are."""
+    if not any(isinstance(v, str) for v in values) or not all(v is None or isinstance(v, str) for v in values):
+        return values
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["v"])
+    writer.writerows([["" if v is None else v] for v in values])
+    try:
+        table = pacsv.read_csv(pa.BufferReader(text.getvalue().encode()),
+                               read_options=pacsv.ReadOptions(use_threads=False),
+                               convert_options=_csv_convert_options())
+    except pa.ArrowException:
+        return values
+    typed: list[_t.Any] = table.column("v").to_pylist()
+    return typed if len(typed) == len(values) else values
 
 
 # ------------------------------------------------------------------- CSV text like pandas
@@ -274,7 +303,9 @@ class FileReader(DataReader):
         fields = list(self.io.outputs)
         extra = [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
         table = read_table(self._file_path, self.describe_source(), fields + extra)
-        return KeyedRows({c: table.column(c).to_pylist() for c in fields + extra}, self._key_column, self._order_by)
+        csv_file = file_format(self._file_path) != ".parquet"
+        return KeyedRows({c: table.column(c).to_pylist() for c in fields + extra}, self._key_column, self._order_by,
+                         per_key=key_typed if csv_file else None)
 
     def _load(self) -> _t.Iterator[dict[str, list[_t.Any]]]:
         shared = self._shared_chunks()
@@ -295,10 +326,12 @@ class FileReader(DataReader):
                 order = table.column(self._order_by).to_pylist()
                 idx.sort(key=lambda i: (order[i] is None, order[i]))  # stable: ties keep file order
             table = table.take(idx)
+        columns = {f: table.column(f).to_pylist() for f in fields}
+        if self._key_column is not None and file_format(self._file_path) != ".parquet":
+            columns = {f: key_typed(v) for f, v in columns.items()}  # typed as the key's own file
         size = self._chunk_size or max(table.num_rows, 1)
         for start in range(self._fetched, table.num_rows, size):
-            part = table.slice(start, size)
-            yield {f: part.column(f).to_pylist() for f in fields}
+            yield {f: v[start:start + size] for f, v in columns.items()}
 
     async def _fetch(self) -> dict[str, list[_t.Any]]:
         if self._chunks is None:
@@ -407,4 +440,4 @@ class FileWriter(DataWriter):
             self._pending = []
 
 
-__all__ = ["FileReader", "FileWriter", "csv_text", "file_format", "read_table"]
+__all__ = ["FileReader", "FileWriter", "csv_text", "file_format", "key_typed", "read_table"]

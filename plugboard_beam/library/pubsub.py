@@ -8,12 +8,16 @@ Message protocol (the same on every engine):
   earlier one; without ``seq``, arrival order is used. A message whose attribute ``eos`` is
   ``"true"`` (with its own ``seq``, after the last value) ends that key's stream. Redelivered
   messages (same ``seq``, or same message id) are dropped.
-* **Malformed input** (not JSON, not an object, a field missing, a bad ``seq``, no key) goes to
-  the dead-letter topic (``dead_letter_topic``, default ``<topic>-dead-letter``) with the
-  reason in the attribute ``reason``; it never stops the pipeline.
-* **Output** (from a writer): one JSON object per step, ``{field: value, ...}``, with attributes
-  ``key`` and ``step``; when the key's stream ends, one more message with attributes ``key``,
-  ``eos="true"`` and ``count`` (the number of data messages before it).
+* **Malformed input** (not JSON, not an object, a field missing, a bad ``seq``, no key, over
+  the reader's decode limits ``max_payload_bytes`` / ``max_depth`` / ``max_int_digits``, checked
+  before parsing: see ``json_limits``) goes to the dead-letter topic (``dead_letter_topic``,
+  default ``<topic>-dead-letter``) with the reason in the attribute ``reason``, cut to fit
+  Pub/Sub's limits; it never stops the pipeline.
+* **Output** (from a writer): one strict JSON object per step, ``{field: value, ...}``, with
+  attributes ``key`` and ``step``; when the key's stream ends, one more message with attributes
+  ``key``, ``eos="true"`` and ``count`` (the number of data messages before it). A step whose
+  message is not strict JSON (``NaN``, ``Infinity``, ...) or is over ``max_message_bytes``
+  fails its key instead of being published.
 
 Under the Beam lowering both are replaced by Beam's Pub/Sub IO (the reader's messages feed the
 stage as chunks; the writer's messages go to ``WriteToPubSub``). Under ``LocalProcess`` they
@@ -23,16 +27,26 @@ use google-cloud-pubsub directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import json
 import os
 import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.library._common import field_names
+from plugboard_beam.library.json_limits import (
+    MAX_PUBLISH_BYTES,
+    DecodeLimits,
+    LimitExceeded,
+    NotJSON,
+    dumps_strict,
+    fit_message,
+    loads_limited,
+    message_size,
+)
 from plugboard_beam.schemas import ComponentArgsDict
 
 DEFAULT_PROJECT = "plugboard-beam-local"
+DEFAULT_LIMITS = DecodeLimits()
 
 
 def project_id(explicit: _t.Optional[str] = None) -> str:
@@ -49,6 +63,27 @@ def topic_path(name: str, project: _t.Optional[str] = None) -> str:
 def subscription_path(name: str, project: _t.Optional[str] = None) -> str:
     """``projects/P/subscriptions/NAME`` for a short or full name."""
     return name if name.startswith("projects/") else f"projects/{project_id(project)}/subscriptions/{name}"
+
+
+def subscriber_client() -> _t.Any:
+    """A ``SubscriberClient`` that receives any message Pub/Sub holds (up to 10 MB).
+
+    google-cloud-pubsub opens the emulator's channel (``PUBSUB_EMULATOR_HOST``) without the
+    options it gives the real service's, so gRPC's default 4 MB limit on a response applies: a
+    pull holding a larger message fails (RESOURCE_EXHAUSTED), the message is redelivered and
+    fails again, and one 4.5 MB message hung a run (issue 15). Here the emulator's channel has
+    no such limit, as the service's has not."""
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if not host:
+        return pubsub_v1.SubscriberClient()
+    from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+    import grpc
+
+    channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", -1),
+                                                   ("grpc.max_send_message_length", -1)])
+    return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(host=host, channel=channel))
 
 
 def short_name(path: str) -> str:
@@ -75,8 +110,8 @@ class Rejected:
 
 
 def parse_message(data: bytes, attributes: _t.Mapping[str, str], fields: _t.Sequence[str],
-                  key_attribute: str = "key") -> _t.Union[Parsed, Rejected]:
-    """Check and decode one input message."""
+                  key_attribute: str = "key", limits: DecodeLimits = DEFAULT_LIMITS) -> _t.Union[Parsed, Rejected]:
+    """Check and decode one input message (its payload within ``limits`` before it is parsed)."""
     key = attributes.get(key_attribute)
     if not key:
         return Rejected(f"no '{key_attribute}' attribute (it names the model instance)")
@@ -91,9 +126,11 @@ def parse_message(data: bytes, attributes: _t.Mapping[str, str], fields: _t.Sequ
     if attributes.get("eos", "").lower() == "true":
         return Parsed(key, seq, True, ())
     try:
-        payload = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Rejected(f"payload is not JSON: {exc}", key)
+        payload = loads_limited(data, limits)
+    except LimitExceeded as exc:
+        return Rejected(f"payload refused: {exc}", key)
+    except ValueError as exc:
+        return Rejected(str(exc), key)
     if not isinstance(payload, dict):
         return Rejected(f"payload is a JSON {type(payload).__name__}, not an object", key)
     missing = [f for f in fields if f not in payload]
@@ -102,6 +139,15 @@ def parse_message(data: bytes, attributes: _t.Mapping[str, str], fields: _t.Sequ
     return Parsed(key, seq, False, tuple(payload[f] for f in fields))
 
 
+
+
+def reader_limits(args: _t.Mapping[str, _t.Any]) -> DecodeLimits:
+    """The decode limits of a ``PubSubReader``'s arguments (``max_payload_bytes``, ``max_depth``,
+    ``max_int_digits``; defaults for those not given); ``ValueError`` naming a bad one."""
+    try:
+        return DecodeLimits.of(args.get("max_payload_bytes"), args.get("max_depth"), args.get("max_int_digits"))
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("max_bytes", "max_payload_bytes")) from None
 
 
 #: defaults of a reader's reorder window: a key whose messages wait this many (or this long) for a
@@ -135,6 +181,9 @@ class PubSubReader(Component):
         dead_letter_topic: _t.Optional[str] = None,
         project: _t.Optional[str] = None,
         timeout: float = 0.0,
+        max_payload_bytes: _t.Optional[int] = None,
+        max_depth: _t.Optional[int] = None,
+        max_int_digits: _t.Optional[int] = None,
         reorder_window_count: int = REORDER_WINDOW_COUNT,
         reorder_window_seconds: float = REORDER_WINDOW_SECONDS,
         **kwargs: _t.Unpack[ComponentArgsDict],
@@ -146,6 +195,8 @@ class PubSubReader(Component):
             {"reorder_window_count": reorder_window_count, "reorder_window_seconds": reorder_window_seconds})
         if not (subscription or topic):
             raise ValueError(f"PubSubReader {self.name!r}: give a subscription or a topic")
+        #: checked on every payload before it is parsed (``json_limits``); None: the default
+        self.limits = DecodeLimits.of(max_payload_bytes, max_depth, max_int_digits)
         self.io = IOController(outputs=self.fields, namespace=self.name)
         self.subscription = subscription
         self.topic = topic
@@ -162,13 +213,14 @@ class PubSubReader(Component):
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
         if not (args.get("subscription") or args.get("topic")):
             raise ValueError("PubSubReader needs a 'subscription' or a 'topic'")
+        reader_limits(args)
         return IOController(outputs=field_names(args))
 
     # ---- local execution (LocalProcess / --runner local): google-cloud-pubsub directly
     def init(self) -> None:  # type: ignore[override]
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-        self._subscriber = pubsub_v1.SubscriberClient()
+        self._subscriber = subscriber_client()
         self._publisher = pubsub_v1.PublisherClient()
         self._own_subscription = None
         if self.subscription:
@@ -215,15 +267,15 @@ class PubSubReader(Component):
         ack, nack = [], []
         for rm in resp.received_messages:
             m = rm.message
-            parsed = parse_message(m.data, dict(m.attributes), self.fields, self.key_attribute)
+            parsed = parse_message(m.data, dict(m.attributes), self.fields, self.key_attribute, self.limits)
             if isinstance(parsed, Parsed) and self._key not in ("", "default") and parsed.key != self._key:
                 nack.append(rm.ack_id)  # another instance's message
                 continue
             ack.append(rm.ack_id)
             if isinstance(parsed, Rejected):
                 self.dead_letters += 1
-                self._publisher.publish(topic_path(self.dead_letter_topic, self.project), m.data,
-                                        reason=parsed.reason, key=parsed.key).result()
+                data, attrs = fit_message(m.data, {"reason": parsed.reason, "key": parsed.key}, keep=["reason"])
+                self._publisher.publish(topic_path(self.dead_letter_topic, self.project), data, **attrs).result()
                 continue
             seq = parsed.seq if parsed.seq is not None else self._arrival()
             if seq >= self._next and seq not in self._buffer:
@@ -251,12 +303,13 @@ class PubSubWriter(Component):
     io = IOController()
 
     def __init__(self, topic: str, fields: list[str], project: _t.Optional[str] = None,
-                 **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
+                 max_message_bytes: int = MAX_PUBLISH_BYTES, **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         super().__init__(**kwargs)
         self.fields = field_names({"fields": fields})
         self.io = IOController(inputs=self.fields, initial_values=self.initial_values, namespace=self.name)
         self.topic = topic
         self.project = project
+        self.max_message_bytes = writer_limit(max_message_bytes)
         self.count = 0
         #: Under Beam the messages are collected here and published by WriteToPubSub.
         self.outbox: _t.Optional[list[tuple[bytes, dict[str, str]]]] = None
@@ -265,6 +318,7 @@ class PubSubWriter(Component):
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
         if not args.get("topic"):
             raise ValueError("PubSubWriter needs a 'topic'")
+        writer_limit(args.get("max_message_bytes", MAX_PUBLISH_BYTES))
         return IOController(inputs=field_names(args))
 
     @property
@@ -285,13 +339,35 @@ class PubSubWriter(Component):
         else:
             self._publisher.publish(self._topic_path, data, **attributes).result()
 
+    def _checked(self, value: _t.Any, attributes: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        """``value`` as a message of strict JSON within ``max_message_bytes``; a ``ValueError``
+        otherwise, raised in the step (or event handler): the key fails, named, and nothing of
+        it reaches the topic (issue 15: never the whole pipeline)."""
+        try:
+            data = dumps_strict(value).encode()
+        except NotJSON as exc:
+            raise ValueError(f"the message is not strict JSON: {exc}") from None
+        size = message_size(data, attributes)
+        if size > self.max_message_bytes:
+            raise ValueError(f"a message of {size:,} bytes is over the publish limit of "
+                             f"{self.max_message_bytes:,} bytes (max_message_bytes)")
+        return data, attributes
+
     def step(self) -> None:  # type: ignore[override]
         payload = {f: getattr(self, f) for f in self.fields}
-        self._emit(json.dumps(payload).encode(), {"key": self._key, "step": str(self.count)})
+        self._emit(*self._checked(payload, {"key": self._key, "step": str(self.count)}))
         self.count += 1
 
     def destroy(self) -> None:  # type: ignore[override]
         self._emit(b"", {"key": self._key, "eos": "true", "count": str(self.count), "step": str(self.count)})
+
+
+def writer_limit(value: _t.Any) -> int:
+    """A writer's ``max_message_bytes``: a positive integer up to Pub/Sub's own limit."""
+    if type(value) is not int or not 0 < value <= MAX_PUBLISH_BYTES:
+        raise ValueError(f"max_message_bytes must be an integer from 1 to {MAX_PUBLISH_BYTES:,} (Pub/Sub's limit "
+                         f"less room for the request), got {value!r}")
+    return value
 
 
 def bounded_retry(timeout: _t.Optional[float]) -> _t.Any:

@@ -39,14 +39,14 @@ component, key and step (other keys run on).
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.events.codec import encode
 from plugboard_beam.events.event import Event, StopEvent
-from plugboard_beam.library.pubsub import PubSubWriter
+from plugboard_beam.library.json_limits import MAX_PUBLISH_BYTES
+from plugboard_beam.library.pubsub import PubSubWriter, writer_limit
 from plugboard_beam.schemas import ComponentArgsDict
 
 
@@ -61,12 +61,13 @@ class PubSubEventWriter(PubSubWriter):
         handlers = {**{t: "_publish_event" for t in eio.input_types}, **eio.handlers}
         cls._event_io = dataclasses.replace(eio, handlers=handlers)
 
-    def __init__(self, topic: str, project: _t.Optional[str] = None,
+    def __init__(self, topic: str, project: _t.Optional[str] = None, max_message_bytes: int = MAX_PUBLISH_BYTES,
                  **kwargs: _t.Unpack[ComponentArgsDict]) -> None:
         Component.__init__(self, **kwargs)
         self.fields: list[str] = []
         self.topic = topic
         self.project = project
+        self.max_message_bytes = writer_limit(max_message_bytes)
         self.count = 0
         self.outbox: _t.Optional[list[tuple[bytes, dict[str, str]]]] = None
 
@@ -76,12 +77,13 @@ class PubSubEventWriter(PubSubWriter):
             raise ValueError(f"{cls.__name__} needs a 'topic'")
         if not cls.io.input_events:
             raise ValueError(f"{cls.__name__} handles no events: subclass it with IO(input_events=[...])")
+        writer_limit(args.get("max_message_bytes", MAX_PUBLISH_BYTES))
         return cls.io
 
     def _publish_event(self, event: Event) -> None:
-        self._emit(json.dumps(encode(event)).encode(),
-                   {"key": self._key, "step": str(event.tick), "event_type": event.type,
-                    "seq": str(self.count)})  # seq: 0, 1, 2, ... per key (ticks may repeat or skip)
+        self._emit(*self._checked(encode(event), {
+            "key": self._key, "step": str(event.tick), "event_type": event.type,
+            "seq": str(self.count)}))  # seq: 0, 1, 2, ... per key (ticks may repeat or skip)
         self.count += 1
 
 

@@ -1,18 +1,18 @@
 """Simple in-memory and file components: replay rows, write JSON lines.
 
 ``ListSource`` replays rows given as an argument (handy with ``--scenarios``: one list per key);
-``JsonLinesWriter`` writes what ``PubSubWriter`` would publish, one JSON object per step, so a
+``JsonLinesWriter`` writes what ``PubSubWriter`` would publish, one strict JSON object per step, so a
 batch run and a streaming run of the same model can be compared line by line.
 """
 
 from __future__ import annotations
 
-import json
 import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.library._common import field_names
+from plugboard_beam.library.json_limits import NotJSON, dumps_strict
 from plugboard_beam.schemas import ComponentArgsDict
 
 
@@ -64,7 +64,10 @@ class JsonLinesWriter(Component):
     def step(self) -> None:  # type: ignore[override]
         if "_lines" not in self.__dict__:
             self._lines: list[str] = []
-        self._lines.append(json.dumps({f: getattr(self, f) for f in self.fields}))
+        try:  # strict JSON, as PubSubWriter publishes it (NaN and infinities fail the key)
+            self._lines.append(dumps_strict({f: getattr(self, f) for f in self.fields}))
+        except NotJSON as exc:
+            raise ValueError(f"the line is not strict JSON: {exc}") from None
 
     def destroy(self) -> None:  # type: ignore[override]
         with open(self.path, "w") as f:

@@ -55,7 +55,15 @@ from apache_beam.metrics.metric import Metrics
 
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.data import DataError
-from plugboard_beam.library.file_io import FileReader, FileWriter, csv_text, file_format, parquet_bytes, read_table
+from plugboard_beam.library.file_io import (
+    FileReader,
+    FileWriter,
+    csv_text,
+    file_format,
+    key_typed,
+    parquet_bytes,
+    read_table,
+)
 from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url, scrub
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
 from plugboard_beam.runtime.failure import Failure
@@ -438,6 +446,7 @@ class _ReadPart(beam.DoFn):
             batches = iter([_arrow_batch(read_table(path or r.path, what, cols), cols, k, self.wave)])
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
+        csv_file = r.kind == "file" and group < 0
         row = 0
         for columns, numbers, n_read in batches:
             # one element per key per batch (not per row), columnar (lists of plain values pickle
@@ -469,8 +478,10 @@ class _ReadPart(beam.DoFn):
                 orders = [columns[o][i] for i in idx] if o is not None else None
                 # the part's row numbers, order values and field columns cross the GroupByKey as
                 # one pickle (a row's values are plain data read from a file or a query)
-                payload = pickle.dumps(([row + number[i] for i in idx], orders,
-                                        [[columns[f][i] for i in idx] for f in range(nf)]),
+                fields = [[columns[f][i] for i in idx] for f in range(nf)]
+                if csv_file:  # text typed as the key's own file would be (issue 15)
+                    fields = [key_typed(v) for v in fields]
+                payload = pickle.dumps(([row + number[i] for i in idx], orders, fields),
                                        protocol=pickle.HIGHEST_PROTOCOL)
                 yield key, (file_index, group, row + number[idx[0]], payload)
             row += n_read
@@ -656,11 +667,14 @@ def _write_shard(element: tuple[int, _t.Iterable[tuple[str, int, bytes]]], s: Si
     what = f"file {path!r}"
     try:
         _write_rows(s, ordered, path, what)
-    except DataError as exc:
-        if file_format(s.target) != ".parquet":
-            yield _sink_error(s, str(exc), (r[0] for r in ordered))
+    except (DataError, *TEXT_ERRORS) as exc:
+        misfits = _misfits(s.fields, ordered) if file_format(s.target) == ".parquet" else {}
+        # a value no file can hold as text (a 5,000-digit int, ...): its key's rows fail alone
+        misfits.update(_unwritable(ordered, misfits, lambda rows: _rows_bytes(s.fields, s.target, rows, what)))
+        if not misfits:
+            yield _sink_error(s, f"{type(exc).__name__}: {exc}" if not isinstance(exc, DataError) else str(exc),
+                              (r[0] for r in ordered))
             return
-        misfits = _misfits(s.fields, ordered)
         kept = [r for r in ordered if r[0] not in misfits]
         for key, (step, reason) in misfits.items():
             yield Failure(key=key, component=s.name, step=step, phase="write", error_type="DataError",
@@ -668,21 +682,52 @@ def _write_shard(element: tuple[int, _t.Iterable[tuple[str, int, bytes]]], s: Si
                                  "keys' were written)").to_json()
         try:
             _write_rows(s, kept, path, what)
-        except DataError as again:
+        except (DataError, *TEXT_ERRORS) as again:
             yield _sink_error(s, str(again), (r[0] for r in kept))
+
+
+#: what encoding a value as file text or Parquet raises for a value it cannot hold (an int over
+#: Python's 4300-digit str limit, or too large for a float column, a value nested too deep)
+TEXT_ERRORS = (ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _unwritable(rows: _t.Sequence[Row], known: _t.Mapping[str, tuple[int, str]],
+                encode: _t.Callable[[_t.Sequence[Row]], bytes]) -> dict[str, tuple[int, str]]:
+    """The keys (other than ``known``) whose rows cannot be encoded even alone: (first step,
+    reason). Only called after encoding the whole shard failed."""
+    by_key: dict[str, list[Row]] = {}
+    for r in rows:
+        if r[0] not in known:
+            by_key.setdefault(r[0], []).append(r)
+    out: dict[str, tuple[int, str]] = {}
+    for key, own in by_key.items():
+        try:
+            encode(own)
+        except (DataError, *TEXT_ERRORS) as exc:
+            step = own[0][1]
+            for r in own:  # the first row that fails alone, when one does
+                try:
+                    encode([r])
+                except (DataError, *TEXT_ERRORS):
+                    step = r[1]
+                    break
+            out[key] = (step, f"a value cannot be written ({type(exc).__name__}: {str(exc)[:300]})")
+    return out
+
+
+def _rows_bytes(fields: _t.Sequence[str], target: str, rows: _t.Sequence[Row], what: str) -> bytes:
+    names = ["key", "step", *fields]
+    columns: list[list[_t.Any]] = [[r[0] for r in rows], [r[1] for r in rows]]
+    columns += [[r[2][i] for r in rows] for i in range(len(fields))]
+    if file_format(target) == ".parquet":
+        return parquet_bytes(names, columns, what)
+    return csv_text(names, columns, header=True).encode()
 
 
 def _write_rows(s: SinkWrite, rows: _t.Sequence[Row], path: str, what: str) -> None:
     from plugboard_beam.library.file_io import write_bytes
 
-    names = ["key", "step", *s.fields]
-    columns: list[list[_t.Any]] = [[r[0] for r in rows], [r[1] for r in rows]]
-    columns += [[r[2][i] for r in rows] for i in range(len(s.fields))]
-    if file_format(s.target) == ".parquet":
-        data = parquet_bytes(names, columns, what)
-    else:
-        data = csv_text(names, columns, header=True).encode()
-    write_bytes(path, data, what)
+    write_bytes(path, _rows_bytes(s.fields, s.target, rows, what), what)
 
 
 def _kind(value: _t.Any) -> _t.Optional[str]:
@@ -925,10 +970,12 @@ class _RowSink(FileSink):
         what = f"file writer '{w.name}' (streaming files of {w.path!r})"
         try:
             data = self._encode(rows, what)
-        except DataError:
-            # a key whose values do not fit a Parquet column with the others' is left out of the
-            # window's file, logged (writer, key, step, reason) and counted; the rest is written
+        except (DataError, *TEXT_ERRORS):
+            # a key whose values do not fit a Parquet column with the others' (or that no file
+            # can hold as text) is left out of the window's file, logged (writer, key, step,
+            # reason) and counted; the rest is written
             misfits = _misfits(w.fields, rows)
+            misfits.update(_unwritable(rows, misfits, lambda part: self._encode(part, what)))
             for key, (step, reason) in misfits.items():
                 log.error("%s: key %r, step %d: %s; the key's rows of this window were left out of its file",
                           what, key, step, reason)

@@ -54,6 +54,7 @@ still takes effect on the installed Beam.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import typing as _t
@@ -137,8 +138,20 @@ def tune_pubsub_reads(timeout: float = 1.5, max_messages: int = 500) -> bool:
     evaluator = te._PubSubReadEvaluator
     original = evaluator._get_subscriber_client.__func__  # type: ignore[attr-defined]
 
+    from plugboard_beam.library.pubsub import subscriber_client
+
+    # Beam's client, or on the emulator one made once per Beam client by ``subscriber_client``:
+    # the emulator's channel of Beam's own client refuses responses over 4 MB, so one large
+    # message would be redelivered and refused for ever (a hung run; issue 15)
+    unlimited: dict[int, tuple[_t.Any, _t.Any]] = {}
+
     def patched(cls: _t.Any, transform: _t.Any) -> _t.Any:
-        return _PullProxy(original(cls, transform), timeout, max_messages, ACTIVITY)
+        client = original(cls, transform)
+        if os.environ.get("PUBSUB_EMULATOR_HOST"):
+            if id(client) not in unlimited:
+                unlimited[id(client)] = (client, subscriber_client())  # (kept alive: ids stay unique)
+            client = unlimited[id(client)][1]
+        return _PullProxy(client, timeout, max_messages, ACTIVITY)
 
     # return_immediately is deprecated for the real service; on the emulator it is what we want
     warnings.filterwarnings("ignore", message="The return_immediately flag is deprecated", category=DeprecationWarning)

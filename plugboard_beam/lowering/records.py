@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import Edge
+from plugboard_beam.library.json_limits import int_digits
 
 #: key, step (the source's step index), source and target ("component.field"), the value as
 #: JSON text, and the value as a number when it is one (for quick analysis); ``kind`` (field or
@@ -38,30 +39,51 @@ def event_data(event: _t.Any) -> _t.Any:
 _SCALARS = (str, int, float, bool, type(None))
 
 
+#: deepest nesting of lists and dicts a recorded value may have, and most digits of an integer
+#: (Python's own int/str limit): past them ``json.dumps`` raises or recurses out of the stack
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 4300
+
+
 def encode(value: _t.Any) -> tuple[str, _t.Optional[float]]:
     """(JSON text, number or None) of a connector value; ``TypeError`` if JSON cannot hold it
-    losslessly (tuples, sets, non-string dict keys, objects: never a silent ``repr``).
-    NaN and infinities are written as JSON's common extension (``NaN``, ``Infinity``)."""
+    losslessly (tuples, sets, non-string dict keys, objects: never a silent ``repr``), or it is
+    nested deeper than ``MAX_DEPTH`` or has an integer of more than ``MAX_INT_DIGITS`` digits.
+    NaN and infinities are written as JSON's common extension (``NaN``, ``Infinity``); the
+    number of an integer too large for a float is None."""
     _check_lossless(value, "the value")
-    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    number: _t.Optional[float] = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = None
     return json.dumps(value), number
 
 
 def _check_lossless(value: _t.Any, where: str) -> None:
-    if isinstance(value, _SCALARS):
-        return
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_lossless(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has the key {k!r} ({type(k).__name__}); JSON object keys are strings")
-            _check_lossless(item, f"{where}[{k!r}]")
-        return
-    raise TypeError(f"{where} is a {type(value).__name__}, which JSON cannot record losslessly (record str, int, "
-                    "float, bool, None, and lists and string-keyed dicts of them)")
+    # iterative: a list nested 100,000 deep is a failure of its key, not a RecursionError
+    stack: list[tuple[_t.Any, str, int]] = [(value, where, 0)]
+    while stack:
+        v, at, depth = stack.pop()
+        if isinstance(v, int) and not isinstance(v, bool) and int_digits(v) > MAX_INT_DIGITS:
+            raise TypeError(f"{at} is an integer of {int_digits(v):,} digits, which JSON text cannot record "
+                            f"(at most {MAX_INT_DIGITS:,} digits)")
+        if isinstance(v, _SCALARS):
+            continue
+        if isinstance(v, (list, dict)) and depth >= MAX_DEPTH:
+            raise TypeError(f"{at} is nested deeper than {MAX_DEPTH} lists/dicts, which is not recorded")
+        if isinstance(v, list):
+            stack.extend((item, f"{at}[{i}]", depth + 1) for i, item in enumerate(v))
+            continue
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if not isinstance(k, str):
+                    raise TypeError(f"{at} has the key {k!r} ({type(k).__name__}); JSON object keys are strings")
+                stack.append((item, f"{at}[{k!r}]", depth + 1))
+            continue
+        raise TypeError(f"{at} is a {type(v).__name__}, which JSON cannot record losslessly (record str, int, "
+                        "float, bool, None, and lists and string-keyed dicts of them)")
 
 
 class RecordBuffer:

@@ -405,9 +405,9 @@ class Watch:
         """Pull the control and writer-watch subscriptions, each on a thread (plain pulls with
         a short deadline: a lost Pub/Sub is noticed by ``Liveness``, not by a streaming pull
         that logs tracebacks)."""
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from plugboard_beam.library.pubsub import subscriber_client
 
-        self.subscriber = pubsub_v1.SubscriberClient()
+        self.subscriber = subscriber_client()  # outputs up to 10 MB (issue 15)
         self._stop = threading.Event()
         subs = [("control", self.res.control_subscription)]
         subs += [(f"writer:{w}", sub) for w, sub in self.res.writer_watch.items()]

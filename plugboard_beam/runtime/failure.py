@@ -55,7 +55,7 @@ class Failure:
     def of(cls, error: StepError, also: _t.Iterable[StepError] = ()) -> Failure:
         """From a ``StepError`` (and the later ones of the same key)."""
         return cls(key=error.key, component=error.component, step=error.step, phase=error.phase,
-                   error_type=error.error_type, reason=error.error_message, field=error.field,
+                   error_type=error.error_type, reason=cut_reason(error.error_message), field=error.field,
                    also=tuple(cls.of(e) for e in also))
 
     @classmethod
@@ -151,6 +151,18 @@ class Failure:
         if isinstance(value, str):
             return cls.from_json(value)
         return cls.from_dict(value)
+
+
+#: longest reason a failure record keeps (it travels in messages; ``from_dict`` takes 65536)
+MAX_REASON = 8000
+
+
+def cut_reason(reason: str) -> str:
+    """``reason`` cut to ``MAX_REASON`` characters, saying how much was left out (an exception
+    message may quote a whole value)."""
+    if len(reason) <= MAX_REASON:
+        return reason
+    return f"{reason[:MAX_REASON]}... ({len(reason) - MAX_REASON:,} more characters)"
 
 
 def merge_by_key(failures: _t.Iterable[Failure]) -> list[Failure]:

@@ -44,12 +44,15 @@ from plugboard_beam.events.codec import EventDecodeError
 from plugboard_beam.events.codec import decode as decode_event
 from plugboard_beam.events.codec import encode as encode_event
 from plugboard_beam.events.event import Event
+from plugboard_beam.library.json_limits import int_digits
 from plugboard_beam.streaming.secrets import KeySource
 
 #: deepest nesting of lists, tuples and dicts that may cross a cut edge
 MAX_DEPTH = 32
 #: largest internal message we accept (Pub/Sub's own limit is 10 MB)
 MAX_MESSAGE = 8_000_000
+#: most digits of an integer that may cross (Python's own int/str limit is 4300)
+MAX_INT_DIGITS = 4000
 #: the attribute carrying the MAC
 MAC = "mac"
 #: the attribute marking an internal message (its value is the kind)
@@ -79,7 +82,11 @@ def encode_value(value: _t.Any, where: str = "", depth: int = 0) -> _t.Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else {"f": repr(value)}
     if isinstance(value, int):
-        return value if -_BIG < value < _BIG else {"i": str(value)}
+        if -_BIG < value < _BIG:
+            return value
+        if int_digits(value) > MAX_INT_DIGITS:  # str() would raise past Python's 4300 digits
+            raise Unencodable(where, f"int of {int_digits(value):,} digits (at most {MAX_INT_DIGITS:,})")
+        return {"i": str(value)}
     if depth >= MAX_DEPTH:
         if isinstance(value, (list, tuple, dict)):
             raise Unencodable(where, f"{type(value).__name__} nested deeper than {MAX_DEPTH}")
@@ -116,7 +123,7 @@ def decode_value(data: _t.Any, depth: int = 0, events: _t.Mapping[str, type[Even
     (tag, body), = data.items()
     if tag == "f" and body in ("nan", "inf", "-inf"):
         return float(body)
-    if tag == "i" and isinstance(body, str) and body.lstrip("-").isdigit() and len(body) <= 4000:
+    if tag == "i" and isinstance(body, str) and body.lstrip("-").isdigit() and len(body) <= MAX_INT_DIGITS + 1:
         return int(body)
     if tag == "b" and isinstance(body, str):
         try:
@@ -214,6 +221,20 @@ class Codec:
             except Unencodable as exc:
                 raise Unencodable(f"step {start + i}{' ' + exc.where if exc.where else ''}", exc.type_name) from None
         return self.seal("chunk", {"key": key, "edge": edge, "start": start, "end": bool(ended), "values": encoded})
+
+    def seal_chunks(self, key: str, chunk: tuple[int, int, list[_t.Any], bool]) -> list[tuple[bytes, dict[str, str]]]:
+        """``seal_chunk``, as several messages (one value each) when one would be over
+        ``MAX_MESSAGE``; a single value over it raises ``Unencodable`` naming its step."""
+        sealed = self.seal_chunk(key, chunk)
+        if len(sealed[0]) <= MAX_MESSAGE:
+            return [sealed]
+        edge, start, values, ended = chunk
+        if len(values) <= 1:
+            kind = type(values[0]).__name__ if values else "chunk"
+            raise Unencodable(f"step {start}", f"{kind} ({len(sealed[0]):,} bytes encoded; a feedback message "
+                                               f"holds at most {MAX_MESSAGE:,})")
+        return [m for i, v in enumerate(values)
+                for m in self.seal_chunks(key, (edge, start + i, [v], ended and i == len(values) - 1))]
 
     def open_chunk(self, data: _t.Optional[bytes], attributes: _t.Optional[_t.Mapping[str, str]],
                    ) -> _t.Optional[tuple[str, tuple[int, int, list[_t.Any], bool]]]:

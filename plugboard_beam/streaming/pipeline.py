@@ -29,6 +29,7 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.graph.model import Edge
+from plugboard_beam.library.json_limits import fit_message
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
 from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource, StageDoFn, writer_tag
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
@@ -75,9 +76,11 @@ def reader_chunks(route: ReaderRoute, key: str, seq: int, msg: Parsed, arrival: 
 
 def dead_letter(data: bytes, attributes: _t.Mapping[str, str], reason: str, reader: str) -> PubsubMessage:
     """A user message for the dead-letter topic: its data and attributes, plus ``reason`` and
-    ``reader`` (attribute values are cut to Pub/Sub's 1024-byte limit)."""
-    attrs = {str(k)[:256]: str(v)[:1000] for k, v in attributes.items() if k not in ("reason", "reader")}
-    return PubsubMessage(data or b"", {**attrs, "reason": reason[:1000], "reader": reader[:1000]})
+    ``reader``, cut to fit Pub/Sub (``json_limits.fit_message``: attribute values at 1024 bytes;
+    data over the message limit cut, with ``truncated``, ``original_bytes`` and ``sha256``)."""
+    attrs = {k: v for k, v in attributes.items() if k not in ("reason", "reader")}
+    return PubsubMessage(*fit_message(data or b"", {"reason": reason, "reader": reader, **attrs},
+                                      keep=("reason", "reader")))
 
 
 class ReaderDoFn(beam.DoFn):
@@ -95,7 +98,7 @@ class ReaderDoFn(beam.DoFn):
     def process(self, msg: PubsubMessage) -> _t.Iterator[_t.Any]:
         attrs = msg.attributes or {}
         reader = self.route.reader
-        parsed = parse_message(msg.data or b"", attrs, reader.fields, reader.key_attribute)
+        parsed = parse_message(msg.data or b"", attrs, reader.fields, reader.key_attribute, reader.limits)
         if isinstance(parsed, Parsed):
             problem = key_problem(parsed.key)
             if problem is None and parsed.key in self.ended:
@@ -190,7 +193,7 @@ class EncodeDoFn(beam.DoFn):
     def process(self, element: tuple[str, Chunk]) -> _t.Iterator[_t.Any]:
         key, chunk = element
         try:
-            data, attrs = self.codec.seal_chunk(key, chunk)
+            sealed = self.codec.seal_chunks(key, chunk)
         except Unencodable as exc:
             self.unencodable.inc()
             edge, start = chunk[0], chunk[1]
@@ -199,8 +202,9 @@ class EncodeDoFn(beam.DoFn):
             row = Failure(key=key, component=e.source, step=step, phase="emit", error_type="TypeError",
                           reason=f"(edge {e.label}) {exc}", field=e.source_field).to_dict()
             yield beam.pvalue.TaggedOutput("failed", (key, row))
-            data, attrs = self.codec.seal_chunk(key, (edge, start, [], True))
-        yield PubsubMessage(data, attrs)
+            sealed = [self.codec.seal_chunk(key, (edge, start, [], True))]
+        for data, attrs in sealed:
+            yield PubsubMessage(data, attrs)
 
 
 class ControlDoFn(beam.DoFn):

@@ -20,11 +20,13 @@ import time
 import typing as _t
 
 from plugboard_beam.graph.model import Edge
+from plugboard_beam.library.json_limits import DecodeLimits
 from plugboard_beam.library.pubsub import (
     PubSubReader,
     PubSubWriter,
     ensure_subscription,
     ensure_topic,
+    reader_limits,
     short_name,
     subscription_path,
     topic_path,
@@ -55,6 +57,7 @@ class ReaderInfo:
     topic: _t.Optional[str]  # full path (None if only a subscription was given)
     dead_letter_topic: str
     own_subscription: bool  # made for this run (deleted at the end)
+    limits: DecodeLimits = field(default_factory=DecodeLimits)  # checked before a payload is parsed
 
 
 @dataclass
@@ -98,7 +101,7 @@ class Resources:
                 res.readers.append(ReaderInfo(
                     name=spec.args.name, fields=tuple(args["fields"]), key_attribute=args.get("key_attribute", "key"),
                     subscription=sub, topic=topic, dead_letter_topic=topic_path(dead, project),
-                    own_subscription=own))
+                    own_subscription=own, limits=reader_limits(args)))
             elif issubclass(cls_, PubSubWriter):
                 res.writers[spec.args.name] = topic_path(args["topic"], args.get("project") or project)
         res.control_topic = topic_path(f"{prefix}-control", project)
