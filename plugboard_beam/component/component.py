@@ -188,8 +188,14 @@ class Component:
 
     @property
     def parameters(self) -> dict[str, _t.Any]:
-        """The component's parameters."""
+        """The component's parameters: its own, merged (before ``init()``) over its process's."""
         return self._parameters
+
+    def merge_process_parameters(self, parameters: _t.Mapping[str, _t.Any]) -> None:
+        """Take the process's ``parameters`` under this component's own (the component's value
+        wins for a name both give), as plugboard does when a process connects its components.
+        Every engine calls it once the component is built and before its ``init()``."""
+        self._parameters = {**parameters, **self.__dict__.get("_parameters", {})}
 
     @property
     def initial_values(self) -> dict[str, list[_t.Any]]:

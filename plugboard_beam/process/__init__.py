@@ -71,7 +71,10 @@ class LocalProcess:
         return call
 
     async def init(self) -> None:
-        """Call ``init()`` on every component."""
+        """Merge the process's ``parameters`` under each component's own (the component's
+        value wins, as in plugboard), then call ``init()`` on every component."""
+        for comp in self.components.values():
+            comp.merge_process_parameters(self.parameters)
         await self._in_thread(self._guarded(self._engine.init))
         self._initialised = True
 

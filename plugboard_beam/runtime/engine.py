@@ -15,7 +15,7 @@ Events (SEMANTICS, Events) travel on event edges as one batch (a list, possibly 
 tick of the producer, so a consumer can tell "no event this tick" from "not arrived yet". A
 consumer's ``Channel`` per producer is seeded with one empty batch when the edge lags; before
 its step k a component takes one batch from every channel, handles them in channel order
-(lagging channels first, then producer schedule order), then steps. Components with events run
+(lagging channels first, then producer schedule level, ties by name), then steps. Components with events run
 through ``_advance``; the loop for components without events is unchanged.
 
 The engine is plain synchronous Python. Component coroutines are driven by ``Driver``
@@ -34,6 +34,7 @@ import typing as _t
 
 from plugboard_beam.component.component import Component, Status
 from plugboard_beam.exceptions import StepError
+from plugboard_beam.graph.events import schedule_levels
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.runtime.driver import Driver
 
@@ -248,7 +249,7 @@ class Engine:
     def _build(self, components: _t.Mapping[str, Component]) -> None:
         graph, members = self.graph, set(self.members)
         has_events = any(e.kind == "event" for e in graph.edges)
-        order = {n: i for i, n in enumerate(graph.schedule_order())} if has_events else {}
+        order = schedule_levels(graph) if has_events else {}
         for name in self.members:
             node = graph.node(name)
             self.runners[name] = Runner(components[name], node.inputs, node.outputs)
@@ -287,7 +288,8 @@ class Engine:
         runner = self.runners[node.name]
         runner.event_driven = node.is_event_driven
         edges = [e for e in self.graph.in_edges(node.name) if e.kind == "event"]
-        # Delivery order: tick (lagging channels hold the older tick), then producer schedule order.
+        # Delivery order: tick (lagging channels hold the older tick), then the producer's place
+        # in the schedule, ties by component name (SEMANTICS, Events, Order).
         edges.sort(key=lambda e: (-e.lag, order.get(e.source, 0), e.source))
         for edge in edges:
             ch = Channel(edge)

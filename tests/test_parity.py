@@ -1,0 +1,133 @@
+"""plugboard 0.9.0 parity (issue 16): behaviour a plugboard user relies on, compared with what
+plugboard 0.9.0 does (process parameters, event order among producers at one place in the
+schedule), on every engine it applies to."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+import subprocess
+import textwrap
+
+import pytest
+
+from conftest import cli_command
+from parity_parts import Announce, Count, Scale, TickLog, Write
+from plugboard_beam.component import Component
+from plugboard_beam.connector import AsyncioConnector
+from plugboard_beam.process import LocalProcess
+from plugboard_beam.schemas import ConnectorSpec
+
+HERE = Path(__file__).resolve().parent
+
+
+def cli_run(cwd: Path, model: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (cwd / "model.yaml").write_text(textwrap.dedent(model))
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    return subprocess.run([*cli_command(), "process", "run", "model.yaml", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def local_process(components: list[Component], wires: list[tuple[str, str]], **kw: object) -> LocalProcess:
+    conns = [AsyncioConnector(spec=ConnectorSpec(source=s, target=t)) for s, t in wires]
+    return LocalProcess(components=components, connectors=conns, **kw)  # type: ignore[arg-type]
+
+
+async def run_process(process: LocalProcess) -> None:
+    async with process:
+        await process.run()
+
+
+# ------------------------------------------------------------------ process parameters
+PARAMETERS_MODEL = """\
+    plugboard:
+      process:
+        args:
+          components:
+          - {type: parity_parts.Count, args: {name: count, n: 4}}
+          - {type: parity_parts.Scale, args: {name: scale_a}}
+          - {type: parity_parts.Scale, args: {name: scale_b, parameters: {scale: 2}}}
+          - {type: parity_parts.Write, args: {name: out_a, path: a.txt}}
+          - {type: parity_parts.Write, args: {name: out_b, path: b.txt}}
+          connectors:
+          - {source: count.t, target: scale_a.a}
+          - {source: count.t, target: scale_b.a}
+          - {source: scale_a.x, target: out_a.v}
+          - {source: scale_b.x, target: out_b.v}
+          parameters: {scale: 0.5}
+    """
+
+
+def test_local_process_parameters_merge_under_the_components_own_before_init(tmp_path: Path) -> None:
+    a, b = Scale(name="a"), Scale(name="b", parameters={"scale": 2, "own": 1})
+    comps: list[Component] = [Count(name="c", n=3), a, b, Write(name="wa", path=str(tmp_path / "a.txt"))]
+    process = local_process(comps, [("c.t", "a.a"), ("c.t", "b.a"), ("a.x", "wa.v")],
+                            parameters={"scale": 10, "other": 3})
+    # as in plugboard 0.9.0: merged when the process initialises, the component's value wins
+    assert a.parameters == {} and b.parameters == {"scale": 2, "own": 1}
+    asyncio.run(run_process(process))
+    assert a.parameters == {"scale": 10, "other": 3}
+    assert b.parameters == {"scale": 2, "other": 3, "own": 1}
+    assert (tmp_path / "a.txt").read_text() == "0\n10\n20\n"
+
+
+def test_yaml_process_parameters_reach_components_on_the_local_runner(tmp_path: Path) -> None:
+    proc = cli_run(tmp_path, PARAMETERS_MODEL, "--runner", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.txt").read_text() == "0.0\n0.5\n1.0\n1.5\n"
+    assert (tmp_path / "b.txt").read_text() == "0\n2\n4\n6\n"
+
+
+@pytest.mark.slow
+def test_yaml_process_parameters_reach_components_on_beam(tmp_path: Path) -> None:
+    proc = cli_run(tmp_path, PARAMETERS_MODEL, "--stages", "component")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.txt").read_text() == "0.0\n0.5\n1.0\n1.5\n"
+    assert (tmp_path / "b.txt").read_text() == "0\n2\n4\n6\n"
+
+
+# ------------------------------------------------------------------ event order
+#: plugboard 0.9.0 handles, per tick, pa's event before pb's (recorded with its CLI)
+BY_NAME = "".join(f"{t} pa\n{t} pb\n" for t in range(4))
+
+
+def events_model(first: str, second: str) -> str:
+    return f"""\
+    plugboard:
+      process:
+        args:
+          components:
+          - {{type: parity_parts.Count, args: {{name: clock, n: 4}}}}
+          - {{type: parity_parts.Announce, args: {{name: {first}}}}}
+          - {{type: parity_parts.Announce, args: {{name: {second}}}}}
+          - {{type: parity_parts.TickLog, args: {{name: log, path: log.txt}}}}
+          connectors:
+          - {{source: clock.t, target: {first}.t}}
+          - {{source: clock.t, target: {second}.t}}
+    """
+
+
+@pytest.mark.parametrize("order", [("pa", "pb"), ("pb", "pa")])
+def test_producers_at_one_place_in_the_schedule_deliver_by_name_local_runner(tmp_path: Path,
+                                                                              order: tuple[str, str]) -> None:
+    proc = cli_run(tmp_path, events_model(*order), "--runner", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "log.txt").read_text() == BY_NAME
+
+
+@pytest.mark.parametrize("order", [("pa", "pb"), ("pb", "pa")])
+def test_producers_at_one_place_in_the_schedule_deliver_by_name_local_process(tmp_path: Path,
+                                                                               order: tuple[str, str]) -> None:
+    comps: list[Component] = [Count(name="clock", n=4), *(Announce(name=n) for n in order),
+                              TickLog(name="log", path=str(tmp_path / "log.txt"))]
+    asyncio.run(run_process(local_process(comps, [("clock.t", f"{n}.t") for n in order])))
+    assert (tmp_path / "log.txt").read_text() == BY_NAME
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stages", ["fused", "component"])
+def test_producers_at_one_place_in_the_schedule_deliver_by_name_on_beam(tmp_path: Path, stages: str) -> None:
+    proc = cli_run(tmp_path, events_model("pa", "pb"), "--stages", stages)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "log.txt").read_text() == BY_NAME
