@@ -131,3 +131,103 @@ def test_producers_at_one_place_in_the_schedule_deliver_by_name_on_beam(tmp_path
     proc = cli_run(tmp_path, events_model("pa", "pb"), "--stages", stages)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "log.txt").read_text() == BY_NAME
+
+
+# ------------------------------------------------------------------ exceptions
+#: plugboard 0.9.0's ``plugboard.exceptions``: name -> the names of its base classes
+PLUGBOARD_EXCEPTIONS = {
+    "ChannelError": ["Exception"],
+    "ChannelClosedError": ["ChannelError"],
+    "ChannelNotConnectedError": ["ChannelError"],
+    "ChannelSetupError": ["ChannelError"],
+    "IOControllerError": ["Exception"],
+    "IOStreamClosedError": ["IOControllerError"],
+    "IOSetupError": ["IOControllerError"],
+    "EventStreamClosedError": ["Exception"],
+    "NoMoreDataException": ["Exception"],
+    "RegistryError": ["Exception"],
+    "StateBackendError": ["Exception"],
+    "NotFoundError": ["StateBackendError"],
+    "NotInitialisedError": ["Exception"],
+    "EventError": ["Exception"],
+    "UnrecognisedEventError": ["EventError"],
+    "ValidationError": ["Exception"],
+    "ConstraintError": ["Exception"],
+    "ProcessStatusError": ["Exception"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLUGBOARD_EXCEPTIONS))
+def test_every_plugboard_exception_with_its_bases(name: str) -> None:
+    from plugboard_beam import exceptions
+
+    cls = getattr(exceptions, name)
+    assert issubclass(cls, Exception)
+    for base in PLUGBOARD_EXCEPTIONS[name]:
+        assert issubclass(cls, getattr(exceptions, base) if base != "Exception" else Exception), base
+
+
+def test_constraint_error_carries_an_objective_value() -> None:
+    from plugboard_beam.exceptions import ConstraintError
+
+    err = ConstraintError("too hot", objective_value=-1.5)
+    assert err.args == ("too hot",) and err.objective_value == -1.5
+    assert ConstraintError("x").objective_value is None
+
+
+def test_our_errors_are_plugboards_where_they_mean_the_same(tmp_path: Path) -> None:
+    from plugboard_beam import exceptions
+    from plugboard_beam.library.data_reader import NoMoreDataException
+    from plugboard_beam.spec import load_model
+
+    assert NoMoreDataException is exceptions.NoMoreDataException
+    assert issubclass(exceptions.IOSetupError, exceptions.PlugboardBeamError)
+    (tmp_path / "m.yaml").write_text("plugboard: {process: {args: {components: []}}}\n")
+    with pytest.raises(exceptions.ValidationError):
+        load_model(tmp_path / "m.yaml")
+
+
+@pytest.mark.parametrize("kind", ["file", "sql"])
+def test_readers_raise_io_stream_closed_after_their_last_row(tmp_path: Path, kind: str) -> None:
+    from plugboard_beam.exceptions import IOStreamClosedError
+    from plugboard_beam.library import FileReader, SQLReader
+
+    reader: Component
+    if kind == "file":
+        (tmp_path / "in.csv").write_text("t,u\n1,a\n2,b\n")
+        reader = FileReader(name="r", path=str(tmp_path / "in.csv"), field_names=["t", "u"], chunk_size=1)
+    else:
+        import sqlite3
+
+        con = sqlite3.connect(tmp_path / "db.sqlite")
+        con.execute("CREATE TABLE r (t INTEGER, u TEXT)")
+        con.executemany("INSERT INTO r VALUES (?, ?)", [(1, "a"), (2, "b")])
+        con.commit()
+        con.close()
+        reader = SQLReader(name="r", connection_string=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                           query="SELECT t, u FROM r ORDER BY t", field_names=["t", "u"])
+
+    async def read_all() -> list[tuple[object, object]]:
+        await reader.init()
+        rows = []
+        for _ in range(2):
+            await reader.step()
+            rows.append((reader.t, reader.u))
+        with pytest.raises(IOStreamClosedError):
+            await reader.step()
+        assert reader.io.is_closed
+        return rows
+
+    assert asyncio.run(read_all()) == [(1, "a"), (2, "b")]
+
+
+def test_a_reader_ending_with_io_stream_closed_ends_the_run_not_fails_it(tmp_path: Path) -> None:
+    from plugboard_beam.library import FileReader
+
+    (tmp_path / "in.csv").write_text("a\n1\n2\n3\n")
+    comps: list[Component] = [FileReader(name="r", path=str(tmp_path / "in.csv"), field_names=["a"]),
+                              Scale(name="s", parameters={"scale": 3}), Write(name="w", path=str(tmp_path / "o.txt"))]
+    process = local_process(comps, [("r.a", "s.a"), ("s.x", "w.v")])
+    asyncio.run(run_process(process))
+    assert (tmp_path / "o.txt").read_text() == "3\n6\n9\n"
+    assert [str(c.status) for c in comps] == ["completed"] * 3

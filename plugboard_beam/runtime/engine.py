@@ -33,7 +33,7 @@ import types
 import typing as _t
 
 from plugboard_beam.component.component import Component, Status
-from plugboard_beam.exceptions import StepError
+from plugboard_beam.exceptions import IOStreamClosedError, StepError
 from plugboard_beam.graph.events import schedule_levels
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.runtime.driver import Driver
@@ -389,6 +389,10 @@ class Engine:
                     pass
                 else:
                     self.driver.resume(res, yielded)
+        except IOStreamClosedError:
+            # A reader after its last row (or any step that raises it): the component ends, as
+            # plugboard's ``Component.run`` ends on it; the step sends nothing.
+            comp.io._is_closed = True
         except Exception as exc:
             comp.__dict__["_status"] = Status.FAILED
             raise StepError(runner.name, self.key, runner.steps, "step", exc) from exc
