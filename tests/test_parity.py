@@ -9,13 +9,16 @@ import os
 from pathlib import Path
 import subprocess
 import textwrap
+import typing as _t
 
 import pytest
 
 from conftest import cli_command
 from parity_parts import Announce, Count, Scale, TickLog, Write
-from plugboard_beam.component import Component
+from plugboard_beam.component import Component, Status
+from plugboard_beam.component import IOController as IO
 from plugboard_beam.connector import AsyncioConnector
+from plugboard_beam.events import StopEvent
 from plugboard_beam.process import LocalProcess
 from plugboard_beam.schemas import ConnectorSpec
 
@@ -231,3 +234,116 @@ def test_a_reader_ending_with_io_stream_closed_ends_the_run_not_fails_it(tmp_pat
     asyncio.run(run_process(process))
     assert (tmp_path / "o.txt").read_text() == "3\n6\n9\n"
     assert [str(c.status) for c in comps] == ["completed"] * 3
+
+
+# ------------------------------------------------------------------ component API
+class Probe(Component):
+    """Records its status in init() and step(); exports ``k``."""
+
+    io = IO(inputs=["a"], outputs=["y"])
+    exports = ["k"]  # noqa: RUF012 (plugboard's way of declaring them)
+
+    def __init__(self, k: int = 3, **kw: _t.Any) -> None:
+        super().__init__(**kw)
+        self.k = k
+        self.seen: list[str] = []
+
+    async def init(self) -> None:
+        self.seen.append(str(self.status))
+
+    async def step(self) -> None:
+        self.seen.append(str(self.status))
+        self.y = self.a
+
+
+class Halter(Component):
+    """Queues a StopEvent at t == 1."""
+
+    io = IO(inputs=["t"], output_events=[StopEvent])
+
+    async def step(self) -> None:
+        if self.t == 1:
+            self.io.queue_event(StopEvent(source=self.name, data={}))
+
+
+def test_status_lifecycle_as_plugboard() -> None:
+    count, probe = Count(name="c", n=2), Probe(name="p")
+    process = local_process([count, probe], [("c.t", "p.a")])
+
+    async def go() -> list[str]:
+        seen = [str(probe.status)]
+        await process.init()
+        seen.append(str(probe.status))
+        await process.run()
+        seen.append(str(probe.status))
+        await process.destroy()
+        return seen
+
+    # plugboard 0.9.0: created -> init (after init()) -> running (in step) -> completed
+    assert asyncio.run(go()) == ["created", "init", "completed"]
+    assert probe.seen == ["created", "running", "running"]
+    assert count.status == Status.COMPLETED and Status.COMPLETED.is_terminal and not Status.WAITING.is_terminal
+
+
+def test_status_stopped_by_a_stop_event_and_failed_by_a_raising_step() -> None:
+    from plugboard_beam.exceptions import StepError
+
+    halter, probe = Halter(name="h"), Probe(name="p")
+    asyncio.run(run_process(local_process([Count(name="c", n=5), halter, probe], [("c.t", "h.t"), ("c.t", "p.a")])))
+    assert probe.status == Status.STOPPED and halter.status == Status.STOPPED
+
+    class Boom(Component):
+        io = IO(inputs=["a"])
+
+        async def step(self) -> None:
+            raise RuntimeError("boom")
+
+    boom = Boom(name="b")
+    with pytest.raises(StepError):
+        asyncio.run(run_process(local_process([Count(name="c", n=2), boom], [("c.t", "b.a")])))
+    assert boom.status == Status.FAILED
+
+
+def test_export_and_dict_as_plugboard() -> None:
+    probe = Probe(name="p", k=5, initial_values={"a": [1]}, parameters={"g": 2})
+    assert probe.export() == {"type": f"{__name__}.Probe",
+                              "args": {"name": "p", "k": 5, "initial_values": {"a": [1]}, "parameters": {"g": 2}}}
+    rebuilt = Probe(**probe.export()["args"])
+    assert rebuilt.export() == probe.export()
+    probe.y = 7
+    assert probe.dict() == {
+        "__export": probe.export(), "id": "p", "name": "p", "status": "created",
+        "input": {"a": None}, "output": {"y": 7}, "exports": {"k": 5},
+        "io": {"namespace": "p", "inputs": ["a"], "outputs": ["y"], "input_events": ["system_stop"],
+               "output_events": ["system_stop"], "initial_values": {"a": [1]}, "event_field_coverage": {}},
+    }
+    # unset fields and other unset public attributes read as None (plugboard's __getattr__)
+    assert probe.a is None and probe.anything_unset is None
+    with pytest.raises(AttributeError):
+        _ = probe._private_unset
+
+
+def test_exports_merge_along_the_class_hierarchy() -> None:
+    class More(Probe):
+        exports = ["extra"]  # noqa: RUF012
+
+        def __init__(self, extra: str = "e", **kw: _t.Any) -> None:
+            super().__init__(**kw)
+            self.extra = extra
+
+    more = More(name="m", extra="x", k=1)
+    assert More.exports == ["extra", "k"]
+    assert more.export()["args"] == {"name": "m", "extra": "x", "k": 1}  # the outermost call only
+    assert more.dict()["exports"] == {"extra": "x", "k": 1}
+
+
+def test_local_process_reports_an_invalid_model_from_init_as_a_validation_error() -> None:
+    from plugboard_beam.exceptions import ValidationError
+
+    # plugboard 0.9.0 builds the process and raises ValidationError from init()
+    process = local_process([Count(name="c"), Scale(name="s"), Write(name="w", path="never.txt")], [("c.t", "s.a")])
+    with pytest.raises(ValidationError, match=r"w\.v is not connected"):
+        asyncio.run(process.init())
+    with pytest.raises(ValidationError, match="initial_values"):
+        asyncio.run(run_process(local_process([Scale(name="s1"), Scale(name="s2")], [("s1.x", "s2.a"),
+                                                                                        ("s2.x", "s1.a")])))

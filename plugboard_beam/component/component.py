@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 import enum
+import functools
+import inspect
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
@@ -20,9 +23,15 @@ class Status(enum.StrEnum):
     CREATED = "created"
     INIT = "init"
     RUNNING = "running"
+    WAITING = "waiting"
     COMPLETED = "completed"
-    STOPPED = "stopped"
     FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the status is final: ``completed``, ``failed`` or ``stopped``."""
+        return self in (Status.COMPLETED, Status.FAILED, Status.STOPPED)
 
 
 @dataclass(frozen=True)
@@ -65,16 +74,56 @@ def _names_stop_event(klass: type) -> bool:
     return False
 
 
+def _exportable(value: _t.Any) -> _t.Any:
+    """A constructor argument as ``export()`` records it (as plugboard: exportable objects by
+    their ``export()``, pydantic models by ``model_dump()``, containers element-wise)."""
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        return value.model_dump()
+    if isinstance(value, Component):
+        return value.export()
+    if isinstance(value, dict):
+        return {k: _exportable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exportable(v) for v in value]
+    return value
+
+
+def _recording_args(init: _t.Callable[..., None]) -> _t.Callable[..., None]:
+    """``init`` that first records the arguments of the outermost constructor call (for
+    ``Component.export()``)."""
+    try:
+        params = list(inspect.signature(init).parameters.values())[1:]
+    except (TypeError, ValueError):
+        params = []
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    @functools.wraps(init)
+    def __init__(self: Component, *args: _t.Any, **kwargs: _t.Any) -> None:
+        if "_export_args" not in self.__dict__:
+            saved = {**dict(zip(positional, args, strict=False)), **kwargs}
+            self.__dict__["_export_args"] = {k: _exportable(v) for k, v in saved.items()}
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
 class Component:
     """Base class of every component in a process model.
 
     Subclasses declare ``io = IO(inputs=[...], outputs=[...])`` and implement ``step`` (and
     optionally ``init`` and ``destroy``); each may be ``async def`` or plain ``def``. Input
     fields are read and output fields written as plain attributes (``self.in_1``,
-    ``self.out_1 = ...``). Reading a public attribute that was never set gives ``None``.
+    ``self.out_1 = ...``). Reading a public attribute that was never set gives ``None``, as in
+    plugboard 0.9.0 (whose ``Component.__getattr__`` does the same).
+
+    ``status`` goes ``created`` -> ``init`` (after ``init()``) -> ``running`` (while the
+    engine steps it) -> ``completed``, ``stopped`` (by a ``StopEvent``) or ``failed``.
+    ``export()`` gives the class path and constructor arguments, ``dict()`` the state.
     """
 
     io: IOController = IOController()
+    #: names of further attributes ``dict()`` reports under ``exports`` (merged along the MRO)
+    exports: _t.Optional[list[str]] = None
     _event_io: _t.ClassVar[EventIO]
 
     def __init__(
@@ -114,6 +163,12 @@ class Component:
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_args(cls.__dict__["__init__"])  # type: ignore[method-assign]
+        exports: list[str] = []
+        for klass in reversed(cls.__mro__):
+            exports += [e for e in (klass.__dict__.get("exports") or ()) if e not in exports]
+        cls.exports = sorted(exports)
         # Inherit fields declared by parent components (plugboard aggregates along the MRO).
         inputs: list[str] = []
         outputs: list[str] = []
@@ -210,6 +265,29 @@ class Component:
 
     async def destroy(self) -> None:
         """Called once at the end, also after a failure."""
+
+    def export(self) -> dict[str, _t.Any]:
+        """``{"type": <class import path>, "args": <constructor arguments>}``: enough to build
+        the component again (plugboard's ``export()``)."""
+        cls = type(self)
+        args = self.__dict__.get("_export_args")
+        if args is None:  # built by Component.__init__ directly, or without calling it
+            args = {"name": self.__dict__.get("name")}
+        return {"type": f"{cls.__module__}.{cls.__name__}", "args": copy.deepcopy(args)}
+
+    def dict(self) -> dict[str, _t.Any]:
+        """The component's state as plugboard's ``dict()``: ``__export``, ``id``, ``name``,
+        ``status``, the ``input`` and ``output`` field values, ``exports`` and ``io``."""
+        return copy.deepcopy({
+            "__export": self.export(),
+            "id": self.id,
+            "name": self.name,
+            "status": str(self.status),
+            "input": {k: getattr(self, k, None) for k in self.io.inputs},
+            "output": {k: getattr(self, k, None) for k in self.io.outputs},
+            "exports": {k: getattr(self, k, None) for k in self.exports or []},
+            "io": self.io.dict(),
+        })
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

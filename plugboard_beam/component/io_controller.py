@@ -100,5 +100,24 @@ class IOController:
             self._events = []
         return events
 
+    def dict(self) -> dict[str, _t.Any]:
+        """The declaration as plugboard's ``IOController.dict()`` (event types by their
+        ``safe_type``, ``system_stop`` in both directions)."""
+
+        def safe(events: _t.Iterable[_t.Any]) -> list[str]:
+            names = ["system_stop", *(str(getattr(e, "type", e)).replace(".", "_").replace("-", "_")
+                                      for e in events)]
+            return sorted(set(names))
+
+        return {
+            "namespace": self.namespace,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "input_events": safe(self.input_events),
+            "output_events": safe(self.output_events),
+            "initial_values": {k: list(v) for k, v in self.initial_values.items()},
+            "event_field_coverage": {},
+        }
+
     def __repr__(self) -> str:
         return f"IOController(inputs={list(self.inputs)}, outputs={list(self.outputs)})"

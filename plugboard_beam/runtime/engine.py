@@ -331,6 +331,7 @@ class Engine:
                 runner = self.runners.get(node.name)
                 if runner is not None:
                     self._call(runner, "init", runner.comp.init)
+                    runner.comp.__dict__["_status"] = Status.INIT
         self.initialised = True
 
     def destroy(self) -> list[StepError]:
@@ -436,6 +437,11 @@ class Engine:
         calls again).
         """
         runners = [self.runners[n] for n in self.members]
+        for runner in runners:
+            if not runner.done:
+                d = runner.comp.__dict__
+                if d.get("_status") in (Status.CREATED, Status.INIT, None):
+                    d["_status"] = Status.RUNNING
         burst = self.burst
         limit = 2 * burst  # backpressure: skip a component whose targets hold this many values
         gate = True
