@@ -19,6 +19,7 @@ from plugboard_beam.component import Component, Status
 from plugboard_beam.component import IOController as IO
 from plugboard_beam.connector import AsyncioConnector
 from plugboard_beam.events import StopEvent
+from plugboard_beam.exceptions import ChannelClosedError, IOStreamClosedError
 from plugboard_beam.process import LocalProcess
 from plugboard_beam.schemas import ConnectorSpec
 
@@ -347,3 +348,110 @@ def test_local_process_reports_an_invalid_model_from_init_as_a_validation_error(
     with pytest.raises(ValidationError, match="initial_values"):
         asyncio.run(run_process(local_process([Scale(name="s1"), Scale(name="s2")], [("s1.x", "s2.a"),
                                                                                         ("s2.x", "s1.a")])))
+
+
+# ------------------------------------------------------------------ components driven by hand
+class Pair(Component):
+    io = IO(inputs=["a", "b"], outputs=["c"])
+
+    async def step(self) -> None:
+        self.c = (self.a, self.b)
+
+
+class Ticker(Component):
+    """Counts in ``component_status`` the status it sees; closes after ``n`` steps."""
+
+    io = IO(outputs=["seen"])
+
+    def __init__(self, n: int = 2, **kw: _t.Any) -> None:
+        super().__init__(**kw)
+        self.n, self.fail = n, False
+
+    async def step(self) -> None:
+        if self.fail:
+            raise ValueError("fail")
+        self.seen = str(self.status)
+        self.n -= 1
+        if self.n <= 0:
+            await self.io.close()
+
+
+def test_status_of_a_component_driven_by_hand_as_plugboard() -> None:
+    async def go() -> None:
+        t = Ticker(name="t", n=3)
+        assert t.status == Status.CREATED
+        await t.init()
+        assert t.status == Status.INIT
+        await t.step()
+        assert t.status == Status.WAITING and t.seen == "running"
+        t.fail = True
+        with pytest.raises(ValueError, match="fail"):
+            await t.step()
+        assert t.status == Status.FAILED
+        r = Ticker(name="r", n=3)
+        await r.init()
+        await r.run()  # steps until its IO closes
+        assert r.status == Status.COMPLETED and r.n == 0
+        with pytest.raises(IOStreamClosedError):
+            await r.step()
+
+    asyncio.run(go())
+
+
+def test_io_connect_read_write_move_values_between_components_driven_by_hand() -> None:
+    async def go() -> list[object]:
+        pair = Pair(name="p", initial_values={"a": [-1]})
+        into_a = AsyncioConnector(spec=ConnectorSpec(source="x.out", target="p.a"))
+        into_b = AsyncioConnector(spec=ConnectorSpec(source="x.out", target="p.b"))
+        out_c = AsyncioConnector(spec=ConnectorSpec(source="p.c", target="y.inp"))
+        await pair.io.connect([into_a, into_b, out_c])
+        await pair.init()
+        send_a, send_b, recv_c = await into_a.connect_send(), await into_b.connect_send(), await out_c.connect_recv()
+        got = []
+        for i in range(3):
+            await send_a.send(i)
+            await send_b.send(10 + i)
+            await pair.step()
+            got.append(await recv_c.recv())
+        # the seed came first on 'a', so its value 2 is still waiting
+        await send_b.send(13)
+        await pair.step()
+        got.append(await recv_c.recv())
+        await send_a.close()
+        with pytest.raises(IOStreamClosedError):
+            await pair.step()  # 'a' is used up and closed: the IO closes
+        assert pair.io.is_closed
+        with pytest.raises(ChannelClosedError):
+            await recv_c.recv()  # closing the IO closed its output channels
+        return got
+
+    assert asyncio.run(go()) == [(-1, 10), (0, 11), (1, 12), (2, 13)]
+
+
+def test_io_connect_refuses_a_field_the_component_lacks_and_closed_io_refuses_read_write() -> None:
+    async def go() -> None:
+        pair = Pair(name="p")
+        with pytest.raises(ValueError, match="Unrecognised input field zz"):
+            await pair.io.connect([AsyncioConnector(spec=ConnectorSpec(source="x.o", target="p.zz"))])
+        await pair.io.close()
+        with pytest.raises(IOStreamClosedError):
+            await pair.io.read()
+        with pytest.raises(IOStreamClosedError):
+            await pair.io.write()
+
+    asyncio.run(go())
+
+
+def test_engine_ignores_the_hand_driven_wrappers(tmp_path: Path) -> None:
+    # a closing step ends the component under the engine (no IOStreamClosedError), and
+    # super().step() inside a step runs the parent's step once, as plain Python
+    class Twice(Scale):
+        async def step(self) -> None:
+            await super().step()
+            self.x = self.x * 2
+
+    comps: list[Component] = [Count(name="c", n=3), Twice(name="s", parameters={"scale": 5}),
+                              Write(name="w", path=str(tmp_path / "o.txt"))]
+    asyncio.run(run_process(local_process(comps, [("c.t", "s.a"), ("s.x", "w.v")])))
+    assert (tmp_path / "o.txt").read_text() == "0\n10\n20\n"
+    assert all(c.status == Status.COMPLETED for c in comps)

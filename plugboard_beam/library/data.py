@@ -22,7 +22,7 @@ import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.exceptions import IOStreamClosedError, NoMoreDataException
+from plugboard_beam.exceptions import NoMoreDataException
 from plugboard_beam.schemas import ComponentArgsDict
 
 
@@ -195,8 +195,8 @@ class DataReader(Component, ABC):
             self._done = True
 
     async def step(self) -> None:
-        """Output the next row. The step after the last row closes the IO and raises
-        ``IOStreamClosedError``, as plugboard's readers do (the engines end the reader there)."""
+        """Output the next row. The step after the last row closes the IO, so a reader driven
+        by hand raises ``IOStreamClosedError`` there, as plugboard's readers do."""
         fields = self.io.outputs
         first = self._buffer[fields[0]] if fields else deque()
         while not first and not self._done:
@@ -205,7 +205,7 @@ class DataReader(Component, ABC):
             first = self._buffer[fields[0]]
         if not first:
             await self.io.close()
-            raise IOStreamClosedError(f"component '{self.name}': no more data after row {self._row}")
+            return
         d = self.__dict__
         for f in fields:
             d[f] = self._buffer[f].popleft()

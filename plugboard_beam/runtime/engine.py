@@ -32,7 +32,7 @@ import time
 import types
 import typing as _t
 
-from plugboard_beam.component.component import Component, Status
+from plugboard_beam.component.component import DRIVEN, Component, Status, raw_method
 from plugboard_beam.exceptions import IOStreamClosedError, StepError
 from plugboard_beam.graph.events import schedule_levels
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
@@ -205,7 +205,8 @@ class Runner:
         self.handlers: _t.Mapping[str, str] = type(comp).event_io().handlers
         self.ticks = 0  # event-driven components: ticks so far (their steps are fewer)
         self.retired = True  # no events left to handle (False while channels may deliver)
-        self.step_fn = comp.step
+        comp.__dict__[DRIVEN] = True  # its hand-driven wrappers only call through
+        self.step_fn = raw_method(comp, "step")
         # Plain attributes are read/written through __dict__ (fast); a class that defines a
         # property for a field is served through getattr/setattr instead.
         cls = type(comp)
