@@ -455,3 +455,25 @@ def test_engine_ignores_the_hand_driven_wrappers(tmp_path: Path) -> None:
     asyncio.run(run_process(local_process(comps, [("c.t", "s.a"), ("s.x", "w.v")])))
     assert (tmp_path / "o.txt").read_text() == "0\n10\n20\n"
     assert all(c.status == Status.COMPLETED for c in comps)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_a_writer_driven_by_hand_saves_every_row_after_run(tmp_path: Path, chunk_size: int | None) -> None:
+    from plugboard_beam.library import FileWriter
+
+    async def go() -> None:
+        writer = FileWriter(name="w", path=str(tmp_path / "out.csv"), field_names=["a", "b"], chunk_size=chunk_size)
+        conns = {f: AsyncioConnector(spec=ConnectorSpec(source="x.o", target=f"w.{f}")) for f in ("a", "b")}
+        await writer.io.connect(list(conns.values()))
+        await writer.init()
+        for i in range(5):
+            for f, conn in conns.items():
+                await (await conn.connect_send()).send(f"{f}{i}")
+            await writer.step()
+        await writer.io.close()
+        await writer.run()  # as plugboard's DataWriter.run: ends at once and saves the rest
+        assert writer.status == Status.COMPLETED
+        assert (tmp_path / "out.csv").read_text().split() == ["a,b", *(f"a{i},b{i}" for i in range(5))]
+        await writer.destroy()
+
+    asyncio.run(go())

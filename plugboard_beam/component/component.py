@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-import enum
 import functools
 import inspect
 import typing as _t
@@ -12,26 +11,10 @@ import typing as _t
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.events.event import HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
+from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
 
 #: Constructor keywords every component accepts (``ComponentArgsDict``).
 BASE_ARGS: frozenset[str] = frozenset({"name", "initial_values", "parameters", "state", "constraints", "resources"})
-
-
-class Status(enum.StrEnum):
-    """Lifecycle status of a component (plugboard's values)."""
-
-    CREATED = "created"
-    INIT = "init"
-    RUNNING = "running"
-    WAITING = "waiting"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    STOPPED = "stopped"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the status is final: ``completed``, ``failed`` or ``stopped``."""
-        return self in (Status.COMPLETED, Status.FAILED, Status.STOPPED)
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,13 @@ class DataWriter(Component, ABC):
         if self._chunk_size is not None and len(self._buffer[self.io.inputs[0]]) >= self._chunk_size:
             await self._save_chunk()
 
+    async def run(self) -> None:
+        """Step until the IO closes, then save what is left (plugboard's ``DataWriter.run``,
+        for a writer driven by hand; the engines save the rest in ``destroy()``)."""
+        await super().run()
+        if self.outbox is None:
+            await self._save_chunk()
+
     async def destroy(self) -> None:
         """Save what is left (also after a failure: the rows before it are kept)."""
         if self.outbox is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import typing as _t
 
@@ -10,6 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: Names of components: as in plugboard.
 NAME_PATTERN = r"^([a-zA-Z_][a-zA-Z0-9_-]*)$"
 _REF = re.compile(r"^([a-zA-Z_][a-zA-Z0-9_\-]*)\.([a-zA-Z_][a-zA-Z0-9_]*)$")
+
+
+class Status(enum.StrEnum):
+    """Lifecycle status of a component or process (plugboard's ``Status``)."""
+
+    CREATED = "created"
+    INIT = "init"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the status is final: ``completed``, ``failed`` or ``stopped``."""
+        return self in (Status.COMPLETED, Status.FAILED, Status.STOPPED)
 
 
 class ComponentArgsDict(_t.TypedDict):
@@ -136,4 +154,5 @@ __all__ = [
     "ProcessArgsSpec",
     "ProcessConfigSpec",
     "ProcessSpec",
+    "Status",
 ]
