@@ -477,3 +477,22 @@ def test_a_writer_driven_by_hand_saves_every_row_after_run(tmp_path: Path, chunk
         await writer.destroy()
 
     asyncio.run(go())
+
+
+def test_a_step_raising_io_stream_closed_ends_the_component_on_the_engine(tmp_path: Path) -> None:
+    class Upto(Component):
+        io = IO(outputs=["t"])
+
+        def __init__(self, **kw: _t.Any) -> None:
+            super().__init__(**kw)
+            self.i = 0
+
+        async def step(self) -> None:
+            if self.i == 3:
+                raise IOStreamClosedError("no more")  # plugboard's Component.run ends here
+            self.t, self.i = self.i, self.i + 1
+
+    comps: list[Component] = [Upto(name="u"), Write(name="w", path=str(tmp_path / "o.txt"))]
+    asyncio.run(run_process(local_process(comps, [("u.t", "w.v")])))
+    assert (tmp_path / "o.txt").read_text() == "0\n1\n2\n"
+    assert comps[0].status == Status.COMPLETED

@@ -15,8 +15,8 @@ Events (SEMANTICS, Events) travel on event edges as one batch (a list, possibly 
 tick of the producer, so a consumer can tell "no event this tick" from "not arrived yet". A
 consumer's ``Channel`` per producer is seeded with one empty batch when the edge lags; before
 its step k a component takes one batch from every channel, handles them in channel order
-(lagging channels first, then producer schedule level, ties by name), then steps. Components with events run
-through ``_advance``; the loop for components without events is unchanged.
+(lagging channels first, then producer schedule level, ties by name), then steps. Components
+with events run through ``_advance``; the loop for components without events is unchanged.
 
 The engine is plain synchronous Python. Component coroutines are driven by ``Driver``
 without an event loop unless they really suspend. Edges leaving the engine (to another Beam
@@ -392,7 +392,7 @@ class Engine:
                 else:
                     self.driver.resume(res, yielded)
         except IOStreamClosedError:
-            # A reader after its last row (or any step that raises it): the component ends, as
+            # A step that raises it (plugboard code may, to end): the component ends, as
             # plugboard's ``Component.run`` ends on it; the step sends nothing.
             comp.io._is_closed = True
         except Exception as exc:
