@@ -496,3 +496,29 @@ def test_a_step_raising_io_stream_closed_ends_the_component_on_the_engine(tmp_pa
     asyncio.run(run_process(local_process(comps, [("u.t", "w.v")])))
     assert (tmp_path / "o.txt").read_text() == "0\n1\n2\n"
     assert comps[0].status == Status.COMPLETED
+
+
+def test_a_cancelled_run_leaves_unfinished_components_stopped(tmp_path: Path) -> None:
+    class Forever(Component):
+        io = IO(outputs=["t"])
+
+        async def step(self) -> None:
+            await asyncio.sleep(0.001)
+            self.t = 1
+
+    forever, write = Forever(name="f"), Write(name="w", path=str(tmp_path / "o.txt"))
+    process = local_process([forever, write], [("f.t", "w.v")])
+
+    async def go() -> None:
+        async with process:
+            task = asyncio.create_task(process.run())
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(go())
+    assert forever.status == Status.STOPPED and write.status == Status.STOPPED
+    done = Ticker(name="t")
+    asyncio.run(done.cancel())
+    assert done.status == Status.STOPPED

@@ -366,6 +366,11 @@ class Component:
     async def destroy(self) -> None:
         """Called once at the end, also after a failure."""
 
+    async def cancel(self) -> None:
+        """Mark the component ``stopped`` (plugboard's ``cancel``, called when its process's
+        run is cancelled)."""
+        self.__dict__["_status"] = Status.STOPPED
+
     async def run(self) -> None:
         """Step until the IO closes (``IOStreamClosedError``), as plugboard's
         ``Component.run``; the status ends ``completed`` unless it stopped or failed."""

@@ -14,6 +14,7 @@ from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import ModelGraph
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
+from plugboard_beam.schemas import Status
 from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
@@ -112,7 +113,9 @@ class LocalProcess:
         try:
             self._engine.run(check, progress_every=0.1)
         except _Stopped:
-            pass
+            for comp in self.components.values():  # as plugboard's cancel: unfinished ones stop
+                if not comp.status.is_terminal:
+                    comp.__dict__["_status"] = Status.STOPPED
 
     async def destroy(self) -> None:
         """Call ``destroy()`` on every component (once; after a failure it already ran)."""

@@ -366,7 +366,7 @@ class Engine:
         runner.done = True
         comp = runner.comp
         io = comp.io
-        if comp.__dict__.get("_status") is not Status.FAILED:
+        if comp.__dict__.get("_status") not in (Status.FAILED, Status.STOPPED):  # stopped: a cancelled run
             comp.__dict__["_status"] = Status.STOPPED if io._stopped else Status.COMPLETED
         if io._stopped or not runner.channels:
             runner.retired = True  # a stopped component's IO is closed: later events are not delivered
