@@ -1,7 +1,94 @@
-"""Exceptions raised by plugboard_beam."""
+"""Exceptions raised by plugboard_beam.
+
+Every name of plugboard 0.9.0's ``plugboard.exceptions`` is here with the same meaning and
+base classes, so ``except`` clauses written for plugboard keep working; some of our own
+errors subclass them as well (``IOSetupError`` is both an ``IOControllerError`` and a
+``PlugboardBeamError``; a model that fails validation is a ``ValidationError``).
+"""
 
 from __future__ import annotations
 
+
+# ----------------------------------------------------------- plugboard 0.9.0's exceptions
+class ChannelError(Exception):
+    """Raised for channel related errors."""
+
+
+class ChannelClosedError(ChannelError):
+    """Raised when a closed channel is accessed."""
+
+
+class ChannelNotConnectedError(ChannelError):
+    """Raised when using a channel that is not connected."""
+
+
+class ChannelSetupError(ChannelError):
+    """Raised when a channel is set up incorrectly."""
+
+
+class IOControllerError(Exception):
+    """Raised for IO controller related errors."""
+
+
+class IOStreamClosedError(IOControllerError):
+    """An IO stream is closed: a reader's ``step()`` after its last row, or ``read()`` /
+    ``write()`` on a closed ``IOController``. The engines (as plugboard's ``Component.run``)
+    take it from a component whose IO is closed as the end of that component, not a failure."""
+
+
+class EventStreamClosedError(Exception):
+    """Raised when there are no more event producers running."""
+
+
+class NoMoreDataException(Exception):
+    """Raised by a data reader's fetch when there is no more data to fetch."""
+
+
+class RegistryError(Exception):
+    """Raised when an unknown class is requested from a registry."""
+
+
+class StateBackendError(Exception):
+    """Raised for state backend related errors."""
+
+
+class NotFoundError(StateBackendError):
+    """Raised when a resource is not found."""
+
+
+class NotInitialisedError(Exception):
+    """Raised attempting to step or run a process or component that has not been initialised."""
+
+
+class EventError(Exception):
+    """Raised for event related errors."""
+
+
+class UnrecognisedEventError(EventError):
+    """Raised when an unrecognised event is encountered."""
+
+
+class ValidationError(Exception):
+    """Raised when an invalid process or component is encountered."""
+
+
+class ConstraintError(Exception):
+    """Raised when a constraint is violated.
+
+    ``objective_value``: optionally, the value a tuner assigns to the objective when this
+    constraint is violated (plugboard's meaning; otherwise plus or minus infinity).
+    """
+
+    def __init__(self, *args: object, objective_value: float | None = None) -> None:
+        super().__init__(*args)
+        self.objective_value = objective_value
+
+
+class ProcessStatusError(Exception):
+    """Raised when a process is in an invalid state for the requested operation."""
+
+
+# --------------------------------------------------------------------- plugboard_beam's own
 
 class PlugboardBeamError(Exception):
     """Base class of every error plugboard_beam raises on purpose."""
@@ -15,8 +102,9 @@ class Interrupted(PlugboardBeamError):
     """The user stopped a run (Ctrl-C) and it was shut down cleanly."""
 
 
-class IOSetupError(PlugboardBeamError):
-    """A component class declares its IO in a way that cannot work."""
+class IOSetupError(IOControllerError, PlugboardBeamError):
+    """A component class declares its IO in a way that cannot work (plugboard's
+    ``IOSetupError``: an ``IOControllerError``)."""
 
 
 class StepError(PlugboardBeamError):

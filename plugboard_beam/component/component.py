@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-import enum
+import functools
+import inspect
 import logging
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.events.event import HANDLER_TYPE, Event, StopEvent, type_name
-from plugboard_beam.exceptions import IOSetupError
+from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
+from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
 
 #: Constructor keywords every component accepts (``ComponentArgsDict``).
 BASE_ARGS: frozenset[str] = frozenset({"name", "initial_values", "parameters", "state", "constraints", "resources"})
-
-
-class Status(enum.StrEnum):
-    """Lifecycle status of a component (plugboard's values)."""
-
-    CREATED = "created"
-    INIT = "init"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    FAILED = "failed"
 
 
 class ComponentLogger:
@@ -90,6 +82,7 @@ def _names_stop_event(klass: type) -> bool:
     """Whether a method defined on ``klass`` refers to ``StopEvent`` by name."""
     for value in vars(klass).values():
         fn = getattr(value, "__func__", value)
+        fn = getattr(fn, RAW, fn)
         code = getattr(fn, "__code__", None)
         todo = [code] if code is not None else []
         while todo:
@@ -100,16 +93,168 @@ def _names_stop_event(klass: type) -> bool:
     return False
 
 
+#: attribute of the wrapped ``init``/``step`` holding the user's function (the engines call that)
+RAW = "_plugboard_beam_raw"
+#: ``__dict__`` flag of a component an engine drives (its wrappers then only call through)
+DRIVEN = "_plugboard_beam_driven"
+
+
+def _wrap_init(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
+    """``init`` that sets the status to ``init`` once it returns (plugboard's wrapper)."""
+    if inspect.iscoroutinefunction(raw):
+        @functools.wraps(raw)
+        async def init(self: Component) -> None:
+            await raw(self)
+            self.__dict__["_status"] = Status.INIT
+    else:
+        @functools.wraps(raw)
+        def init(self: Component) -> None:
+            raw(self)
+            self.__dict__["_status"] = Status.INIT
+    setattr(init, RAW, raw)
+    return init
+
+
+def _before_step(comp: Component) -> None:
+    """Raise if the IO is closed; else status ``running``."""
+    io = comp.io
+    if io._is_closed:
+        raise IOStreamClosedError("Attempted read on a closed io controller.")
+    comp.__dict__["_status"] = Status.RUNNING
+
+
+def _bind_received(comp: Component) -> bool:
+    """Set the input fields ``read()`` received; whether every input field has a value."""
+    io = comp.io
+    for fld, value in io._received.items():
+        setattr(comp, fld, value)
+    io._received = {}
+    d = comp.__dict__
+    return all(f in d for f in io.inputs)
+
+
+def _after_step(comp: Component, stepped: bool) -> None:
+    """Raise if the step closed the IO; else put its outputs in the outbox ``write()`` sends."""
+    io = comp.io
+    if io._is_closed:
+        raise IOStreamClosedError("Attempted write on a closed io controller.")
+    if stepped:
+        io._outbox = {f: getattr(comp, f, None) for f in io.outputs}
+
+
+def _wrap_step(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
+    """``step`` as plugboard runs it when called by hand: status ``running`` during the step,
+    ``waiting`` after it and ``failed`` if it raises; with connected IO (``io.connect``) it
+    reads the inputs first and writes the outputs after; a step on closed IO, or one that
+    closes it, raises ``IOStreamClosedError``. Under an engine (and in ``super().step()``)
+    it only calls the user's step."""
+    if inspect.iscoroutinefunction(raw):
+        @functools.wraps(raw)
+        async def step(self: Component) -> None:
+            d = self.__dict__
+            if d.get(DRIVEN) or d.get("_plugboard_beam_stepping"):
+                return await raw(self)  # type: ignore[no-any-return]
+            _before_step(self)
+            io = self.io
+            if io._in_channels:
+                await io.read()
+            ready = _bind_received(self)
+            d["_plugboard_beam_stepping"] = True
+            try:
+                if ready:
+                    await raw(self)
+            except Exception:
+                d["_status"] = Status.FAILED
+                raise
+            finally:
+                d.pop("_plugboard_beam_stepping", None)
+            _after_step(self, ready)
+            await io.write()
+            d["_status"] = Status.WAITING
+            return None
+    else:
+        @functools.wraps(raw)
+        def step(self: Component) -> None:
+            d = self.__dict__
+            if d.get(DRIVEN) or d.get("_plugboard_beam_stepping"):
+                return raw(self)  # type: ignore[no-any-return]
+            _before_step(self)
+            ready = _bind_received(self)
+            d["_plugboard_beam_stepping"] = True
+            try:
+                if ready:
+                    raw(self)
+            except Exception:
+                d["_status"] = Status.FAILED
+                raise
+            finally:
+                d.pop("_plugboard_beam_stepping", None)
+            _after_step(self, ready)
+            d["_status"] = Status.WAITING
+            return None
+    setattr(step, RAW, raw)
+    return step
+
+
+def raw_method(comp: Component, name: str) -> _t.Callable[[], _t.Any]:
+    """``comp``'s own ``init``/``step`` without the hand-driven wrapper (what engines call)."""
+    own = comp.__dict__.get(name)
+    if own is not None:
+        return _t.cast(_t.Callable[[], _t.Any], own)
+    fn = getattr(type(comp), name)
+    return _t.cast(_t.Callable[[], _t.Any], getattr(fn, RAW, fn).__get__(comp))
+
+
+def _exportable(value: _t.Any) -> _t.Any:
+    """A constructor argument as ``export()`` records it (as plugboard: exportable objects by
+    their ``export()``, pydantic models by ``model_dump()``, containers element-wise)."""
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        return value.model_dump()
+    if isinstance(value, Component):
+        return value.export()
+    if isinstance(value, dict):
+        return {k: _exportable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exportable(v) for v in value]
+    return value
+
+
+def _recording_args(init: _t.Callable[..., None]) -> _t.Callable[..., None]:
+    """``init`` that first records the arguments of the outermost constructor call (for
+    ``Component.export()``)."""
+    try:
+        params = list(inspect.signature(init).parameters.values())[1:]
+    except (TypeError, ValueError):
+        params = []
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    @functools.wraps(init)
+    def __init__(self: Component, *args: _t.Any, **kwargs: _t.Any) -> None:
+        if "_export_args" not in self.__dict__:
+            saved = {**dict(zip(positional, args, strict=False)), **kwargs}
+            self.__dict__["_export_args"] = {k: _exportable(v) for k, v in saved.items()}
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
 class Component:
     """Base class of every component in a process model.
 
     Subclasses declare ``io = IO(inputs=[...], outputs=[...])`` and implement ``step`` (and
     optionally ``init`` and ``destroy``); each may be ``async def`` or plain ``def``. Input
     fields are read and output fields written as plain attributes (``self.in_1``,
-    ``self.out_1 = ...``). Reading a public attribute that was never set gives ``None``.
+    ``self.out_1 = ...``). Reading a public attribute that was never set gives ``None``, as in
+    plugboard 0.9.0 (whose ``Component.__getattr__`` does the same).
+
+    ``status`` goes ``created`` -> ``init`` (after ``init()``) -> ``running`` (while the
+    engine steps it) -> ``completed``, ``stopped`` (by a ``StopEvent``) or ``failed``.
+    ``export()`` gives the class path and constructor arguments, ``dict()`` the state.
     """
 
     io: IOController = IOController()
+    #: names of further attributes ``dict()`` reports under ``exports`` (merged along the MRO)
+    exports: _t.Optional[list[str]] = None
     _event_io: _t.ClassVar[EventIO]
 
     def __init__(
@@ -149,6 +294,16 @@ class Component:
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_args(cls.__dict__["__init__"])  # type: ignore[method-assign]
+        for meth, wrap in (("init", _wrap_init), ("step", _wrap_step)):
+            fn = cls.__dict__.get(meth)
+            if inspect.isfunction(fn) and not hasattr(fn, RAW):
+                setattr(cls, meth, wrap(fn))
+        exports: list[str] = []
+        for klass in reversed(cls.__mro__):
+            exports += [e for e in (klass.__dict__.get("exports") or ()) if e not in exports]
+        cls.exports = sorted(exports)
         # Inherit fields declared by parent components (plugboard aggregates along the MRO).
         inputs: list[str] = []
         outputs: list[str] = []
@@ -229,8 +384,14 @@ class Component:
 
     @property
     def parameters(self) -> dict[str, _t.Any]:
-        """The component's parameters."""
+        """The component's parameters: its own, merged (before ``init()``) over its process's."""
         return self._parameters
+
+    def merge_process_parameters(self, parameters: _t.Mapping[str, _t.Any]) -> None:
+        """Take the process's ``parameters`` under this component's own (the component's value
+        wins for a name both give), as plugboard does when a process connects its components.
+        Every engine calls it once the component is built and before its ``init()``."""
+        self._parameters = {**parameters, **self.__dict__.get("_parameters", {})}
 
     @property
     def initial_values(self) -> dict[str, list[_t.Any]]:
@@ -246,6 +407,48 @@ class Component:
     async def destroy(self) -> None:
         """Called once at the end, also after a failure."""
 
+    async def cancel(self) -> None:
+        """Mark the component ``stopped`` (plugboard's ``cancel``, called when its process's
+        run is cancelled)."""
+        self.__dict__["_status"] = Status.STOPPED
+
+    async def run(self) -> None:
+        """Step until the IO closes (``IOStreamClosedError``), as plugboard's
+        ``Component.run``; the status ends ``completed`` unless it stopped or failed."""
+        self.__dict__["_status"] = Status.RUNNING
+        while True:
+            try:
+                res = self.step()
+                if inspect.isawaitable(res):
+                    await res
+            except IOStreamClosedError:
+                break
+        if self.status not in (Status.STOPPED, Status.FAILED):
+            self.__dict__["_status"] = Status.COMPLETED
+
+    def export(self) -> dict[str, _t.Any]:
+        """``{"type": <class import path>, "args": <constructor arguments>}``: enough to build
+        the component again (plugboard's ``export()``)."""
+        cls = type(self)
+        args = self.__dict__.get("_export_args")
+        if args is None:  # built by Component.__init__ directly, or without calling it
+            args = {"name": self.__dict__.get("name")}
+        return {"type": f"{cls.__module__}.{cls.__name__}", "args": copy.deepcopy(args)}
+
+    def dict(self) -> dict[str, _t.Any]:
+        """The component's state as plugboard's ``dict()``: ``__export``, ``id``, ``name``,
+        ``status``, the ``input`` and ``output`` field values, ``exports`` and ``io``."""
+        return copy.deepcopy({
+            "__export": self.export(),
+            "id": self.id,
+            "name": self.name,
+            "status": str(self.status),
+            "input": {k: getattr(self, k, None) for k in self.io.inputs},
+            "output": {k: getattr(self, k, None) for k in self.io.outputs},
+            "exports": {k: getattr(self, k, None) for k in self.exports or []},
+            "io": self.io.dict(),
+        })
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -259,4 +462,8 @@ def check_component_class(obj: object) -> _t.Optional[str]:
     return None
 
 
+# The base class's own init/step get the hand-driven wrappers too (subclasses get theirs in
+# __init_subclass__).
+Component.init = _wrap_init(Component.__dict__["init"])  # type: ignore[method-assign]
+Component.step = _wrap_step(Component.__dict__["step"])  # type: ignore[method-assign]
 Component._event_io = EventIO(inputs=(), outputs=(), handlers={StopEvent.type: "_stop_handler"}, may_stop=False)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import typing as _t
 
-from plugboard_beam.exceptions import IOSetupError
+from plugboard_beam.exceptions import ChannelClosedError, IOSetupError, IOStreamClosedError
 
 
 def _field_names(fields: _t.Optional[_t.Iterable[_t.Any]], what: str) -> tuple[str, ...]:
@@ -23,13 +24,23 @@ class IOController:
     Declared on the class (``io = IO(inputs=[...], outputs=[...])``); every component instance
     gets its own copy bound to its name. ``await self.io.close()`` inside ``step`` ends the
     component: nothing from that step is sent and its output streams end.
+
+    In a process the engine moves the values. A component driven by hand is wired as in
+    plugboard: ``await io.connect(connectors)`` takes the connectors' channels, ``read()``
+    receives one value per input field (``initial_values`` first), ``write()`` sends the
+    outputs of the last step; ``Component.step()`` calls them around the user's step.
     """
 
     __slots__ = (
         "_events",
+        "_in_channels",
         "_is_closed",
+        "_out_channels",
         "_out_types",
+        "_outbox",
+        "_received",
         "_stopped",
+        "_unread",
         "initial_values",
         "input_events",
         "inputs",
@@ -56,6 +67,12 @@ class IOController:
         self.namespace = namespace
         self._is_closed = False
         self._stopped = False
+        #: channels of a component driven by hand (``connect``): by field, in connector order
+        self._in_channels: dict[str, list[_t.Any]] = {}
+        self._out_channels: dict[str, list[_t.Any]] = {}
+        self._received: dict[str, _t.Any] = {}  # read() -> the component's input fields
+        self._outbox: dict[str, _t.Any] = {}  # the component's outputs -> write()
+        self._unread: dict[str, list[_t.Any]] = {}  # fan-in values received ahead of their turn
         #: events queued since the engine last took them (the current tick's)
         self._events: list[_t.Any] = []
         #: types ``queue_event`` accepts (``system.stop`` only if declared, or added by the
@@ -69,9 +86,78 @@ class IOController:
         """``True`` once the component called ``close()``."""
         return self._is_closed
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether ``connect()`` gave this IO channels (a component driven by hand)."""
+        return bool(self._in_channels or self._out_channels)
+
+    async def connect(self, connectors: _t.Iterable[_t.Any]) -> None:
+        """Take the channels of the ``connectors`` that start or end at this component
+        (plugboard's ``IOController.connect``); ``ValueError`` for a field it does not have."""
+        for conn in connectors:
+            src, tgt = conn.spec.source, conn.spec.target
+            if src.entity == self.namespace:
+                if src.descriptor not in self.outputs:
+                    raise ValueError(f"Unrecognised output field {src.descriptor}.")
+                self._out_channels.setdefault(src.descriptor, []).append(await conn.connect_send())
+            if tgt.entity == self.namespace:
+                if tgt.descriptor not in self.inputs:
+                    raise ValueError(f"Unrecognised input field {tgt.descriptor}.")
+                self._in_channels.setdefault(tgt.descriptor, []).append(await conn.connect_recv())
+        for fld in self._in_channels:  # seeds come first, as in a process
+            self._unread.setdefault(fld, list(self.initial_values.get(fld, ())))
+
+    async def read(self, timeout: _t.Optional[float] = None) -> None:
+        """Receive the next value of every connected input field (its ``initial_values``
+        first; a field fed by several connectors takes whichever sends first). Raises
+        ``IOStreamClosedError`` if this IO is closed, or (closing it) when an input channel
+        has closed; ``TimeoutError`` after ``timeout`` seconds without all values."""
+        if self._is_closed:
+            raise IOStreamClosedError("Attempted read on a closed io controller.")
+        try:
+            async with asyncio.timeout(timeout):
+                for fld, chans in self._in_channels.items():
+                    if fld in self._received:
+                        continue
+                    self._received[fld] = await self._recv(fld, chans)
+        except ChannelClosedError as exc:
+            await self.close()
+            raise IOStreamClosedError(f"Error reading input for namespace: {self.namespace}: {exc}") from exc
+
+    async def _recv(self, fld: str, chans: list[_t.Any]) -> _t.Any:
+        unread = self._unread.get(fld)
+        if unread:
+            return unread.pop(0)
+        if len(chans) == 1:
+            return await chans[0].recv()
+        tasks = [asyncio.ensure_future(c.recv()) for c in chans]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        values = [t.result() for t in tasks if t in done]  # raises ChannelClosedError
+        self._unread.setdefault(fld, []).extend(values[1:])
+        return values[0]
+
+    async def write(self) -> None:
+        """Send the outputs of the last step on every connected output channel. Raises
+        ``IOStreamClosedError`` if this IO is closed (as plugboard's, after a closing step)."""
+        if self._is_closed:
+            raise IOStreamClosedError("Attempted write on a closed io controller.")
+        outbox, self._outbox = self._outbox, {}
+        try:
+            for fld, chans in self._out_channels.items():
+                if fld in outbox:
+                    for chan in chans:
+                        await chan.send(outbox[fld])
+        except ChannelClosedError as exc:
+            raise IOStreamClosedError(f"Error writing output for namespace: {self.namespace}: {exc}") from exc
+
     async def close(self) -> None:
         """Ends this component: its output streams end after the current step (which sends nothing)."""
         self._is_closed = True
+        for chans in self._out_channels.values():
+            for chan in chans:
+                await chan.close()
 
     def close_sync(self) -> None:
         """``close()`` for plain ``def step`` components."""
@@ -99,6 +185,25 @@ class IOController:
         if events:
             self._events = []
         return events
+
+    def dict(self) -> dict[str, _t.Any]:
+        """The declaration as plugboard's ``IOController.dict()`` (event types by their
+        ``safe_type``, ``system_stop`` in both directions)."""
+
+        def safe(events: _t.Iterable[_t.Any]) -> list[str]:
+            names = ["system_stop", *(str(getattr(e, "type", e)).replace(".", "_").replace("-", "_")
+                                      for e in events)]
+            return sorted(set(names))
+
+        return {
+            "namespace": self.namespace,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "input_events": safe(self.input_events),
+            "output_events": safe(self.output_events),
+            "initial_values": {k: list(v) for k, v in self.initial_values.items()},
+            "event_field_coverage": {},
+        }
 
     def __repr__(self) -> str:
         return f"IOController(inputs={list(self.inputs)}, outputs={list(self.outputs)})"

@@ -76,6 +76,21 @@ def with_events(graph: ModelGraph, events: _t.Mapping[str, NodeEvents]) -> Model
     return ModelGraph(nodes=nodes, edges=tuple(edges), name=graph.name)
 
 
+def schedule_levels(graph: ModelGraph) -> dict[str, int]:
+    """The place of every node in the schedule: the length of the longest chain of unseeded
+    field connectors that leads to it (sources are 0). Producers at the same level are at
+    the same place in the schedule, and their events are delivered by component name
+    (SEMANTICS, Events, Order)."""
+    preds: dict[str, list[str]] = {n.name: [] for n in graph.nodes}
+    for e in graph.field_edges:
+        if not graph.is_seeded(e):
+            preds[e.target].append(e.source)
+    level: dict[str, int] = {}
+    for name in graph.schedule_order():  # topological once seeded edges are cut
+        level[name] = max((level.get(p, -1) + 1 for p in preds[name]), default=0)
+    return level
+
+
 def producers(graph: ModelGraph, type_name: str) -> list[Node]:
     """Nodes that emit ``type_name``."""
     return [n for n in graph.nodes if type_name in n.output_events]

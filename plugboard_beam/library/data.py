@@ -22,11 +22,8 @@ import typing as _t
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.exceptions import NoMoreDataException
 from plugboard_beam.schemas import ComponentArgsDict
-
-
-class NoMoreDataException(Exception):
-    """Raised by ``_fetch`` when the source has no more data (plugboard's name)."""
 
 
 class DataError(Exception):
@@ -206,7 +203,8 @@ class DataReader(Component, ABC):
             self._done = True
 
     async def step(self) -> None:
-        """Output the next row; close after the last one."""
+        """Output the next row. The step after the last row closes the IO, so a reader driven
+        by hand raises ``IOStreamClosedError`` there, as plugboard's readers do."""
         fields = self.io.outputs
         first = self._buffer[fields[0]] if fields else deque()
         while not first and not self._done:
@@ -295,6 +293,13 @@ class DataWriter(Component, ABC):
             self._buffer[f].append(d.get(f))
         self._rows += 1
         if self._chunk_size is not None and len(self._buffer[self.io.inputs[0]]) >= self._chunk_size:
+            await self._save_chunk()
+
+    async def run(self) -> None:
+        """Step until the IO closes, then save what is left (plugboard's ``DataWriter.run``,
+        for a writer driven by hand; the engines save the rest in ``destroy()``)."""
+        await super().run()
+        if self.outbox is None:
             await self._save_chunk()
 
     async def destroy(self) -> None:

@@ -11,9 +11,11 @@ from plugboard_beam.component.component import Component
 from plugboard_beam.connector import Connector
 from plugboard_beam.events.connectors import EventConnector
 from plugboard_beam.exceptions import StepError
+from plugboard_beam.graph.model import ModelGraph
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
-from plugboard_beam.schemas import ProcessSpec
+from plugboard_beam.schemas import ProcessSpec, Status
+from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
 
@@ -42,12 +44,18 @@ class LocalProcess:
         comps = list(components)
         # Event connectors (EventConnectorBuilder) are declarations: the graph derives event edges.
         conns = [c for c in connectors if not isinstance(c, EventConnector)]
-        # Validated on construction: a broken model never starts.
-        self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name),
-                                {c.name: type(c) for c in comps})
         self.components: dict[str, Component] = {c.name: c for c in comps}
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
-        self._engine = Engine(self.graph, self.components)
+        # Validated here, reported by ``init()`` as plugboard does (a ``ValidationError``, here
+        # the ``ModelError`` listing every problem): a broken model never starts.
+        self._invalid: _t.Optional[ModelError] = None
+        try:
+            self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name),
+                                    {c.name: type(c) for c in comps})
+        except ModelError as exc:
+            self._invalid = exc
+            self.graph = ModelGraph(nodes=(), edges=(), name=self.name)
+        self._engine = Engine(self.graph, self.components if self._invalid is None else {})
         self._pool: _t.Optional[ThreadPoolExecutor] = None
         self._stop = threading.Event()
         self._initialised = False
@@ -72,7 +80,14 @@ class LocalProcess:
         return call
 
     async def init(self) -> None:
-        """Call ``init()`` on every component."""
+        """Validate the model (raise ``ValidationError``, as plugboard: unconnected inputs,
+        unseeded loops, unknown fields, ...), merge the process's ``parameters`` under each
+        component's own (the component's value wins, as in plugboard), then call ``init()``
+        on every component."""
+        if self._invalid is not None:
+            raise self._invalid
+        for comp in self.components.values():
+            comp.merge_process_parameters(self.parameters)
         await self._in_thread(self._guarded(self._engine.init))
         self._initialised = True
 
@@ -98,7 +113,9 @@ class LocalProcess:
         try:
             self._engine.run(check, progress_every=0.1)
         except _Stopped:
-            pass
+            for comp in self.components.values():  # as plugboard's cancel: unfinished ones stop
+                if not comp.status.is_terminal:
+                    comp.__dict__["_status"] = Status.STOPPED
 
     async def destroy(self) -> None:
         """Call ``destroy()`` on every component (once; after a failure it already ran)."""

@@ -15,8 +15,8 @@ Events (SEMANTICS, Events) travel on event edges as one batch (a list, possibly 
 tick of the producer, so a consumer can tell "no event this tick" from "not arrived yet". A
 consumer's ``Channel`` per producer is seeded with one empty batch when the edge lags; before
 its step k a component takes one batch from every channel, handles them in channel order
-(lagging channels first, then producer schedule order), then steps. Components with events run
-through ``_advance``; the loop for components without events is unchanged.
+(lagging channels first, then producer schedule level, ties by name), then steps. Components
+with events run through ``_advance``; the loop for components without events is unchanged.
 
 The engine is plain synchronous Python. Component coroutines are driven by ``Driver``
 without an event loop unless they really suspend. Edges leaving the engine (to another Beam
@@ -32,8 +32,9 @@ import time
 import types
 import typing as _t
 
-from plugboard_beam.component.component import Component, Status
-from plugboard_beam.exceptions import StepError
+from plugboard_beam.component.component import DRIVEN, Component, Status, raw_method
+from plugboard_beam.exceptions import IOStreamClosedError, StepError
+from plugboard_beam.graph.events import schedule_levels
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.runtime.driver import Driver
 
@@ -208,7 +209,8 @@ class Runner:
         self.handlers: _t.Mapping[str, str] = type(comp).event_io().handlers
         self.ticks = 0  # event-driven components: ticks so far (their steps are fewer)
         self.retired = True  # no events left to handle (False while channels may deliver)
-        self.step_fn = comp.step
+        comp.__dict__[DRIVEN] = True  # its hand-driven wrappers only call through
+        self.step_fn = raw_method(comp, "step")
         # Plain attributes are read/written through __dict__ (fast); a class that defines a
         # property for a field is served through getattr/setattr instead.
         cls = type(comp)
@@ -252,7 +254,7 @@ class Engine:
     def _build(self, components: _t.Mapping[str, Component]) -> None:
         graph, members = self.graph, set(self.members)
         has_events = any(e.kind == "event" for e in graph.edges)
-        order = {n: i for i, n in enumerate(graph.schedule_order())} if has_events else {}
+        order = schedule_levels(graph) if has_events else {}
         for name in self.members:
             node = graph.node(name)
             self.runners[name] = Runner(components[name], node.inputs, node.outputs, node.step_timeout)
@@ -291,7 +293,8 @@ class Engine:
         runner = self.runners[node.name]
         runner.event_driven = node.is_event_driven
         edges = [e for e in self.graph.in_edges(node.name) if e.kind == "event"]
-        # Delivery order: tick (lagging channels hold the older tick), then producer schedule order.
+        # Delivery order: tick (lagging channels hold the older tick), then the producer's place
+        # in the schedule, ties by component name (SEMANTICS, Events, Order).
         edges.sort(key=lambda e: (-e.lag, order.get(e.source, 0), e.source))
         for edge in edges:
             ch = Channel(edge)
@@ -336,6 +339,7 @@ class Engine:
                 runner = self.runners.get(node.name)
                 if runner is not None:
                     self._call(runner, "init", runner.comp.init)
+                    runner.comp.__dict__["_status"] = Status.INIT
         self.initialised = True
 
     def destroy(self) -> list[StepError]:
@@ -369,7 +373,7 @@ class Engine:
         runner.done = True
         comp = runner.comp
         io = comp.io
-        if comp.__dict__.get("_status") is not Status.FAILED:
+        if comp.__dict__.get("_status") not in (Status.FAILED, Status.STOPPED):  # stopped: a cancelled run
             comp.__dict__["_status"] = Status.STOPPED if io._stopped else Status.COMPLETED
         if io._stopped or not runner.channels:
             runner.retired = True  # a stopped component's IO is closed: later events are not delivered
@@ -398,6 +402,10 @@ class Engine:
                     pass
                 else:
                     self.driver.resume(res, yielded)
+        except IOStreamClosedError:
+            # A step that raises it (plugboard code may, to end): the component ends, as
+            # plugboard's ``Component.run`` ends on it; the step sends nothing.
+            comp.io._is_closed = True
         except Exception as exc:
             comp.__dict__["_status"] = Status.FAILED
             raise StepError(runner.name, self.key, runner.steps, "step", exc) from exc
@@ -441,6 +449,11 @@ class Engine:
         calls again).
         """
         runners = [self.runners[n] for n in self.members]
+        for runner in runners:
+            if not runner.done:
+                d = runner.comp.__dict__
+                if d.get("_status") in (Status.CREATED, Status.INIT, None):
+                    d["_status"] = Status.RUNNING
         burst = self.burst
         limit = 2 * burst  # backpressure: skip a component whose targets hold this many values
         gate = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import typing as _t
 
@@ -12,6 +13,23 @@ NAME_PATTERN = r"^([a-zA-Z_][a-zA-Z0-9_-]*)$"
 #: the largest step time limit (seconds; about 11 days)
 STEP_TIMEOUT_MAX = 1_000_000.0
 _REF = re.compile(r"^([a-zA-Z_][a-zA-Z0-9_\-]*)\.([a-zA-Z_][a-zA-Z0-9_]*)$")
+
+
+class Status(enum.StrEnum):
+    """Lifecycle status of a component or process (plugboard's ``Status``)."""
+
+    CREATED = "created"
+    INIT = "init"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the status is final: ``completed``, ``failed`` or ``stopped``."""
+        return self in (Status.COMPLETED, Status.FAILED, Status.STOPPED)
 
 
 class ComponentArgsDict(_t.TypedDict):
@@ -163,4 +181,5 @@ __all__ = [
     "ProcessSpec",
     "TuneArgsSpec",
     "TuneSpec",
+    "Status",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import typing as _t
 
-from plugboard_beam.exceptions import UserError
+from plugboard_beam.exceptions import UserError, ValidationError
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Problem:
         return f"{head}{elem}{self.message}"
 
 
-class ModelError(UserError):
+class ModelError(UserError, ValidationError):
     """A model failed validation; carries every problem found, not just the first."""
 
     def __init__(self, problems: _t.Sequence[Problem], filename: str = "", what: str = "model") -> None:

@@ -101,7 +101,8 @@ class LoadedModel:
         return {c.args.name: c for c in self.config.plugboard.process.args.components}
 
     def build_components(self, key: str = "") -> dict[str, Component]:
-        """Fresh component instances for one key.
+        """Fresh component instances for one key, with the process's ``parameters`` merged
+        under each component's own (as plugboard does).
 
         ``{key}`` in string arguments is replaced by ``key_for_path(key)`` (one safe path
         segment). A constructor that raises, or a key that cannot be substituted, raises
@@ -116,6 +117,7 @@ class LoadedModel:
                 err.error_message = f"{err.error_message} ({self._where(i)})"
                 err.args = (err.describe(),)
                 raise err from exc
+            comp.merge_process_parameters(self.config.plugboard.process.args.parameters)
             out[spec.args.name] = comp
         return out
 
