@@ -75,8 +75,9 @@ class ValidationError(Exception):
 class ConstraintError(Exception):
     """Raised when a constraint is violated.
 
-    ``objective_value``: optionally, the value a tuner assigns to the objective when this
-    constraint is violated (plugboard's meaning; otherwise plus or minus infinity).
+    In a tuning study the trial is infeasible: its objective(s) take ``objective_value`` if
+    given, else -inf when maximising and +inf when minimising. Outside tuning it fails the key
+    like any other exception.
     """
 
     def __init__(self, *args: object, objective_value: float | None = None) -> None:
@@ -167,14 +168,3 @@ def describe_failure(component: str, key: str, step: int, phase: str, field: str
         "write": f"writing its rows (step {step}, counting from 0)" if keyed else "writing its rows",
     }.get(phase, phase)
     return f"component '{component}'{f' (key {key!r})' if keyed else ''} failed in {where}: {error_type}: {reason}"
-
-
-class ConstraintError(Exception):
-    """Raised by a component when a constraint is violated (plugboard 0.9.0's
-    ``plugboard.exceptions.ConstraintError``). In a tuning study the trial is infeasible: its
-    objective(s) take ``objective_value`` if given, else -inf when maximising and +inf when
-    minimising. Outside tuning it fails the key like any other exception."""
-
-    def __init__(self, *args: object, objective_value: float | None = None) -> None:
-        super().__init__(*args)
-        self.objective_value = objective_value
