@@ -67,3 +67,14 @@ def test_quickstart_commands_run_as_written(command: str, tmp_path: Path) -> Non
     if "process run" in command:
         iters = 3 if "iters=3" in command else 10
         assert (tmp_path / "b.txt").read_text().split() == [str(2 * i) for i in range(iters)]
+
+
+def test_readme_events_example_runs_as_a_script(tmp_path: Path) -> None:
+    (source,) = blocks("python", "Semantics in brief")
+    assert "asyncio.run(main())" in source
+    script = tmp_path / "events.py"
+    script.write_text(source)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    log, pages = proc.stdout.splitlines()
+    assert log.endswith("'level=9', 'alarm 12', 'level=12', 'alarm 15', 'level=15']") and pages == "[12, 15]"
