@@ -382,6 +382,15 @@ def compile_(model: str, partition: str, streaming: bool, loops: str) -> None:
     click.echo(plan.describe())
 
 
+def _add_topic_commands() -> None:
+    from plugboard_beam.cli.topics import topic_group
+
+    main.add_command(topic_group(handle_errors))
+
+
+_add_topic_commands()
+
+
 def quiet_beam(debug: bool) -> None:
     """Beam's own INFO/WARNING chatter is noise for a CLI user (kept with --debug); our own
     warnings read ``warning: ...``."""
