@@ -30,7 +30,7 @@ class IOSetupError(PlugboardBeamError):
 
 #: bounds of what a failure keeps of the user's code: one source line, the traceback text
 MAX_CODE_CHARS = 300
-MAX_TRACEBACK_CHARS = 16_000
+MAX_TRACEBACK_CHARS = 8_000
 _OUR_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
