@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 import re
+import signal
 import subprocess
 import time
 import typing as _t
@@ -172,3 +173,21 @@ def test_publish_then_tail_against_the_emulator(emulator: Emulator, tmp_path: Pa
     quiet = cli("topic", "tail", "levels", "--timeout", "2", env=env, cwd=tmp_path)
     assert quiet.returncode == 0 and quiet.stdout == "" and "0 message(s)" in quiet.stderr, quiet.stderr
     assert subscriptions(emulator) == ["levels-kept"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_tail_and_deletes_its_subscription(emulator: Emulator, tmp_path: Path) -> None:
+    env = dict(os.environ, PUBSUB_EMULATOR_HOST=emulator.host, PUBSUB_PROJECT_ID=PROJECT)
+    before = subscriptions(emulator)
+    tail = subprocess.Popen([*cli_command(), "topic", "tail", "quiet-topic"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        assert tail.stderr is not None
+        assert tail.stderr.readline().startswith("tailing projects/topics-test/topics/quiet-topic")
+        assert len(subscriptions(emulator)) == len(before) + 1
+        tail.send_signal(signal.SIGINT)
+        _, err = tail.communicate(timeout=30)
+    finally:
+        tail.kill()
+    assert tail.returncode == 130 and "stopped (interrupted) after 0 message(s)" in err and "Traceback" not in err
+    assert subscriptions(emulator) == before
