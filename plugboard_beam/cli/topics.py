@@ -36,7 +36,8 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ROWS = 1_000_000
 #: the largest payload of one message (Pub/Sub's own limit is 10 MB)
 MAX_MESSAGE_BYTES = 1024 * 1024
-#: seconds for each set-up call (topic, subscription) and for the publishes to be confirmed
+#: seconds for each set-up call (topic, subscription), and for the publishes to be confirmed
+#: (plus 1 ms a message)
 SETUP_SECONDS = 15.0
 PUBLISH_SECONDS = 60.0
 #: the longest one pull may block (Ctrl-C is honoured between pulls)
@@ -214,7 +215,8 @@ def publish(topic: str, path: Path, project: _t.Optional[str], subscription: _t.
             ensure_topic(pub, full, SETUP_SECONDS)
     except Exception as exc:
         raise _unreachable(f"set up topic {full}", exc) from None
-    deadline = time.monotonic() + PUBLISH_SECONDS
+    # confirmations: PUBLISH_SECONDS, and 1 ms more per message (a big file takes a while)
+    deadline = time.monotonic() + PUBLISH_SECONDS + len(found.messages) / 1000
     futures = [pub.publish(full, m.data, **m.attributes) for m in found.messages]
     try:
         for future in futures:
