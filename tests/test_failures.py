@@ -111,7 +111,7 @@ def via_local_process(root: Path) -> tuple[int, str, dict[str, str]]:
     try:
         asyncio.run(go())
     except StepError as err:
-        return 1, str(err), outputs(root)
+        return 1, err.message, outputs(root)
     return 0, "", outputs(root)
 
 

@@ -3,6 +3,8 @@ the fresh-machine commands use the venv's programs and the vendored test data.""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 import re
 import shutil
@@ -67,3 +69,36 @@ def test_quickstart_commands_run_as_written(command: str, tmp_path: Path) -> Non
     if "process run" in command:
         iters = 3 if "iters=3" in command else 10
         assert (tmp_path / "b.txt").read_text().split() == [str(2 * i) for i in range(iters)]
+
+
+def test_readme_events_example_runs_as_a_script(tmp_path: Path) -> None:
+    (source,) = blocks("python", "Semantics in brief")
+    assert "asyncio.run(main())" in source
+    script = tmp_path / "events.py"
+    script.write_text(source)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    log, pages = proc.stdout.splitlines()
+    assert log.endswith("'level=9', 'alarm 12', 'level=12', 'alarm 15', 'level=15']") and pages == "[12, 15]"
+
+
+@pytest.mark.slow
+def test_readme_streaming_by_hand_runs_as_written(tmp_path: Path) -> None:
+    """The by-hand streaming tour: tail the output topic, publish the readings, run until both
+    keys end, read the results; against an emulator (the README's address replaced by its own)."""
+    from plugboard_beam.testing.emulator import Emulator
+
+    (block,) = [b for b in blocks("shell", "Streaming from Pub/Sub") if "topic publish" in b]
+    assert block.startswith("export PUBSUB_EMULATOR_HOST=127.0.0.1:8085 PUBSUB_PROJECT_ID=my-project\n")
+    shutil.copytree(ROOT / "specs" / "tank", tmp_path / "specs" / "tank")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with Emulator(project="my-project") as emu:
+        proc = subprocess.run(["bash", "-c", "set -e\n" + block.replace("127.0.0.1:8085", emu.host)], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    levels = {k: [m["data"]["level"] for m in results if m["attributes"]["key"] == k and m["data"]]
+              for k in ("pump-1", "pump-2")}
+    assert levels == {"pump-1": [8.0, 14.4, 19.52, 17.616], "pump-2": [1.0, 12.8, 22.24]}
+    assert sorted(m["attributes"]["key"] for m in results if m["attributes"].get("eos")) == ["pump-1", "pump-2"]

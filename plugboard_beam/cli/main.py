@@ -1,7 +1,9 @@
 """``plugboard-beam``: validate, draw and run models.
 
-User mistakes print one clear message and exit non-zero without a traceback (``--debug``
-shows one): 2 for an invalid model or bad option, 1 for a component that failed while running.
+User mistakes print one clear message and exit non-zero without a traceback (``--debug``,
+anywhere on the command line, shows one): 2 for an invalid model or bad option, 1 for a
+component that failed while running (its message says where in the user's code; ``--debug``
+adds the traceback captured where it happened, on a Beam worker too).
 """
 
 from __future__ import annotations
@@ -81,20 +83,24 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
         try:
             return fn(*args, **kwargs)
         except RunFailed as err:
-            if debug:
-                raise
-            _fail(f"{err}\n(destroy() was called on every component; use --debug for the traceback)",
+            from plugboard_beam.runtime.failure import Failure
+
+            traces = [Failure.coerce(f).tracebacks() for f in err.report.failures]
+            _fail(f"{err}\n(destroy() was called on every component"
+                  + (f")\n{_joined(traces)}" if debug else "; use --debug for the traceback)"),
                   EXIT_FAILED_RUN)
         except Interrupted as err:
             signals = _signals()
             _fail(f"{err} ({signals.name})", signals.exit_code)
         except StepError as err:
-            if debug:
-                raise
+            from plugboard_beam.runtime.failure import Failure
+
             also = getattr(err, "also", [])
             extra = "".join(f"\n  also: {e}" for e in also)
+            trace = Failure.of(err, also).tracebacks()
             _fail(
-                f"{err}{extra}\n(destroy() was called on every component; use --debug for the traceback)",
+                f"{err}{extra}\n(destroy() was called on every component"
+                + (f")\n{_joined([trace])}" if debug else "; use --debug for the traceback)"),
                 EXIT_FAILED_RUN,
             )
         except UserError as err:
@@ -112,6 +118,10 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
             _fail(f"internal error: {type(err).__name__}: {err}\n(run with --debug for the traceback)", EXIT_INTERNAL)
 
     return wrapper
+
+
+def _joined(traces: _t.Iterable[str]) -> str:
+    return "\n".join(t for t in traces if t) or "(none was captured: the failure did not come from a Python exception)"
 
 
 def split_model(tokens: list[str]) -> tuple[str, list[str]]:
@@ -185,8 +195,20 @@ def step_timeouts(loaded: _t.Any, values: _t.Sequence[str]) -> dict[str, float]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+class _Root(click.Group):
+    """The ``plugboard-beam`` group: ``--debug`` may be written anywhere on the command line
+    (``process run m.yaml --debug`` too; before a ``--`` that ends the options)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            args = ["--debug"] + [a for a in args[:end] if a != "--debug"] + args[end:]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors (anywhere on the command line); for a "
+                                            "component that failed, the traceback of its exception.")
 @click.version_option(package_name="plugboard-beam")
 def main(debug: bool) -> None:
     """plugboard-beam: plugboard models on your laptop and on Apache Beam / Dataflow."""
@@ -222,11 +244,14 @@ def validate(model: str, params: tuple[str, ...]) -> None:
     n_events = len(g.event_edges)
     g = dataclasses.replace(g, edges=g.field_edges)  # loops of field connectors
     loops = sum(1 for scc in g.strongly_connected() if g.is_cyclic(scc))
-    click.echo(
-        f"{model}: valid ({len(g.nodes)} components, {len(g.edges)} connectors, "
-        + (f"{n_events} event edges, " if n_events else "")
-        + f"{loops} loop{'s' if loops != 1 else ''})"
-    )
+    counts = [(len(g.nodes), "component"), (len(g.edges), "connector"), (n_events, "event edge"), (loops, "loop")]
+    click.echo(f"{model}: valid ("
+               + ", ".join(_plural(n, word) for n, word in counts if n or word != "event edge") + ")")
+
+
+def _plural(n: int, word: str) -> str:
+    """``1 loop``, ``2 loops``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @process.command()
@@ -240,8 +265,11 @@ def diagram(model: str) -> None:
     click.echo(mermaid(load_model(model).graph), nl=False)
 
 
-RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this process, no Beam. "
-               "dataflow: Google Cloud Dataflow.")
+FEEDBACK_TOPIC_HELP = ("Streaming: the Pub/Sub topic that every loop edge cut for streaming travels through. "
+                       "Default: the run's own feedback topic pbb-<model>-<run id>-feedback, deleted when the run "
+                       "ends; a topic named here is created when missing and never deleted.")
+RUNNER_HELP = ("direct (or DirectRunner): Apache Beam's DirectRunner (default). local: in this process, no Beam "
+               "(no --record). dataflow (or DataflowRunner): Google Cloud Dataflow.")
 
 
 @process.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -253,7 +281,8 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
                    "like 'comp.arg' or 'comp.initial_values.field'.")
 @click.option("--record", metavar="PATH", default=None,
               help="Write every connector message as Parquet (key, step, source, target, value) "
-                   "under PATH (local folder or gs://).")
+                   "under PATH (local folder or gs://). Batch runs on --runner direct or dataflow only: "
+                   "refused on --runner local and with --streaming.")
 @click.option("--stages", "partition", type=click.Choice(["fused", "component"]), default="fused",
               show_default=True, help="Beam stage partitioning: the whole model in one DoFn, or one "
                                       "DoFn per component (loops stay fused).")
@@ -274,8 +303,7 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
 @click.option("--loops", type=click.Choice(["feedback", "fused"]), default="feedback", show_default=True,
               help="Streaming: route loops through a Pub/Sub feedback topic, or keep them in one stage.")
 @click.option("--feedback-topic", default=None, metavar="TOPIC",
-              help="Streaming: the Pub/Sub topic loops travel through (default: one per loop edge, named "
-                   "from the model and edge; on the DirectRunner, the input topic).")
+              help=FEEDBACK_TOPIC_HELP)
 @click.option("--checkpoint", default=None, metavar="PATH",
               help="Streaming on the DirectRunner: keep an intake journal and the ended keys under PATH (a "
                    "folder, gs://... or a database URL); a message is acknowledged once journaled, and a "
@@ -340,14 +368,20 @@ def given_flags(ctx: click.Context) -> frozenset[str]:
                      if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT))
 
 
+#: Beam's own spellings of the runners (``--runner DataflowRunner``), lower-cased, as aliases
+BEAM_RUNNER_NAMES = {"directrunner": "direct", "dataflowrunner": "dataflow"}
+
+
 def runner_name(value: str) -> str:
-    """``--runner``: a registered name (case-insensitive), or an error with a suggestion."""
+    """``--runner``: a registered name or Beam's spelling of one (case-insensitive), or an error
+    with a suggestion."""
     import difflib
 
     from plugboard_beam.cli.registry import runner_names
 
     names = [n for n in runner_names() if n != "direct-streaming"]
     name = value.lower()
+    name = BEAM_RUNNER_NAMES.get(name, name)
     if name in names:
         return name
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
@@ -396,6 +430,15 @@ def compile_(model: str, partition: str, streaming: bool, loops: str) -> None:
     else:
         plan = make_plan(loaded.graph, partition)
     click.echo(plan.describe())
+
+
+def _add_topic_commands() -> None:
+    from plugboard_beam.cli.topics import topic_group
+
+    main.add_command(topic_group(handle_errors))
+
+
+_add_topic_commands()
 
 
 def quiet_beam(debug: bool) -> None:

@@ -206,8 +206,9 @@ class StageDoFn(beam.DoFn):
         except (TypeError, AttributeError, pickle.PicklingError) as exc:
             if not self.unpicklable_warned:
                 self.unpicklable_warned = True
-                log.warning("stage %s: component state is not picklable (%s); it is kept in worker "
-                            "memory only for key %r and others", self.stage.name, exc, key)
+                log.warning("stage %s: the components' state of key %r is not picklable (%s); it is kept "
+                            "in this worker's memory only (said once per stage and worker, whatever the "
+                            "number of keys)", self.stage.name, key, exc)
             blob = version.to_bytes(8, "little")
         state.write(blob)
         self.live[key] = (version, run)

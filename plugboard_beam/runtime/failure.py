@@ -11,7 +11,8 @@ key that failed the same way (``finish``):
 4. ``destroy()`` runs once on every component, whatever happened before;
 
 and describes it with one ``Failure`` record (key, component, step, phase, error type, reason,
-and the further errors as ``also``), which travels as JSON (``to_json``/``from_json``) on the
+where in the user's code it happened and that traceback as text, and the further errors as
+``also``), which travels as JSON (``to_json``/``from_json``) on the
 Beam errors output, the Dataflow failure files and the streaming control topic.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import json
 import typing as _t
 
-from plugboard_beam.exceptions import StepError, describe_failure
+from plugboard_beam.exceptions import StepError, UserFrame, describe_failure
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.component.component import Component
@@ -38,7 +39,9 @@ class Failure:
 
     ``also`` holds further failures of the same key (a component failing while the others
     drain, ``destroy()`` raising, another stage of the key failing); they have no ``also``
-    of their own.
+    of their own. ``frame`` is the innermost frame of the user's code (None when the failure
+    did not come from it) and ``traceback`` the whole traceback as text, both captured where
+    the exception happened (a Beam worker, a streaming stage).
     """
 
     key: str
@@ -49,6 +52,8 @@ class Failure:
     reason: str
     field: str = ""
     also: tuple[Failure, ...] = ()
+    frame: _t.Optional[UserFrame] = None
+    traceback: str = ""
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -56,7 +61,7 @@ class Failure:
         """From a ``StepError`` (and the later ones of the same key)."""
         return cls(key=error.key, component=error.component, step=error.step, phase=error.phase,
                    error_type=error.error_type, reason=cut_reason(error.error_message), field=error.field,
-                   also=tuple(cls.of(e) for e in also))
+                   also=tuple(cls.of(e) for e in also), frame=error.frame, traceback=error.traceback)
 
     @classmethod
     def of_errors(cls, errors: _t.Sequence[StepError]) -> _t.Optional[Failure]:
@@ -81,8 +86,16 @@ class Failure:
                                 self.reason)
 
     def describe(self) -> str:
-        """The message, then one ``also:`` line per further failure."""
-        return self.message + "".join(f"\n    also: {a.message}" for a in self.also)
+        """The message and where in the user's code it happened, then the same for each further
+        failure (``also:``)."""
+        return self.message + self._at() + "".join(f"\n    also: {a.message}{a._at('    ')}" for a in self.also)
+
+    def _at(self, indent: str = "") -> str:
+        return f"\n    {indent}{self.frame.describe()}" if self.frame is not None else ""
+
+    def tracebacks(self) -> str:
+        """The tracebacks captured for this failure and its ``also`` (``--debug``)."""
+        return "\n".join(f"{f.message}\n{f.traceback.rstrip()}" for f in (self, *self.also) if f.traceback)
 
     def __str__(self) -> str:
         return self.message
@@ -92,7 +105,8 @@ class Failure:
         """Plain JSON data (``message`` included for readers that only print)."""
         return {"key": self.key, "component": self.component, "step": self.step, "phase": self.phase,
                 "error_type": self.error_type, "reason": self.reason, "field": self.field,
-                "message": self.message, "also": [a.to_dict() for a in self.also]}
+                "message": self.message, "also": [a.to_dict() for a in self.also],
+                "frame": self.frame.to_dict() if self.frame is not None else None, "traceback": self.traceback}
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -127,12 +141,14 @@ class Failure:
                                   reason=item))
             else:
                 nested.append(cls.from_dict({**item, "also": []}))
+        frame = UserFrame.from_dict(data["frame"]) if data.get("frame") is not None else None
         if "reason" not in data and "message" in data:  # a row that only has a message
             return cls(key=text("key", ""), component=text("component", ""), step=step, phase=phase,
-                       error_type=text("error_type", "Error"), reason=text("message"), also=tuple(nested))
+                       error_type=text("error_type", "Error"), reason=text("message"), also=tuple(nested),
+                   frame=frame, traceback=text("traceback", ""))
         return cls(key=text("key", ""), component=text("component", ""), step=step, phase=phase,
                    error_type=text("error_type"), reason=text("reason"), field=text("field", ""),
-                   also=tuple(nested))
+                   also=tuple(nested), frame=frame, traceback=text("traceback", ""))
 
     @classmethod
     def from_json(cls, text: _t.Union[str, bytes]) -> Failure:

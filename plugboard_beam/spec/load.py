@@ -338,6 +338,9 @@ def resolve_type(type_path: str, base_dir: str) -> type[Component]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if exc.name == "plugboard" and module_name.startswith("plugboard."):
+            raise LookupError(f"unknown type {type_path!r}: no module named 'plugboard'"
+                              f"{_plugboard_hint(type_path, base_dir)}") from None
         if exc.name and module_name.startswith(exc.name):
             local = [f.stem for f in Path(base_dir).glob("*.py")] + [
                 d.name for d in Path(base_dir).iterdir() if (d / "__init__.py").exists()]
@@ -364,8 +367,21 @@ def resolve_type(type_path: str, base_dir: str) -> type[Component]:
             f"unknown type {type_path!r}: module {module_name!r} has no component {attr!r}{_did_you_mean(attr, names)}"
         )
     if not (isinstance(obj, type) and issubclass(obj, Component)) or obj is Component:
-        raise LookupError(f"type {type_path!r} is not a Component subclass")
+        hint = _plugboard_hint(type_path, base_dir) if type_path.startswith("plugboard.") else ""
+        raise LookupError(f"type {type_path!r} is not a Component subclass{hint}")
     return obj
+
+
+def _plugboard_hint(type_path: str, base_dir: str) -> str:
+    """For a ``plugboard.X`` type (plugboard's own import path): the ``plugboard_beam.X`` to write
+    instead, when there is one (never substituted silently: the YAML should say what runs)."""
+    ours = "plugboard_beam" + type_path[len("plugboard"):]
+    try:
+        resolve_type(ours, base_dir)
+    except LookupError:
+        return " (plugboard's classes are imported from plugboard_beam here, which has no " \
+               f"{ours!r}; see plugboard_beam.library)"
+    return f" (did you mean {ours!r}? plugboard_beam runs plugboard's models with the import prefix plugboard_beam)"
 
 
 def _forget_shadowed(module_name: str, base_dir: str) -> None:
@@ -441,7 +457,7 @@ def check_args(ctx: Context) -> None:
             for arg in sorted(given - names):
                 ctx.problem(
                     f"unknown argument {arg!r}{_from_override(ctx, comp.args.name, arg)}"
-                    f"{_did_you_mean(arg, names - given) or _did_you_mean(arg, names - BASE_ARGS)}; "
+                    f"{_suggest_argument(arg, names, given)}; "
                     f"{cls.__name__} accepts: {', '.join(sorted(names - BASE_ARGS)) or '(no own arguments)'}",
                     (*_COMPONENTS, i, "args", arg),
                     elem,
@@ -690,9 +706,18 @@ def _config(ctx: Context) -> ConfigSpec:
     return _t.cast(ConfigSpec, ctx.config)
 
 
-def _did_you_mean(word: str, options: _t.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
+def _did_you_mean(word: str, options: _t.Iterable[str], cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _suggest_argument(arg: str, names: _t.AbstractSet[str], given: _t.AbstractSet[str]) -> str:
+    """A did-you-mean for an unknown argument: the class's own arguments first (not given yet,
+    then any); plugboard's base arguments (``state``, ``parameters``, ...) only when nearly the
+    same word, so that ``step`` does not suggest ``state``."""
+    own = names - BASE_ARGS
+    return (_did_you_mean(arg, own - given) or _did_you_mean(arg, own)
+            or _did_you_mean(arg, (names & BASE_ARGS) - given, cutoff=0.85))
 
 
 #: (phase, phases whose problems stop it from running)
