@@ -25,6 +25,10 @@ class RunOptions:
     loops: str = "feedback"
     #: streaming: the feedback topic of cut loop edges (default: one per edge, named from model and edge)
     feedback_topic: _t.Optional[str] = None
+    #: streaming, keys from the messages: the cap on keys open at once (None: the default) and the
+    #: seconds an ended key is remembered (None: the default); see ``streaming/keystate.py``
+    max_open_keys: _t.Optional[int] = None
+    forget_ended_keys: _t.Optional[float] = None
     #: Dataflow: build the job offline into ``job_dir`` instead of submitting it
     dry_run: bool = False
     job_dir: str = "dataflow-job"

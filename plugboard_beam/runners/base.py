@@ -38,6 +38,8 @@ OWNERS: dict[str, str] = {
     "--streaming": "--runner direct or --runner dataflow",
     "--loops": "streaming runs (--streaming on --runner direct or dataflow)",
     "--feedback-topic": "streaming runs (--streaming on --runner direct or dataflow)",
+    "--max-open-keys": "streaming runs on --runner direct (--streaming)",
+    "--forget-ended-keys": "streaming runs on --runner direct (--streaming)",
     "--dry-run": "--runner dataflow",
     "--job-dir": "--runner dataflow (with --dry-run)",
     "--profile": "--runner dataflow",
@@ -49,7 +51,8 @@ OWNERS: dict[str, str] = {
 }
 BASE_FLAGS = frozenset({"--scenarios"})
 #: what a streaming run on the DirectRunner honours
-STREAMING_FLAGS = BASE_FLAGS | {"--progress", "--stages", "--streaming", "--loops", "--feedback-topic"}
+STREAMING_FLAGS = BASE_FLAGS | {"--progress", "--stages", "--streaming", "--loops", "--feedback-topic",
+                                "--max-open-keys", "--forget-ended-keys"}
 
 
 class RunFailed(PlugboardBeamError):

@@ -53,6 +53,9 @@ class StreamingRunner(Runner):
                 f"({', '.join(sources)}) would not know when to start: give --scenarios with the keys")
         self.options = pipeline_options(
             list(options.pipeline_args), {"runner": "BundleBasedDirectRunner", "streaming": True})
+        if options.max_open_keys is not None and (options.scenarios or not readers):
+            raise UserError("--max-open-keys caps the keys that come from Pub/Sub messages; this run's keys are "
+                            "known in advance (--scenarios, or a model without Pub/Sub readers)")
         if not os.environ.get("PUBSUB_EMULATOR_HOST"):
             log.warning("PUBSUB_EMULATOR_HOST is not set: using the real Pub/Sub service")
 
@@ -65,6 +68,7 @@ class StreamingRunner(Runner):
         from plugboard_beam.lowering.dataio import windowed_writes
         from plugboard_beam.lowering.patches import tune_streaming_direct_runner
         from plugboard_beam.streaming.codec import Codec, new_secret
+        from plugboard_beam.streaming.keystate import MAX_OPEN_KEYS
         from plugboard_beam.streaming.pipeline import build_streaming
         from plugboard_beam.streaming.resources import Resources
 
@@ -81,6 +85,8 @@ class StreamingRunner(Runner):
         run_id = uuid.uuid4().hex[:12]
         codec = Codec(run_id, new_secret(), event_classes(model.classes.values()))
         res = Resources.plan(model, plan.cut, project, run_id, feedback_override=options.feedback_topic)
+        if not finite:
+            res.writer_watch.clear()  # the driver waits for no key: output topics are not watched
         endpoint = pubsub_endpoint()
         log.info("streaming run %s: control topic %s", run_id, res.control_topic)
         watch = Watch(res, codec, keys, [st.id for st in plan.stages], list(res.writers) if finite else [])
@@ -98,7 +104,9 @@ class StreamingRunner(Runner):
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
             tune_streaming_direct_runner()
             pipeline = beam.Pipeline(options=self.options)
-            build_streaming(pipeline, model, plan, scenarios, res, codec, keys if finite and readers else None)
+            build_streaming(pipeline, model, plan, scenarios, res, codec, keys if finite and readers else None,
+                            forget_seconds=options.forget_ended_keys,
+                            max_open_keys=None if finite else options.max_open_keys or MAX_OPEN_KEYS)
             watch.start()
             result = pipeline.run()
             if not finite:
@@ -110,10 +118,11 @@ class StreamingRunner(Runner):
             shutdown.run(watch, result, res, lowering_beam.close_live_runs)
         report = RunReport(failures=list(watch.failures))
         if shutdown.interrupted:
-            failed = f"; {len(watch.failures)} key(s) had failed" if watch.failures else ""
+            n_failed = len(watch.failures) + watch.failures_left_out
+            failed = f"; {n_failed} key(s) had failed" if n_failed else ""
             kept = f"deleted except {', '.join(shutdown.left_behind)}" if shutdown.left_behind else "deleted"
             raise Interrupted(
-                f"stopped: {len(watch.ended_keys)} key(s) had ended{failed}; destroy() was called on the "
+                f"stopped: {watch.ended_count} key(s) had ended{failed}; destroy() was called on the "
                 f"components of {shutdown.still_running} stage instance(s) still running; the run's "
                 f"subscriptions and topics were {kept} (stopped in {shutdown.seconds:.1f} s)")
         return report
@@ -126,6 +135,8 @@ SETTLE_SECONDS = 1.5
 #: seconds after a FileWriter's last window ends for its files to be written (two windowed
 #: GroupByKeys fire once the watermark passes, then the files are moved into place)
 WINDOW_GRACE_SECONDS = 5.0
+#: failures a run keeps for its report (the others are logged as they come and counted)
+KEEP_FAILURES = 10_000
 #: seconds without an answer from Pub/Sub mid-run before the run fails (shutdown adds at most ~25 s)
 LOST_SECONDS = 20.0
 
@@ -191,6 +202,7 @@ class Shutdown:
 
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
         from plugboard_beam.lowering.dataio import ROWS_LEFT_OUT
+        from plugboard_beam.streaming.keystate import REFUSED_KEYS
         from plugboard_beam.streaming.pipeline import DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE
 
         t0 = time.monotonic()
@@ -200,7 +212,8 @@ class Shutdown:
         counts: dict[str, int] = {}
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
-                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT)})))
+                {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT,
+                                                   REFUSED_KEYS)})))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
@@ -231,6 +244,12 @@ class Shutdown:
         if rejected:
             log.warning("%d internal message(s) (feedback or control) failed authentication or were malformed "
                         "and were dropped", rejected)
+        refused = counts.get(REFUSED_KEYS, 0)
+        if refused:
+            log.warning("%d message(s) of new keys were refused because too many keys were open (--max-open-keys) "
+                        "and went to the dead-letter topic(s)", refused)
+        if watch.failures_left_out:
+            log.warning("%d more key failure(s) were logged but not kept for the report", watch.failures_left_out)
         left_out = counts.get(ROWS_LEFT_OUT, 0)
         if left_out:
             log.warning("%d row(s) were left out of windowed files: their keys' values did not fit a column "
@@ -340,7 +359,12 @@ class Watch:
         self.steps_seen: dict[tuple[str, str], set[int]] = {}
         self.expected: dict[tuple[str, str], int] = {}  # messages each writer published per key
         self.failures: list[dict[str, _t.Any]] = []
-        self.ended_keys: set[str] = set()
+        self.failures_left_out = 0  # failures beyond ``KEEP_FAILURES`` (logged, not kept)
+        self._failure_messages: set[str] = set()
+        self.finite = bool(keys)
+        self.last_stage = stages[-1] if stages else -1
+        self.ended_keys: set[str] = set()  # a finite run's keys that have ended
+        self.ended_count = 0  # keys that ended at some stage (a run keyed by messages counts only)
         self.rejected = 0
         self.events: queue.Queue[tuple[str, dict[str, str], bytes]] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -427,33 +451,66 @@ class Watch:
                 return
             if stage is not None:
                 self.pending_stages.discard((key, stage))
-                self.ended_keys.add(key)
+                self._ended(key, stage)
             for writer, count in published.items():
-                if type(count) is int:
+                if type(count) is int and (key, writer) in self.pending_writers:
                     self.expected[(key, writer)] = count
                     self._check_writer(key, writer)
-            if failure is not None and all(f.get("message") != failure.get("message") for f in self.failures):
-                self.failures.append(failure)
+            if failure is not None and self._new_failure(key, failure):
                 log.error("key %r failed: %s", key, failure.get("message"))
             return
         writer = kind.split(":", 1)[1]
         key = attrs.get("key", "")
-        if attrs.get("eos") == "true":
-            return  # anyone may publish on an output topic: the count comes from the control topic
+        if attrs.get("eos") == "true" or (key, writer) not in self.pending_writers:
+            # anyone may publish on an output topic: the count comes from the control topic, and
+            # only the keys the run waits for are followed (forged keys cost nothing)
+            return
         try:
             # a writer numbers its messages 0, 1, 2, ... per key: ``seq`` (event writers, whose
             # ``step`` is the event's tick) or else ``step``
-            self.steps_seen.setdefault((key, writer), set()).add(int(attrs.get("seq", attrs.get("step", ""))))
+            step = int(attrs.get("seq", attrs.get("step", "")))
         except ValueError:
             return
+        count = self.expected.get((key, writer))
+        if step < 0 or (count is not None and step >= count):
+            return  # not one of the messages the writer published
+        self.steps_seen.setdefault((key, writer), set()).add(step)
         self._check_writer(key, writer)
 
     def _check_writer(self, key: str, writer: str) -> None:
         """A writer has finished a key once the (authenticated) number of messages it published
         has been seen on its topic, steps 0..count-1."""
         count = self.expected.get((key, writer))
-        if count is not None and self.steps_seen.get((key, writer), set()) >= set(range(count)):
+        if count is None:
+            return
+        seen = self.steps_seen.get((key, writer), set())
+        if len(seen) > count:  # forged steps seen before the count arrived
+            seen = self.steps_seen[(key, writer)] = {s for s in seen if s < count}
+        if len(seen) == count:
             self.pending_writers.discard((key, writer))
+            self.steps_seen.pop((key, writer), None)
+
+    def _ended(self, key: str, stage: int) -> None:
+        """A key has ended at a stage. A run keyed by its messages may see millions of keys:
+        it only counts them (at the plan's last stage)."""
+        if not self.finite:
+            self.ended_count += stage == self.last_stage
+        elif key not in self.ended_keys:
+            self.ended_keys.add(key)
+            self.ended_count += 1
+
+    def _new_failure(self, key: str, failure: dict[str, _t.Any]) -> bool:
+        """Keep a failure once (a control message may come twice); at most ``KEEP_FAILURES``
+        are kept, the others only counted (each is logged)."""
+        message = str(failure.get("message"))
+        if message in self._failure_messages:
+            return False
+        if len(self.failures) >= KEEP_FAILURES:
+            self.failures_left_out += 1
+            return True
+        self._failure_messages.add(message)
+        self.failures.append(failure)
+        return True
 
     def stop(self) -> None:
         """Stop listening (each pull ends within its 2 s deadline)."""

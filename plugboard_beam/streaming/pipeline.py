@@ -30,7 +30,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
-from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, StageDoFn, writer_tag
+from plugboard_beam.lowering.beam import DONE, LATE, ModelSource, writer_tag
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.plan import Plan, chunk_tag
 from plugboard_beam.runtime.failure import Failure
@@ -44,6 +44,8 @@ from plugboard_beam.streaming.resources import ReaderInfo, Resources
 DEAD_LETTERS = "dead_letters"
 REJECTED_INTERNAL = "rejected_internal"
 UNENCODABLE = "unencodable_values"
+#: the start of a ``LATE`` row that is a refusal, not a failure (the rest is the reason; see keystate.py)
+REFUSED = "refused:"
 #: elements of the keyed (stateful) steps: the key is a str (deterministic coder, no copy step)
 KEYED = beam.typehints.Tuple[str, beam.typehints.Any]
 
@@ -250,6 +252,8 @@ def late_reason(row: str) -> str:
     """The dead-letter reason for input of a key whose stage ended with ``row`` ("" = no failure)."""
     if not row:
         return "the key had already ended (input after its end of stream)"
+    if row.startswith(REFUSED):
+        return row[len(REFUSED):]
     try:
         failure = Failure.from_json(row)
         return f"key failed at step {failure.step} in component '{failure.component}': {failure.error_type}: " \
@@ -266,15 +270,22 @@ def build_streaming(
     res: Resources,
     codec: Codec,
     keys: _t.Optional[_t.Collection[str]] = None,
+    forget_seconds: _t.Optional[float] = None,
+    max_open_keys: _t.Optional[int] = None,
 ) -> None:
     """Add the streaming model's transforms to ``pipeline``.
 
     ``scenarios`` are the keys started in advance (each stage gets a start element for them);
     keys that only appear in messages start when their first message arrives. ``keys`` (a
     finite run's keys) makes readers dead-letter messages of any other key. ``codec`` seals
-    and opens the run's feedback and control messages.
+    and opens the run's feedback and control messages. ``forget_seconds`` and
+    ``max_open_keys`` bound the memory of keys (``keystate.py``; None: the defaults, no cap).
     """
     from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
+
+    from plugboard_beam.streaming.keystate import FORGET_SECONDS, ForgetfulSequenceDoFn, StreamingStageDoFn
+
+    forget = FORGET_SECONDS if forget_seconds is None else forget_seconds
 
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in scenarios if v}
@@ -313,11 +324,12 @@ def build_streaming(
         dead_by_reader.setdefault(reader.name, []).append(routed["dead"])
         unordered = routed["unordered"]
         unordered.element_type = KEYED  # a deterministic key coder for the stateful step
-        seq = unordered | f"Sequence {label}" >> beam.ParDo(SequenceDoFn(route)).with_outputs(*tags)
+        seq = unordered | f"Sequence {label}" >> beam.ParDo(ForgetfulSequenceDoFn(route)).with_outputs(*tags)
         for st in plan.stages:
             to_stage[st.id].append(seq[stage_tag(st.id)])
     starts = (pipeline | "Instances" >> beam.Create([k for k, _ in scenarios])) if scenarios else None
     writers_of = set(res.writers)
+    readers_of = {r.name for r in res.readers}
     # FileWriters (issue 11.5): their rows leave the stage like a PubSubWriter's messages and go
     # to Beam's windowed file sink (lowering/dataio.py), one file set per window, instead of
     # each key's file being written only when the key ends
@@ -336,8 +348,10 @@ def build_streaming(
         stage_in.element_type = KEYED  # a deterministic key coder for the stateful step
         writers = [m for m in st.members if m in writers_of or m in files]
         out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
-        outs = stage_in | f"Run {st.name}" >> beam.ParDo(StageDoFn(
-            source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True)).with_outputs(*out_tags)
+        fed = any(e.source in readers_of for e in st.in_edges)  # the open-key cap applies where keys open
+        outs = stage_in | f"Run {st.name}" >> beam.ParDo(StreamingStageDoFn(
+            source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
+            forget_seconds=forget, max_open_keys=max_open_keys if fed else None)).with_outputs(*out_tags)
         for e in st.out_edges:
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(
