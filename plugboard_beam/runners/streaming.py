@@ -30,6 +30,7 @@ from plugboard_beam.library.pubsub import PubSubReader, project_id
 from plugboard_beam.runners.base import Instances, Runner, RunOptions, RunReport, pipeline_options
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.plan import components_of, streaming_plan
+from plugboard_beam.streaming.vanished import Probe, Vanished, resources_of
 
 log = logging.getLogger("plugboard_beam")
 
@@ -95,6 +96,7 @@ class StreamingRunner(Runner):
             model, {name for _, o in scenarios for name in (o or {})}).items()}
         shutdown = Shutdown()
         result = None
+        vanished: _t.Optional[Vanished] = None
         try:
             try:
                 # On a thread: a gRPC call blocking the main thread would hold Ctrl-C back.
@@ -111,11 +113,18 @@ class StreamingRunner(Runner):
             result = pipeline.run()
             if not finite:
                 log.warning("streaming until Ctrl-C (keys come from the messages)")
-            watch.wait(PipelineWatch(result), Liveness(res.control_topic, endpoint), forever=not finite)
+            watch.wait(PipelineWatch(result), Liveness(res.control_topic, endpoint, probe=Probe(resources_of(res))),
+                       forever=not finite)
         except KeyboardInterrupt:
             shutdown.interrupted = True
+        except Vanished as exc:
+            vanished = exc
         finally:
             shutdown.run(watch, result, res, lowering_beam.close_live_runs)
+        if vanished is not None and not shutdown.interrupted:
+            kept = f"deleted except {', '.join(shutdown.left_behind)}" if shutdown.left_behind else "deleted"
+            raise Vanished(f"{vanished}; destroy() was called on the components of {shutdown.still_running} stage "
+                           f"instance(s) still running; the run's remaining subscriptions and topics were {kept}")
         report = RunReport(failures=list(watch.failures))
         if shutdown.interrupted:
             n_failed = len(watch.failures) + watch.failures_left_out
@@ -258,12 +267,15 @@ class Shutdown:
 
 
 class Liveness:
-    """Asks Pub/Sub every few seconds whether the run's control topic is there (on a thread)."""
+    """Asks Pub/Sub every few seconds whether the run's control topic is there (on a thread);
+    with a ``probe`` (``streaming/vanished.py``), whether every topic and subscription of the
+    run is there."""
 
-    def __init__(self, topic: str, endpoint: str, every: float = 3.0) -> None:
+    def __init__(self, topic: str, endpoint: str, every: float = 3.0, probe: _t.Optional[Probe] = None) -> None:
         self.topic = topic
         self.endpoint = endpoint
         self.every = every
+        self.probe = probe
         self.last_ok = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._probe, daemon=True, name="pubsub-liveness")
@@ -274,27 +286,41 @@ class Liveness:
 
         pub = pubsub_v1.PublisherClient()
         while not self._stop.wait(self.every):
+            if self.probe is not None:
+                if self.probe.check(self.every):
+                    self.last_ok = time.monotonic()
+                continue
             try:
                 pub.get_topic(topic=self.topic, timeout=self.every, retry=None)
                 self.last_ok = time.monotonic()
             except Exception:
                 log.debug("Pub/Sub probe failed", exc_info=True)
+        if self.probe is not None:
+            self.probe.close()
 
     def check(self, pipeline: PipelineWatch) -> None:
         """Raise if Pub/Sub has not answered for ``LOST_SECONDS``, or if the pipeline failed
         (as lost Pub/Sub when the last probes went unanswered)."""
+        gone = self.probe.error() if self.probe is not None else None
+        if gone is not None:
+            raise gone
         silent = time.monotonic() - self.last_ok
         if silent > LOST_SECONDS:
             raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s")
         try:
             pipeline.check()
         except RuntimeError as exc:
+            if self.probe is not None and "404" in str(exc):  # a publish to a deleted topic: which?
+                self.probe.check(self.every)
+                gone = self.probe.error()
+                if gone is not None:
+                    raise gone from None
             if silent > 2 * self.every:
                 raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s ({exc})") from None
             raise
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop.set()  # (the probe thread closes its clients as it ends)
 
 
 class PipelineWatch:
