@@ -17,10 +17,10 @@ import subprocess
 import time
 import typing as _t
 
-from conftest import ROOT, cli_command
 import pytest
 import yaml
 
+from conftest import ROOT, cli_command
 from plugboard_beam.runners.streaming import Watch
 from plugboard_beam.streaming.codec import Codec, new_secret
 from plugboard_beam.streaming.keystate import EndedKeys

@@ -17,9 +17,9 @@ import subprocess
 import time
 import typing as _t
 
-from conftest import ROOT, cli_command
 import pytest
 
+from conftest import ROOT, cli_command
 from plugboard_beam.testing.emulator import Emulator
 
 PROJECT = "plugboard-beam-vanish"
@@ -84,8 +84,8 @@ def test_resource_deleted_mid_run_stops_cleanly_naming_it(emulator: Emulator, tm
     results = subscription(f"{tag}-results")
     sub.create_subscription(name=results, topic=out_topic)
     env = dict(os.environ, PUBSUB_EMULATOR_HOST=emulator.host, PUBSUB_PROJECT_ID=PROJECT)
-    proc = subprocess.Popen([*cli_command(), "process", "run", "tank.yaml", "--streaming", "-p", f"sensor.topic={tag}-in",
-                             "-p", f"report.topic={tag}-out"], cwd=work, env=env,
+    proc = subprocess.Popen([*cli_command(), "process", "run", "tank.yaml", "--streaming",
+                             "-p", f"sensor.topic={tag}-in", "-p", f"report.topic={tag}-out"], cwd=work, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
