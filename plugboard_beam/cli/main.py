@@ -236,7 +236,7 @@ RUNNER_HELP = ("direct: Apache Beam's DirectRunner (default). local: in this pro
               help="Streaming: the Pub/Sub topic loops travel through (default: one per loop edge, named "
                    "from the model and edge; on the DirectRunner, the input topic).")
 @click.option("--max-open-keys", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Streaming, keys from the messages: at most N keys open at once (default 100000); a "
+              help="Streaming, keys from the messages: at most N keys open at once (default 50000); a "
                    "message of a new key beyond that is dead-lettered with the reason and counted.")
 @click.option("--forget-ended-keys", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Streaming: how long an ended key is remembered so that late input for it is "

@@ -45,7 +45,7 @@ REFUSED_KEYS = "refused_keys"
 #: default seconds an ended key is remembered (its late input is dead-lettered)
 FORGET_SECONDS = 600.0
 #: default cap on the keys open at once at a stage fed by a reader (per worker process)
-MAX_OPEN_KEYS = 100_000
+MAX_OPEN_KEYS = 50_000
 #: at most this many recently ended keys are remembered per stage and worker
 ENDED_LRU = 10_000
 
