@@ -56,6 +56,32 @@ def test_watch_ignores_forged_output_messages() -> None:
     assert len(watch.steps_seen.get(("a", "report"), set())) <= 2_000
 
 
+def test_sequence_state_of_a_key_is_cleared_at_its_end_of_stream() -> None:
+    from plugboard_beam.library.pubsub import Parsed
+    from plugboard_beam.streaming.keystate import ForgetfulSequenceDoFn
+    from test_streaming_dofns import reader_route, run_dofn
+
+    class State:
+        blob: _t.Optional[bytes] = None
+
+        def read(self) -> _t.Optional[bytes]:
+            return self.blob
+
+        def write(self, blob: bytes) -> None:
+            self.blob = blob
+
+        def clear(self) -> None:
+            self.blob = None
+
+    state, dofn = State(), ForgetfulSequenceDoFn(reader_route())
+    data = Parsed("a", None, False, (1.0,))
+    out = run_dofn(dofn, ("a", ("m1", data)), state=state)
+    assert state.blob is not None and [o.value[1][1] for o in out] == [0]
+    out = run_dofn(dofn, ("a", ("m2", Parsed("a", None, True, ()))), state=state)
+    assert [o.value[1][1:] for o in out] == [(1, [], True)]  # the end of stream, numbered 1
+    assert state.blob is None  # nothing kept for the ended key
+
+
 # ------------------------------------------------------------------ on the emulator
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
