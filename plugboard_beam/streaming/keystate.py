@@ -131,6 +131,7 @@ class StreamingStageDoFn(StageDoFn):
         if after is not None and after.startswith(ENDED_AS):  # ended: remembered in memory only
             self.ended.add(key, after[len(ENDED_AS):].decode())
             state.clear()
+            self.live.pop(key, None)  # (nothing of an ended key stays counted as open)
 
 
 class ForgetfulSequenceDoFn(SequenceDoFn):
