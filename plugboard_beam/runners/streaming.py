@@ -11,6 +11,8 @@ Every wait is bounded: Pub/Sub unreachable at the start fails within ``SETUP_SEC
 mid-run, within ``LOST_SECONDS``; Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by the CLI)
 at any point cancels the pipeline, calls ``destroy()`` on every live component and deletes the
 run's subscriptions and topics, each step with its own time limit, and raises ``Interrupted``.
+A topic or subscription of the run deleted mid-run stops it the same way, with one message
+naming it (``streaming/vanished.py``).
 """
 
 from __future__ import annotations
@@ -374,7 +376,9 @@ class Watch:
     the control subscription is counted in ``rejected``. A stage's completion says how many
     messages each of its writers published for the key; the writer has finished the key once
     those steps (0..count-1) have been seen on its topic. End-of-stream messages on the (user's)
-    output topic are not trusted, so a forged one cannot end the run early.
+    output topic are not trusted, so a forged one cannot end the run early. Only the (key,
+    writer) pairs still awaited are followed, so forged messages of other keys cost nothing;
+    a run keyed by its messages only counts its ended keys.
     """
 
     def __init__(self, res: _t.Any, codec: _t.Any, keys: list[str], stages: list[int], writers: list[str]) -> None:
