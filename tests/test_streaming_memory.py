@@ -82,6 +82,54 @@ def test_sequence_state_of_a_key_is_cleared_at_its_end_of_stream() -> None:
     assert state.blob is None  # nothing kept for the ended key
 
 
+@pytest.mark.slow
+def test_direct_runner_forgets_keys_whose_state_was_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+    import apache_beam as beam
+    from apache_beam.coders import BytesCoder
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.direct.evaluation_context import EvaluationContext
+    from apache_beam.testing.test_stream import TestStream
+    from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
+    from plugboard_beam.lowering import patches
+
+    assert patches.drop_empty_keyed_state()
+    contexts: list[_t.Any] = []
+    init = EvaluationContext.__init__
+
+    def recording(self: _t.Any, *args: _t.Any, **kwargs: _t.Any) -> None:
+        init(self, *args, **kwargs)
+        contexts.append(self)
+
+    monkeypatch.setattr(EvaluationContext, "__init__", recording)
+
+    class EndsKeys(beam.DoFn):
+        STATE = ReadModifyWriteStateSpec("s", BytesCoder())
+
+        def process(self, element: tuple[str, int],
+                    state: _t.Any = beam.DoFn.StateParam(STATE)) -> _t.Iterator[str]:  # noqa: B008
+            key, _ = element
+            if state.read() is None:
+                state.write(b"open")
+            elif not key.startswith("keep-"):
+                state.clear()
+            yield key
+
+    stream = TestStream()
+    for i in range(60):
+        key = f"keep-{i}" if i % 10 == 0 else f"k{i}"
+        stream = stream.add_elements([(key, 0)]).add_elements([(key, 1)])
+    stream = stream.advance_watermark_to_infinity()
+    options = PipelineOptions(flags=[], streaming=True, runner="BundleBasedDirectRunner")
+    with beam.Pipeline(options=options) as p:
+        _ = p | stream | beam.ParDo(EndsKeys())
+    (ctx,) = contexts
+    sizes = sorted(len(t) for t in ctx._transform_keyed_states.values())
+    # the stateful step's table: only the 6 keys that kept their state have an entry (60
+    # without the patch); (the TestStream's own has 1)
+    assert sizes[-1] == 6, sizes
+
+
 # ------------------------------------------------------------------ on the emulator
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
