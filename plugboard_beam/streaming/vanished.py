@@ -40,7 +40,7 @@ def resources_of(res: _t.Any) -> list[Resource]:
     """Every topic and subscription of a run (``streaming.resources.Resources``), described."""
     out: list[Resource] = []
     for r in res.readers:
-        if r.topic:
+        if r.topic and r.own_subscription:  # (a given subscription is probed itself, and its topic through it)
             out.append(Resource(r.topic, f"the input topic of reader '{r.name}'", True, False))
         if not getattr(res, "read_topics", False) or not r.own_subscription:
             kind = "the run's subscription" if r.own_subscription else "the subscription"
