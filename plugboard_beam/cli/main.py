@@ -308,6 +308,12 @@ RUNNER_HELP = ("direct (or DirectRunner): Apache Beam's DirectRunner (default). 
               help="Streaming on the DirectRunner: keep an intake journal and the ended keys under PATH (a "
                    "folder, gs://... or a database URL); a message is acknowledged once journaled, and a "
                    "restart after a crash resumes every key.")
+@click.option("--max-open-keys", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Streaming, keys from the messages: at most N keys open at once (default 50000); a "
+                   "message of a new key beyond that is dead-lettered with the reason and counted.")
+@click.option("--forget-ended-keys", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Streaming: how long an ended key is remembered so that late input for it is "
+                   "dead-lettered (default 600); after that a message for the key starts it anew.")
 @click.option("--dry-run", is_flag=True, help="Dataflow: build the job offline into --job-dir, submit nothing.")
 @click.option("--job-dir", default="dataflow-job", show_default=True, help="Dataflow: where --dry-run writes.")
 @click.option("--profile", type=click.Path(dir_okay=False), default=None,
@@ -318,6 +324,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         partition: str, params: tuple[str, ...], progress: _t.Optional[bool], step_timeout: tuple[str, ...],
         rows_per_wave: int, streaming: bool, loops: str,
         feedback_topic: _t.Optional[str], checkpoint: _t.Optional[str],
+        max_open_keys: _t.Optional[int], forget_ended_keys: _t.Optional[float],
         dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
     from plugboard_beam.cli.registry import get_runner
@@ -334,8 +341,8 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, progress=bar, rows_per_wave=rows_per_wave,
-        streaming=streaming, loops=loops, feedback_topic=feedback_topic, checkpoint=checkpoint, dry_run=dry_run,
-        job_dir=job_dir,
+        streaming=streaming, loops=loops, feedback_topic=feedback_topic, checkpoint=checkpoint,
+        max_open_keys=max_open_keys, forget_ended_keys=forget_ended_keys, dry_run=dry_run, job_dir=job_dir,
         profile=profile, given=given_flags(ctx),
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
@@ -357,6 +364,7 @@ RUN_FLAGS = {"scenarios": "--scenarios", "record": "--record", "partition": "--s
              "rows_per_wave": "--rows-per-wave",
              "streaming": "--streaming", "loops": "--loops", "feedback_topic": "--feedback-topic",
              "checkpoint": "--checkpoint",
+             "max_open_keys": "--max-open-keys", "forget_ended_keys": "--forget-ended-keys",
              "dry_run": "--dry-run", "job_dir": "--job-dir", "profile": "--profile"}
 
 

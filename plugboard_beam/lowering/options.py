@@ -28,6 +28,10 @@ class RunOptions:
     #: streaming on the DirectRunner: where the run's intake journal and ended keys are kept (a
     #: folder, gs:// or a database URL; see ``streaming/checkpoint.py``)
     checkpoint: _t.Optional[str] = None
+    #: streaming, keys from the messages: the cap on keys open at once (None: the default) and the
+    #: seconds an ended key is remembered (None: the default); see ``streaming/keystate.py``
+    max_open_keys: _t.Optional[int] = None
+    forget_ended_keys: _t.Optional[float] = None
     #: Dataflow: build the job offline into ``job_dir`` instead of submitting it
     dry_run: bool = False
     job_dir: str = "dataflow-job"

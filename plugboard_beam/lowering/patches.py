@@ -44,6 +44,11 @@ still takes effect on the installed Beam.
   replays the intake's journal, then journals every pulled message durably and only then
   acknowledges it; redeliveries of journaled messages are acknowledged and left out. Reads
   without an intake keep Beam's behaviour.
+* ``drop_empty_keyed_state`` — the DirectRunner keeps an entry in its per-step table of keyed
+  state for every key a stateful step has seen, even once the key's state and timers are all
+  cleared (~1 KB per key, and every timer check walks them all): a long streaming run whose
+  keys come and go grew without bound. An entry left empty by a bundle is removed (a later
+  element of the key gets a fresh, empty one, as for a new key).
 * ``tune_streaming_direct_runner`` applies the patches above (but ``journal_pubsub_reads``, applied
   by a run with ``--checkpoint``).
 * ``tune_direct_runner`` — the FnApiRunner's in-memory state cache weighs every value it stores
@@ -432,11 +437,41 @@ def journal_pubsub_reads(replay_batch: int = 500) -> bool:
     return True
 
 
+def drop_empty_keyed_state() -> bool:
+    """The DirectRunner forgets a key whose keyed state and timers are empty (idempotent);
+    whether applied."""
+    if "empty_keyed_state" in _applied:
+        return True
+    if not _guard("drop_empty_keyed_state"):
+        return False
+    from apache_beam.runners.direct.evaluation_context import EvaluationContext
+
+    handle = EvaluationContext.handle_result
+
+    def handle_result(self: _t.Any, completed_bundle: _t.Any, completed_timers: _t.Any, result: _t.Any) -> _t.Any:
+        committed = handle(self, completed_bundle, completed_timers, result)
+        if result.partial_keyed_state:
+            # (under both locks that guard the table: the evaluation context's, and the
+            # watermarks' that walk it for timers)
+            marks = self._watermark_manager._transform_to_watermarks[result.transform]
+            with self._lock, marks._lock:
+                existing = self._transform_keyed_states[result.transform]
+                for k, v in result.partial_keyed_state.items():
+                    if (existing.get(k) is v and not v.global_state and not any(v.timers.values())
+                            and not any(v.state.values())):
+                        del existing[k]
+        return committed
+
+    EvaluationContext.handle_result = handle_result  # type: ignore[method-assign]
+    _applied.add("empty_keyed_state")
+    return True
+
+
 def tune_streaming_direct_runner() -> bool:
     """Every streaming DirectRunner patch: Pub/Sub reads, empty bundles, publishing at flush,
-    DoFn specs, DoFn reuse (idempotent); whether all were applied."""
+    DoFn specs, DoFn reuse, empty keyed state (idempotent); whether all were applied."""
     return all([tune_pubsub_reads(), skip_empty_bundles(), publish_at_flush(), cache_dofn_specs(),
-                reuse_dofns()])
+                reuse_dofns(), drop_empty_keyed_state()])
 
 
 def tune_direct_runner() -> bool:

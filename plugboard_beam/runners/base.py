@@ -42,6 +42,8 @@ OWNERS: dict[str, str] = {
     "--feedback-topic": "streaming runs (--streaming on --runner direct or dataflow)",
     "--checkpoint": "streaming runs on --runner direct (--streaming); Dataflow keeps its own durable "
                     "state and exactly-once processing (drain and update a job instead; see README)",
+    "--max-open-keys": "streaming runs on --runner direct (--streaming)",
+    "--forget-ended-keys": "streaming runs on --runner direct (--streaming)",
     "--dry-run": "--runner dataflow",
     "--job-dir": "--runner dataflow (with --dry-run)",
     "--profile": "--runner dataflow",
@@ -54,7 +56,7 @@ OWNERS: dict[str, str] = {
 BASE_FLAGS = frozenset({"--scenarios"})
 #: what a streaming run on the DirectRunner honours
 STREAMING_FLAGS = BASE_FLAGS | {"--progress", "--stages", "--streaming", "--loops", "--feedback-topic",
-                                 "--checkpoint"}
+                                 "--checkpoint", "--max-open-keys", "--forget-ended-keys"}
 
 
 class RunFailed(PlugboardBeamError):

@@ -13,6 +13,8 @@ Every wait is bounded: Pub/Sub unreachable at the start fails within ``SETUP_SEC
 mid-run, within ``LOST_SECONDS``; Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by the CLI)
 at any point cancels the pipeline, calls ``destroy()`` on every live component and deletes the
 run's subscriptions and topics, each step with its own time limit, and raises ``Interrupted``.
+A topic or subscription of the run deleted mid-run stops it the same way, with one message
+naming it (``streaming/vanished.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from plugboard_beam.library.pubsub import PubSubReader, project_id
 from plugboard_beam.runners.base import Instances, Runner, RunOptions, RunReport, pipeline_options
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.plan import components_of, streaming_plan
+from plugboard_beam.streaming.vanished import Probe, Vanished, resources_of
 
 log = logging.getLogger("plugboard_beam")
 
@@ -56,6 +59,9 @@ class StreamingRunner(Runner):
                 f"({', '.join(sources)}) would not know when to start: give --scenarios with the keys")
         self.options = pipeline_options(
             list(options.pipeline_args), {"runner": "BundleBasedDirectRunner", "streaming": True})
+        if options.max_open_keys is not None and (options.scenarios or not readers):
+            raise UserError("--max-open-keys caps the keys that come from Pub/Sub messages; this run's keys are "
+                            "known in advance (--scenarios, or a model without Pub/Sub readers)")
         if not os.environ.get("PUBSUB_EMULATOR_HOST"):
             log.warning("PUBSUB_EMULATOR_HOST is not set: using the real Pub/Sub service")
 
@@ -68,6 +74,7 @@ class StreamingRunner(Runner):
         from plugboard_beam.lowering.dataio import windowed_writes
         from plugboard_beam.lowering.patches import tune_streaming_direct_runner
         from plugboard_beam.streaming.codec import Codec, new_secret
+        from plugboard_beam.streaming.keystate import MAX_OPEN_KEYS
         from plugboard_beam.streaming.pipeline import build_streaming
         from plugboard_beam.streaming.resources import Resources
         from plugboard_beam.streaming.secrets import private_key_file
@@ -95,6 +102,8 @@ class StreamingRunner(Runner):
             ended = ckpt.ended()
             scenarios = [(k, o) for k, o in scenarios if k not in ended]
         keys = [k for k in all_keys if k not in ended]
+        if not finite:
+            res.writer_watch.clear()  # the driver waits for no key: output topics are not watched
         endpoint = pubsub_endpoint()
         log.info("streaming run %s: control topic %s", run_id, res.control_topic)
         watch = Watch(res, codec, keys, [st.id for st in plan.stages], list(res.writers) if finite else [])
@@ -114,6 +123,7 @@ class StreamingRunner(Runner):
         # The DoFns' codec holds only the path of a 0600 key file in a private folder, removed at the end.
         key_file = contextlib.ExitStack()
         dofn_codec = Codec(run_id, key_file.enter_context(private_key_file(secret)), events)
+        vanished: _t.Optional[Vanished] = None
         try:
             try:
                 # On a thread: a gRPC call blocking the main thread would hold Ctrl-C back.
@@ -126,16 +136,20 @@ class StreamingRunner(Runner):
             build_streaming(pipeline, model, plan, scenarios, res, dofn_codec,
                             all_keys if finite and readers else None,
                             intakes=None if ckpt is None else {r.name: ckpt.intake(r) for r in ckpt.readers},
-                            ended=frozenset(ended))
+                            ended=frozenset(ended), forget_seconds=options.forget_ended_keys,
+                            max_open_keys=None if finite else options.max_open_keys or MAX_OPEN_KEYS)
             if ckpt is not None:
                 ckpt.start()
             watch.start()
             result = pipeline.run()
             if not finite:
                 log.warning("streaming until Ctrl-C (keys come from the messages)")
-            watch.wait(PipelineWatch(result), Liveness(res.control_topic, endpoint), forever=not finite)
+            watch.wait(PipelineWatch(result), Liveness(res.control_topic, endpoint, probe=Probe(resources_of(res))),
+                       forever=not finite)
         except KeyboardInterrupt:
             shutdown.interrupted = True
+        except Vanished as exc:
+            vanished = exc
         finally:
             try:
                 shutdown.run(watch, result, res, lowering_beam.close_live_runs)
@@ -143,12 +157,17 @@ class StreamingRunner(Runner):
                     ckpt.close()
             finally:
                 key_file.close()
+        if vanished is not None and not shutdown.interrupted:
+            kept = f"deleted except {', '.join(shutdown.left_behind)}" if shutdown.left_behind else "deleted"
+            raise Vanished(f"{vanished}; destroy() was called on the components of {shutdown.still_running} stage "
+                           f"instance(s) still running; the run's remaining subscriptions and topics were {kept}")
         report = RunReport(failures=list(watch.failures))
         if shutdown.interrupted:
-            failed = f"; {len(watch.failures)} key(s) had failed" if watch.failures else ""
+            n_failed = len(watch.failures) + watch.failures_left_out
+            failed = f"; {n_failed} key(s) had failed" if n_failed else ""
             kept = f"deleted except {', '.join(shutdown.left_behind)}" if shutdown.left_behind else "deleted"
             raise Interrupted(
-                f"stopped: {len(watch.ended_keys)} key(s) had ended{failed}; destroy() was called on the "
+                f"stopped: {watch.ended_count} key(s) had ended{failed}; destroy() was called on the "
                 f"components of {shutdown.still_running} stage instance(s) still running; the run's "
                 f"subscriptions and topics were {kept} (stopped in {shutdown.seconds:.1f} s)")
         return report
@@ -161,6 +180,8 @@ SETTLE_SECONDS = 1.5
 #: seconds after a FileWriter's last window ends for its files to be written (two windowed
 #: GroupByKeys fire once the watermark passes, then the files are moved into place)
 WINDOW_GRACE_SECONDS = 5.0
+#: failures a run keeps for its report (the others are logged as they come and counted)
+KEEP_FAILURES = 10_000
 #: seconds without an answer from Pub/Sub mid-run before the run fails (shutdown adds at most ~25 s)
 LOST_SECONDS = 20.0
 
@@ -227,6 +248,7 @@ class Shutdown:
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
         from plugboard_beam.lowering.beam import REPEATED_INPUT
         from plugboard_beam.lowering.dataio import ROWS_LEFT_OUT
+        from plugboard_beam.streaming.keystate import REFUSED_KEYS
         from plugboard_beam.streaming.pipeline import DEAD_LETTERS, LATE_INTERNAL, REJECTED_INTERNAL, UNENCODABLE
 
         t0 = time.monotonic()
@@ -240,7 +262,7 @@ class Shutdown:
         if result is not None:
             steps.append(("reading counters", 2.0, lambda: counts.update(
                 {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT,
-                                                   LATE_INTERNAL, REPEATED_INPUT)})))
+                                                   LATE_INTERNAL, REPEATED_INPUT, REFUSED_KEYS)})))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
@@ -278,6 +300,12 @@ class Shutdown:
         late = counts.get(LATE_INTERNAL, 0)
         if late:
             log.warning("%d chunk(s) of loop feedback values arrived for keys that had failed and were dropped", late)
+        refused = counts.get(REFUSED_KEYS, 0)
+        if refused:
+            log.warning("%d message(s) of new keys were refused because too many keys were open (--max-open-keys) "
+                        "and went to the dead-letter topic(s)", refused)
+        if watch.failures_left_out:
+            log.warning("%d more key failure(s) were logged but not kept for the report", watch.failures_left_out)
         left_out = counts.get(ROWS_LEFT_OUT, 0)
         if left_out:
             log.warning("%d row(s) were left out of windowed files: their keys' values did not fit a column "
@@ -286,12 +314,15 @@ class Shutdown:
 
 
 class Liveness:
-    """Asks Pub/Sub every few seconds whether the run's control topic is there (on a thread)."""
+    """Asks Pub/Sub every few seconds whether the run's control topic is there (on a thread);
+    with a ``probe`` (``streaming/vanished.py``), whether every topic and subscription of the
+    run is there."""
 
-    def __init__(self, topic: str, endpoint: str, every: float = 3.0) -> None:
+    def __init__(self, topic: str, endpoint: str, every: float = 3.0, probe: _t.Optional[Probe] = None) -> None:
         self.topic = topic
         self.endpoint = endpoint
         self.every = every
+        self.probe = probe
         self.last_ok = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._probe, daemon=True, name="pubsub-liveness")
@@ -302,27 +333,41 @@ class Liveness:
 
         pub = pubsub_v1.PublisherClient()
         while not self._stop.wait(self.every):
+            if self.probe is not None:
+                if self.probe.check(self.every):
+                    self.last_ok = time.monotonic()
+                continue
             try:
                 pub.get_topic(topic=self.topic, timeout=self.every, retry=None)
                 self.last_ok = time.monotonic()
             except Exception:
                 log.debug("Pub/Sub probe failed", exc_info=True)
+        if self.probe is not None:
+            self.probe.close()
 
     def check(self, pipeline: PipelineWatch) -> None:
         """Raise if Pub/Sub has not answered for ``LOST_SECONDS``, or if the pipeline failed
         (as lost Pub/Sub when the last probes went unanswered)."""
+        gone = self.probe.error() if self.probe is not None else None
+        if gone is not None:
+            raise gone
         silent = time.monotonic() - self.last_ok
         if silent > LOST_SECONDS:
             raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s")
         try:
             pipeline.check()
         except RuntimeError as exc:
+            if self.probe is not None and "404" in str(exc):  # a publish to a deleted topic: which?
+                self.probe.check(self.every)
+                gone = self.probe.error()
+                if gone is not None:
+                    raise gone from None
             if silent > 2 * self.every:
                 raise PubSubLost(f"lost Pub/Sub: {self.endpoint} has not answered for {silent:.0f} s ({exc})") from None
             raise
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop.set()  # (the probe thread closes its clients as it ends)
 
 
 class PipelineWatch:
@@ -376,7 +421,9 @@ class Watch:
     the control subscription is counted in ``rejected``. A stage's completion says how many
     messages each of its writers published for the key; the writer has finished the key once
     those steps (0..count-1) have been seen on its topic. End-of-stream messages on the (user's)
-    output topic are not trusted, so a forged one cannot end the run early.
+    output topic are not trusted, so a forged one cannot end the run early. Only the (key,
+    writer) pairs still awaited are followed, so forged messages of other keys cost nothing;
+    a run keyed by its messages only counts its ended keys.
     """
 
     def __init__(self, res: _t.Any, codec: _t.Any, keys: list[str], stages: list[int], writers: list[str]) -> None:
@@ -387,7 +434,12 @@ class Watch:
         self.steps_seen: dict[tuple[str, str], set[int]] = {}
         self.expected: dict[tuple[str, str], int] = {}  # messages each writer published per key
         self.failures: list[dict[str, _t.Any]] = []
-        self.ended_keys: set[str] = set()
+        self.failures_left_out = 0  # failures beyond ``KEEP_FAILURES`` (logged, not kept)
+        self._failure_messages: set[str] = set()
+        self.finite = bool(keys)
+        self.last_stage = stages[-1] if stages else -1
+        self.ended_keys: set[str] = set()  # a finite run's keys that have ended
+        self.ended_count = 0  # keys that ended at some stage (a run keyed by messages counts only)
         self.rejected = 0
         self.events: queue.Queue[tuple[str, dict[str, str], bytes]] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -480,38 +532,73 @@ class Watch:
                 return
             if stage is not None:
                 self.pending_stages.discard((key, stage))
-                self.ended_keys.add(key)
+                self._ended(key, stage)
             for writer, count in published.items():
-                if type(count) is int:
+                if type(count) is int and (key, writer) in self.pending_writers:
                     self.expected[(key, writer)] = count
                     self._check_writer(key, writer)
-            if failure is not None and all(f.get("message") != failure.get("message") for f in self.failures):
-                self.failures.append(failure)
+            if failure is not None and self._new_failure(key, failure):
                 log.error("key %r failed: %s", key, failure.get("message"))
             self._key_progress(key, stage, failure)
             return
         writer = kind.split(":", 1)[1]
         key = attrs.get("key", "")
-        if attrs.get("eos") == "true":
-            return  # anyone may publish on an output topic: the count comes from the control topic
+        if attrs.get("eos") == "true" or (key, writer) not in self.pending_writers:
+            # anyone may publish on an output topic: the count comes from the control topic, and
+            # only the keys the run waits for are followed (forged keys cost nothing)
+            return
         try:
             # a writer numbers its messages 0, 1, 2, ... per key: ``seq`` (event writers, whose
             # ``step`` is the event's tick) or else ``step``
-            self.steps_seen.setdefault((key, writer), set()).add(int(attrs.get("seq", attrs.get("step", ""))))
+            step = int(attrs.get("seq", attrs.get("step", "")))
         except ValueError:
             return
+        count = self.expected.get((key, writer))
+        if step < 0 or (count is not None and step >= count):
+            return  # not one of the messages the writer published
+        self.steps_seen.setdefault((key, writer), set()).add(step)
         self._check_writer(key, writer)
         self._key_progress(key)
 
     def _writer_done(self, key: str, writer: str) -> bool:
-        count = self.expected.get((key, writer))
-        return count is not None and self.steps_seen.get((key, writer), set()) >= set(range(count))
+        """Every message ``writer`` published for ``key`` has been seen (or the run does not
+        wait for it: only the pairs in ``pending_writers`` are followed, see ``_check_writer``)."""
+        return (key, writer) not in self.pending_writers
 
     def _check_writer(self, key: str, writer: str) -> None:
         """A writer has finished a key once the (authenticated) number of messages it published
         has been seen on its topic, steps 0..count-1."""
-        if self._writer_done(key, writer):
+        count = self.expected.get((key, writer))
+        if count is None:
+            return
+        seen = self.steps_seen.get((key, writer), set())
+        if len(seen) > count:  # forged steps seen before the count arrived
+            seen = self.steps_seen[(key, writer)] = {s for s in seen if s < count}
+        if len(seen) == count:
             self.pending_writers.discard((key, writer))
+            self.steps_seen.pop((key, writer), None)
+
+    def _ended(self, key: str, stage: int) -> None:
+        """A key has ended at a stage. A run keyed by its messages may see millions of keys:
+        it only counts them (at the plan's last stage)."""
+        if not self.finite:
+            self.ended_count += stage == self.last_stage
+        elif key not in self.ended_keys:
+            self.ended_keys.add(key)
+            self.ended_count += 1
+
+    def _new_failure(self, key: str, failure: dict[str, _t.Any]) -> bool:
+        """Keep a failure once (a control message may come twice); at most ``KEEP_FAILURES``
+        are kept, the others only counted (each is logged)."""
+        message = str(failure.get("message"))
+        if message in self._failure_messages:
+            return False
+        if len(self.failures) >= KEEP_FAILURES:
+            self.failures_left_out += 1
+            return True
+        self._failure_messages.add(message)
+        self.failures.append(failure)
+        return True
 
     def _key_progress(self, key: str, stage: _t.Optional[int] = None,
                       failure: _t.Optional[dict[str, _t.Any]] = None) -> None:

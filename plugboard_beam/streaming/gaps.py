@@ -19,23 +19,26 @@ from apache_beam.transforms.userstate import TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
 from plugboard_beam.lowering.beam import StageDoFn
+from plugboard_beam.streaming.keystate import StreamingStageDoFn
 
 
-class GapTimedStageDoFn(StageDoFn):
-    """``StageDoFn`` plus a timer that ends the reorder window of a waiting gap (module doc)."""
+class GapTimedStageDoFn(StreamingStageDoFn):
+    """``StreamingStageDoFn`` plus a timer that ends the reorder window of a waiting gap (module doc)."""
 
     GAP = TimerSpec("gap", TimeDomain.REAL_TIME)
 
     def process(self, element: tuple[str, _t.Any], state: _t.Any = beam.DoFn.StateParam(StageDoFn.RUN),  # noqa: B008
                 timer: _t.Any = beam.DoFn.TimerParam(GAP)) -> _t.Iterator[_t.Any]:  # noqa: B008
         key = element[0]
-        yield from self._process(*element, state)
+        yield from self._handle(*element, state)
         self._arm(key, timer)
 
     @on_timer(GAP)
     def expire(self, key: _t.Any = beam.DoFn.KeyParam, state: _t.Any = beam.DoFn.StateParam(StageDoFn.RUN),  # noqa: B008
                timer: _t.Any = beam.DoFn.TimerParam(GAP)) -> _t.Iterator[_t.Any]:  # noqa: B008
-        yield from self._process(key, None, state)  # no chunk: the run checks its windows
+        if state.read() is None:
+            return  # the key has ended (its state cleared) or never started: nothing waits
+        yield from self._handle(key, None, state)  # no chunk: the run checks its windows
         self._arm(key, timer)
 
     def _arm(self, key: str, timer: _t.Any) -> None:

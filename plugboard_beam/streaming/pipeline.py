@@ -31,14 +31,13 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.json_limits import fit_message
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
-from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource, StageDoFn, writer_tag
+from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource, writer_tag
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.plan import Plan, chunk_tag
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import Chunk, ReorderWindow, Unsequenced
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.codec import KIND, Codec, Unencodable
-from plugboard_beam.streaming.gaps import GapTimedStageDoFn
 from plugboard_beam.streaming.keys import key_problem
 from plugboard_beam.streaming.resources import ReaderInfo, Resources
 
@@ -48,6 +47,8 @@ REJECTED_INTERNAL = "rejected_internal"
 UNENCODABLE = "unencodable_values"
 #: internal chunks (loop feedback, ends of internal streams) for a key that had already ended
 LATE_INTERNAL = "late_internal"
+#: the start of a ``LATE`` row that is a refusal, not a failure (the rest is the reason; see keystate.py)
+REFUSED = "refused:"
 #: elements of the keyed (stateful) steps: the key is a str (deterministic coder, no copy step)
 KEYED = beam.typehints.Tuple[str, beam.typehints.Any]
 
@@ -287,6 +288,8 @@ def late_reason(row: str) -> str:
         return "the key had already ended (input after its end of stream)"
     if row.startswith("!"):  # a reason of its own (``LATE``)
         return row[1:]
+    if row.startswith(REFUSED):
+        return row[len(REFUSED):]
     try:
         failure = Failure.from_json(row)
         return f"key failed at step {failure.step} in component '{failure.component}': {failure.error_type}: " \
@@ -305,6 +308,8 @@ def build_streaming(
     keys: _t.Optional[_t.Collection[str]] = None,
     intakes: _t.Optional[_t.Mapping[str, _t.Any]] = None,
     ended: frozenset[str] = frozenset(),
+    forget_seconds: _t.Optional[float] = None,
+    max_open_keys: _t.Optional[int] = None,
 ) -> None:
     """Add the streaming model's transforms to ``pipeline``.
 
@@ -314,10 +319,16 @@ def build_streaming(
     and opens the run's feedback and control messages. ``intakes`` (``--checkpoint``: reader ->
     ``checkpoint.IntakeSpec``) makes each reader's read journal its messages before acknowledging
     them (``patches.journal_pubsub_reads``); readers dead-letter messages of the ``ended`` keys.
+    ``forget_seconds`` and ``max_open_keys`` bound the memory of keys (``keystate.py``; None: the
+    defaults, no cap).
     """
     from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
 
     from plugboard_beam.lowering.patches import INTAKE_ATTRIBUTE
+    from plugboard_beam.streaming.gaps import GapTimedStageDoFn
+    from plugboard_beam.streaming.keystate import FORGET_SECONDS, ForgetfulSequenceDoFn, StreamingStageDoFn
+
+    forget = FORGET_SECONDS if forget_seconds is None else forget_seconds
 
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in scenarios if v}
@@ -360,11 +371,12 @@ def build_streaming(
         dead_by_reader.setdefault(reader.name, []).append(routed["dead"])
         unordered = routed["unordered"]
         unordered.element_type = KEYED  # a deterministic key coder for the stateful step
-        seq = unordered | f"Sequence {label}" >> beam.ParDo(SequenceDoFn(route)).with_outputs(*tags)
+        seq = unordered | f"Sequence {label}" >> beam.ParDo(ForgetfulSequenceDoFn(route)).with_outputs(*tags)
         for st in plan.stages:
             to_stage[st.id].append(seq[stage_tag(st.id)])
     starts = (pipeline | "Instances" >> beam.Create([k for k, _ in scenarios])) if scenarios else None
     writers_of = set(res.writers)
+    readers_of = {r.name for r in res.readers}
     # FileWriters (issue 11.5): their rows leave the stage like a PubSubWriter's messages and go
     # to Beam's windowed file sink (lowering/dataio.py), one file set per window, instead of
     # each key's file being written only when the key ends
@@ -384,10 +396,12 @@ def build_streaming(
         writers = [m for m in st.members if m in writers_of or m in files]
         out_tags = [chunk_tag(e) for e in st.out_edges] + [writer_tag(w) for w in writers] + [DONE, LATE]
         timed = any(windows[e.id].seconds for e in st.in_edges if e.id in windows)  # a reorder window in seconds
-        stage_fn = GapTimedStageDoFn if timed else StageDoFn
+        stage_fn = GapTimedStageDoFn if timed else StreamingStageDoFn
+        fed = any(e.source in readers_of for e in st.in_edges)  # the open-key cap applies where keys open
         outs = stage_in | f"Run {st.name}" >> beam.ParDo(stage_fn(
             source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
-            windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows})).with_outputs(*out_tags)
+            windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows},
+            forget_seconds=forget, max_open_keys=max_open_keys if fed else None)).with_outputs(*out_tags)
         for e in st.out_edges:
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(

@@ -191,7 +191,10 @@ class Resources:
             if self.feedback_topic and self.feedback_subscription:
                 subscription(self.feedback_subscription, self.feedback_topic)
             for w, t in self.writers.items():
-                subscription(self.writer_watch[w], t)
+                if w in self.writer_watch:  # (a run keyed by its messages does not watch its outputs)
+                    subscription(self.writer_watch[w], t)
+                else:
+                    topic(t)
             subscription(self.control_subscription, self.control_topic)
         finally:
             sub.close()
