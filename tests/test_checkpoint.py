@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from plugboard_beam.streaming.checkpoint import (
     open_store,
 )
 from plugboard_beam.testing.emulator import Emulator
+from pubsub_testing import clients, emulator_fixture
 from test_dataio_gcs import BUCKET as GCS_BUCKET
 from test_dataio_gcs import gcs_emulator as gcs_emulator
 from test_dataio_postgres import postgres_url as postgres_url
@@ -329,16 +329,7 @@ PROJECT = "plugboard-beam-ckpt"
 KEYS = [f"tank-{i}" for i in range(5)]
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(project=PROJECT) as emu:
-        yield emu
-
-
-def clients() -> tuple[_t.Any, _t.Any]:
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+emulator = emulator_fixture(PROJECT)
 
 
 class Scenario:

@@ -38,6 +38,8 @@ def test_pubsub_read_patch_shortens_pulls(monkeypatch: pytest.MonkeyPatch) -> No
                         classmethod(lambda cls, transform: State()))
     monkeypatch.setattr(patches.ACTIVITY, "last", 0.0)  # idle
     monkeypatch.setattr(patches.ACTIVITY, "latest", None)
+    # (Beam's client as it is: on the emulator the patch would open a client of its own)
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
     client = te._PubSubReadEvaluator._get_subscriber_client(object())
     assert isinstance(client, patches._PullProxy)
     # Beam calls pull(subscription=..., max_messages=10, timeout=30): we ask for more, sooner.

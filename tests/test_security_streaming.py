@@ -7,7 +7,6 @@ and the run's internal feedback and control topics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 import os
 from pathlib import Path
@@ -20,38 +19,25 @@ import threading
 import time
 import typing as _t
 
-from conftest import ROOT, cli_command
 import pytest
 import yaml
 
+from conftest import ROOT, cli_command
 from plugboard_beam.testing.emulator import Emulator
+from pubsub_testing import clients, emulator_fixture, resource_paths
 
 PROJECT = "plugboard-beam-sec"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(project=PROJECT) as emu:
-        yield emu
+emulator = emulator_fixture(PROJECT)
 
 
 def env_for(emu: Emulator) -> dict[str, str]:
     return dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID=PROJECT)
 
 
-def topic(name: str) -> str:
-    return f"projects/{PROJECT}/topics/{name}"
-
-
-def subscription(name: str) -> str:
-    return f"projects/{PROJECT}/subscriptions/{name}"
-
-
-def clients() -> tuple[_t.Any, _t.Any]:
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+topic, subscription = resource_paths(PROJECT)
 
 
 def make_sub(topic_name: str, sub_name: str) -> tuple[str, str]:

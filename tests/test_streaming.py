@@ -17,6 +17,7 @@ import yaml
 
 from conftest import ROOT, cli_command
 from plugboard_beam.testing.emulator import Emulator
+from pubsub_testing import clients
 
 #: every test runs against the Pub/Sub emulator
 pytestmark = pytest.mark.slow
@@ -34,18 +35,12 @@ def env_for(emu: Emulator) -> dict[str, str]:
     return dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID=PROJECT)
 
 
-def clients() -> tuple[_t.Any, _t.Any]:
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-
-
 def make_sub(topic: str, sub: str) -> tuple[str, str]:
     pub, subscriber = clients()
     t, s = f"projects/{PROJECT}/topics/{topic}", f"projects/{PROJECT}/subscriptions/{sub}"
     try:
         pub.create_topic(name=t)
-    except Exception:  # noqa: BLE001 - exists
+    except Exception:
         pass
     subscriber.create_subscription(name=s, topic=t)
     return t, s

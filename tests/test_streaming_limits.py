@@ -10,7 +10,6 @@ are exact.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import hashlib
 import json
 import os
@@ -25,8 +24,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, cli_command
-from plugboard_beam.library.pubsub import subscriber_client
 from plugboard_beam.testing.emulator import Emulator
+from pubsub_testing import clients, emulator_fixture
 
 PROJECT = "plugboard-beam-limits"
 pytestmark = pytest.mark.slow
@@ -34,20 +33,11 @@ pytestmark = pytest.mark.slow
 Message = tuple[dict[str, str], bytes]
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(project=PROJECT) as emu:
-        yield emu
+emulator = emulator_fixture(PROJECT)
 
 
 def env_for(emu: Emulator) -> dict[str, str]:
     return dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID=PROJECT)
-
-
-def clients() -> tuple[_t.Any, _t.Any]:
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.PublisherClient(), subscriber_client()  # takes messages over 4 MB from the emulator
 
 
 def make_sub(topic_name: str, sub_name: str) -> tuple[str, str]:

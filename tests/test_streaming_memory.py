@@ -6,7 +6,6 @@ ended keys, the open-key cap and forged messages on the output topic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from plugboard_beam.runners.streaming import Watch
 from plugboard_beam.streaming.codec import Codec, new_secret
 from plugboard_beam.streaming.keystate import EndedKeys
 from plugboard_beam.testing.emulator import Emulator
+from pubsub_testing import clients, emulator_fixture, resource_paths
 
 PROJECT = "plugboard-beam-memory"
 
@@ -131,24 +131,10 @@ def test_direct_runner_forgets_keys_whose_state_was_cleared(monkeypatch: pytest.
 
 
 # ------------------------------------------------------------------ on the emulator
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(project=PROJECT) as emu:
-        yield emu
+emulator = emulator_fixture(PROJECT)
 
 
-def clients() -> tuple[_t.Any, _t.Any]:
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-
-
-def topic(name: str) -> str:
-    return f"projects/{PROJECT}/topics/{name}"
-
-
-def subscription(name: str) -> str:
-    return f"projects/{PROJECT}/subscriptions/{name}"
+topic, subscription = resource_paths(PROJECT)
 
 
 def rss_kb(pid: int) -> int:

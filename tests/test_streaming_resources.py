@@ -8,42 +8,27 @@ own subscriptions and topics deleted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 import os
 from pathlib import Path
 import shutil
 import subprocess
 import time
-import typing as _t
 
 import pytest
 
 from conftest import ROOT, cli_command
 from plugboard_beam.testing.emulator import Emulator
+from pubsub_testing import clients, emulator_fixture, resource_paths
 
 PROJECT = "plugboard-beam-vanish"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(project=PROJECT) as emu:
-        yield emu
+emulator = emulator_fixture(PROJECT)
 
 
-def clients() -> tuple[_t.Any, _t.Any]:
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-
-
-def topic(name: str) -> str:
-    return f"projects/{PROJECT}/topics/{name}"
-
-
-def subscription(name: str) -> str:
-    return f"projects/{PROJECT}/subscriptions/{name}"
+topic, subscription = resource_paths(PROJECT)
 
 
 def run_resources(prefix: str) -> list[str]:

@@ -102,7 +102,7 @@ class StreamingRunner(Runner):
             ended = ckpt.ended()
             scenarios = [(k, o) for k, o in scenarios if k not in ended]
         keys = [k for k in all_keys if k not in ended]
-        if not finite:
+        if not finite and ckpt is None:
             res.writer_watch.clear()  # the driver waits for no key: output topics are not watched
         endpoint = pubsub_endpoint()
         log.info("streaming run %s: control topic %s", run_id, res.control_topic)
@@ -452,6 +452,7 @@ class Watch:
         self.stage_ids = list(stages)
         self._done: dict[str, set[int]] = {}
         self._failed: dict[str, dict[str, _t.Any]] = {}
+        self._writers_done: set[tuple[str, str]] = set()  # (key, writer) of ``_follow_all``
 
     def start(self) -> None:
         """Pull the control and writer-watch subscriptions, each on a thread (plain pulls with
@@ -534,7 +535,7 @@ class Watch:
                 self.pending_stages.discard((key, stage))
                 self._ended(key, stage)
             for writer, count in published.items():
-                if type(count) is int and (key, writer) in self.pending_writers:
+                if type(count) is int and ((key, writer) in self.pending_writers or self._follow_all):
                     self.expected[(key, writer)] = count
                     self._check_writer(key, writer)
             if failure is not None and self._new_failure(key, failure):
@@ -543,7 +544,7 @@ class Watch:
             return
         writer = kind.split(":", 1)[1]
         key = attrs.get("key", "")
-        if attrs.get("eos") == "true" or (key, writer) not in self.pending_writers:
+        if attrs.get("eos") == "true" or ((key, writer) not in self.pending_writers and not self._follow_all):
             # anyone may publish on an output topic: the count comes from the control topic, and
             # only the keys the run waits for are followed (forged keys cost nothing)
             return
@@ -560,9 +561,19 @@ class Watch:
         self._check_writer(key, writer)
         self._key_progress(key)
 
+    @property
+    def _follow_all(self) -> bool:
+        """A checkpointed run keyed by its messages follows every key's outputs: a key's
+        journal is dropped only once its outputs are out (``on_key_ended``). (Its bookkeeping
+        grows with the keys whose outputs are awaited, forged ones included.)"""
+        return self.on_key_ended is not None and not self.finite
+
     def _writer_done(self, key: str, writer: str) -> bool:
         """Every message ``writer`` published for ``key`` has been seen (or the run does not
-        wait for it: only the pairs in ``pending_writers`` are followed, see ``_check_writer``)."""
+        wait for it: only the pairs in ``pending_writers`` are followed, see ``_check_writer``,
+        but in a checkpointed run keyed by its messages, which follows them all)."""
+        if self._follow_all:
+            return (key, writer) in self._writers_done
         return (key, writer) not in self.pending_writers
 
     def _check_writer(self, key: str, writer: str) -> None:
@@ -577,6 +588,9 @@ class Watch:
         if len(seen) == count:
             self.pending_writers.discard((key, writer))
             self.steps_seen.pop((key, writer), None)
+            self.expected.pop((key, writer), None)
+            if self._follow_all:
+                self._writers_done.add((key, writer))
 
     def _ended(self, key: str, stage: int) -> None:
         """A key has ended at a stage. A run keyed by its messages may see millions of keys:
@@ -614,6 +628,7 @@ class Watch:
             return
         if all(self._writer_done(key, w) for w in self.res.writers):
             del self._done[key]
+            self._writers_done.difference_update((key, w) for w in self.res.writers)
             self.on_key_ended(key, self._failed.pop(key, None))
 
     def stop(self) -> None:
