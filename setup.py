@@ -32,6 +32,8 @@ setup(
         "psycopg[binary]>=3.1",
         # process tune / Tuner: the Optuna sampler (ask/tell)
         "optuna>=3.4",
+        # progress bars and the run summary on a terminal
+        "rich>=13",
     ],
     extras_require={
         # process tune --plot: the study as a PNG

@@ -19,9 +19,9 @@ import typing as _t
 
 import click
 
-from plugboard_beam.cli.progress import Progress
 from plugboard_beam.exceptions import Interrupted, StepError, UserError
 from plugboard_beam.runners.base import RunFailed
+from plugboard_beam.runtime.context import RunTracker
 
 EXIT_FAILED_RUN = 1
 EXIT_USER_ERROR = 2
@@ -289,7 +289,11 @@ RUNNER_HELP = ("direct (or DirectRunner): Apache Beam's DirectRunner (default). 
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Override a component argument: comp.arg=VALUE, comp.initial_values.field=[..].")
 @click.option("--progress/--no-progress", default=None,
-              help="Show steps per component (default: when stderr is a terminal).")
+              help="Show progress on stderr while the run runs (default: on): keys done / total, "
+                   "component-steps/s, elapsed and time left; a bar on a terminal, a plain line every "
+                   "--progress-every seconds otherwise. The summary at the end is always printed.")
+@click.option("--progress-every", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="Off a terminal: seconds between plain progress lines.")
 @click.option("--step-timeout", "step_timeout", multiple=True, metavar="[COMPONENT=]SECONDS",
               help="Time limit of each step (and init, event handler, destroy) of a component: a key whose "
                    "call takes longer fails, naming component, key and step; other keys go on. A bare "
@@ -321,7 +325,8 @@ RUNNER_HELP = ("direct (or DirectRunner): Apache Beam's DirectRunner (default). 
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
-        partition: str, params: tuple[str, ...], progress: _t.Optional[bool], step_timeout: tuple[str, ...],
+        partition: str, params: tuple[str, ...], progress: _t.Optional[bool], progress_every: float,
+        step_timeout: tuple[str, ...],
         rows_per_wave: int, streaming: bool, loops: str,
         feedback_topic: _t.Optional[str], checkpoint: _t.Optional[str],
         max_open_keys: _t.Optional[int], forget_ended_keys: _t.Optional[float],
@@ -337,30 +342,39 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     loaded = load_model(model, parse_params(params))
     if step_timeout:
         loaded = loaded.with_overrides(step_timeouts(loaded, step_timeout))
-    bar = Progress(progress)
+    name = runner.lower()
+    if streaming and name == "direct":
+        name = "direct-streaming"
+    # progress and the summary: the runners that run here (Dataflow runs elsewhere)
+    tracker = RunTracker() if name != "dataflow" else None
     options = RunOptions(
         scenarios=load_scenarios(scenarios) if scenarios else None,
-        record=record, partition=partition, pipeline_args=pipeline_args, progress=bar, rows_per_wave=rows_per_wave,
+        record=record, partition=partition, pipeline_args=pipeline_args, tracker=tracker, rows_per_wave=rows_per_wave,
         streaming=streaming, loops=loops, feedback_topic=feedback_topic, checkpoint=checkpoint,
         max_open_keys=max_open_keys, forget_ended_keys=forget_ended_keys, dry_run=dry_run, job_dir=job_dir,
         profile=profile, given=given_flags(ctx),
     )
     quiet_beam(bool(ctx.find_root().params.get("debug")))
-    name = runner.lower()
-    if streaming and name == "direct":
-        name = "direct-streaming"
+    if tracker is None:
+        get_runner(name).run(loaded, options)
+        return
+    from plugboard_beam.cli.progress import Progress
+    from plugboard_beam.cli.summary import destinations, summary
+
+    display = Progress.of_run(tracker, progress, every=progress_every)
+    outputs = destinations(loaded, record, streaming=streaming)
     try:
-        report = get_runner(name).run(loaded, options)
-    finally:
-        bar.done()
-    if bar.enabled and report.steps:
-        total = sum(report.steps.values())
-        click.echo(f"done: {report.keys} key(s), {total} component-steps "
-                   f"({', '.join(f'{k}={v}' for k, v in report.steps.items())})", err=True)
+        with display:
+            report = get_runner(name).run(loaded, options)
+    except RunFailed as err:
+        click.echo(summary(err.report, tracker.snapshot().elapsed, outputs), err=True)
+        raise
+    click.echo(summary(report, tracker.snapshot().elapsed, outputs), err=True)
 
 
 #: ``process run`` parameters that are run options a runner may refuse, by flag
 RUN_FLAGS = {"scenarios": "--scenarios", "record": "--record", "partition": "--stages", "progress": "--progress",
+             "progress_every": "--progress",
              "rows_per_wave": "--rows-per-wave",
              "streaming": "--streaming", "loops": "--loops", "feedback_topic": "--feedback-topic",
              "checkpoint": "--checkpoint",

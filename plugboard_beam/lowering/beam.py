@@ -27,6 +27,7 @@ from plugboard_beam.lowering import dataio
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime import finals
+from plugboard_beam.runtime.context import RunContext, work
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.stage import (
@@ -57,10 +58,6 @@ REPEATED_INPUT = "repeated_input"
 TOMBSTONE = b"\xff" * 8
 #: streaming: the state of a key that has ended at a stage, followed by its failure row ("" if none)
 ENDED_AS = TOMBSTONE + b"E"
-#: progress callback of an in-process runner (DirectRunner in_memory); None in worker processes
-PROGRESS: _t.Optional[_t.Callable[[str, Engine], None]] = None
-#: live runs by stage DoFn id, then key: (state version, run)
-_LIVE_RUNS: dict[str, dict[str, tuple[int, StageRun]]] = {}
 
 
 def writer_tag(name: str) -> str:
@@ -128,7 +125,7 @@ class StageDoFn(beam.DoFn):
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
-                 final_fields: _t.Sequence[str] = ()) -> None:
+                 final_fields: _t.Sequence[str] = (), run_id: str = "") -> None:
         self.source = source
         self.stage = stage
         self.overrides = overrides
@@ -145,6 +142,8 @@ class StageDoFn(beam.DoFn):
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
         # runners make a new instance per bundle); Beam state stays the source of truth.
         self.uid = uuid.uuid4().hex
+        # the run's context (``runtime/context.py``), looked up by id where the DoFn is unpickled
+        self.run_id = run_id or self.uid
 
     def setup(self) -> None:
         _destroy_at_exit()
@@ -152,7 +151,9 @@ class StageDoFn(beam.DoFn):
         self.instances: dict[str, LoadedModel] = {}
         # Live runs by key: (version, run). Beam state holds the same run pickled; the live
         # object is used only while its version matches the state's.
-        self.live = _LIVE_RUNS.setdefault(self.uid, {})
+        self.ctx = RunContext.lookup(self.run_id)
+        self.live = self.ctx.runs(self.uid)
+        self.tracker = self.ctx.tracker  # None in a worker process: progress is the runner's
         # PLUGBOARD_BEAM_STATE_ONLY=1 restores every element's run from Beam state, as if each
         # element went to another worker (tests use it to show state really lives there).
         self.use_live = os.environ.get("PLUGBOARD_BEAM_STATE_ONLY") != "1"
@@ -243,13 +244,17 @@ class StageDoFn(beam.DoFn):
                 bad = run.mixed.pop()
                 yield beam.pvalue.TaggedOutput(LATE, (key, bad, "!" + MIXED_REASONS[type(bad[2]) is Unsequenced]))
         limits: dict[str, int] = {}
-        for chunks in run.advance(self.chunk_rounds, PROGRESS):
+        tracker = self.tracker
+        if tracker is not None:
+            tracker.live(self.uid, key, run.engine)
+        for chunks in run.advance(self.chunk_rounds):
             yield from self._emit(key, run, chunks, limits)
             if self.records.full():
                 yield beam.pvalue.TaggedOutput(RECORD, self.records.take())
         yield from self._drain_writers(run)
         if run.finished:
-            for name, n in run.engine.steps().items():
+            done = work(run.engine)
+            for name, n in done.items():
                 self.steps[name].inc(n)
             unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
@@ -259,6 +264,8 @@ class StageDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(FINAL, finals.to_json(
                     finals.final_values(key, comps, self.final_fields, errors)))
             row = error_row(key, errors) if errors else ""
+            if tracker is not None:
+                tracker.ended(self.uid, key, done, bool(errors))
             yield from self._report(key, row, run, unused)
             state.write(self._ended(row))
             self.live.pop(key, None)
@@ -335,6 +342,8 @@ class StageDoFn(beam.DoFn):
             end: Chunk = (eid, 0, [], True)
             yield beam.pvalue.TaggedOutput(self.tags[eid], (key, end if eid in self.cut else encode_chunk(end)))
         row = error_row(key, [err])
+        if self.tracker is not None:
+            self.tracker.ended(self.uid, key, {}, True)
         yield from self._report(key, row, unused=[chunk] if chunk is not None else [])
         state.write(self._ended(row))
         self.instances.pop(key, None)
@@ -382,18 +391,11 @@ def _unused_input(run: StageRun) -> list[_t.Any]:
 
 
 def close_live_runs() -> int:
-    """``destroy()`` every run still live in this process (after a failed or cancelled
-    pipeline); returns how many there were. Per-bundle teardown must not do this: some runners
-    tear a DoFn instance down after every bundle while the key's run goes on."""
-    closed = 0
-    for runs in list(_LIVE_RUNS.values()):
-        for _, run in list(runs.values()):
-            if not run.closed:
-                run.close()
-                closed += 1
-        runs.clear()
-    _LIVE_RUNS.clear()
-    return closed
+    """``destroy()`` every run still live in this process, whatever its run (the exit hook of a
+    worker process); returns how many there were. A runner closes its own run's context instead
+    (``RunContext.close``). Per-bundle teardown must not do this: some runners tear a DoFn
+    instance down after every bundle while the key's run goes on."""
+    return RunContext.close_all()
 
 
 def build(
@@ -406,9 +408,11 @@ def build(
     wave: dataio.Wave = dataio.ALL_KEYS,
     final_fields: _t.Sequence[str] = (),
     finals_prefix: str = "",
+    context: _t.Optional[RunContext] = None,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
-    With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``."""
+    With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``.
+    The stage DoFns find ``context`` (the runner's, with its progress) by its run id."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
     keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances]).with_output_types(str)
@@ -417,6 +421,8 @@ def build(
     io, edges, keys, errors, records = dataio.lower(pipeline, model, plan, instances, keys, wave,
                                                     record is not None)
     plan = io.plan
+    if context is not None and context.tracker is not None:
+        context.tracker.stages = len(plan.stages)
     final_rows: list[_t.Any] = []
     for stage in plan.stages:
         if stage.in_edges:
@@ -426,7 +432,7 @@ def build(
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
             StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
-                      final_fields=final_fields)
+                      final_fields=final_fields, run_id=context.run_id if context is not None else "")
         ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)
         for e in stage.out_edges:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 import typing as _t
 
-from plugboard_beam.runtime.engine import Engine
+from plugboard_beam.runtime.context import RunTracker
 from plugboard_beam.spec.scenarios import Scenario
-
-ProgressFn = _t.Callable[[str, Engine], None]
 
 
 @dataclass
@@ -19,7 +17,9 @@ class RunOptions:
     record: _t.Optional[str] = None
     partition: str = "fused"
     pipeline_args: _t.Sequence[str] = ()
-    progress: _t.Optional[ProgressFn] = None
+    #: the run's progress counters (``runtime/context.py``), read by the progress display; the
+    #: runners that run here feed it (None: no progress)
+    tracker: _t.Optional[RunTracker] = None
     #: streaming: sources are Pub/Sub subscriptions; loops go through a feedback topic or stay fused
     streaming: bool = False
     loops: str = "feedback"

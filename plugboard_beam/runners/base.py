@@ -11,7 +11,7 @@ import difflib
 import typing as _t
 
 from plugboard_beam.exceptions import PlugboardBeamError, UserError
-from plugboard_beam.lowering.options import ProgressFn, RunOptions
+from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runtime.failure import Failure, merge_by_key
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import DEFAULT_KEY, Scenario, instances
@@ -49,7 +49,7 @@ OWNERS: dict[str, str] = {
     "--profile": "--runner dataflow",
     "--record": "batch runs on --runner direct or --runner dataflow",
     "--stages": "the Beam runners (--runner direct or dataflow)",
-    "--progress": "the runners that run here (--runner local or direct)",
+    "--progress": "the runners that run here (--runner local or direct, streaming included)",
     "--rows-per-wave": "batch runs on --runner direct",
     "--scenarios": "every runner",
 }
@@ -87,6 +87,8 @@ class Runner:
         scenarios = list(given or [Scenario(DEFAULT_KEY, {})])
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
         self.check(model, options)
+        if options.tracker is not None:
+            options.tracker.expect(len(insts))  # (a runner that finds its keys in the data says so)
         report = self.execute(model, insts, options)
         report.keys = report.keys or len(insts)
         report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
@@ -185,5 +187,5 @@ def _flags_of(*classes: type) -> set[str]:
     return {s[2:] for a in parser._actions for s in a.option_strings if s.startswith("--")}
 
 
-__all__ = ["BASE_FLAGS", "OWNERS", "STREAMING_FLAGS", "FailureLike", "Instances", "ProgressFn", "RunFailed",
+__all__ = ["BASE_FLAGS", "OWNERS", "STREAMING_FLAGS", "FailureLike", "Instances", "RunFailed",
            "RunOptions", "RunReport", "Runner", "pipeline_options"]

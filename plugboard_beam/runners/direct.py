@@ -49,6 +49,13 @@ class BeamRunner(Runner):
         plan = make_plan(model.graph, options.partition)
         overrides = [(sc.key, dict(sc.overrides)) for sc, _ in insts]
         waves, report = self.waves(model, options)
+        tracker = options.tracker
+        if tracker is not None:
+            if _keyed_reads(model):  # the keys come from the data: counted by ``waves`` (or not known)
+                tracker.expect(report.keys or None)
+            if _workers(self.options):
+                tracker.unavailable = ("not counted in multi_processing workers (keys and steps are in the "
+                                       "summary at the end)")
         with tempfile.TemporaryDirectory(prefix="plugboard-beam-") as tmp:
             for wave in waves:
                 self.run_wave(model, plan, overrides, options, wave, os.path.join(tmp, f"errors-{wave.index:05d}"),
@@ -83,23 +90,20 @@ class BeamRunner(Runner):
         """Run one pipeline (the keys of ``wave``); add its steps and failures to ``report``."""
         import apache_beam as beam
 
-        from plugboard_beam.lowering import beam as lowering_beam
-        from plugboard_beam.lowering.beam import build, close_live_runs
+        from plugboard_beam.lowering.beam import build
+        from plugboard_beam.runtime.context import RunContext
 
         if wave.count > 1:
             log.info("wave %d of %d: %s keys, %d rows", wave.index + 1, wave.count,
                      len(wave.keys) if wave.keys is not None else "the other", wave.rows)
         pipeline = beam.Pipeline(options=self.options)
         finals_prefix = os.path.join(os.path.dirname(prefix), f"finals-{wave.index:05d}")
-        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix)
+        # the DoFns running in this process find the run's context (progress, live runs) by its id
+        context = RunContext.open(options.tracker)
+        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix,
+              context=context)
         tune_direct_runner()
         isolate_worker_signals()
-        progress = options.progress
-        if progress is not None and wave.count > 1:
-            shown = progress
-            head = f"wave {wave.index + 1}/{wave.count}"
-            progress = lambda key, engine: shown(f"{head} {key}", engine)  # noqa: E731
-        lowering_beam.PROGRESS = progress  # reaches DoFns running in this process
         interrupted = False
         try:
             result = pipeline.run()
@@ -111,8 +115,7 @@ class BeamRunner(Runner):
                 raise
             interrupted = True
         finally:
-            lowering_beam.PROGRESS = None
-            live = close_live_runs()  # destroy() on every component still running here
+            live = context.close()  # destroy() on every component of this run still running here
         if interrupted:
             workers = " here; worker processes destroy theirs as they exit" if _workers(self.options) else ""
             waves = f" (in wave {wave.index + 1} of {wave.count})" if wave.count > 1 else ""

@@ -6,8 +6,9 @@ import typing as _t
 
 from plugboard_beam.exceptions import StepError, UserError
 from plugboard_beam.library.data import KeyedRows
-from plugboard_beam.lowering.options import ProgressFn, RunOptions
+from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
+from plugboard_beam.runtime.context import work
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.finals import final_values
@@ -45,23 +46,30 @@ class LocalRunner(Runner):
         _refuse_shared_files(model, insts)
         shared = _keyed_tables(model, insts)
         report = RunReport()
+        tracker = options.tracker
         for sc, inst in insts:
             key = sc.key
             components: dict[str, _t.Any] = {}
             errors: list[StepError] = []
+            done: dict[str, int] = {}
             try:
                 components = construct(inst, key)
                 for name, rows in shared.items():
                     components[name].__dict__["_plugboard_beam_rows"] = rows
                 engine = Engine(inst.graph, components, key=key)
+                if tracker is not None:
+                    tracker.live(self.name, key, engine)  # its steps are read by the display
                 try:
-                    run_to_end(engine, _bind_progress(options.progress, key))
+                    run_to_end(engine)
                 finally:
-                    for name, n in engine.steps().items():
+                    done = work(engine)
+                    for name, n in done.items():
                         report.steps[name] = report.steps.get(name, 0) + n
             except StepError as err:
                 report.failures.append(Failure.of(err, err.also))
                 errors = [err, *err.also]
+            if tracker is not None:
+                tracker.ended(self.name, key, done, bool(errors))
             if options.final_fields:
                 report.finals[key] = final_values(key, components, options.final_fields, errors)
         return report
@@ -116,8 +124,3 @@ def _keyed_tables(model: LoadedModel, insts: Instances) -> dict[str, KeyedRows]:
             continue
     return tables
 
-
-def _bind_progress(progress: _t.Optional[ProgressFn], key: str) -> _t.Optional[_t.Callable[[Engine], None]]:
-    if progress is None:
-        return None
-    return lambda engine: progress(key, engine)

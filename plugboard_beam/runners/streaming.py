@@ -70,9 +70,9 @@ class StreamingRunner(Runner):
         from apache_beam.options.pipeline_options import GoogleCloudOptions
 
         from plugboard_beam.events.codec import event_classes
-        from plugboard_beam.lowering import beam as lowering_beam
         from plugboard_beam.lowering.dataio import windowed_writes
         from plugboard_beam.lowering.patches import tune_streaming_direct_runner
+        from plugboard_beam.runtime.context import RunContext
         from plugboard_beam.streaming.codec import Codec, new_secret
         from plugboard_beam.streaming.keystate import MAX_OPEN_KEYS
         from plugboard_beam.streaming.pipeline import build_streaming
@@ -120,6 +120,11 @@ class StreamingRunner(Runner):
             model, {name for _, o in scenarios for name in (o or {})}).items()}
         shutdown = Shutdown()
         result = None
+        if options.tracker is not None:
+            options.tracker.expect(len(keys) if finite else None)
+            options.tracker.stages = len(plan.stages)
+        # the stage DoFns (in this process) find the run's context (progress, live runs) by its id
+        context = RunContext.open(options.tracker, run_id=f"streaming-{run_id}-{uuid.uuid4().hex}")
         # The DoFns' codec holds only the path of a 0600 key file in a private folder, removed at the end.
         key_file = contextlib.ExitStack()
         dofn_codec = Codec(run_id, key_file.enter_context(private_key_file(secret)), events)
@@ -137,7 +142,8 @@ class StreamingRunner(Runner):
                             all_keys if finite and readers else None,
                             intakes=None if ckpt is None else {r.name: ckpt.intake(r) for r in ckpt.readers},
                             ended=frozenset(ended), forget_seconds=options.forget_ended_keys,
-                            max_open_keys=None if finite else options.max_open_keys or MAX_OPEN_KEYS)
+                            max_open_keys=None if finite else options.max_open_keys or MAX_OPEN_KEYS,
+                            run_id=context.run_id)
             if ckpt is not None:
                 ckpt.start()
             watch.start()
@@ -152,7 +158,7 @@ class StreamingRunner(Runner):
             vanished = exc
         finally:
             try:
-                shutdown.run(watch, result, res, lowering_beam.close_live_runs)
+                shutdown.run(watch, result, res, context.close)
                 if ckpt is not None:
                     ckpt.close()
             finally:

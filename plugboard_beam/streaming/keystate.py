@@ -85,11 +85,6 @@ class EndedKeys:
         return len(self._rows)
 
 
-#: recently ended keys by stage DoFn id (``StageDoFn.uid``), shared by its instances in one
-#: worker process like the live runs of ``lowering/beam.py``
-_ENDED: dict[str, EndedKeys] = {}
-
-
 def refused_row(cap: int) -> str:
     """The ``LATE`` row of a message refused by the open-key cap."""
     return (f"{REFUSED}too many open keys: {cap} keys were open (--max-open-keys {cap}); a new key is "
@@ -108,7 +103,10 @@ class StreamingStageDoFn(StageDoFn):
 
     def setup(self) -> None:
         super().setup()
-        self.ended = _ENDED.setdefault(self.uid, EndedKeys(self.forget_seconds))
+        # recently ended keys, shared by this stage's instances in one process like its live runs
+        # (kept in the run's context, ``runtime/context.py``)
+        forget = self.forget_seconds
+        self.ended = self.ctx.shared(f"ended:{self.uid}", lambda: EndedKeys(forget))
         self.refused = Metrics.counter("plugboard_beam", REFUSED_KEYS)
 
     def process(self, element: tuple[str, _t.Any],

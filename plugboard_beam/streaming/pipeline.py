@@ -310,6 +310,7 @@ def build_streaming(
     ended: frozenset[str] = frozenset(),
     forget_seconds: _t.Optional[float] = None,
     max_open_keys: _t.Optional[int] = None,
+    run_id: str = "",
 ) -> None:
     """Add the streaming model's transforms to ``pipeline``.
 
@@ -320,7 +321,8 @@ def build_streaming(
     ``checkpoint.IntakeSpec``) makes each reader's read journal its messages before acknowledging
     them (``patches.journal_pubsub_reads``); readers dead-letter messages of the ``ended`` keys.
     ``forget_seconds`` and ``max_open_keys`` bound the memory of keys (``keystate.py``; None: the
-    defaults, no cap).
+    defaults, no cap). ``run_id``: the runner's ``RunContext`` (progress, live runs), which the
+    stage DoFns look up.
     """
     from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
 
@@ -401,7 +403,8 @@ def build_streaming(
         outs = stage_in | f"Run {st.name}" >> beam.ParDo(stage_fn(
             source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
             windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows},
-            forget_seconds=forget, max_open_keys=max_open_keys if fed else None)).with_outputs(*out_tags)
+            forget_seconds=forget, max_open_keys=max_open_keys if fed else None, run_id=run_id)
+        ).with_outputs(*out_tags)
         for e in st.out_edges:
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(
