@@ -56,13 +56,14 @@ class Progress:
 
     def __init__(self, source: _t.Callable[[], Snapshot], enabled: bool = True, stream: _t.TextIO = sys.stderr,
                  every: float = EVERY_SECONDS, unit: str = "keys", extra: _t.Callable[[], str] = lambda: "",
-                 terminal: _t.Optional[bool] = None) -> None:
+                 terminal: _t.Optional[bool] = None, rate: bool = True) -> None:
         self.source = source
         self.enabled = enabled
         self.stream = stream
         self.every = every
         self.unit = unit
         self.extra = extra
+        self.rate = rate  # component-steps are counted (not by ``process tune``'s trials)
         self.terminal = stream.isatty() if terminal is None else terminal
         #: the console the bar draws on: write through it to keep the bar intact
         self.console = Console(file=stream, force_terminal=self.terminal or None, stderr=stream is sys.stderr)
@@ -156,10 +157,9 @@ class Progress:
         total = "?" if snap.keys_total is None else str(snap.keys_total)
         return f"{self.unit} {snap.keys_done}/{total}, {snap.keys_failed} failed"
 
-    @staticmethod
-    def rate_text(snap: Snapshot) -> str:
+    def rate_text(self, snap: Snapshot) -> str:
         """``12345 steps/s`` (component-steps over the recent window)."""
-        return "" if snap.unavailable else f"{snap.rate:,.0f} steps/s"
+        return "" if snap.unavailable or not self.rate else f"{snap.rate:,.0f} steps/s"
 
     def line(self, snap: Snapshot) -> str:
         """One plain progress line."""
@@ -168,8 +168,10 @@ class Progress:
                 return f"progress: elapsed {_seconds(snap.elapsed)}"
             self._said_unavailable = True
             return f"progress: {snap.unavailable}; elapsed {_seconds(snap.elapsed)}"
-        parts = [f"progress: {self.keys_text(snap)}", f"{snap.steps} component-steps",
-                 f"{snap.rate:.0f} steps/s", f"elapsed {_seconds(snap.elapsed)}"]
+        parts = [f"progress: {self.keys_text(snap)}"]
+        if self.rate:
+            parts += [f"{snap.steps} component-steps", f"{snap.rate:.0f} steps/s"]
+        parts.append(f"elapsed {_seconds(snap.elapsed)}")
         left = time_left(snap)
         if left is not None:
             parts.append(f"left {_seconds(left)}")

@@ -39,7 +39,7 @@ def summary(report: _t.Any, elapsed: float, outputs: _t.Sequence[str]) -> str:
         lines.append(f"  steps: {' '.join(f'{k}={v}' for k, v in report.steps.items())} ({total} component-steps)")
     if failures:
         lines.append(f"  failures: {len(failures)}")
-        lines += [f"    {f.describe()}" for f in failures[:SHOWN_FAILURES]]
+        lines += [f"    {f.describe()}".replace("\n", "\n    ") for f in failures[:SHOWN_FAILURES]]
         if len(failures) > SHOWN_FAILURES:
             lines.append(f"    ... and {len(failures) - SHOWN_FAILURES} more")
     lines.append("  outputs:" if outputs else "  outputs: none (no writer in the model)")
@@ -68,8 +68,8 @@ def destinations(model: LoadedModel, record: _t.Optional[str] = None, streaming:
             path = str(args.get("path", ""))
             shown = path.replace("{key}", "*")
             if streaming and issubclass(cls, FileWriter):
-                stem, dot, ext = path.rpartition("/")[2].partition(".")
-                folder = path.rpartition("/")[0]
+                stem, dot, ext = shown.rpartition("/")[2].partition(".")
+                folder = shown.rpartition("/")[0]
                 shown = f"{folder + '/' if folder else ''}{stem}-*{dot}{ext} (one file set per window)"
             out.append(f"file: {shown} {label}")
         elif issubclass(cls, SQLWriter):

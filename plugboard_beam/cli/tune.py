@@ -6,12 +6,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import sys
+import time
 import typing as _t
 
 import click
 
 from plugboard_beam.cli.main import handle_errors, quiet_beam, split_model
+from plugboard_beam.cli.progress import EVERY_SECONDS, Progress
 from plugboard_beam.exceptions import Interrupted, UserError
+from plugboard_beam.runtime.context import Snapshot
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.tune.study import ResultGrid, TrialResult, Tuner
@@ -38,13 +41,16 @@ OUT_FORMATS = (".csv", ".parquet")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None,
               help="Override tune.args.max_concurrent: the trials of one batch (one run).")
 @click.option("--progress/--no-progress", default=None,
-              help="Show trials done and the best so far (default: when stderr is a terminal).")
+              help="Show trials done and the best so far (default: on; a bar on a terminal, a plain line "
+                   "every --progress-every seconds otherwise).")
+@click.option("--progress-every", type=click.FloatRange(min=0.1), default=EVERY_SECONDS, show_default=True,
+              metavar="SECONDS", help="Off a terminal: seconds between plain progress lines.")
 @click.pass_context
 @handle_errors
 def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optional[str], plot: _t.Optional[str],
          storage: _t.Optional[str],
          study_name: _t.Optional[str], seed: _t.Optional[int], num_samples: _t.Optional[int],
-         max_concurrent: _t.Optional[int], progress: _t.Optional[bool]) -> None:
+         max_concurrent: _t.Optional[int], progress: _t.Optional[bool], progress_every: float) -> None:
     """Optimise MODEL's arguments with its tune: section (Optuna); prints the best trial(s)."""
     from plugboard_beam.tune.setup import load_tune_file
     from plugboard_beam.tune.study import Tuner
@@ -65,7 +71,7 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
     tuner = Tuner(objective=args.objective, parameters=args.parameters, num_samples=num_samples or args.num_samples,
                   mode=args.mode, max_concurrent=max_concurrent or args.max_concurrent, algorithm=algorithm)
     quiet_beam(bool(ctx.find_root().params.get("debug")))
-    bar = TrialProgress(tuner, progress)
+    bar = TrialProgress(tuner, progress, every=progress_every)
     executor = None
     if runner == "direct":
         from plugboard_beam.lowering.options import RunOptions
@@ -74,6 +80,7 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
 
         executor = RunnerExecutor(BeamRunner(), RunOptions(pipeline_args=pipeline_args))
     try:
+        bar.display.start()
         best = tuner.run(spec.model, executor=executor, seed=seed, on_trial=bar)
     except (KeyboardInterrupt, Interrupted):
         bar.done()
@@ -179,38 +186,41 @@ def _num(v: _t.Any) -> str:
 
 
 class TrialProgress:
-    """After each trial: ``trials 12/40, best 20.3 (trial 7)`` redrawn on a terminal; a failed
-    trial is always reported on its own line (trial, component, step, reason)."""
+    """Trials done / total, failed and the best so far, on ``cli.progress.Progress`` (the display
+    of ``process run``: a bar on a terminal, a plain line every ``every`` seconds otherwise); a
+    failed trial is always reported on its own line (trial, component, step, reason)."""
 
-    def __init__(self, tuner: Tuner, enabled: _t.Optional[bool], stream: _t.TextIO = sys.stderr) -> None:
+    def __init__(self, tuner: Tuner, enabled: _t.Optional[bool], stream: _t.TextIO = sys.stderr,
+                 every: float = EVERY_SECONDS) -> None:
         self.tuner = tuner
         self.stream = stream
-        self.enabled = stream.isatty() if enabled is None else enabled
         self.failed = 0
-        self._drawn = False
+        self.trials = (0, 0)
+        self.best = "no result yet"
+        self.start = time.monotonic()
+        self.display = Progress(self.snapshot, enabled is not False, stream, every, unit="trials",
+                                extra=lambda: self.best, rate=False)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether progress is shown."""
+        return self.display.enabled
+
+    def snapshot(self) -> Snapshot:
+        """Trials done / total and failed, as the display reads them."""
+        done, total = self.trials
+        return Snapshot(done, self.failed, total or None, 0, 0.0, time.monotonic() - self.start, "")
 
     def __call__(self, result: TrialResult, best: _t.Optional[TrialResult], done: int, total: int) -> None:
+        self.display.start()
         if result.state == "failed":
             self.failed += 1
-            self._clear()
-            self.stream.write(f"trial {result.number} ({result.key}) failed: {result.failure}\n")
-        if not self.enabled:
-            return
+            with self.display.suspend():
+                self.stream.write(f"trial {result.number} ({result.key}) failed: {result.failure}\n")
         name = self.tuner.metric_names()[0]
-        shown = f"best {_num(best.metrics[name])} (trial {best.number})" if best is not None else "no result yet"
-        failed = f", {self.failed} failed" if self.failed else ""
-        self.stream.write(f"\rtrials {done}/{total}{failed}: {shown}".ljust(80))
-        self.stream.flush()
-        self._drawn = True
-
-    def _clear(self) -> None:
-        if self._drawn:
-            self.stream.write("\r" + " " * 80 + "\r")
-            self._drawn = False
+        self.best = f"best {_num(best.metrics[name])} (trial {best.number})" if best is not None else "no result yet"
+        self.trials = (done, total)
 
     def done(self) -> None:
-        """End the progress line."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        """End the display."""
+        self.display.stop()

@@ -1,0 +1,407 @@
+"""Progress while a run runs and the summary at its end, on every runner; the run context that
+keeps two pipelines in one process apart (issue 17 item 3, issue 19 item 4)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+import typing as _t
+
+import pytest
+
+from conftest import cli_command
+
+from plugboard_beam.cli.progress import Progress, time_left
+from plugboard_beam.cli.summary import destinations, summary
+from plugboard_beam.runtime.context import RunContext, RunTracker, Snapshot, work
+
+PARTS = '''
+import time
+from plugboard_beam.component import Component, IOController as IO
+
+
+class Tick(Component):
+    """Sends 1..n, sleeping ``delay`` seconds per step."""
+    io = IO(outputs=["x"])
+
+    def __init__(self, n, delay=0.0, **kw):
+        super().__init__(**kw)
+        self._n, self._i, self._delay = n, 0, delay
+
+    async def step(self):
+        if self._i >= self._n:
+            await self.io.close()
+            return
+        time.sleep(self._delay)
+        self._i += 1
+        self.x = self._i
+
+
+class Check(Component):
+    """Passes x on as y; fails at ``fail_at``."""
+    io = IO(inputs=["x"], outputs=["y"])
+
+    def __init__(self, fail_at=-1, **kw):
+        super().__init__(**kw)
+        self._fail_at = fail_at
+
+    async def step(self):
+        if self.x == self._fail_at:
+            raise ValueError(f"tripped at {self.x}")
+        self.y = self.x
+'''
+
+MODEL = '''
+plugboard:
+  process:
+    args:
+      components:
+      - {type: parts.Tick, args: {name: tick, n: 40, delay: 0.01}}
+      - {type: parts.Check, args: {name: check}}
+      - type: plugboard_beam.library.FileWriter
+        args: {name: save, path: "out/levels-{key}.csv", field_names: [y]}
+      connectors:
+      - {source: tick.x, target: check.x}
+      - {source: check.y, target: save.y}
+'''
+
+SCENARIOS = "key,check.fail_at\nk1,-1\nk2,7\nk3,-1\nk4,-1\n"
+
+LINE = re.compile(r"^progress: keys (\d+)/(\d+|\?), (\d+) failed, (\d+) component-steps, (\d+) steps/s, "
+                  r"elapsed [^,]+(, left .+)?$")
+
+
+def write_model(folder: Path) -> Path:
+    (folder / "parts.py").write_text(PARTS)
+    (folder / "model.yaml").write_text(MODEL)
+    (folder / "scenarios.csv").write_text(SCENARIOS)
+    return folder / "model.yaml"
+
+
+# ---------------------------------------------------------------------------------- units
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_is_measured_over_the_recent_window_not_since_the_start() -> None:
+    clock = Clock()
+    tracker = RunTracker(window=5.0, clock=clock)
+    tracker.expect(4)
+    for i in range(20):  # 20 s at 1000 steps/s
+        clock.now += 1
+        tracker.ended("s", f"a{i}", {"a": 1000}, failed=False)
+        tracker.snapshot()
+    for i in range(10):  # then 10 s at 10 steps/s: the rate follows within the window
+        clock.now += 1
+        tracker.ended("s", f"b{i}", {"a": 10}, failed=False)
+        snap = tracker.snapshot()
+    assert snap.rate == pytest.approx(10.0)
+    assert snap.steps == 20 * 1000 + 10 * 10 and snap.elapsed == pytest.approx(30.0)
+
+
+def test_keys_are_done_when_every_stage_has_ended_them() -> None:
+    tracker = RunTracker()
+    tracker.expect(2)
+    tracker.stages = 2
+    tracker.ended("s1", "a", {"x": 3}, failed=True)
+    tracker.ended("s1", "b", {"x": 3}, failed=False)
+    assert tracker.snapshot().keys_done == 0
+    tracker.ended("s2", "a", {"y": 0}, failed=False)
+    tracker.ended("s2", "b", {"y": 3}, failed=False)
+    snap = tracker.snapshot()
+    assert (snap.keys_done, snap.keys_failed, snap.steps) == (2, 1, 9)
+
+
+def test_time_left_comes_from_the_keys_done() -> None:
+    snap = Snapshot(keys_done=2, keys_failed=0, keys_total=10, steps=0, rate=0.0, elapsed=4.0, unavailable="")
+    assert time_left(snap) == pytest.approx(16.0)
+    assert time_left(snap._replace(keys_total=None)) is None
+
+
+def test_live_engines_are_read_when_the_display_draws() -> None:
+    from plugboard_beam.runtime.engine import Engine
+    from plugboard_beam.runtime.failure import construct
+    from plugboard_beam.spec import load_model
+
+    model = load_model(Path(__file__).resolve().parents[1] / "specs" / "hello" / "my-model.yaml")
+    engine = Engine(model.graph, construct(model, "k"), key="k")
+    tracker = RunTracker()
+    tracker.live("local", "k", engine)
+    engine.init()
+    engine.run(max_rounds=3)
+    assert tracker.snapshot().steps == sum(work(engine).values()) > 0
+
+
+EVENT_PARTS = '''
+import typing as _t
+from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.events import Event
+
+
+class Alarm(Event):
+    type: _t.ClassVar[str] = "alarm"
+    data: dict[str, int]
+
+
+class Level(Component):
+    io = IO(outputs=["level"], output_events=[Alarm])
+
+    def __init__(self, n=6, **kw):
+        super().__init__(**kw)
+        self.n, self.i = n, 0
+
+    def step(self):
+        if self.i == self.n:
+            self.io.close_sync()
+            return
+        self.level = self.i
+        if self.i % 2 == 1:
+            self.io.queue_event(Alarm(source=self.name, data={"level": self.i}))
+        self.i += 1
+
+
+class Pager(Component):
+    io = IO(input_events=[Alarm])
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.pages = []
+
+    @Alarm.handler
+    def page(self, event):
+        self.pages.append(event.data["level"])
+'''
+
+
+def test_event_only_components_count_their_ticks(tmp_path: Path) -> None:
+    """A component that only handles events never has step() called: counted by its ticks."""
+    from plugboard_beam.runtime.engine import Engine
+    from plugboard_beam.runtime.failure import construct
+    from plugboard_beam.runtime.session import run_to_end
+    from plugboard_beam.spec import load_model
+
+    (tmp_path / "evparts.py").write_text(EVENT_PARTS)
+    (tmp_path / "model.yaml").write_text('''
+plugboard:
+  process:
+    args:
+      components:
+      - {type: evparts.Level, args: {name: level, n: 6}}
+      - {type: evparts.Pager, args: {name: pager}}
+''')
+    sys.path.insert(0, str(tmp_path))
+    try:
+        model = load_model(tmp_path / "model.yaml")
+        engine = Engine(model.graph, construct(model, "k"), key="k")
+        run_to_end(engine)
+    finally:
+        sys.path.remove(str(tmp_path))
+    pager = engine.runners["pager"]
+    assert pager.comp.pages == [1, 3, 5]
+    assert engine.steps()["pager"] == 0  # what progress showed before
+    assert work(engine) == {"level": engine.steps()["level"], "pager": pager.ticks} and pager.ticks > 0
+
+
+def test_summary_lists_keys_failures_steps_and_where_outputs_went(tmp_path: Path) -> None:
+    from plugboard_beam.runners.base import RunReport
+    from plugboard_beam.runtime.failure import Failure
+    from plugboard_beam.spec import load_model
+
+    (tmp_path / "model.yaml").write_text('''
+plugboard:
+  process:
+    args:
+      components:
+      - {type: plugboard_beam.library.records.ListSource, args: {name: src, fields: [y], rows: [[1]]}}
+      - type: plugboard_beam.library.FileWriter
+        args: {name: save, path: "out/levels-{key}.csv", field_names: [y]}
+      - type: plugboard_beam.library.SQLWriter
+        args: {name: db, connection_string: "postgresql://me:s3cret@db.example/runs", table: results,
+               field_names: [y]}
+      connectors:
+      - {source: src.y, target: save.y}
+      - {source: src.y, target: db.y}
+''')
+    model = load_model(tmp_path / "model.yaml")
+    outputs = destinations(model, record="runs/rec")
+    assert "file: out/levels-*.csv (FileWriter 'save')" in outputs
+    assert any(o.startswith("table: results at postgresql://me:***@db.example/runs") for o in outputs)
+    assert "s3cret" not in " ".join(outputs)
+    assert "recording: runs/rec (Parquet)" in outputs
+    assert destinations(model, streaming=True)[0] == "file: out/levels-*-*.csv (one file set per window) " \
+                                                     "(FileWriter 'save')"
+    fails = [Failure(key=f"k{i}", component="save", step=i, phase="step", error_type="ValueError",
+                     reason="no") for i in range(5)]
+    text = summary(RunReport(keys=10, steps={"src": 3, "save": 3}, failures=list(fails)), 2.5, outputs)
+    lines = text.splitlines()
+    assert lines[0] == "summary: 10 keys: 5 ok, 5 failed; elapsed 2.5 s"
+    assert "  steps: src=3 save=3 (6 component-steps)" in lines
+    assert "  failures: 5" in lines and "    ... and 2 more" in lines
+    assert sum("component 'save' (key 'k" in line for line in lines) == 3
+
+
+def test_plain_lines_off_a_terminal_and_suspend() -> None:
+    tracker = RunTracker()
+    tracker.expect(3)
+    out = io.StringIO()
+    display = Progress.of_run(tracker, None, every=0.1, stream=out)
+    assert not display.terminal
+    with display:
+        tracker.ended("local", "a", {"x": 5}, failed=False)
+        time.sleep(0.35)
+        with display.suspend():
+            out.write("a log line\n")
+    lines = out.getvalue().splitlines()
+    assert "a log line" in lines
+    progress = [m for m in map(LINE.match, lines) if m]
+    assert len(progress) >= 2 and progress[-1].group(1, 2, 4) == ("1", "3", "5")
+    quiet = io.StringIO()
+    with Progress.of_run(tracker, False, every=0.1, stream=quiet):
+        time.sleep(0.25)
+    assert quiet.getvalue() == ""
+
+
+# ------------------------------------------------------------------ the command line, piped
+def run_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    return subprocess.run([*cli_command(), "process", "run", "model.yaml", "--scenarios", "scenarios.csv",
+                           "--progress-every", "0.2", *args], cwd=folder, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def check_piped(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 1, proc.stderr  # k2 fails
+    lines = proc.stderr.splitlines()
+    progress = [m for m in map(LINE.match, lines) if m]
+    assert progress, proc.stderr
+    done = [int(m.group(1)) for m in progress]
+    assert done == sorted(done) and all(m.group(2) == "4" for m in progress)
+    start = lines.index(next(line for line in lines if line.startswith("summary:")))
+    assert lines[start].startswith("summary: 4 keys: 3 ok, 1 failed; elapsed ")
+    steps = lines[start + 1]
+    assert re.fullmatch(r"  steps: tick=\d+ check=\d+ save=\d+ \(\d+ component-steps\)", steps), steps
+    assert "check=127" in steps  # 40 + 40 + 40 + 7 (k2 fails at 7)
+    assert lines[start + 2] == "  failures: 1"
+    assert "'k2'" in lines[start + 3] and "tripped at 7" in lines[start + 3]
+    at = lines.index("  outputs:", start)
+    assert "parts.py" in " ".join(lines[start + 3:at])  # where in the user's code
+    assert lines[at + 1] == "    file: out/levels-*.csv (FileWriter 'save')"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_progress_and_summary_piped_local(tmp_path: Path) -> None:
+    write_model(tmp_path)
+    check_piped(run_cli(tmp_path, "--runner", "local"))
+    assert len(list((tmp_path / "out").glob("levels-*.csv"))) == 4
+
+
+@pytest.mark.slow
+def test_progress_and_summary_piped_direct(tmp_path: Path) -> None:
+    write_model(tmp_path)
+    check_piped(run_cli(tmp_path, "--runner", "direct"))
+
+
+@pytest.mark.slow
+def test_progress_and_summary_piped_component_stages(tmp_path: Path) -> None:
+    write_model(tmp_path)
+    check_piped(run_cli(tmp_path, "--runner", "direct", "--stages", "component"))
+
+
+@pytest.mark.slow
+def test_no_progress_still_prints_the_summary(tmp_path: Path) -> None:
+    write_model(tmp_path)
+    proc = run_cli(tmp_path, "--runner", "local", "--no-progress")
+    assert not any(line.startswith("progress:") for line in proc.stderr.splitlines())
+    assert "summary: 4 keys: 3 ok, 1 failed" in proc.stderr
+
+
+@pytest.mark.slow
+def test_progress_bar_under_a_pty(tmp_path: Path) -> None:
+    """On a terminal, a rich bar redrawn in place with keys N/M and a rate."""
+    write_model(tmp_path)
+    main, child = os.openpty()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "160", "TERM": "xterm"}
+    proc = subprocess.Popen([*cli_command(), "process", "run", "model.yaml", "--scenarios", "scenarios.csv",
+                             "--runner", "local"], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=child, env=env)
+    os.close(child)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=30)
+    os.close(main)
+    text = b"".join(chunks).decode(errors="replace")
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    assert re.search(r"keys [0-4]/4, [01] failed", plain), plain[-2000:]
+    assert re.search(r"[\d,]+ steps/s", plain)
+    assert "\x1b[" in text  # drawn in place (cursor control), not plain lines
+    assert not re.search(r"^progress: keys", plain, flags=re.M)
+    assert "summary: 4 keys: 3 ok, 1 failed" in plain
+
+
+# ------------------------------------------------------------ two pipelines in one process
+@pytest.mark.slow
+def test_two_pipelines_in_one_process_see_only_their_own_progress(tmp_path: Path) -> None:
+    from plugboard_beam.lowering.options import RunOptions
+    from plugboard_beam.runners.direct import BeamRunner
+    from plugboard_beam.spec import load_model
+    from plugboard_beam.spec.scenarios import Scenario
+
+    write_model(tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        model = load_model(tmp_path / "model.yaml")
+        runs = {"a": (3, 30), "b": (2, 50)}  # prefix: keys, steps of tick
+        trackers = {p: RunTracker() for p in runs}
+        reports: dict[str, _t.Any] = {}
+        seen: list[tuple[str, set[str]]] = []
+
+        def run(prefix: str) -> None:
+            keys, n = runs[prefix]
+            scenarios = [Scenario(f"{prefix}{i}", {"tick.n": n, "tick.delay": 0.01}) for i in range(keys)]
+            options = RunOptions(scenarios=scenarios, tracker=trackers[prefix])
+            reports[prefix] = BeamRunner().run(model, options)
+
+        threads = [threading.Thread(target=run, args=(p,)) for p in runs]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            for ctx in list(RunContext._open.values()):
+                keys = {k for runs_ in list(ctx.live_runs.values()) for k in list(runs_)}
+                if keys:
+                    seen.append((ctx.run_id, keys))
+            time.sleep(0.02)
+        for t in threads:
+            t.join()
+    finally:
+        sys.path.remove(str(tmp_path))
+    for prefix, (keys, n) in runs.items():
+        snap = trackers[prefix].snapshot()
+        assert (snap.keys_done, snap.keys_failed, snap.keys_total) == (keys, 0, keys)
+        assert snap.steps == keys * (3 * n + 1) == sum(reports[prefix].steps.values())
+    # every context held the live runs of one pipeline only
+    assert seen and all(len({k[0] for k in keys}) == 1 for _, keys in seen)
+    assert not RunContext._open  # both closed
