@@ -291,7 +291,7 @@ def check_piped(proc: subprocess.CompletedProcess[str]) -> None:
     assert lines[start].startswith("summary: 4 keys: 3 ok, 1 failed; elapsed ")
     steps = lines[start + 1]
     assert re.fullmatch(r"  steps: tick=\d+ check=\d+ save=\d+ \(\d+ component-steps\)", steps), steps
-    assert "check=127" in steps  # 40 + 40 + 40 + 7 (k2 fails at 7)
+    assert "check=126" in steps  # 40 + 40 + 40 + 6 (k2 fails in its 7th step)
     assert lines[start + 2] == "  failures: 1"
     assert "'k2'" in lines[start + 3] and "tripped at 7" in lines[start + 3]
     at = lines.index("  outputs:", start)

@@ -42,7 +42,7 @@ def summary(report: _t.Any, elapsed: float, outputs: _t.Sequence[str]) -> str:
         lines += [f"    {f.describe()}".replace("\n", "\n    ") for f in failures[:SHOWN_FAILURES]]
         if len(failures) > SHOWN_FAILURES:
             lines.append(f"    ... and {len(failures) - SHOWN_FAILURES} more")
-    lines.append("  outputs:" if outputs else "  outputs: none (no writer in the model)")
+    lines.append("  outputs:" if outputs else "  outputs: no library writer (file, SQL, Pub/Sub) in the model")
     lines += [f"    {o}" for o in outputs]
     return "\n".join(lines)
 
