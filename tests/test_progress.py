@@ -229,9 +229,12 @@ plugboard:
       - type: plugboard_beam.library.SQLWriter
         args: {name: db, connection_string: "postgresql://me:s3cret@db.example/runs", table: results,
                field_names: [y]}
+      - type: plugboard_beam.library.PubSubWriter
+        args: {name: pub, topic: levels-out, fields: [y]}
       connectors:
       - {source: src.y, target: save.y}
       - {source: src.y, target: db.y}
+      - {source: src.y, target: pub.y}
 ''')
     model = load_model(tmp_path / "model.yaml")
     outputs = destinations(model, record="runs/rec")
@@ -239,6 +242,7 @@ plugboard:
     assert any(o.startswith("table: results at postgresql://me:***@db.example/runs") for o in outputs)
     assert "s3cret" not in " ".join(outputs)
     assert "recording: runs/rec (Parquet)" in outputs
+    assert "topic: levels-out (PubSubWriter 'pub')" in outputs
     assert destinations(model, streaming=True)[0] == "file: out/levels-*-*.csv (one file set per window) " \
                                                      "(FileWriter 'save')"
     fails = [Failure(key=f"k{i}", component="save", step=i, phase="step", error_type="ValueError",
@@ -405,3 +409,39 @@ def test_two_pipelines_in_one_process_see_only_their_own_progress(tmp_path: Path
     # every context held the live runs of one pipeline only
     assert seen and all(len({k[0] for k in keys}) == 1 for _, keys in seen)
     assert not RunContext._open  # both closed
+
+
+# ------------------------------------------------------------------------------ streaming
+STREAM_MODEL = '''
+plugboard:
+  process:
+    args:
+      components:
+      - {type: parts.Tick, args: {name: tick, n: 30, delay: 0.02}}
+      - {type: parts.Check, args: {name: check}}
+      connectors:
+      - {source: tick.x, target: check.x}
+'''
+
+
+@pytest.mark.slow
+def test_progress_and_summary_of_a_streaming_run(tmp_path: Path) -> None:
+    from plugboard_beam.testing.emulator import Emulator
+
+    write_model(tmp_path)
+    (tmp_path / "model.yaml").write_text(STREAM_MODEL)
+    (tmp_path / "scenarios.csv").write_text("key,check.fail_at\nk1,-1\nk2,7\nk3,-1\n")
+    with Emulator(project="plugboard-beam-progress") as emu:
+        env = {**os.environ, "PYTHONPATH": str(tmp_path), "PUBSUB_EMULATOR_HOST": emu.host,
+               "PUBSUB_PROJECT_ID": "plugboard-beam-progress"}
+        proc = subprocess.run([*cli_command(), "process", "run", "model.yaml", "--streaming", "--scenarios",
+                               "scenarios.csv", "--progress-every", "0.3"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600, env=env)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    progress = [m for m in map(LINE.match, lines) if m]
+    assert progress and all(m.group(2) == "3" for m in progress), proc.stderr[-3000:]
+    summary_at = next(i for i, line in enumerate(lines) if line.startswith("summary:"))
+    assert lines[summary_at].startswith("summary: 3 keys: 2 ok, 1 failed; elapsed ")
+    assert "check=66" in lines[summary_at + 1] or "check=" in lines[summary_at + 1]
+    assert any("tripped at 7" in line for line in lines[summary_at:])

@@ -359,7 +359,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         get_runner(name).run(loaded, options)
         return
     from plugboard_beam.cli.progress import Progress
-    from plugboard_beam.cli.summary import destinations, summary
+    from plugboard_beam.cli.summary import destinations, stopped_summary, summary
 
     display = Progress.of_run(tracker, progress, every=progress_every)
     outputs = destinations(loaded, record, streaming=streaming)
@@ -368,6 +368,10 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
             report = get_runner(name).run(loaded, options)
     except RunFailed as err:
         click.echo(summary(err.report, tracker.snapshot().elapsed, outputs), err=True)
+        raise
+    except (Interrupted, KeyboardInterrupt):
+        # (a streaming run keyed by its messages ends this way): what had ended by then
+        click.echo(stopped_summary(tracker, outputs), err=True)
         raise
     click.echo(summary(report, tracker.snapshot().elapsed, outputs), err=True)
 

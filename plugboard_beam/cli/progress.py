@@ -27,11 +27,11 @@ import sys
 import threading
 import typing as _t
 
-from rich.console import Console
-from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
-
 from plugboard_beam.runtime.context import RunTracker, Snapshot
+
+if _t.TYPE_CHECKING:  # rich is imported when a display is made (the CLI starts faster)
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
 
 #: seconds between plain progress lines by default (off a terminal)
 EVERY_SECONDS = 10.0
@@ -65,8 +65,11 @@ class Progress:
         self.extra = extra
         self.rate = rate  # component-steps are counted (not by ``process tune``'s trials)
         self.terminal = stream.isatty() if terminal is None else terminal
+        from rich.console import Console
+
         #: the console the bar draws on: write through it to keep the bar intact
-        self.console = Console(file=stream, force_terminal=self.terminal or None, stderr=stream is sys.stderr)
+        self.console: Console = Console(file=stream, force_terminal=self.terminal or None,
+                                        stderr=stream is sys.stderr)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: _t.Optional[threading.Thread] = None
@@ -86,6 +89,9 @@ class Progress:
         if not self.enabled or self._thread is not None:
             return self
         if self.terminal:
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[keys]}"),
                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import typing as _t
 
+from plugboard_beam.runtime.context import RunTracker
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
@@ -42,6 +43,20 @@ def summary(report: _t.Any, elapsed: float, outputs: _t.Sequence[str]) -> str:
         lines += [f"    {f.describe()}".replace("\n", "\n    ") for f in failures[:SHOWN_FAILURES]]
         if len(failures) > SHOWN_FAILURES:
             lines.append(f"    ... and {len(failures) - SHOWN_FAILURES} more")
+    lines.append("  outputs:" if outputs else "  outputs: no library writer (file, SQL, Pub/Sub) in the model")
+    lines += [f"    {o}" for o in outputs]
+    return "\n".join(lines)
+
+
+def stopped_summary(tracker: RunTracker, outputs: _t.Sequence[str]) -> str:
+    """The summary of a run stopped before its end (Ctrl-C; a streaming run keyed by its
+    messages), from what its tracker counted: the keys that had ended and their steps (the
+    failures were reported as they came)."""
+    snap = tracker.snapshot()
+    lines = [f"summary (stopped): {snap.keys_done} key{'s' if snap.keys_done != 1 else ''} had ended: "
+             f"{snap.keys_done - snap.keys_failed} ok, {snap.keys_failed} failed; elapsed {snap.elapsed:.1f} s"]
+    if tracker.done_steps:
+        lines.append(f"  steps of the ended keys: {' '.join(f'{k}={v}' for k, v in tracker.done_steps.items())}")
     lines.append("  outputs:" if outputs else "  outputs: no library writer (file, SQL, Pub/Sub) in the model")
     lines += [f"    {o}" for o in outputs]
     return "\n".join(lines)
@@ -84,4 +99,4 @@ def destinations(model: LoadedModel, record: _t.Optional[str] = None, streaming:
     return out
 
 
-__all__ = ["SHOWN_FAILURES", "destinations", "summary"]
+__all__ = ["SHOWN_FAILURES", "destinations", "stopped_summary", "summary"]

@@ -33,6 +33,7 @@ import uuid
 from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.library.pubsub import PubSubReader, project_id
 from plugboard_beam.runners.base import Instances, Runner, RunOptions, RunReport, pipeline_options
+from plugboard_beam.runners.direct import _step_counters
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.streaming.plan import components_of, streaming_plan
 from plugboard_beam.streaming.vanished import Probe, Vanished, resources_of
@@ -167,7 +168,7 @@ class StreamingRunner(Runner):
             kept = f"deleted except {', '.join(shutdown.left_behind)}" if shutdown.left_behind else "deleted"
             raise Vanished(f"{vanished}; destroy() was called on the components of {shutdown.still_running} stage "
                            f"instance(s) still running; the run's remaining subscriptions and topics were {kept}")
-        report = RunReport(failures=list(watch.failures))
+        report = RunReport(failures=list(watch.failures), steps=shutdown.steps)
         if shutdown.interrupted:
             n_failed = len(watch.failures) + watch.failures_left_out
             failed = f"; {n_failed} key(s) had failed" if n_failed else ""
@@ -250,6 +251,7 @@ class Shutdown:
         self.still_running = 0
         self.left_behind: list[str] = []
         self.seconds = 0.0
+        self.steps: dict[str, int] = {}  # steps per component of the keys that ended (Beam's counters)
 
     def run(self, watch: Watch, result: _t.Any, res: _t.Any, close_live_runs: _t.Callable[[], int]) -> None:
         from plugboard_beam.lowering.beam import REPEATED_INPUT
@@ -269,6 +271,7 @@ class Shutdown:
             steps.append(("reading counters", 2.0, lambda: counts.update(
                 {n: _counter(result, n) for n in (DEAD_LETTERS, REJECTED_INTERNAL, UNENCODABLE, ROWS_LEFT_OUT,
                                                    LATE_INTERNAL, REPEATED_INPUT, REFUSED_KEYS)})))
+            steps.append(("reading step counters", 2.0, lambda: self.steps.update(_step_counters(result))))
         for what, seconds, step in steps:
             try:
                 bounded(step, seconds, what)
