@@ -324,6 +324,21 @@ def test_progress_and_summary_piped_component_stages(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_multi_processing_workers_say_progress_comes_at_the_end(tmp_path: Path) -> None:
+    """Workers in other processes cannot reach the runner's tracker: said once, and the summary
+    (from Beam's counters) is complete."""
+    write_model(tmp_path)
+    proc = run_cli(tmp_path, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    said = [line for line in lines if "not counted in multi_processing workers" in line]
+    assert len(said) == 1 and not any(LINE.match(line) for line in lines)
+    start = next(i for i, line in enumerate(lines) if line.startswith("summary:"))
+    assert lines[start].startswith("summary: 4 keys: 3 ok, 1 failed; elapsed ")
+    assert "check=126" in lines[start + 1]
+
+
+@pytest.mark.slow
 def test_no_progress_still_prints_the_summary(tmp_path: Path) -> None:
     write_model(tmp_path)
     proc = run_cli(tmp_path, "--runner", "local", "--no-progress")
