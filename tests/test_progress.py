@@ -339,6 +339,34 @@ def test_multi_processing_workers_say_progress_comes_at_the_end(tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_a_stopped_run_summarises_the_keys_that_had_ended(tmp_path: Path) -> None:
+    import signal
+
+    write_model(tmp_path)
+    (tmp_path / "model.yaml").write_text(MODEL.replace("delay: 0.01", "delay: 0.05"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.Popen([*cli_command(), "process", "run", "model.yaml", "--scenarios", "scenarios.csv",
+                             "--runner", "local", "--progress-every", "0.2"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines: list[str] = []
+    for line in proc.stderr:
+        lines.append(line.rstrip("\n"))
+        m = LINE.match(lines[-1])
+        if m and int(m.group(1)) >= 1:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.communicate(timeout=60)[1]
+    lines += rest.splitlines()
+    assert proc.returncode == 130, "\n".join(lines)
+    stopped = next(line for line in lines if line.startswith("summary (stopped):"))
+    done = int(stopped.split(": ")[1].split()[0])
+    assert 1 <= done < 4 and stopped.endswith(" s") and "had ended" in stopped
+    assert any(line.startswith("  steps of the ended keys: tick=") for line in lines)
+    assert "    file: out/levels-*.csv (FileWriter 'save')" in lines
+
+
+@pytest.mark.slow
 def test_no_progress_still_prints_the_summary(tmp_path: Path) -> None:
     write_model(tmp_path)
     proc = run_cli(tmp_path, "--runner", "local", "--no-progress")
@@ -462,3 +490,31 @@ def test_progress_and_summary_of_a_streaming_run(tmp_path: Path) -> None:
     assert lines[summary_at].startswith("summary: 3 keys: 2 ok, 1 failed; elapsed ")
     assert lines[summary_at + 1] == "  steps: tick=93 check=66 (159 component-steps)"  # 30 + 30 + 6; 31 x 3
     assert any("tripped at 7" in line for line in lines[summary_at:])
+
+
+def test_suspend_and_console_keep_the_bar_intact_on_a_terminal() -> None:
+    """The interface for log lines (l17a): ``console.print`` above the bar, ``suspend()`` around
+    any other write; the bar comes back after each."""
+    main, child = os.openpty()
+    stream = os.fdopen(child, "w")
+    tracker = RunTracker()
+    tracker.expect(2)
+    display = Progress.of_run(tracker, True, stream=stream)
+    assert display.terminal
+    with display:
+        tracker.ended("s", "a", {"x": 10}, failed=False)
+        time.sleep(0.4)
+        with display.suspend():
+            stream.write("a plain log line\n")
+            stream.flush()
+        display.console.print("a console line")
+        time.sleep(0.4)
+    stream.flush()
+    os.set_blocking(main, False)
+    text = os.read(main, 1 << 20).decode(errors="replace")
+    stream.close()
+    os.close(main)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    after = plain.split("a plain log line", 1)[1]
+    assert "keys 1/2, 0 failed" in plain.split("a plain log line", 1)[0]
+    assert "a console line" in after and "keys 1/2, 0 failed" in after.split("a console line", 1)[1]
