@@ -17,7 +17,6 @@ import typing as _t
 import pytest
 
 from conftest import cli_command
-
 from plugboard_beam.cli.progress import Progress, time_left
 from plugboard_beam.cli.summary import destinations, summary
 from plugboard_beam.runtime.context import RunContext, RunTracker, Snapshot, work
