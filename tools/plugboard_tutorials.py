@@ -148,12 +148,14 @@ IMPORT_RANDOM = re.compile(r"^import random$", re.M)
 
 def seed_tree(folder: Path, seed: int) -> None:
     """Both sides: ``import random`` in the tutorial's own modules gives them a private
-    ``random.Random(seed)``, so that their draws do not depend on how many numbers the library
+    ``random.Random(seed)`` (which still has ``random.Random``), so that their draws do not depend on how many numbers the library
     itself takes from the global generator (plugboard draws its process and job ids from it)."""
     for path in folder.rglob("*.py"):
         text = path.read_text()
         if IMPORT_RANDOM.search(text):
-            seeded = f"import random as _random_module\nrandom = _random_module.Random({seed})"
+            seeded = ("import random as _random_module\nrandom = type('SeededRandom', (_random_module.Random,), "
+                      "{'Random': _random_module.Random, 'SystemRandom': _random_module.SystemRandom})"
+                      f"({seed})")
             path.write_text(IMPORT_RANDOM.sub(seeded, text))
 
 
@@ -167,9 +169,13 @@ def rename_tree(folder: Path) -> None:
 
 
 NOTEBOOK_RUNNER = """\
-import ast, asyncio, json
-import matplotlib
-matplotlib.use("Agg")
+import ast, asyncio, json, sys
+failed = []
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+except ImportError:
+    pass
 try:
     import plotly.basedatatypes
     plotly.basedatatypes.BaseFigure.show = lambda self, *a, **k: None
@@ -183,16 +189,23 @@ for i, cell in enumerate(json.load(open({notebook!r}))["cells"]):
         continue
     lines = "".join(cell["source"]).splitlines()
     source = "\\n".join(ln for ln in lines if not ln.lstrip().startswith(("%", "!")))
-    result = eval(compile(source, f"<cell {{i}}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), scope)
-    if asyncio.iscoroutine(result):
-        loop.run_until_complete(result)
+    try:
+        result = eval(compile(source, f"<cell {{i}}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), scope)
+        if asyncio.iscoroutine(result):
+            loop.run_until_complete(result)
+    except Exception as exc:  # as Jupyter's "run all" past errors: report, go on
+        failed.append(f"cell {{i}}: {{type(exc).__name__}}: {{exc}}".splitlines()[0])
+        print(failed[-1], file=sys.stderr)
+if failed:
+    sys.exit(f"{{len(failed)}} cell(s) failed; first {{failed[0]}}")
 """
 
 
 def notebook_to_script(nb: Path, out: Path) -> None:
     """A script running a notebook's code cells in order, as Jupyter does: one namespace,
     top-level ``await`` on one event loop, IPython magics and shell lines dropped, matplotlib
-    drawing off-screen, plotly figures not shown."""
+    drawing off-screen, plotly figures not shown; a cell that raises is reported and the next
+    ones still run (the case stops, naming the first failed cell)."""
     out.write_text(NOTEBOOK_RUNNER.format(notebook=nb.name))
 
 
