@@ -148,8 +148,9 @@ IMPORT_RANDOM = re.compile(r"^import random$", re.M)
 
 def seed_tree(folder: Path, seed: int) -> None:
     """Both sides: ``import random`` in the tutorial's own modules gives them a private
-    ``random.Random(seed)`` (which still has ``random.Random``), so that their draws do not depend on how many numbers the library
-    itself takes from the global generator (plugboard draws its process and job ids from it)."""
+    ``random.Random(seed)`` (which still has ``random.Random``), so that their draws do not
+    depend on how many numbers the library itself takes from the global generator (plugboard
+    draws its process and job ids from it)."""
     for path in folder.rglob("*.py"):
         text = path.read_text()
         if IMPORT_RANDOM.search(text):
