@@ -1,7 +1,7 @@
 """Tutorial parity (issue 16): what plugboard 0.9.0's tutorials do, with our own models — one
 model written as a Python ``LocalProcess`` script and as YAML gives the same output files in
-Python, on ``--runner local`` and on the DirectRunner, seeded through the global ``random`` as
-the tutorials' random sources are; and a tuning study's first batch as a Dataflow job.
+Python, on ``--runner local`` and on the DirectRunner, its random source seeded; the Dataflow
+tuning tests are in test_tune.py.
 (``tools/plugboard_tutorials.py`` runs plugboard's own tutorials against plugboard 0.9.0.)"""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from plugboard_beam.events import EventConnectorBuilder
 from plugboard_beam.library import FileWriter
 from plugboard_beam.process import LocalProcess
 from plugboard_beam.schemas import ConnectorSpec
-from tutorial_parts import Add, Classify, Draw, Keep, LatestBig, LatestSmall, Times
+from tutorial_parts import RNG, Add, Classify, Draw, Keep, LatestBig, LatestSmall, Times
 
 SEED = 11
 N = 6
@@ -118,7 +118,7 @@ def run_as(how: str, folder: Path, yaml_text: str, script: _t.Callable[[], None]
     the files it wrote."""
     folder.mkdir()
     monkeypatch.chdir(folder)
-    random.seed(SEED)
+    RNG.seed(SEED)
     if how == "script":
         script()
     else:

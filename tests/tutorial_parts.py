@@ -1,5 +1,5 @@
 """Components of the tutorial-parity tests: our own models using what plugboard 0.9.0's
-tutorials use (a source drawing from the global ``random``, branching, a loop closed by an
+tutorials use (a seeded random source, branching, a loop closed by an
 initial value, process parameters, events published by a component and collected by others,
 files written by our components and by ``FileWriter``)."""
 
@@ -16,8 +16,13 @@ from plugboard_beam.events import Event
 from plugboard_beam.schemas import ComponentArgsDict
 
 
+#: the draws of ``Draw``: the tutorials draw from the global ``random``, but the libraries under
+#: them take numbers from it too (plugboard its ids, Beam its own), so a run is seeded here
+RNG = random.Random()
+
+
 class Draw(Component):
-    """``n`` values from the global ``random`` (seeded by the caller), then closes."""
+    """``n`` values from ``RNG`` (seeded by the caller), then closes."""
 
     io = IO(outputs=["x"])
 
@@ -32,7 +37,7 @@ class Draw(Component):
             await self.io.close()
             return
         self._left -= 1
-        self.x = random.uniform(self._low, self._high)
+        self.x = RNG.uniform(self._low, self._high)
 
 
 class Times(Component):
