@@ -15,7 +15,6 @@ from plugboard_beam.component import IOController as IO
 from plugboard_beam.events import Event
 from plugboard_beam.schemas import ComponentArgsDict
 
-
 #: the draws of ``Draw``: the tutorials draw from the global ``random``, but the libraries under
 #: them take numbers from it too (plugboard its ids, Beam its own), so a run is seeded here
 RNG = random.Random()
