@@ -351,6 +351,9 @@ def main() -> None:
             else:
                 result = f"plugboard stops: {ref.error[:160]}" + (f"; ours wrote {', '.join(ours.files)}"
                                                                  if ours.files else "")
+                found = re.search(case.best, ours.stdout) if case.best else None
+                if found:
+                    result += f"; ours: best objective {found.group(1)}"
             print(f"{label:<58} {'ok' if ref.ok else 'stops':>10} {runner + (' ok' if ours.ok else ' stops'):<14} "
                   f"{ref.seconds:>6.1f}/{ours.seconds:>6.1f}  {result}", flush=True)
     if not args.work:
