@@ -459,11 +459,15 @@ def test_dataflow_dry_run_builds_the_first_batch_job(tmp_path: Path, monkeypatch
     result = cli("process", "tune", str(path), "--runner", "dataflow", "--dry-run", "--job-dir", str(job_dir),
                  "--seed", "3", *DATAFLOW_ARGS)
     assert result.exit_code == 0, result.output
+    named = cli("process", "tune", str(path), "--runner", "dataflow", "--dry-run", "--job-dir", str(tmp_path / "j2"),
+                "--seed", "3", "--job_name=my-study", *DATAFLOW_ARGS)
+    assert named.exit_code == 0, named.output
+    assert json.loads((tmp_path / "j2" / "job.json").read_text())["name"] == "my-study-b001"
     assert "dry run: batch 1 of 3 (4 of 12 trials: keys trial-00000 .. trial-00003)" in result.output
     # the job: named for its batch, its keys the seeded study's first batch, each reporting its objective
     body = json.loads((job_dir / "job.json").read_text())
     assert body["name"].startswith("plugboard-model-") and body["name"].endswith("-b001")
-    (request,) = seen
+    request = seen[0]
     tuner, model = tuner_of(path)
     tuner.run(model, seed=3)
     assert [k for k, _ in request.instances] == [f"trial-{i:05d}" for i in range(4)]

@@ -125,6 +125,7 @@ def dry_run_first_batch(tuner: Tuner, model: LoadedModel, seed: _t.Optional[int]
                         profile: _t.Optional[str], job_dir: str) -> None:
     """``--runner dataflow --dry-run``: the first batch's Dataflow job (its trials as keys), built
     offline into ``job_dir``; later batches are jobs like it, with the trials the study asks next."""
+    from plugboard_beam.dataflow.options import resolve
     from plugboard_beam.lowering.options import RunOptions
     from plugboard_beam.runners.dataflow import DataflowRunner
     from plugboard_beam.runners.trials import batch_job_name
@@ -132,13 +133,10 @@ def dry_run_first_batch(tuner: Tuner, model: LoadedModel, seed: _t.Optional[int]
 
     model, scenarios, fields = tuner.first_batch(model, seed=seed)
     runner = DataflowRunner()
-    names = [a for a in pipeline_args if a.startswith("--job_name")]
-    if not names:  # the job name a real run gives its first batch
-        from plugboard_beam.dataflow.options import resolve
-
-        base = resolve(pipeline_args, profile=profile, model_name=model.graph.name, streaming=False, dry_run=True,
-                       record=None).job_name
-        pipeline_args = [*pipeline_args, f"--job_name={batch_job_name(base, 1)}"]
+    # the job name a real run gives its first batch (the given --job_name or the default, -b001)
+    base = resolve(pipeline_args, profile=profile, model_name=model.graph.name, streaming=False, dry_run=True,
+                   record=None).job_name
+    pipeline_args = [*pipeline_args, f"--job_name={batch_job_name(base, 1)}"]
     runner.run(model, RunOptions(scenarios=scenarios, final_fields=fields, pipeline_args=pipeline_args,
                                  dry_run=True, job_dir=job_dir, profile=profile))
     batch = tuner.max_concurrent or DEFAULT_BATCH
