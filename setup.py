@@ -41,7 +41,11 @@ setup(
                  # a Cloud Storage emulator on loopback for the gs:// tests
                  "gcp-storage-emulator",
                  # process tune --plot
-                 "matplotlib>=3.5"],
+                 "matplotlib>=3.5",
+                 # tools/plugboard_parity.py: pytest plugins and the packages plugboard's own
+                 # tests import
+                 "pytest-asyncio>=1.0", "pytest-timeout>=2.3", "msgspec>=0.18", "uvloop>=0.19",
+                 "aiofile>=3.8", "time-machine>=2.15"],
     },
     entry_points={"console_scripts": ["plugboard-beam=plugboard_beam.cli:main"]},
     classifiers=[
