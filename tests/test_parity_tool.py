@@ -71,7 +71,8 @@ JUNIT_HERE = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite nam
 <testcase classname="tests.unit.test_a" name="test_two"><failure message="x">x</failure></testcase>
 <testcase classname="tests.unit.test_a.TestK" name="test_three[AsyncioConnector]" />
 <testcase classname="tests.unit.test_a.TestK" name="test_three[ZMQConnector]" />
-<testcase classname="tests.unit.test_a.TestK" name="test_three[AsyncioConnector]"><error message="teardown">t</error></testcase>
+<testcase classname="tests.unit.test_a.TestK" name="test_three[AsyncioConnector]">
+<error message="teardown">t</error></testcase>
 <testcase classname="" name="tests.unit.test_b"><error message="collection failure">ImportError</error></testcase>
 </testsuite></testsuites>"""
 

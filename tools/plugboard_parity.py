@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import fnmatch
 import os
+from pathlib import Path
 import re
 import shutil
 import subprocess
@@ -36,7 +37,6 @@ import tarfile
 import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 PLUGBOARD_VERSION = "0.9.0"
 

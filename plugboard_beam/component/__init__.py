@@ -3,7 +3,11 @@
 from plugboard_beam.component.component import Component, EventIO, Status
 from plugboard_beam.component.decorator import ComponentDecoratorHelper, component
 from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.component.registry import ComponentRegistry
 
 IO = IOController
 
-__all__ = ["Component", "EventIO", "Status", "ComponentDecoratorHelper", "IO", "IOController", "component"]
+__all__ = [
+    "Component", "ComponentDecoratorHelper", "ComponentRegistry", "EventIO", "IO", "IOController", "Status",
+    "component",
+]

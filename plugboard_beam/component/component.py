@@ -10,6 +10,7 @@ import logging
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
+from plugboard_beam.component.registry import ComponentRegistry
 from plugboard_beam.events.event import HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
 from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
@@ -294,6 +295,7 @@ class Component:
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
         super().__init_subclass__(**kwargs)
+        ComponentRegistry.add(cls)
         if "__init__" in cls.__dict__:
             cls.__init__ = _recording_args(cls.__dict__["__init__"])  # type: ignore[method-assign]
         for meth, wrap in (("init", _wrap_init), ("step", _wrap_step)):
