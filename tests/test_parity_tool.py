@@ -89,8 +89,8 @@ JUNIT_REF = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name
 def test_load_junit_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "here.xml").write_text(JUNIT_HERE)
     (tmp_path / "ref.xml").write_text(JUNIT_REF)
-    here = pp.load_junit(tmp_path / "here.xml")
-    ref = pp.load_junit(tmp_path / "ref.xml")
+    here = pp.load_junit([tmp_path / "here.xml"])
+    ref = pp.load_junit([tmp_path / "ref.xml"])
     assert here.tests == {
         "tests/unit/test_a.py::test_one": "pass",
         "tests/unit/test_a.py::test_two": "fail",

@@ -135,18 +135,34 @@ def prepare(sdist: Path, dest: Path, rename: bool) -> None:
     (dest / "pytest.ini").write_text(pytest_ini(sdist))
 
 
-def run_pytest(python: str, folder: Path, junit: Path, timeout: int, only: list[str],
-               env: dict[str, str]) -> int:
-    """Run pytest in ``folder`` writing ``junit``; the excluded files are not collected."""
-    targets = only or ["tests/unit", "tests/integration"]
-    args = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--timeout={timeout}",
-            "--continue-on-collection-errors", f"--junitxml={junit}", *targets]
-    args += [f"--ignore={path}" for path, _ in EXCLUDED_FILES]
-    log = junit.with_suffix(".log")
-    print(f"running {' '.join(args[1:4])} ... in {folder} (log: {log})", flush=True)
-    with log.open("w") as out:
-        return subprocess.run(args, cwd=folder, stdout=out, stderr=subprocess.STDOUT,
-                              env=env).returncode
+#: what is run by default, each in its own pytest run (a conftest that fails to import, e.g.
+#: tests/integration/conftest.py on a missing name, then fails only its own folder)
+DEFAULT_TARGETS = ("tests/unit", "tests/integration")
+
+
+def run_pytest(python: str, folder: Path, work: Path, label: str, timeout: int, targets: list[str],
+               env: dict[str, str]) -> list[Path]:
+    """Run pytest in ``folder`` once per target, writing ``<work>/<label>-<n>.xml`` (and .log);
+    the excluded files are not collected. Returns the JUnit paths, one per target."""
+    reports = []
+    for n, target in enumerate(targets):
+        junit = (work / f"{label}-{n}.xml").resolve()
+        junit.unlink(missing_ok=True)
+        args = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--timeout={timeout}",
+                "--continue-on-collection-errors", f"--junitxml={junit}", target]
+        args += [f"--ignore={path}" for path, _ in EXCLUDED_FILES]
+        log = junit.with_suffix(".log")
+        print(f"running pytest {target} in {folder} (log: {log})", flush=True)
+        with log.open("w") as out:
+            subprocess.run(args, cwd=folder, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if not junit.exists():  # pytest stopped before collecting (a conftest did not import)
+            junit.write_text(
+                '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">'
+                f'<testcase classname="" name="{target.replace("/", ".")}">'
+                '<error message="did not start (see the log)"/></testcase></testsuite></testsuites>'
+            )
+        reports.append(junit)
+    return reports
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,17 +184,17 @@ def _file_of(classname: str) -> tuple[str, str]:
     return "/".join(parts) + ".py", ""
 
 
-def load_junit(path: Path) -> Result:
-    """Read a pytest JUnit XML report."""
+def load_junit(paths: list[Path]) -> Result:
+    """Read pytest JUnit XML reports (merged)."""
     tests: dict[str, str] = {}
     broken: set[str] = set()
-    if not path.exists():
-        return Result(tests, frozenset())
-    for case in ET.parse(path).iter("testcase"):
+    cases = [case for path in paths if path.exists() for case in ET.parse(path).iter("testcase")]
+    for case in cases:
         classname, name = case.get("classname", ""), case.get("name", "")
         kinds = {child.tag for child in case}
-        if not classname:  # a collection error: name is the module's dotted path
-            broken.add(name.replace(".", "/") + ".py")
+        if not classname:  # a collection error: name is the module's (or folder's) dotted path
+            path = name.replace(".", "/")
+            broken.add(path if path in DEFAULT_TARGETS else path + ".py")
             continue
         file, cls = _file_of(classname)
         state = "skip" if "skipped" in kinds else (
@@ -217,8 +233,9 @@ def report(here: Result, ref: Result | None) -> float | None:
             ok_ref = ref.tests.get(test_id) == "pass"
             counts["ref"] += ok_ref
             counts["both"] += ok_here and ok_ref
-    for file in here.broken_files:
-        files[file]["broken"] = 1
+    for broken in here.broken_files:
+        for file in [f for f in files if f == broken or f.startswith(broken + "/")] or [broken]:
+            files[file]["broken"] = 1
     width = max((len(f) for f in files), default=10)
     head = f"{'file':<{width}}  here  plugboard  total"
     print(head)
@@ -271,25 +288,24 @@ def main(argv: list[str] | None = None) -> int:
         if not re.fullmatch(r"tests(/[A-Za-z0-9_]+)*(\.py)?(::[\w\[\]=.-]+)*", item):
             parser.error(f"--only {item!r}: expected a path under tests/, e.g. tests/unit/x.py")
     here_dir, ref_dir = args.work / "here", args.work / "reference"
-    here_xml, ref_xml = args.work / "here.xml", args.work / "reference.xml"
+    targets = args.only or list(DEFAULT_TARGETS)
+    here_xml = [args.work / f"here-{n}.xml" for n in range(len(targets))]
+    ref_xml = [args.work / f"reference-{n}.xml" for n in range(len(targets))]
     if not args.report_only:
         sdist = download_sdist(args.cache.resolve(), PLUGBOARD_VERSION, args.python)
         args.work.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         prepare(sdist, here_dir, rename=True)
-        here_xml.unlink(missing_ok=True)
-        run_pytest(args.python, here_dir, here_xml.resolve(), args.timeout, args.only, env)
+        here_xml = run_pytest(args.python, here_dir, args.work, "here", args.timeout, targets, env)
         if args.reference_python:
             prepare(sdist, ref_dir, rename=False)
-            ref_xml.unlink(missing_ok=True)
-            run_pytest(args.reference_python, ref_dir, ref_xml.resolve(), args.timeout,
-                       args.only, env)
+            ref_xml = run_pytest(args.reference_python, ref_dir, args.work, "reference", args.timeout,
+                                 targets, env)
     here = load_junit(here_xml)
     ref = load_junit(ref_xml) if (args.reference_python or args.report_only) and \
-        ref_xml.exists() else None
+        any(p.exists() for p in ref_xml) else None
     if not here.tests and not here.broken_files:
-        print(f"error: no test results in {here_xml} (see {here_xml.with_suffix('.log')})",
-              file=sys.stderr)
+        print(f"error: no test results in {args.work} (see the here-*.log files)", file=sys.stderr)
         return 2
     report(here, ref)
     return 0

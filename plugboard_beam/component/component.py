@@ -125,13 +125,31 @@ def _before_step(comp: Component) -> None:
 
 
 def _bind_received(comp: Component) -> bool:
-    """Set the input fields ``read()`` received; whether every input field has a value."""
+    """Set the input fields ``read()`` received; whether the step may run: with connected
+    inputs, once all of them received a value in this read (not on an event alone); else once
+    every input field has a value."""
     io = comp.io
-    for fld, value in io._received.items():
+    received, io._received = io._received, {}
+    for fld, value in received.items():
         setattr(comp, fld, value)
-    io._received = {}
+    if io._in_channels:
+        return all(f in received for f in io._in_channels)
     d = comp.__dict__
     return all(f in d for f in io.inputs)
+
+
+async def _handle_received_events(comp: Component) -> None:
+    """Call the handler of each event ``read()`` received (a returned event is queued)."""
+    handlers = type(comp).event_io().handlers
+    for event in comp.io.take_received_events():
+        name = handlers.get(event.type)
+        if name is None:
+            continue
+        result = getattr(comp, name)(event)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, Event):
+            comp.io.queue_event(result)
 
 
 def _after_step(comp: Component, stepped: bool) -> None:
@@ -157,12 +175,13 @@ def _wrap_step(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
                 return await raw(self)  # type: ignore[no-any-return]
             _before_step(self)
             io = self.io
-            if io._in_channels:
+            if io._in_channels or io._event_in:
                 await io.read()
             ready = _bind_received(self)
             d["_plugboard_beam_stepping"] = True
             try:
-                if ready:
+                await _handle_received_events(self)
+                if ready and not io._is_closed:
                     await raw(self)
             except Exception:
                 d["_status"] = Status.FAILED
