@@ -385,3 +385,70 @@ def test_plugboard_module_paths_import() -> None:
     """)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+# ------------------------------------------------------------------ components driven by hand, with events
+class Listener(Component):
+    io = IO(inputs=["a"], outputs=["y"], input_events=[Ping], output_events=[Pong])
+
+    def __init__(self, **kw: _t.Any) -> None:
+        super().__init__(**kw)
+        self.pings: list[int] = []
+        self.steps = 0
+
+    @Ping.handler
+    async def on_ping(self, event: Ping) -> Pong:
+        self.pings.append(event.data["n"])
+        return Pong(source=self.name, data={"n": event.data["n"]})
+
+    async def step(self) -> None:
+        self.steps += 1
+        self.y = self.a
+
+
+def test_a_component_driven_by_hand_takes_events_and_fields_whichever_comes_first() -> None:
+    async def go() -> tuple[list[int], int, list[object], list[object]]:
+        comp = Listener(name="l")
+        field_in = AsyncioConnector(spec=ConnectorSpec(source="src.x", target="l.a"))
+        field_out = AsyncioConnector(spec=ConnectorSpec(source="l.y", target="dst.v"))
+        events = AsyncioConnector.builder().build_event_connectors([comp])
+        by_type = {c.spec.source.entity: c for c in events}
+        await comp.io.connect([field_in, field_out, *events])
+        ping_chan = await by_type["p16a_ping"].connect_send()
+        pong_chan = await by_type["p16a_pong"].connect_recv()
+        a_chan, y_chan = await field_in.connect_send(), await field_out.connect_recv()
+
+        await ping_chan.send(Ping(source="driver", data={"n": 1}))
+        await comp.step()  # an event alone: handled, no step
+        pong = await asyncio.wait_for(pong_chan.recv(), 5)
+        steps_after_event = comp.steps
+        await a_chan.send(10)
+        await comp.step()  # the field: a step
+        y = await asyncio.wait_for(y_chan.recv(), 5)
+        await comp.io.close()
+        return comp.pings, steps_after_event, [pong.data["n"], comp.steps], [y, comp.status]
+
+    pings, steps_after_event, pong_and_steps, y_and_status = asyncio.run(go())
+    assert pings == [1] and steps_after_event == 0
+    assert pong_and_steps == [1, 1]
+    assert y_and_status == [10, Status.WAITING]
+
+
+def test_io_dict_lists_stop_first_and_the_fields_handlers_populate() -> None:
+    class Fills(Component):
+        io = IO(inputs=["a"], input_events=[Ping, Pong])
+
+        @Ping.handler(populates_fields=["a"])
+        async def on_ping(self, event: Ping) -> None:
+            self.a = event.data["n"]
+
+        @Pong.handler
+        async def on_pong(self, event: Pong) -> None:
+            pass
+
+    comp = Fills(name="f")
+    assert comp.io.event_field_coverage == {"p16a_ping": ["a"]}
+    d = comp.io.dict()
+    assert d["input_events"] == ["system_stop", "p16a_ping", "p16a_pong"]
+    assert d["output_events"] == ["system_stop"]
+    assert d["event_field_coverage"] == {"p16a_ping": ["a"]}

@@ -75,8 +75,6 @@ EXCLUDED_TESTS: tuple[tuple[str, str], ...] = (
     ("tests/unit/test_utils.py::test_is_on_ray*", "Ray transport"),
     # plugboard's typer app object, driven through typer's CliRunner
     ("tests/unit/test_cli.py::test_cli_*", "plugboard internal: typer app object"),
-    # plugboard's dependency-injection container (that_depends) as a fixture
-    ("tests/unit/test_conftest.py::*", "plugboard internal: DI container settings"),
 )
 
 # "plugboard" as a module: "import plugboard", "from plugboard.x import", "plugboard.library.X";

@@ -11,9 +11,14 @@ import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.component.registry import ComponentRegistry
-from plugboard_beam.events.event import HANDLER_TYPE, Event, StopEvent, type_name
+from plugboard_beam.events.event import HANDLER_POPULATES, HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
 from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
+
+#: plugboard's period (seconds) of process status checks while a hand-driven read waits. The
+#: step engine never waits on a read, so nothing here uses it; kept so plugboard code that
+#: imports or patches ``plugboard.component.component.IO_READ_TIMEOUT_SECONDS`` runs.
+IO_READ_TIMEOUT_SECONDS: float = 20.0
 
 #: Constructor keywords every component accepts (``ComponentArgsDict``).
 BASE_ARGS: frozenset[str] = frozenset({"name", "initial_values", "parameters", "state", "constraints", "resources"})
@@ -308,6 +313,7 @@ class Component:
             input_events=cls_io.input_events,
             output_events=cls_io.output_events,
             namespace=name,
+            event_field_coverage=type(self).event_field_coverage(),
         )
         if type(self).event_io().may_stop:
             self.io._out_types |= {StopEvent.type}
@@ -359,6 +365,17 @@ class Component:
                 may_stop = True
         cls._event_io = EventIO(inputs=tuple(in_events), outputs=tuple(out_events),
                                 handlers=handlers, may_stop=may_stop)
+
+    @classmethod
+    def event_field_coverage(cls) -> dict[str, list[str]]:
+        """Event safe type -> the input fields its handler populates (``populates_fields``)."""
+        coverage: dict[str, list[str]] = {}
+        for etype, attr in cls.event_io().handlers.items():
+            fn = getattr(cls, attr, None)
+            populates = getattr(getattr(fn, RAW, fn), HANDLER_POPULATES, ())
+            if populates:
+                coverage[etype.replace(".", "_").replace("-", "_")] = list(populates)
+        return coverage
 
     @classmethod
     def event_io(cls) -> EventIO:

@@ -50,6 +50,7 @@ class IOController:
         "_stopped",
         "_tasks",
         "_unread",
+        "event_field_coverage",
         "initial_values",
         "input_events",
         "inputs",
@@ -66,6 +67,7 @@ class IOController:
         input_events: _t.Optional[_t.Iterable[_t.Any]] = None,
         output_events: _t.Optional[_t.Iterable[_t.Any]] = None,
         namespace: _t.Optional[str] = None,
+        event_field_coverage: _t.Optional[_t.Mapping[str, _t.Iterable[str]]] = None,
         **_ignored: _t.Any,
     ) -> None:
         self.inputs: tuple[str, ...] = _field_names(inputs, "input")
@@ -74,6 +76,9 @@ class IOController:
         self.output_events: tuple[_t.Any, ...] = tuple(output_events or ())
         self.initial_values: dict[str, list[_t.Any]] = {k: list(v) for k, v in (initial_values or {}).items()}
         self.namespace = namespace
+        #: event safe type -> the input fields its handler populates (``populates_fields``)
+        self.event_field_coverage: dict[str, list[str]] = {
+            k: list(v) for k, v in (event_field_coverage or {}).items()}
         self._is_closed = False
         self._stopped = False
         #: channels of a component driven by hand (``connect``): by field, in connector order
@@ -250,12 +255,10 @@ class IOController:
 
     def dict(self) -> dict[str, _t.Any]:
         """The declaration as plugboard's ``IOController.dict()`` (event types by their
-        ``safe_type``, ``system_stop`` in both directions)."""
+        ``safe_type``, ``system_stop`` first in both directions, then as declared)."""
 
         def safe(events: _t.Iterable[_t.Any]) -> list[str]:
-            names = ["system_stop", *(str(getattr(e, "type", e)).replace(".", "_").replace("-", "_")
-                                      for e in events)]
-            return sorted(set(names))
+            return list(dict.fromkeys(["system_stop", *(_safe(e) for e in events)]))
 
         return {
             "namespace": self.namespace,
@@ -264,7 +267,7 @@ class IOController:
             "input_events": safe(self.input_events),
             "output_events": safe(self.output_events),
             "initial_values": {k: list(v) for k, v in self.initial_values.items()},
-            "event_field_coverage": {},
+            "event_field_coverage": {k: list(v) for k, v in self.event_field_coverage.items()},
         }
 
     def __repr__(self) -> str:
