@@ -1,9 +1,8 @@
 """Components: the building blocks of a model (``Component``, ``IOController`` a.k.a. ``IO``)."""
 
-from plugboard_beam.component.component import Component, EventIO, Status
+from plugboard_beam.component.component import Component, ComponentRegistry, EventIO, Status
 from plugboard_beam.component.decorator import ComponentDecoratorHelper, component
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.component.registry import ComponentRegistry
 
 IO = IOController
 

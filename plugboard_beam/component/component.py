@@ -10,10 +10,10 @@ import logging
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.component.registry import ComponentRegistry
 from plugboard_beam.events.event import HANDLER_POPULATES, HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
 from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
+from plugboard_beam.utils.registry import ClassRegistry
 
 #: plugboard's period (seconds) of process status checks while a hand-driven read waits. The
 #: step engine never waits on a read, so nothing here uses it; kept so plugboard code that
@@ -489,6 +489,13 @@ class Component:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class ComponentRegistry(ClassRegistry[Component]):
+    """Component classes, registered as they are defined (plugboard's ``ComponentRegistry``):
+    ``ComponentRegistry.get("my_module.MyComponent")``, or ``get("MyComponent")`` while only one
+    registered class has that name; a function component (``@component``) also by its function's
+    name. Unknown names raise ``RegistryError``."""
 
 
 def check_component_class(obj: object) -> _t.Optional[str]:

@@ -7,9 +7,8 @@ import inspect
 import itertools
 import typing as _t
 
-from plugboard_beam.component.component import Component
+from plugboard_beam.component.component import Component, ComponentRegistry
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.component.registry import ComponentRegistry
 
 _counter = itertools.count(1)
 

@@ -77,14 +77,14 @@ class Connector:
         """A ``ConnectorBuilder`` making connectors of this class with these arguments."""
         return ConnectorBuilder(cls, *args, **kwargs)
 
-    def dict(self) -> dict[str, _t.Any]:
-        """``{"id": ..., "spec": ...}`` (plugboard's ``dict()``)."""
-        return {"id": self.id, "spec": self.spec.model_dump()}
-
     def export(self) -> dict[str, _t.Any]:
         """``{"type": <class import path>, "args": {"spec": ...}}`` (plugboard's ``export()``)."""
         cls = type(self)
         return {"type": f"{cls.__module__}.{cls.__name__}", "args": {"spec": self.spec.model_dump()}}
+
+    def dict(self) -> dict[str, _t.Any]:
+        """``{"id": ..., "spec": ...}`` (plugboard's ``dict()``)."""
+        return {"id": self.id, "spec": self.spec.model_dump()}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.source.id} -> {self.spec.target.id})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import signal
@@ -270,7 +271,7 @@ class LocalProcess(Process):
     async def __aexit__(self, *exc: object) -> None:
         await self.destroy()
 
-    def steps(self) -> dict[str, int]:
+    def steps(self) -> builtins.dict[str, int]:
         """Steps done so far, per component."""
         return self._engine.steps()
 
