@@ -66,7 +66,6 @@ class LocalProcess(Process):
         # Event connectors (EventConnectorBuilder, ConnectorBuilder.build_event_connectors) are
         # declarations: the graph derives event edges from the components' events.
         conns = [c for c in connectors if not isinstance(c, EventConnector) and not is_event_connector(c)]
-        self._event_connectors = [c for c in connectors if is_event_connector(c)]
         self.components: dict[str, Component] = {c.name: c for c in comps}
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
         # Validated here, reported by ``init()`` as plugboard does (a ``ValidationError``, here
