@@ -73,7 +73,8 @@ JUNIT_HERE = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite nam
 <testcase classname="tests.unit.test_a.TestK" name="test_three[ZMQConnector]" />
 <testcase classname="tests.unit.test_a.TestK" name="test_three[AsyncioConnector]">
 <error message="teardown">t</error></testcase>
-<testcase classname="" name="tests.unit.test_b"><error message="collection failure">ImportError</error></testcase>
+<testcase classname="" name="tests.unit.test_b"><error message="collection failure">tests/unit/test_b.py:3: in &lt;module&gt;
+E   ImportError: cannot import name 'Nope' from 'plugboard_beam.x'</error></testcase>
 </testsuite></testsuites>"""
 
 JUNIT_REF = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
@@ -99,6 +100,7 @@ def test_load_junit_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "tests/unit/test_a.py::TestK.test_three[ZMQConnector]": "pass",
     }
     assert here.broken_files == {"tests/unit/test_b.py"}
+    assert here.why == {"tests/unit/test_b.py": "ImportError: cannot import name 'Nope' from 'plugboard_beam.x'"}
     assert ref.tests["tests/unit/test_b.py::test_five"] == "skip"
     share = pp.report(here, ref)
     out = capsys.readouterr().out
@@ -110,6 +112,7 @@ def test_load_junit_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert lines["tests/unit/test_a.py"] == ["1", "3", "3"]
     assert lines["tests/unit/test_b.py"][:3] == ["0", "1", "2"]
     assert "did not collect here" in out
+    assert "did not collect here: tests/unit/test_b.py: ImportError: cannot import name 'Nope'" in out
 
 
 def test_excluded_patterns_are_explained() -> None:

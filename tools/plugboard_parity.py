@@ -154,11 +154,15 @@ def run_pytest(python: str, folder: Path, work: Path, label: str, timeout: int, 
         with log.open("w") as out:
             subprocess.run(args, cwd=folder, stdout=out, stderr=subprocess.STDOUT, env=env)
         if not junit.exists():  # pytest stopped before collecting (a conftest did not import)
-            junit.write_text(
-                '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">'
-                f'<testcase classname="" name="{target.replace("/", ".")}">'
-                '<error message="did not start (see the log)"/></testcase></testsuite></testsuites>'
-            )
+            errors = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("E ")]
+            case = ET.Element("testcase", classname="", name=target.replace("/", "."))
+            ET.SubElement(case, "error", message="did not start").text = (
+                errors[-1] if errors else f"E   did not start (see {log})")
+            suite = ET.Element("testsuite", name="pytest")
+            suite.append(case)
+            top = ET.Element("testsuites")
+            top.append(suite)
+            ET.ElementTree(top).write(junit, encoding="utf-8", xml_declaration=True)
         reports.append(junit)
     return reports
 
@@ -169,6 +173,7 @@ class Result:
 
     tests: dict[str, str]
     broken_files: frozenset[str]  # files that did not collect
+    why: dict[str, str] = dataclasses.field(default_factory=dict)  # file -> last error line
 
 
 def _file_of(classname: str) -> tuple[str, str]:
@@ -186,13 +191,18 @@ def load_junit(paths: list[Path]) -> Result:
     """Read pytest JUnit XML reports (merged)."""
     tests: dict[str, str] = {}
     broken: set[str] = set()
+    why: dict[str, str] = {}
     cases = [case for path in paths if path.exists() for case in ET.parse(path).iter("testcase")]
     for case in cases:
         classname, name = case.get("classname", ""), case.get("name", "")
         kinds = {child.tag for child in case}
         if not classname:  # a collection error: name is the module's (or folder's) dotted path
             path = name.replace(".", "/")
-            broken.add(path if path in DEFAULT_TARGETS else path + ".py")
+            path = path if path in DEFAULT_TARGETS else path + ".py"
+            broken.add(path)
+            text = "".join(child.text or child.get("message", "") for child in case)
+            lines = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")]
+            why[path] = lines[-1] if lines else text.strip().splitlines()[-1:][0] if text.strip() else ""
             continue
         file, cls = _file_of(classname)
         state = "skip" if "skipped" in kinds else (
@@ -201,7 +211,7 @@ def load_junit(paths: list[Path]) -> Result:
         # a teardown error is reported as a second entry for the same test: keep the worst
         if tests.get(test_id) != "fail":
             tests[test_id] = state
-    return Result(tests, frozenset(broken))
+    return Result(tests, frozenset(broken), why)
 
 
 def excluded(test_id: str) -> str | None:
@@ -248,6 +258,8 @@ def report(here: Result, ref: Result | None) -> float | None:
     print("-" * len(head))
     print(f"{'all':<{width}}  {here_total:>4}  "
           f"{sum(c['ref'] for c in files.values()) if ref is not None else '-':>9}  {total:>5}")
+    for path in sorted(here.why):
+        print(f"did not collect here: {path}: {here.why[path][:150]}")
     for reason, count in sorted(left_out.items()):
         print(f"left out: {count} test(s): {reason}")
     print(f"left out: whole files not collected: "
