@@ -154,7 +154,7 @@ class LocalProcess(Process):
         try:
             await self._in_thread(self._guarded(one_round))
         except BaseException:
-            self._status = Status.FAILED
+            self._status = Status.FAILED if self._failed() else Status.STOPPED
             raise
         self._status = Status.WAITING
 
