@@ -20,7 +20,11 @@ Measured (2 shared cores under load from other jobs, load average 5-7; seed 1):
 | 40 trials, --runner direct (10 pipelines of 4 keys) | 29.5 | 6x | 497.6 |
 | 40 trials, --runner direct --max-concurrent 40 (1 pipeline) | 7.7 | 22x | 342.1 |
 
-(Under heavier load, load average 8-11: 4.8 s, -, 57.2 s and 17.4 s.) Each DirectRunner pipeline
+(Under heavier load, load average 8-11: 4.8 s, -, 57.2 s and 17.4 s.) With ``--plugboard-python`` (a
+Python with plugboard 0.9.0 and ``ray[tune]``), the first row is plugboard's own ``Tuner`` on
+the same study (its Optuna sampler seeded alike, so both try the same trials). Measured with 8
+trials, seed 1, load average 10-12: plugboard 722.3 s, best peak 61.3202; ``--runner local``
+11.7 s (62x), best peak 61.3202 (the same trials). 40 trials here at load average 6-8: 4.0 s. Each DirectRunner pipeline
 costs 2-5 s (building the stage DoFns, starting and stopping the FnApi worker), so on ``direct``
 the batch size decides the time; one batch of 40 is a random search (TPE learns between batches).
 """
