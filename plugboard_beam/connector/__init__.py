@@ -71,6 +71,10 @@ class Connector:
         """``source..target``."""
         return self.spec.id
 
+    def dict(self) -> dict[str, _t.Any]:
+        """plugboard's ``Connector.dict()``: ``id`` and ``spec``."""
+        return {"id": self.id, "spec": self.spec.model_dump()}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.source.id} -> {self.spec.target.id})"
 

@@ -18,6 +18,8 @@ from plugboard_beam.schemas import ProcessSpec, Status
 from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
+from plugboard_beam.state import DictStateBackend, StateBackend
+from plugboard_beam.state.process_link import ProcessStateLink, process_status
 
 
 class _Stopped(Exception):
@@ -37,9 +39,13 @@ class LocalProcess:
         connectors: _t.Iterable[_t.Union[Connector, EventConnector]],
         name: _t.Optional[str] = None,
         parameters: _t.Optional[dict[str, _t.Any]] = None,
-        state: _t.Any = None,
+        state: _t.Optional[StateBackend] = None,
     ) -> None:
         self.name = name or "process"
+        self._status = Status.CREATED
+        # plugboard's default: a DictStateBackend (see plugboard_beam.state for persistent ones)
+        self._state_link = ProcessStateLink(state if state is not None else DictStateBackend())
+        self._reported = False
         self.parameters = dict(parameters or {})
         comps = list(components)
         # Event connectors (EventConnectorBuilder) are declarations: the graph derives event edges.
@@ -88,8 +94,15 @@ class LocalProcess:
             raise self._invalid
         for comp in self.components.values():
             comp.merge_process_parameters(self.parameters)
-        await self._in_thread(self._guarded(self._engine.init))
+        await self.connect_state()
+        try:
+            await self._in_thread(self._guarded(self._engine.init))
+        except StepError as err:
+            await self._ended([err, *err.also])
+            raise
         self._initialised = True
+        self._status = Status.INIT
+        await self._state_link.publish(self)
 
     async def run(self) -> None:
         """Step every component until all have ended.
@@ -99,11 +112,24 @@ class LocalProcess:
         if not self._initialised:
             await self.init()
         self._stop.clear()
+        self._status = Status.RUNNING
+        await self._state_link.publish(self)
         try:
             await self._in_thread(self._guarded(self._run_engine))
+        except StepError as err:
+            await self._ended([err, *err.also])
+            raise
         except BaseException:
             self._stop.set()
+            self._status = Status.STOPPED
             raise
+        await self._ended([])
+
+    async def _ended(self, errors: list[StepError], stopped: bool = False) -> None:
+        """The run ended: status, and the state backend told (components, process, key row)."""
+        self._status = process_status(errors, stopped)
+        self._reported = True
+        await self._state_link.ended(self, errors)
 
     def _run_engine(self) -> None:
         def check(engine: Engine) -> None:
@@ -123,6 +149,9 @@ class LocalProcess:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._status == Status.STOPPED and not self._reported:
+            await self._ended([], stopped=True)  # the run was cancelled
+        await self._state_link.close(self)
         if errors:
             errors[0].also = errors[1:]
             raise errors[0]
@@ -137,6 +166,34 @@ class LocalProcess:
     def steps(self) -> dict[str, int]:
         """Steps done so far, per component."""
         return self._engine.steps()
+
+    # plugboard's state API (plugboard_beam.state)
+    @property
+    def id(self) -> str:
+        """The process's id: its name."""
+        return self.name
+
+    @property
+    def status(self) -> Status:
+        """``created``, ``init``, ``running``, then ``completed``, ``failed`` or ``stopped``."""
+        return self._status
+
+    @property
+    def state(self) -> StateBackend:
+        """The state backend the process reports to."""
+        return self._state_link.state
+
+    async def connect_state(self, state: _t.Optional[StateBackend] = None) -> None:
+        """Start the state backend's job and store the process, its components and connectors
+        (``init()`` does it; ``state`` replaces the backend given at construction)."""
+        await self._state_link.connect(self, state)
+
+    def dict(self) -> dict[str, _t.Any]:
+        """plugboard's ``Process.dict()``: id, name, status, components, connectors, parameters."""
+        return {"id": self.id, "name": self.name, "status": str(self.status),
+                "components": {k: v.dict() for k, v in self.components.items()},
+                "connectors": {k: v.dict() for k, v in self.connectors.items()},
+                "parameters": self.parameters}
 
 
 class ProcessBuilder:

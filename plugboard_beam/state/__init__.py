@@ -1,0 +1,63 @@
+"""State backends (plugboard 0.9.0's ``plugboard.state``): where a run's job, process,
+component and connector status is kept, and — plugboard_beam's addition — one row per key of a
+run (its status, its components' statuses, its failures), written by every runner, so a user can
+query what ran and what failed.
+
+``DictStateBackend`` keeps it in memory (plugboard's default; one process only),
+``SqliteStateBackend`` in a SQLite file, ``PostgresStateBackend`` in PostgreSQL. Ray's state
+backend has no place here (Beam does Ray's job): making one says what to use instead.
+"""
+
+from __future__ import annotations
+
+import typing as _t
+
+from plugboard_beam.state.backend import StateBackend, failure_entry, key_status
+from plugboard_beam.state.dict_backend import DictStateBackend
+from plugboard_beam.state.ids import is_job_id, new_job_id
+from plugboard_beam.state.sql_backend import PostgresStateBackend, SqliteStateBackend, SqlStateBackend
+
+#: the backends a model file may name in ``state: {type: ...}`` (plugboard's paths are accepted)
+BACKENDS: dict[str, type[StateBackend]] = {
+    "DictStateBackend": DictStateBackend,
+    "SqliteStateBackend": SqliteStateBackend,
+    "PostgresStateBackend": PostgresStateBackend,
+}
+_INSTEAD = ("Ray's work is done by Beam here: give a SqliteStateBackend (one machine) or a "
+            "PostgresStateBackend (many hosts, e.g. Dataflow workers)")
+
+
+class RayStateBackend(DictStateBackend):
+    """Not available: plugboard's state backend for Ray clusters. Importing it works (so
+    moved code loads); making one raises ``NotImplementedError`` saying what to use instead."""
+
+    def __init__(self, *args: _t.Any, **kwargs: _t.Any) -> None:
+        raise NotImplementedError(f"RayStateBackend: {_INSTEAD}")
+
+
+def backend_class(type_path: str) -> type[StateBackend]:
+    """The backend class a ``state: {type: ...}`` names (``plugboard.state.X``,
+    ``plugboard_beam.state.X`` or ``X``); ``ValueError`` naming the known ones otherwise."""
+    prefix, _, name = type_path.rpartition(".")
+    if prefix in ("", "plugboard.state", "plugboard_beam.state") and name in BACKENDS:
+        return BACKENDS[name]
+    if name == "RayStateBackend":
+        raise ValueError(f"state type {type_path!r}: {_INSTEAD}")
+    raise ValueError(f"state type {type_path!r} is not a state backend; choose one of "
+                     + ", ".join(f"plugboard_beam.state.{n}" for n in BACKENDS))
+
+
+__all__ = [
+    "BACKENDS",
+    "DictStateBackend",
+    "PostgresStateBackend",
+    "RayStateBackend",
+    "SqlStateBackend",
+    "SqliteStateBackend",
+    "StateBackend",
+    "backend_class",
+    "failure_entry",
+    "is_job_id",
+    "key_status",
+    "new_job_id",
+]
