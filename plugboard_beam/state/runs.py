@@ -11,8 +11,8 @@ picklable data: the Beam DoFns build their backend from it on the workers.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from dataclasses import dataclass, field
+import inspect
 import logging
 from pathlib import Path
 import typing as _t
