@@ -71,19 +71,9 @@ class Connector:
         """``source..target``."""
         return self.spec.id
 
-    @classmethod
-    def builder(cls, *args: _t.Any, **kwargs: _t.Any) -> ConnectorBuilder:
-        """A ``ConnectorBuilder`` making connectors of this class with these arguments."""
-        return ConnectorBuilder(cls, *args, **kwargs)
-
     def dict(self) -> dict[str, _t.Any]:
-        """``{"id": ..., "spec": ...}`` (plugboard's ``dict()``)."""
+        """plugboard's ``Connector.dict()``: ``id`` and ``spec``."""
         return {"id": self.id, "spec": self.spec.model_dump()}
-
-    def export(self) -> dict[str, _t.Any]:
-        """``{"type": <class import path>, "args": {"spec": ...}}`` (plugboard's ``export()``)."""
-        cls = type(self)
-        return {"type": f"{cls.__module__}.{cls.__name__}", "args": {"spec": self.spec.model_dump()}}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.source.id} -> {self.spec.target.id})"
