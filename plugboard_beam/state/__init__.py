@@ -15,14 +15,22 @@ import typing as _t
 from plugboard_beam.state.backend import StateBackend, failure_entry, key_status
 from plugboard_beam.state.dict_backend import DictStateBackend
 from plugboard_beam.state.ids import is_job_id, new_job_id
-from plugboard_beam.state.sql_backend import PostgresStateBackend, SqliteStateBackend, SqlStateBackend
+
+if _t.TYPE_CHECKING:
+    from plugboard_beam.state.sql_backend import PostgresStateBackend, SqliteStateBackend, SqlStateBackend
 
 #: the backends a model file may name in ``state: {type: ...}`` (plugboard's paths are accepted)
-BACKENDS: dict[str, type[StateBackend]] = {
-    "DictStateBackend": DictStateBackend,
-    "SqliteStateBackend": SqliteStateBackend,
-    "PostgresStateBackend": PostgresStateBackend,
-}
+BACKENDS: tuple[str, ...] = ("DictStateBackend", "SqliteStateBackend", "PostgresStateBackend")
+_SQL = ("PostgresStateBackend", "SqliteStateBackend", "SqlStateBackend")
+
+
+def __getattr__(name: str) -> _t.Any:
+    # the SQL backends import SQLAlchemy, which the command line should not pay for at start-up
+    if name in _SQL:
+        from plugboard_beam.state import sql_backend
+
+        return getattr(sql_backend, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 _INSTEAD = ("Ray's work is done by Beam here: give a SqliteStateBackend (one machine) or a "
             "PostgresStateBackend (many hosts, e.g. Dataflow workers)")
 
@@ -40,7 +48,8 @@ def backend_class(type_path: str) -> type[StateBackend]:
     ``plugboard_beam.state.X`` or ``X``); ``ValueError`` naming the known ones otherwise."""
     prefix, _, name = type_path.rpartition(".")
     if prefix in ("", "plugboard.state", "plugboard_beam.state") and name in BACKENDS:
-        return BACKENDS[name]
+        klass: type[StateBackend] = DictStateBackend if name == "DictStateBackend" else __getattr__(name)
+        return klass
     if name == "RayStateBackend":
         raise ValueError(f"state type {type_path!r}: {_INSTEAD}")
     raise ValueError(f"state type {type_path!r} is not a state backend; choose one of "

@@ -23,7 +23,6 @@ from plugboard_beam.state import backend_class
 from plugboard_beam.state.backend import StateBackend, failure_entry
 from plugboard_beam.state.dict_backend import DictStateBackend
 from plugboard_beam.state.ids import is_job_id, new_job_id
-from plugboard_beam.state.sql_backend import SqliteStateBackend
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.spec.load import LoadedModel
@@ -72,6 +71,8 @@ class StateTarget:
             raise UserError(f"{where}: state: a DictStateBackend lives in one process's memory, which a Beam "
                             f"run (--runner {runner}) does not share: use SqliteStateBackend (a file) or "
                             "PostgresStateBackend")
+        from plugboard_beam.state.sql_backend import SqliteStateBackend
+
         if runner == "dataflow" and issubclass(klass, SqliteStateBackend):
             raise UserError(f"{where}: state: a SqliteStateBackend file would be on each Dataflow worker's "
                             "disk: use a PostgresStateBackend the workers can reach")
