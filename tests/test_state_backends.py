@@ -429,3 +429,24 @@ def test_readme_state_example_runs(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["bad failed mid step 1 broke at 2", "ok completed"], out.stdout
+
+
+class Odd(Component):
+    """Emits a value ``dict()`` cannot copy (a generator)."""
+
+    io = IO(outputs=["x"])
+
+    async def step(self) -> None:
+        self.x = (i for i in range(2))
+        await self.io.close()
+
+
+def test_a_component_state_that_cannot_be_stored_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    process = LocalProcess(components=[Odd(name="odd")], connectors=[], name="P")
+
+    async def go() -> None:
+        async with process:
+            await process.run()
+    run(go())
+    assert process.status == Status.COMPLETED
+    assert "component 'odd' of process 'P': its dict() could not be stored (TypeError" in caplog.text

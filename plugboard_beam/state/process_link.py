@@ -5,10 +5,14 @@ statuses after ``init()``, when the run starts and when it ends, and the run's o
 
 from __future__ import annotations
 
+import logging
 import typing as _t
 
+from plugboard_beam.exceptions import NotFoundError
 from plugboard_beam.schemas import Status
 from plugboard_beam.state.backend import StateBackend, StatefulProcess, failure_entry
+
+log = logging.getLogger(__name__)
 
 #: the key row of a process run in this process
 PROCESS_KEY = "default"
@@ -40,7 +44,13 @@ class ProcessStateLink:
         if not self.connected:
             return
         for comp in process.components.values():
-            await self.state.upsert_component(comp)
+            try:
+                await self.state.upsert_component(comp)
+            except NotFoundError:
+                raise
+            except Exception as exc:  # e.g. a field value dict() cannot copy: the run goes on, said loudly
+                log.error("state: component %r of process %r: its dict() could not be stored (%s: %s); its "
+                          "status is %s", comp.name, process.id, type(exc).__name__, exc, comp.status)
         await self.state.update_process_status(process.id, process.status)
 
     async def ended(self, process: StatefulProcess, errors: _t.Sequence[_t.Any] = ()) -> None:
