@@ -450,3 +450,24 @@ def test_a_component_state_that_cannot_be_stored_is_logged_not_fatal(caplog: pyt
     run(go())
     assert process.status == Status.COMPLETED
     assert "component 'odd' of process 'P': its dict() could not be stored (TypeError" in caplog.text
+
+
+def test_process_builder_builds_the_state_backend(tmp_path: Path) -> None:
+    from plugboard_beam.process import ProcessBuilder
+    from plugboard_beam.schemas import ProcessSpec
+
+    spec = ProcessSpec.model_validate({"args": {
+        "name": "built", "components": [{"type": "test_state_backends.Count", "args": {"name": "a"}}],
+        "state": {"type": "plugboard.state.SqliteStateBackend",
+                  "args": {"db_path": str(tmp_path / "b.db"), "job_id": "Job_built1234"}}}})
+    process = ProcessBuilder.build(spec)
+    assert isinstance(process.state, SqliteStateBackend) and process.state.job_id == "Job_built1234"
+
+    async def go() -> None:
+        async with process:
+            await process.run()
+    run(go())
+    rows = SqliteStateBackend(str(tmp_path / "b.db"), job_id="Job_built1234").keys("built")
+    assert [(r["key"], r["status"]) for r in rows] == [("default", "completed")]
+    plain = spec.model_copy(update={"args": spec.args.model_copy(update={"state": None})})
+    assert isinstance(ProcessBuilder.build(plain).state, DictStateBackend)

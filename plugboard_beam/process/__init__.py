@@ -18,7 +18,7 @@ from plugboard_beam.schemas import ProcessSpec, Status
 from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
-from plugboard_beam.state import DictStateBackend, StateBackend
+from plugboard_beam.state import DictStateBackend, StateBackend, build_state
 from plugboard_beam.state.process_link import ProcessStateLink, process_status
 
 
@@ -217,7 +217,7 @@ class ProcessBuilder:
         components = model.build_components(DEFAULT_KEY)
         connectors = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
         return LocalProcess(components=list(components.values()), connectors=connectors, name=spec.args.name,
-                            parameters=dict(spec.args.parameters))
+                            parameters=dict(spec.args.parameters), state=build_state(spec.args.state))
 
 
 __all__ = ["LocalProcess", "ProcessBuilder"]

@@ -56,6 +56,16 @@ def backend_class(type_path: str) -> type[StateBackend]:
                      + ", ".join(f"plugboard_beam.state.{n}" for n in BACKENDS))
 
 
+def build_state(spec: _t.Any) -> _t.Optional[StateBackend]:
+    """The backend a process spec's ``state`` describes (``{type, args}``, or a model of them;
+    None for none), as plugboard's ``ProcessBuilder`` builds it; ``ValueError`` for an unknown type."""
+    if spec is None:
+        return None
+    data = spec.model_dump() if hasattr(spec, "model_dump") else dict(spec)
+    klass = backend_class(str(data.get("type") or "plugboard_beam.state.DictStateBackend"))
+    return klass(**dict(data.get("args") or {}))
+
+
 __all__ = [
     "BACKENDS",
     "DictStateBackend",
@@ -65,6 +75,7 @@ __all__ = [
     "SqliteStateBackend",
     "StateBackend",
     "backend_class",
+    "build_state",
     "failure_entry",
     "is_job_id",
     "key_status",
