@@ -50,6 +50,15 @@ _KEY = sa.Table(
     sa.Column("expected", sa.Text), sa.Column("started_at", sa.Text), sa.Column("updated_at", sa.Text))
 
 
+def _sqlite_pragmas(dbapi_conn: _t.Any, _record: _t.Any) -> None:
+    """Write-ahead log, synced at checkpoints: a status row costs a write, not a disk sync
+    (several processes of one machine still share the file safely)."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def _create_tables(engine: sa.Engine) -> None:
     """Create the tables that are missing. Writers starting at once (Beam workers, threads)
     race to create them: a table another one created in between is fine."""
@@ -93,6 +102,8 @@ class SqlStateBackend(StateBackend):
         with self._lock:
             if self._engine is None:
                 engine = sa.create_engine(self._url, connect_args=self._connect_args(), pool_pre_ping=True)
+                if engine.dialect.name == "sqlite":
+                    sa.event.listen(engine, "connect", _sqlite_pragmas)
                 _create_tables(engine)
                 self._engine = engine
             return self._engine
