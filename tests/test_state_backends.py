@@ -387,6 +387,7 @@ def test_direct_runner_writes_a_row_per_key_postgres(tmp_path: Path, postgres_ur
 @pytest.mark.parametrize("runner, type_, args, message", [
     ("direct", "plugboard.state.DictStateBackend", {}, "a DictStateBackend lives in one process's memory"),
     ("dataflow", "plugboard_beam.state.SqliteStateBackend", {}, "not yet by --runner dataflow"),
+    ("direct --streaming", "plugboard_beam.state.SqliteStateBackend", {}, "not yet by streaming runs (--streaming)"),
     ("local", "plugboard.state.RayStateBackend", {}, "Ray's work is done by Beam here"),
     ("local", "mypkg.Nope", {}, "'mypkg.Nope' is not a state backend"),
     ("local", "plugboard_beam.state.SqliteStateBackend", {"job_id": "Job_1"}, "job_id 'Job_1' is not a job id"),
@@ -395,7 +396,7 @@ def test_direct_runner_writes_a_row_per_key_postgres(tmp_path: Path, postgres_ur
 def test_state_that_cannot_work_is_refused(tmp_path: Path, runner: str, type_: str, args: dict[str, _t.Any],
                                            message: str) -> None:
     work = _cli_model(tmp_path, args, type_)
-    proc = _cli("process", "run", "--runner", runner, "model.yaml", cwd=work)
+    proc = _cli("process", "run", "--runner", *runner.split(), "model.yaml", cwd=work)
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (work / "plugboard.db").exists()

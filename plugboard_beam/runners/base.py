@@ -115,8 +115,9 @@ class Runner:
     def state_target(self, model: LoadedModel, options: RunOptions) -> _t.Optional[state_runs.StateTarget]:
         """The model's ``state:`` on this runner (refused by runners that do not write it)."""
         if model.config.plugboard.process.args.state is not None and not self.writes_state:
+            here = "streaming runs (--streaming)" if options.streaming else f"--runner {self.label(options)}"
             raise UserError(f"state: (in {model.path.name}) is written by --runner local and batch runs on "
-                            f"--runner direct; not yet by --runner {self.label(options)}: remove it there")
+                            f"--runner direct; not yet by {here}: remove it there")
         return state_runs.StateTarget.of(model, self.name, getattr(options, "job_id", None))
 
     def default_scenarios(self, model: LoadedModel) -> _t.Optional[list[Scenario]]:
