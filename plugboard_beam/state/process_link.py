@@ -9,7 +9,6 @@ import logging
 import typing as _t
 
 from plugboard_beam.exceptions import NotFoundError
-from plugboard_beam.schemas import Status
 from plugboard_beam.state.backend import StateBackend, StatefulProcess, failure_entry
 
 log = logging.getLogger(__name__)
@@ -72,9 +71,3 @@ class ProcessStateLink:
         self.connected = False
         await self.state.destroy()
 
-
-def process_status(errors: _t.Sequence[_t.Any], stopped: bool) -> Status:
-    """A process's status at the end of its run."""
-    if errors:
-        return Status.FAILED
-    return Status.STOPPED if stopped else Status.COMPLETED
