@@ -40,6 +40,7 @@ from plugboard_beam.runtime.stage import (
     encode_chunk,
 )
 from plugboard_beam.spec.load import LoadedModel, load_model
+from plugboard_beam.state.runs import KeyReporter, StateTarget
 
 log = logging.getLogger("plugboard_beam")
 
@@ -120,7 +121,8 @@ class StageDoFn(beam.DoFn):
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
-                 final_fields: _t.Sequence[str] = (), run_id: str = "") -> None:
+                 final_fields: _t.Sequence[str] = (), state: _t.Optional[StateTarget] = None,
+                 run_id: str = "") -> None:
         self.source = source
         self.stage = stage
         self.overrides = overrides
@@ -134,6 +136,7 @@ class StageDoFn(beam.DoFn):
         self.final_fields = tuple(f for f in final_fields if f.partition(".")[0] in members)
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
         self.edges = {e.id: e for e in stage.out_edges}
+        self.state = state  # where each key's row goes (at its start and end here), if anywhere
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
         # runners make a new instance per bundle); Beam state stays the source of truth.
         self.uid = uuid.uuid4().hex
@@ -157,6 +160,7 @@ class StageDoFn(beam.DoFn):
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
         self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
         self.unpicklable_warned = False
+        self.keys = KeyReporter(self.state, self.stage.members) if self.state is not None else None
 
     def _instance(self, key: str) -> LoadedModel:
         inst = self.instances.get(key)
@@ -176,6 +180,8 @@ class StageDoFn(beam.DoFn):
         # Live from the start, so an interruption in its first element still destroys it
         # (``close_live_runs``).
         self.live[key] = (0, run)
+        if self.keys is not None:
+            self.keys.started(key)
         run.start()
         return run
 
@@ -253,6 +259,8 @@ class StageDoFn(beam.DoFn):
                 self.steps[name].inc(n)
             unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
+            if self.keys is not None:
+                self.keys.ended(key, {n: r.comp.status for n, r in run.engine.runners.items()}, errors)
             yield from self._drain_writers(run)
             if self.final_fields:
                 comps = {n: r.comp for n, r in run.engine.runners.items()}
@@ -339,6 +347,8 @@ class StageDoFn(beam.DoFn):
         row = error_row(key, [err])
         if self.tracker is not None:
             self.tracker.ended(self.uid, key, {}, True)
+        if self.keys is not None:
+            self.keys.ended(key, {}, [err])
         yield from self._report(key, row, unused=[chunk] if chunk is not None else [])
         state.write(self._ended(row))
         self.instances.pop(key, None)
@@ -403,6 +413,7 @@ def build(
     wave: dataio.Wave = dataio.ALL_KEYS,
     final_fields: _t.Sequence[str] = (),
     finals_prefix: str = "",
+    state: _t.Optional[StateTarget] = None,
     context: _t.Optional[RunContext] = None,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
@@ -427,7 +438,8 @@ def build(
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
             StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
-                      final_fields=final_fields, run_id=context.run_id if context is not None else "")
+                      final_fields=final_fields, state=state,
+                      run_id=context.run_id if context is not None else "")
         ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)
         for e in stage.out_edges:

@@ -26,6 +26,7 @@ class BeamRunner(Runner):
     """Lower to Beam and run on ``beam_runner`` (the DirectRunner by default)."""
 
     name = "direct"
+    writes_state = True
 
     def __init__(self, beam_runner: str = "FnApiRunner") -> None:
         # Beam's "DirectRunner" first tries to download the Prism runner from the internet;
@@ -101,7 +102,7 @@ class BeamRunner(Runner):
         # the DoFns running in this process find the run's context (progress, live runs) by its id
         context = RunContext.open(options.tracker)
         build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix,
-              context=context)
+              state=self.state, context=context)
         tune_direct_runner()
         isolate_worker_signals()
         interrupted = False
