@@ -32,6 +32,8 @@ setup(
         "psycopg[binary]>=3.1",
         # process tune / Tuner: the Optuna sampler (ask/tell)
         "optuna>=3.4",
+        # schemas.simple_cycles (plugboard's topology checks): Johnson's algorithm
+        "networkx>=3.0",
     ],
     extras_require={
         # process tune --plot: the study as a PNG
