@@ -110,4 +110,14 @@ class ConnectorBuilder:
         return self.connector_cls(spec, **self.kwargs)
 
 
+def __getattr__(name: str) -> _t.Any:
+    """plugboard's transports that Beam replaces (``ZMQConnector``, ``RayConnector``, ...): an
+    ``ImportError`` that says what to use instead."""
+    from plugboard_beam.schemas.migration import REPLACED_TRANSPORTS, import_refusal
+
+    if name in REPLACED_TRANSPORTS:
+        raise import_refusal(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["AsyncioChannel", "AsyncioConnector", "Connector", "ConnectorBuilder", "ConnectorSpec"]
