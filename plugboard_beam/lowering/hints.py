@@ -28,12 +28,13 @@ ACCELERATOR_PREFIX = "nvidia-"
 
 
 def component_resources(model: LoadedModel) -> dict[str, Resource]:
-    """Each component's requirements: its YAML ``resources``, else its class's declaration."""
+    """Each component's requirements (those asking for more than the defaults): its YAML
+    ``resources``, else its class's declaration."""
     out: dict[str, Resource] = {}
     for spec in model.config.plugboard.process.args.components:
         declared = getattr(model.classes.get(spec.args.name), "resources", None)
         res = spec.args.resources or (declared if isinstance(declared, Resource) else None)
-        if res is not None:
+        if res is not None and not res.is_default:
             out[spec.args.name] = res
     return out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import re
 import typing as _t
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from plugboard_beam.schemas.entities import ENTITY_ID_REGEX, Entity
 from plugboard_beam.schemas.migration import check_connector_builder, normalise_process_type
@@ -243,9 +243,14 @@ class ProcessSpec(SpecModel):
     def _known_type(cls, v: _t.Any) -> _t.Any:
         return normalise_process_type(v) if isinstance(v, str) else v
 
+    @field_validator("connector_builder", mode="after")
+    @classmethod
+    def _transport(cls, v: ConnectorBuilderSpec, info: ValidationInfo) -> ConnectorBuilderSpec:
+        check_connector_builder(str(info.data.get("type", "")), v.type)
+        return v
+
     @model_validator(mode="after")
-    def _transport(self) -> _t.Self:
-        check_connector_builder(self.type, self.connector_builder.type)
+    def _state_default(self) -> _t.Self:
         if self.is_ray and self.args.state.type == DEFAULT_STATE_BACKEND_CLS_PATH:
             # plugboard's default for a RayProcess (bypasses validation: no recursion)
             self.args.state.__dict__["type"] = RAY_STATE_BACKEND_CLS_PATH

@@ -226,16 +226,16 @@ def follow_process_file(ctx: Context) -> None:
         target = (ctx.base_dir / name).resolve()
         if target in seen:
             chain = " -> ".join(p.name for p in [*seen, target])
-            ctx.problem(f"process: {name!r} makes a cycle of model files ({chain})", where, "process")
+            ctx.problem(f"process: {name!r} makes a cycle of model files ({chain})", where)
             return
         if len(seen) >= MAX_PROCESS_FILES:
             ctx.problem(f"process: {name!r}: more than {MAX_PROCESS_FILES} model files chained by 'process:'",
-                        where, "process")
+                        where)
             return
         if not target.is_file():
             hint = (f"; paths are relative to the folder of {ctx.path.name} ({ctx.base_dir}), and {name!r} "
                     "exists relative to the current directory" if Path(name).is_file() else "")
-            ctx.problem(f"process: {name!r}: no such model file ({target}){hint}", where, "process")
+            ctx.problem(f"process: {name!r}: no such model file ({target}){hint}", where)
             return
         outer, outer_path, outer_lines = ctx.raw["plugboard"], ctx.path, ctx.lines
         ctx.path, ctx.text, ctx.raw, ctx.lines = target, "", None, Lines()
