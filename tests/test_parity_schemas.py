@@ -416,7 +416,7 @@ def test_dataflow_dry_run_shows_resource_hints(tmp_path: Path, stages: str) -> N
     extra = "          resources: {cpu: 3, memory: 1Gi, gpu: 1, resources: {nvidia-l4: 1, fpga: 1}}\n"
     write(tmp_path, "m.yaml", model_text(count_extra=extra))
     done = cli(tmp_path, "process", "run", "m.yaml", "--runner", "dataflow", "--dry-run", "--job-dir", "job",
-               "--stages", stages, "--project=my-proj", "--region=us-central1", "--temp_location=gs://b/tmp")
+               "--stages", stages, "--project=my-proj", "--region=us-central1", "--temp_location=gs://my-bucket/tmp")
     assert done.returncode == 0, done.stderr
     expected = {"accelerator": "type:nvidia-l4;count:1;install-nvidia-driver", "cpu_count": "3",
                 "min_ram": str(1024**3)}
