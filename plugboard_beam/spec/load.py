@@ -403,7 +403,8 @@ def resolve_types(ctx: Context) -> None:
         try:
             ctx.classes[comp.args.name] = resolve_type(type_path, base)
         except LookupError as exc:
-            ctx.problem(str(exc), where, f"component '{comp.args.name}'")
+            read_as = f"{comp.type!r} is read as {type_path!r}: " if type_path != comp.type else ""
+            ctx.problem(f"{read_as}{exc}", where, f"component '{comp.args.name}'")
             continue
         if type_path != comp.type:
             rewritten.append(f"{comp.type} (line {ctx.lines.of(where)})")
