@@ -7,7 +7,8 @@ transports Beam replaces.
   plugboard. Its ``connector_builder: plugboard.connector.RayConnector`` is accepted with it
   for the same reason.
 - plugboard's other transports (ZMQ, Ray, RabbitMQ, Redis connectors and channels) are not
-  here: naming one, in a model file or in an import, is an error that says what to use instead.
+  here: naming one in a model file is an error that says what to use instead (in Python,
+  ``plugboard_beam.connector`` has the names, and constructing one is refused likewise).
 """
 
 from __future__ import annotations
@@ -61,12 +62,6 @@ class ReplacedTransportError(ValueError):
         super().__init__(replaced_message(name, where))
 
 
-def import_refusal(module: str, name: str) -> ImportError:
-    """The ``ImportError`` for ``from <module> import <name>`` of a replaced transport (a module
-    ``__getattr__`` raises it)."""
-    return ImportError(replaced_message(name), name=module)
-
-
 def replaced_transport(type_path: str) -> _t.Optional[str]:
     """The class name if ``type_path`` (``x.y.ZMQConnector`` or a bare name) is a replaced
     transport, else None."""
@@ -104,5 +99,5 @@ def check_connector_builder(process_type: str, builder_type: str) -> None:
                          + _INSTEAD_CONNECTOR)
 
 
-__all__ = ["REPLACED_TRANSPORTS", "ReplacedTransportError", "check_connector_builder", "import_refusal",
+__all__ = ["REPLACED_TRANSPORTS", "ReplacedTransportError", "check_connector_builder",
            "normalise_process_type", "ours", "replaced_message", "replaced_transport"]

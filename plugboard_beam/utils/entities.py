@@ -4,21 +4,12 @@ digits when generated; any ``Job_`` + at least 8 letters or digits is a valid jo
 from __future__ import annotations
 
 import re
-import secrets
-import string
 
 from plugboard_beam.schemas.entities import ENTITY_ID_REGEX, MAX_ENTITY_ID_CHARS, Entity
+from plugboard_beam.utils.random import gen_rand_str
 
-#: characters and length of a generated id suffix (plugboard's: 62**16 ids)
-RANDOM_CHAR_SET = string.ascii_letters + string.digits
-RANDOM_CHAR_COUNT = 16
 _ENTITY_ID = re.compile(ENTITY_ID_REGEX)
 _JOB_ID = re.compile(Entity.Job.id_regex)
-
-
-def gen_rand_str(chars: int = RANDOM_CHAR_COUNT) -> str:
-    """``chars`` random letters and digits (from the system's secure source)."""
-    return "".join(secrets.choice(RANDOM_CHAR_SET) for _ in range(chars))
 
 
 class EntityIdGen:
@@ -57,4 +48,4 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-__all__ = ["EntityIdGen", "check_job_id", "gen_rand_str"]
+__all__ = ["EntityIdGen", "check_job_id"]
