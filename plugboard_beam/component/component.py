@@ -393,6 +393,14 @@ class Component:
         status: Status = self.__dict__.get("_status", Status.CREATED)
         return status
 
+    async def _set_status(self, status: Status, publish: bool = True) -> None:
+        """Set the status; with ``publish``, store the component in its process's state
+        backend (once the process has connected it)."""
+        self.__dict__["_status"] = status
+        state = self.__dict__.get("_state")
+        if publish and state is not None and self.__dict__.get("_state_is_connected"):
+            await state.upsert_component(self)
+
     @StopEvent.handler
     async def _stop_handler(self, event: StopEvent) -> None:
         """Built-in: a ``StopEvent`` closes this component's IO (it steps no more)."""
