@@ -9,9 +9,10 @@ in ``plugboard_beam.state``; the class paths here are only names.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+import re
 import typing as _t
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from plugboard_beam.schemas.entities import MAX_ENTITY_ID_CHARS, Entity
 
@@ -38,8 +39,17 @@ class StateBackendArgsSpec(_StateModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, validate_assignment=True)
 
-    job_id: _t.Optional[str] = Field(default=None, pattern=Entity.Job.id_regex, max_length=MAX_ENTITY_ID_CHARS)
+    job_id: _t.Optional[str] = None
     metadata: dict[str, _t.Any] = {}
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, v: _t.Optional[str]) -> _t.Optional[str]:
+        if v is not None and (len(v) > MAX_ENTITY_ID_CHARS or not re.match(Entity.Job.id_regex, v)):
+            shown = v if len(v) <= 40 else v[:37] + "..."
+            raise ValueError(f"job_id {shown!r} is not a job id ('Job_' and at least 8 letters or digits, "
+                             f"at most {MAX_ENTITY_ID_CHARS} characters)")
+        return v
 
 
 class StateBackendSpec(_StateModel):
