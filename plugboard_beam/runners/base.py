@@ -119,7 +119,7 @@ class Runner:
 
     def state_target(self, model: LoadedModel, options: RunOptions) -> _t.Optional[state_runs.StateTarget]:
         """The model's ``state:`` on this runner (refused by runners that do not write it)."""
-        if model.config.plugboard.process.args.state is not None and not self.writes_state:
+        if "state" in model.config.plugboard.process.args.model_fields_set and not self.writes_state:
             here = "streaming runs (--streaming)" if options.streaming else f"--runner {self.label(options)}"
             raise UserError(f"state: (in {model.path.name}) is written by --runner local and batch runs on "
                             f"--runner direct; not yet by {here}: remove it there")
