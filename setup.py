@@ -32,6 +32,8 @@ setup(
         "psycopg[binary]>=3.1",
         # process tune / Tuner: the Optuna sampler (ask/tell)
         "optuna>=3.4",
+        # logging: components' self._logger (plugboard 0.9.0's structlog API) and the CLI's rendering
+        "structlog>=24.1",
     ],
     extras_require={
         # process tune --plot: the study as a PNG

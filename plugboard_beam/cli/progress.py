@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import typing as _t
@@ -18,6 +19,7 @@ class Progress:
         self.start = time.monotonic()
         self._drawn = False
         self._last = 0.0
+        self._line = ""
 
     def __call__(self, key: str, engine: Engine) -> None:
         if not self.enabled:
@@ -33,9 +35,25 @@ class Progress:
         head = f"[{key}] " if key else ""
         line = f"{head}{total} steps ({rate:,.0f}/s): {parts}"
         width = 120
-        self.stream.write("\r" + line[:width].ljust(width))
+        self._line = line[:width].ljust(width)
+        self.stream.write("\r" + self._line)
         self.stream.flush()
         self._drawn = True
+
+    @contextlib.contextmanager
+    def suspended(self) -> _t.Iterator[None]:
+        """The progress line cleared while something else (a log record) is written to the
+        terminal, then drawn again below it (``plugboard_beam.logs.LineOwner``)."""
+        if not self._drawn:
+            yield
+            return
+        self.stream.write("\r" + " " * len(self._line) + "\r")
+        self.stream.flush()
+        try:
+            yield
+        finally:
+            self.stream.write("\r" + self._line)
+            self.stream.flush()
 
     def done(self) -> None:
         """End the progress line."""

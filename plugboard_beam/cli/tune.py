@@ -3,6 +3,7 @@ the keys of one run (``--runner local``: in this process; ``direct``: one Beam p
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 import sys
@@ -10,7 +11,8 @@ import typing as _t
 
 import click
 
-from plugboard_beam.cli.main import handle_errors, quiet_beam, split_model
+from plugboard_beam.cli.logging_options import log_options, setup_logging
+from plugboard_beam.cli.main import handle_errors, split_model
 from plugboard_beam.exceptions import Interrupted, UserError
 
 if _t.TYPE_CHECKING:
@@ -39,12 +41,13 @@ OUT_FORMATS = (".csv", ".parquet")
               help="Override tune.args.max_concurrent: the trials of one batch (one run).")
 @click.option("--progress/--no-progress", default=None,
               help="Show trials done and the best so far (default: when stderr is a terminal).")
+@log_options
 @click.pass_context
 @handle_errors
 def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optional[str], plot: _t.Optional[str],
          storage: _t.Optional[str],
          study_name: _t.Optional[str], seed: _t.Optional[int], num_samples: _t.Optional[int],
-         max_concurrent: _t.Optional[int], progress: _t.Optional[bool]) -> None:
+         max_concurrent: _t.Optional[int], progress: _t.Optional[bool], **log_params: _t.Any) -> None:
     """Optimise MODEL's arguments with its tune: section (Optuna); prints the best trial(s)."""
     from plugboard_beam.tune.setup import load_tune_file
     from plugboard_beam.tune.study import Tuner
@@ -64,15 +67,15 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
                                                   if v is not None})
     tuner = Tuner(objective=args.objective, parameters=args.parameters, num_samples=num_samples or args.num_samples,
                   mode=args.mode, max_concurrent=max_concurrent or args.max_concurrent, algorithm=algorithm)
-    quiet_beam(bool(ctx.find_root().params.get("debug")))
     bar = TrialProgress(tuner, progress)
+    log = setup_logging(ctx, line=bar)
     executor = None
     if runner == "direct":
         from plugboard_beam.lowering.options import RunOptions
         from plugboard_beam.runners.direct import BeamRunner
         from plugboard_beam.runners.trials import RunnerExecutor
 
-        executor = RunnerExecutor(BeamRunner(), RunOptions(pipeline_args=pipeline_args))
+        executor = RunnerExecutor(BeamRunner(), RunOptions(pipeline_args=pipeline_args, log=log))
     try:
         best = tuner.run(spec.model, executor=executor, seed=seed, on_trial=bar)
     except (KeyboardInterrupt, Interrupted):
@@ -207,6 +210,13 @@ class TrialProgress:
         if self._drawn:
             self.stream.write("\r" + " " * 80 + "\r")
             self._drawn = False
+
+    @contextlib.contextmanager
+    def suspended(self) -> _t.Iterator[None]:
+        """The line cleared while a log record is written (``plugboard_beam.logs.LineOwner``);
+        drawn again at the next trial."""
+        self._clear()
+        yield
 
     def done(self) -> None:
         """End the progress line."""

@@ -55,7 +55,8 @@ def build_batch(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) -> 
     from plugboard_beam.lowering.plan import make_plan
 
     plan = make_plan(model.graph, request.options.partition)
-    build(pipeline, model, plan, list(request.instances), request.options.record, request.errors_prefix)
+    build(pipeline, model, plan, list(request.instances), request.options.record, request.errors_prefix,
+          log=request.options.log)
     return plan.stage_lines()
 
 

@@ -23,6 +23,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import Edge
+from plugboard_beam.logs import LogConfig, setup_worker
 from plugboard_beam.lowering import dataio
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
@@ -128,8 +129,10 @@ class StageDoFn(beam.DoFn):
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
-                 final_fields: _t.Sequence[str] = ()) -> None:
+                 final_fields: _t.Sequence[str] = (), log: _t.Optional[LogConfig] = None) -> None:
         self.source = source
+        #: the run's logging: level set on the worker in ``setup``, job id bound to components' records
+        self.log = log
         self.stage = stage
         self.overrides = overrides
         self.record = record
@@ -147,6 +150,8 @@ class StageDoFn(beam.DoFn):
         self.uid = uuid.uuid4().hex
 
     def setup(self) -> None:
+        if self.log is not None:
+            setup_worker(self.log)
         _destroy_at_exit()
         self.model = self.source.load()
         self.instances: dict[str, LoadedModel] = {}
@@ -175,7 +180,8 @@ class StageDoFn(beam.DoFn):
         for name in self.writers:
             components[name].outbox = []  # type: ignore[attr-defined]
         engine = Engine(inst.graph, components, key=key, members=self.stage.members,
-                        recorder=self.records if self.record else None, cut=self.cut)
+                        recorder=self.records if self.record else None, cut=self.cut,
+                        job_id=self.log.job_id if self.log is not None else None)
         run = StageRun(engine, self.windows)
         # Live from the start, so an interruption in its first element still destroys it
         # (``close_live_runs``).
@@ -406,6 +412,7 @@ def build(
     wave: dataio.Wave = dataio.ALL_KEYS,
     final_fields: _t.Sequence[str] = (),
     finals_prefix: str = "",
+    log: _t.Optional[LogConfig] = None,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
     With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``."""
@@ -426,7 +433,7 @@ def build(
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
             StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
-                      final_fields=final_fields)
+                      final_fields=final_fields, log=log)
         ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)
         for e in stage.out_edges:

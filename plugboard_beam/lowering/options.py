@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import typing as _t
 
+from plugboard_beam.logs import LogConfig
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.spec.scenarios import Scenario
 
@@ -45,3 +46,5 @@ class RunOptions:
     given: frozenset[str] = frozenset()
     #: ``component.field`` names each key reports when it ends (``RunReport.finals``; tuning objectives)
     final_fields: tuple[str, ...] = ()
+    #: logging (level, format, job id); travels to Beam workers in the stage DoFns
+    log: _t.Optional[LogConfig] = None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import difflib
+import time
 import typing as _t
 
 from plugboard_beam.exceptions import PlugboardBeamError, UserError
+from plugboard_beam.logs import get_logger
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
 from plugboard_beam.runtime.failure import Failure, merge_by_key
 from plugboard_beam.spec.load import LoadedModel
@@ -87,9 +89,20 @@ class Runner:
         scenarios = list(given or [Scenario(DEFAULT_KEY, {})])
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
         self.check(model, options)
-        report = self.execute(model, insts, options)
+        log = get_logger("plugboard_beam.run", model=str(model.path), runner=self.label(options),
+                         **({"job_id": options.log.job_id} if options.log and options.log.job_id else {}))
+        log.info("run started", keys=len(insts) if given is not None or len(insts) > 1 else None)
+        start = time.monotonic()
+        try:
+            report = self.execute(model, insts, options)
+        except BaseException as exc:
+            log.info("run stopped", reason=f"{type(exc).__name__}: {exc}"[:500],
+                        seconds=round(time.monotonic() - start, 3))
+            raise
         report.keys = report.keys or len(insts)
         report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
+        log.info("run ended", keys=report.keys, failed_keys=len(report.failures), steps=sum(report.steps.values()),
+                 seconds=round(time.monotonic() - start, 3))
         if report.failures:
             raise RunFailed(report)
         return report

@@ -91,7 +91,8 @@ class BeamRunner(Runner):
                      len(wave.keys) if wave.keys is not None else "the other", wave.rows)
         pipeline = beam.Pipeline(options=self.options)
         finals_prefix = os.path.join(os.path.dirname(prefix), f"finals-{wave.index:05d}")
-        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix)
+        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix,
+              options.log.on_local_workers() if options.log else None)
         tune_direct_runner()
         isolate_worker_signals()
         progress = options.progress

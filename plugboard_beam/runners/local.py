@@ -53,7 +53,7 @@ class LocalRunner(Runner):
                 components = construct(inst, key)
                 for name, rows in shared.items():
                     components[name].__dict__["_plugboard_beam_rows"] = rows
-                engine = Engine(inst.graph, components, key=key)
+                engine = Engine(inst.graph, components, key=key, job_id=options.log.job_id if options.log else None)
                 try:
                     run_to_end(engine, _bind_progress(options.progress, key))
                 finally:

@@ -137,7 +137,8 @@ class StreamingRunner(Runner):
                             all_keys if finite and readers else None,
                             intakes=None if ckpt is None else {r.name: ckpt.intake(r) for r in ckpt.readers},
                             ended=frozenset(ended), forget_seconds=options.forget_ended_keys,
-                            max_open_keys=None if finite else options.max_open_keys or MAX_OPEN_KEYS)
+                            max_open_keys=None if finite else options.max_open_keys or MAX_OPEN_KEYS,
+                            log=options.log.on_local_workers() if options.log else None)
             if ckpt is not None:
                 ckpt.start()
             watch.start()
