@@ -122,7 +122,7 @@ def _expand_scope(logger: _t.Any, name: str, event: dict[str, _t.Any]) -> dict[s
     scope = owner.__dict__.get(SCOPE_ATTR) if owner is not None else None
     if isinstance(scope, LogScope):
         # after the component's name, before the call's own fields
-        head = {k: event.pop(k) for k in ("component", "cls") if k in event}
+        head: dict[str, _t.Any] = {k: event.pop(k) for k in ("component", "cls") if k in event}
         return {**head, **scope.fields(), **event}
     return event
 
@@ -206,7 +206,7 @@ class Renderer(logging.Formatter):
         if self.json:
             return to_json(event)
         event.pop("logger", None)
-        return _t.cast(str, self.console(None, record.levelname.lower(), event))
+        return self.console(None, record.levelname.lower(), event)
 
 
 class Gate(logging.Filter):

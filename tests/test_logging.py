@@ -21,7 +21,8 @@ import typing as _t
 import pytest
 
 from conftest import cli_command
-from plugboard_beam.component import Component, IOController as IO
+from plugboard_beam.component import Component
+from plugboard_beam.component import IOController as IO
 
 PARTS = '''
 import warnings

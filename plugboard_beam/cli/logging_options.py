@@ -11,12 +11,10 @@ import click
 
 from plugboard_beam.logs import FORMATS, LEVELS, LineOwner, LogConfig, configure
 
-F = _t.TypeVar("F", bound=_t.Callable[..., _t.Any])
-
 LOG_PARAMS = ("log_level", "log_format", "verbose", "quiet")
 
 
-def log_options(fn: F) -> F:
+def log_options[F: _t.Callable[..., _t.Any]](fn: F) -> F:
     """Add the logging options to a command (their values reach it as ``log_level``, ``log_format``,
     ``verbose`` and ``quiet``)."""
     fn = click.option("-q", "--quiet", count=True,

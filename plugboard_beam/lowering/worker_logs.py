@@ -40,8 +40,8 @@ class Forwarded(logging.Filter):
         text = record.getMessage()
         if len(text) > MAX_ENTRY:
             return True
-        from google.protobuf import text_format
         from apache_beam.portability.api import beam_fn_api_pb2
+        from google.protobuf import text_format
 
         entry = beam_fn_api_pb2.LogEntry()
         try:
