@@ -25,7 +25,7 @@ from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.logs import LogConfig, setup_worker
 from plugboard_beam.lowering import dataio
-from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag
+from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, writer_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime import finals
 from plugboard_beam.runtime.engine import Engine
@@ -62,11 +62,6 @@ ENDED_AS = TOMBSTONE + b"E"
 PROGRESS: _t.Optional[_t.Callable[[str, Engine], None]] = None
 #: live runs by stage DoFn id, then key: (state version, run)
 _LIVE_RUNS: dict[str, dict[str, tuple[int, StageRun]]] = {}
-
-
-def writer_tag(name: str) -> str:
-    """The DoFn output tag carrying a Pub/Sub writer's messages."""
-    return f"w_{name}"
 
 
 class ModelSource(_t.NamedTuple):
@@ -419,7 +414,7 @@ def build(
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
     keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances]).with_output_types(str)
-    # data I/O (lowering/dataio.py): keyed readers become Beam reads outside the stages, whose
+    # data I/O (lowering/dataio/): keyed readers become Beam reads outside the stages, whose
     # keys then come from the data; many-key file/SQL writers hand their rows to Beam sinks
     io, edges, keys, errors, records = dataio.lower(pipeline, model, plan, instances, keys, wave,
                                                     record is not None)
