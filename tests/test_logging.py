@@ -316,3 +316,16 @@ def test_log_record_does_not_break_the_progress_line() -> None:
     record, redrawn = rest[len(drawn) + 2:].split("\n")
     assert "careful" in record and "n=3" in record and "[k1]" not in record
     assert redrawn == "\r" + drawn
+
+
+def test_dead_letters_are_warnings_with_reader_reason_and_key(caplog: pytest.LogCaptureFixture) -> None:
+    from plugboard_beam.logs import EVENT_ATTR
+    from plugboard_beam.streaming.pipeline import dead_letter
+
+    with caplog.at_level(logging.WARNING, logger="plugboard_beam"):
+        msg = dead_letter(b"{}", {"key": "k\x1b[31m", "seq": "4"}, "no inflow field", "sensor")
+    assert msg.attributes["reason"] == "no inflow field"
+    (rec,) = [getattr(r, EVENT_ATTR) for r in caplog.records]
+    assert (rec["event"], rec["level"], rec["reader"], rec["reason"]) == (
+        "message dead-lettered", "warning", "sensor", "no inflow field")
+    assert rec["key"] == repr("k\x1b[31m") and "\x1b" not in rec["key"] and rec["seq"] == "'4'"
