@@ -329,3 +329,51 @@ def test_dead_letters_are_warnings_with_reader_reason_and_key(caplog: pytest.Log
     assert (rec["event"], rec["level"], rec["reader"], rec["reason"]) == (
         "message dead-lettered", "warning", "sensor", "no inflow field")
     assert rec["key"] == repr("k\x1b[31m") and "\x1b" not in rec["key"] and rec["seq"] == "'4'"
+
+
+@pytest.mark.slow
+def test_dataflow_build_ships_the_log_config_to_the_stage_dofns(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Dataflow lowering's DoFns carry the run's LogConfig (pickled with them); a worker's
+    setup puts our loggers at its level and leaves the records to Beam's handler."""
+    import apache_beam as beam
+
+    from conftest import ROOT
+    from plugboard_beam.dataflow.builders import BuildRequest, build_batch
+    from plugboard_beam.logs import LOGGER, LogConfig, LogHandler
+    from plugboard_beam.lowering.beam import StageDoFn
+    from plugboard_beam.lowering.options import RunOptions
+    from plugboard_beam.spec import load_model
+
+    monkeypatch.chdir(tmp_path)  # the model's writer opens ./b.txt in init
+    model = load_model(str(ROOT / "specs" / "hello" / "my-model.yaml"))
+    config = LogConfig(level="debug", format="json", job_id="job-7")
+    request = BuildRequest(instances=(("default", {}),), options=RunOptions(log=config), beam_options=None,
+                           errors_prefix=str(tmp_path / "errors"), project="p", region="r", job_name="j",
+                           temp_location=str(tmp_path))
+    pipeline = beam.Pipeline()
+    build_batch(pipeline, model, request)
+    fns = []
+
+    class Visit(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node: _t.Any) -> None:
+            fn = getattr(node.transform, "fn", None)
+            if isinstance(fn, StageDoFn):
+                fns.append(fn)
+
+    pipeline.visit(Visit())
+    assert fns and all(fn.log == config for fn in fns)
+    shipped = pickle.loads(pickle.dumps(fns[0]))
+    ours = logging.getLogger(LOGGER)
+    before = (ours.level, list(ours.handlers), ours.propagate)
+    try:
+        ours.setLevel(logging.WARNING)
+        shipped.setup()
+        assert ours.level == logging.DEBUG and ours.propagate
+        assert not [h for h in ours.handlers if isinstance(h, LogHandler)]  # Beam's handler shows them
+        run = shipped._new_run("k1")
+        comp = next(iter(run.engine.runners.values())).comp
+        assert comp.__dict__["_plugboard_beam_log"].fields()["job_id"] == "job-7"
+        run.close()
+    finally:
+        ours.level, ours.handlers, ours.propagate = before[0], before[1], before[2]
