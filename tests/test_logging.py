@@ -377,3 +377,65 @@ def test_dataflow_build_ships_the_log_config_to_the_stage_dofns(tmp_path: Path,
         run.close()
     finally:
         ours.level, ours.handlers, ours.propagate = before[0], before[1], before[2]
+
+
+STREAM_PARTS = '''
+from plugboard_beam.component import Component, IOController as IO
+
+
+class Echo(Component):
+    io = IO(inputs=["x"], outputs=["y"])
+
+    async def step(self) -> None:
+        self._logger.info("echo", x=self.x)
+        self.y = self.x
+'''
+
+STREAM_MODEL = '''
+plugboard:
+  process:
+    args:
+      components:
+      - type: plugboard_beam.library.PubSubReader
+        args: {name: sensor, topic: lg-in, fields: [x]}
+      - type: lg_parts.Echo
+        args: {name: echo}
+      - type: plugboard_beam.library.PubSubWriter
+        args: {name: out, topic: lg-out, fields: [y]}
+      connectors:
+      - {source: sensor.x, target: echo.x}
+      - {source: echo.y, target: out.y}
+'''
+
+
+@pytest.mark.slow
+def test_streaming_run_logs_component_records_and_dead_letters(tmp_path: Path) -> None:
+    from plugboard_beam.testing.emulator import Emulator
+    from pubsub_testing import clients
+
+    project = "plugboard-beam-logs"
+    (tmp_path / "lg_parts.py").write_text(STREAM_PARTS)
+    (tmp_path / "model.yaml").write_text(STREAM_MODEL)
+    (tmp_path / "keys.yaml").write_text("- {key: k1}\n")
+    with Emulator(project=project) as emu:
+        env = dict(os.environ, PUBSUB_EMULATOR_HOST=emu.host, PUBSUB_PROJECT_ID=project)
+        os.environ["PUBSUB_EMULATOR_HOST"] = emu.host
+        try:
+            pub, sub = clients()
+            topic = f"projects/{project}/topics/lg-in"
+            pub.create_topic(name=topic)
+            sub.create_subscription(name=f"projects/{project}/subscriptions/lg-in-sub", topic=topic)
+            for seq, data in (("0", b'{"x": 1}'), ("99", b"not json"), ("1", b'{"x": 2}'), ("2", b"")):
+                pub.publish(topic, data, key="k1", seq=seq, **({"eos": "true"} if not data else {})).result()
+        finally:
+            del os.environ["PUBSUB_EMULATOR_HOST"]
+        proc = subprocess.run([*cli_command(), "process", "run", "model.yaml", "--streaming", "--scenarios",
+                               "keys.yaml", "-p", "sensor.subscription=lg-in-sub", "-v"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300, env=env)
+    recs = records(proc.stderr)
+    echo = [r for r in recs if r["event"] == "echo"]
+    got = [(r["component"], r["key"], r["step"], r["x"]) for r in echo]
+    assert got == [("echo", "k1", 0, 1), ("echo", "k1", 1, 2)], proc.stderr[-3000:]
+    dead = [r for r in recs if r["event"] == "message dead-lettered"]
+    assert len(dead) == 1 and dead[0]["reader"] == "sensor" and dead[0]["key"] == "'k1'", recs
+    assert [r["event"] for r in recs if r["logger"] == "plugboard_beam.run"][:1] == ["run started"]
