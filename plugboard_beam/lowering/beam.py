@@ -40,6 +40,7 @@ from plugboard_beam.runtime.stage import (
     encode_chunk,
 )
 from plugboard_beam.spec.load import LoadedModel, load_model
+from plugboard_beam.state.runs import KeyReporter, StateTarget
 
 log = logging.getLogger("plugboard_beam")
 
@@ -124,7 +125,8 @@ class StageDoFn(beam.DoFn):
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
-                 final_fields: _t.Sequence[str] = (), log: _t.Optional[LogConfig] = None) -> None:
+                 final_fields: _t.Sequence[str] = (), state: _t.Optional[StateTarget] = None,
+                 log: _t.Optional[LogConfig] = None) -> None:
         self.source = source
         #: the run's logging: level set on the worker in ``setup``, job id bound to components' records
         self.log = log
@@ -140,6 +142,7 @@ class StageDoFn(beam.DoFn):
         self.final_fields = tuple(f for f in final_fields if f.partition(".")[0] in members)
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
         self.edges = {e.id: e for e in stage.out_edges}
+        self.state = state  # where each key's row goes (at its start and end here), if anywhere
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
         # runners make a new instance per bundle); Beam state stays the source of truth.
         self.uid = uuid.uuid4().hex
@@ -161,6 +164,7 @@ class StageDoFn(beam.DoFn):
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
         self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
         self.unpicklable_warned = False
+        self.keys = KeyReporter(self.state, self.stage.members) if self.state is not None else None
 
     def _instance(self, key: str) -> LoadedModel:
         inst = self.instances.get(key)
@@ -181,6 +185,8 @@ class StageDoFn(beam.DoFn):
         # Live from the start, so an interruption in its first element still destroys it
         # (``close_live_runs``).
         self.live[key] = (0, run)
+        if self.keys is not None:
+            self.keys.started(key)
         run.start()
         return run
 
@@ -254,6 +260,8 @@ class StageDoFn(beam.DoFn):
                 self.steps[name].inc(n)
             unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
+            if self.keys is not None:
+                self.keys.ended(key, {n: r.comp.status for n, r in run.engine.runners.items()}, errors)
             yield from self._drain_writers(run)
             if self.final_fields:
                 comps = {n: r.comp for n, r in run.engine.runners.items()}
@@ -336,6 +344,8 @@ class StageDoFn(beam.DoFn):
             end: Chunk = (eid, 0, [], True)
             yield beam.pvalue.TaggedOutput(self.tags[eid], (key, end if eid in self.cut else encode_chunk(end)))
         row = error_row(key, [err])
+        if self.keys is not None:
+            self.keys.ended(key, {}, [err])
         yield from self._report(key, row, unused=[chunk] if chunk is not None else [])
         state.write(self._ended(row))
         self.instances.pop(key, None)
@@ -407,6 +417,7 @@ def build(
     wave: dataio.Wave = dataio.ALL_KEYS,
     final_fields: _t.Sequence[str] = (),
     finals_prefix: str = "",
+    state: _t.Optional[StateTarget] = None,
     log: _t.Optional[LogConfig] = None,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
@@ -428,7 +439,7 @@ def build(
         tags = [chunk_tag(e) for e in stage.out_edges]
         outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
             StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
-                      final_fields=final_fields, log=log)
+                      final_fields=final_fields, state=state, log=log)
         ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)
         for e in stage.out_edges:

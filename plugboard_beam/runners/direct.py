@@ -26,6 +26,7 @@ class BeamRunner(Runner):
     """Lower to Beam and run on ``beam_runner`` (the DirectRunner by default)."""
 
     name = "direct"
+    writes_state = True
 
     def __init__(self, beam_runner: str = "FnApiRunner") -> None:
         # Beam's "DirectRunner" first tries to download the Prism runner from the internet;
@@ -92,7 +93,7 @@ class BeamRunner(Runner):
         pipeline = beam.Pipeline(options=self.options)
         finals_prefix = os.path.join(os.path.dirname(prefix), f"finals-{wave.index:05d}")
         build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix,
-              options.log.on_local_workers() if options.log else None)
+              state=self.state, log=options.log.on_local_workers() if options.log else None)
         tune_direct_runner()
         isolate_worker_signals()
         progress = options.progress
