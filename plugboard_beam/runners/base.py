@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import difflib
+import logging
 import time
 import typing as _t
 
@@ -25,6 +26,7 @@ from plugboard_beam.state import runs as state_runs
 FailureLike = _t.Union[Failure, dict[str, _t.Any], str]
 
 Instances = list[tuple[Scenario, LoadedModel]]
+_LOG = logging.getLogger("plugboard_beam.runners")
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Runner:
                          **({"job_id": options.log.job_id} if options.log and options.log.job_id else {}))
         log.info("run started", keys=len(insts) if given is not None or len(insts) > 1 else None)
         start = time.monotonic()
+        self.report_resources(model, options)
         backend = state_runs.start(self.state) if self.state is not None else None
         failed = True
         try:
@@ -155,6 +158,16 @@ class Runner:
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         """Reject options this runner cannot honour (raise UserError)."""
+
+    def report_resources(self, model: LoadedModel, options: RunOptions) -> None:
+        """Components' ``resources``: this runner places nothing, so say once that they are
+        ignored here (Dataflow turns them into resource hints)."""
+        from plugboard_beam.lowering.hints import component_resources, describe_requirements
+
+        asked = describe_requirements(component_resources(model))
+        if asked:
+            _LOG.warning("component resources are ignored on --runner %s (every component runs on this "
+                         "machine; --runner dataflow makes them Beam resource hints): %s", self.label(options), asked)
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
         """Run every (scenario, model instance)."""

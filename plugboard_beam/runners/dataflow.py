@@ -68,6 +68,16 @@ class DataflowRunner(BeamRunner):
                               streaming=options.streaming, dry_run=options.dry_run, record=options.record)
         get_builder(self.kind)
 
+    def report_resources(self, model: LoadedModel, options: RunOptions) -> None:
+        """Resources become Beam resource hints (``lowering/hints.py``); say once what of them
+        Beam cannot express (fractions of a CPU, Ray's custom resources)."""
+        from plugboard_beam.lowering.hints import component_resources, stage_hints
+
+        resources = component_resources(model)
+        ignored = [i for name in resources for i in stage_hints(resources, [name]).ignored]
+        if ignored:
+            log.warning("component resources Dataflow has no hint for are ignored: %s", "; ".join(ignored))
+
     @property
     def kind(self) -> str:
         """``streaming`` or ``batch``."""
