@@ -39,6 +39,8 @@ setup(
         "pydantic-settings>=2.7.1",
         # progress bars and the run summary on a terminal
         "rich>=13",
+        # logging: components' self._logger (plugboard 0.9.0's structlog API) and the CLI's rendering
+        "structlog>=24.1",
     ],
     extras_require={
         # process tune --plot: the study as a PNG

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import signal
 import sys
 import threading
@@ -19,6 +18,7 @@ import typing as _t
 
 import click
 
+from plugboard_beam.cli.logging_options import log_options, setup_logging
 from plugboard_beam.exceptions import Interrupted, StepError, UserError
 from plugboard_beam.runners.base import RunFailed
 from plugboard_beam.runtime.context import RunTracker
@@ -329,6 +329,7 @@ RUNNER_HELP = ("direct (or DirectRunner): Apache Beam's DirectRunner (default). 
 @click.option("--job-dir", default="dataflow-job", show_default=True, help="Dataflow: where --dry-run writes.")
 @click.option("--profile", type=click.Path(dir_okay=False), default=None,
               help="YAML file of pipeline options (project, region, temp_location, ...); flags win.")
+@log_options
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.Optional[str], record: _t.Optional[str],
@@ -337,7 +338,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         rows_per_wave: int, streaming: bool, loops: str,
         feedback_topic: _t.Optional[str], checkpoint: _t.Optional[str],
         max_open_keys: _t.Optional[int], forget_ended_keys: _t.Optional[float], job_id: _t.Optional[str],
-        dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
+        dry_run: bool, job_dir: str, profile: _t.Optional[str], **log_params: _t.Any) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
     from plugboard_beam.cli.registry import get_runner
     from plugboard_beam.lowering.options import RunOptions
@@ -357,21 +358,22 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         name = "direct-streaming"
     # progress and the summary: the runners that run here (Dataflow runs elsewhere)
     tracker = RunTracker() if name != "dataflow" else None
+    from plugboard_beam.cli.progress import Progress
+
+    display = Progress.of_run(tracker, progress, every=progress_every) if tracker is not None else None
+    log = setup_logging(ctx, line=display, job_id=job)
     options = RunOptions(job_id=job,
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, tracker=tracker, rows_per_wave=rows_per_wave,
         streaming=streaming, loops=loops, feedback_topic=feedback_topic, checkpoint=checkpoint,
         max_open_keys=max_open_keys, forget_ended_keys=forget_ended_keys, dry_run=dry_run, job_dir=job_dir,
-        profile=profile, given=given_flags(ctx),
+        profile=profile, given=given_flags(ctx), log=log,
     )
-    quiet_beam(bool(ctx.find_root().params.get("debug")))
-    if tracker is None:
+    if tracker is None or display is None:
         get_runner(name).run(loaded, options)
         return
-    from plugboard_beam.cli.progress import Progress
     from plugboard_beam.cli.summary import destinations, stopped_summary, summary
 
-    display = Progress.of_run(tracker, progress, every=progress_every)
     outputs = destinations(loaded, record, streaming=streaming)
     try:
         with display:
@@ -475,28 +477,6 @@ def _add_topic_commands() -> None:
 
 
 _add_topic_commands()
-
-
-def quiet_beam(debug: bool) -> None:
-    """Beam's own INFO/WARNING chatter is noise for a CLI user (kept with --debug); our own
-    warnings read ``warning: ...``."""
-    ours = logging.getLogger("plugboard_beam")
-    if not ours.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(_LowerLevelFormatter())
-        ours.addHandler(handler)
-        ours.propagate = False
-        ours.setLevel(logging.DEBUG if debug else logging.WARNING)
-    if not debug:
-        # Beam logs a DoFn's exception (with its traceback) before re-raising it; the CLI
-        # reports every failure itself, in one message.
-        for name in ("apache_beam", "absl"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-class _LowerLevelFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
 def _register() -> None:

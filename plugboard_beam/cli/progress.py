@@ -136,6 +136,11 @@ class Progress:
                     bar.start()
                     self._draw()
 
+    def suspended(self) -> _t.ContextManager[None]:
+        """``suspend()`` under the name ``plugboard_beam.logs.LineOwner`` asks for (the log
+        handler clears the bar around each record)."""
+        return self.suspend()
+
     # ------------------------------------------------------------ drawing
     def _loop(self) -> None:
         wait = REDRAW_SECONDS if self.terminal else self.every

@@ -11,7 +11,8 @@ import typing as _t
 
 import click
 
-from plugboard_beam.cli.main import handle_errors, quiet_beam, split_model
+from plugboard_beam.cli.logging_options import log_options, setup_logging
+from plugboard_beam.cli.main import handle_errors, split_model
 from plugboard_beam.cli.progress import EVERY_SECONDS, Progress
 from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.runtime.context import Snapshot
@@ -47,6 +48,7 @@ OUT_FORMATS = (".csv", ".parquet")
                    "every --progress-every seconds otherwise).")
 @click.option("--progress-every", type=click.FloatRange(min=0.1), default=EVERY_SECONDS, show_default=True,
               metavar="SECONDS", help="Off a terminal: seconds between plain progress lines.")
+@log_options
 @click.option("--dry-run", is_flag=True, help="Dataflow: build the first batch's job offline into --job-dir, "
                                              "run no trial.")
 @click.option("--job-dir", default=None, help="Dataflow: where --dry-run writes (default: dataflow-job).")
@@ -58,7 +60,7 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
          storage: _t.Optional[str],
          study_name: _t.Optional[str], seed: _t.Optional[int], num_samples: _t.Optional[int],
          max_concurrent: _t.Optional[int], progress: _t.Optional[bool], progress_every: float, dry_run: bool,
-         job_dir: _t.Optional[str], profile: _t.Optional[str]) -> None:
+         job_dir: _t.Optional[str], profile: _t.Optional[str], **log_params: _t.Any) -> None:
     """Optimise MODEL's arguments with its tune: section (Optuna); prints the best trial(s)."""
     from plugboard_beam.tune.setup import load_tune_file
     from plugboard_beam.tune.study import Tuner
@@ -88,11 +90,12 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
                                                   if v is not None})
     tuner = Tuner(objective=args.objective, parameters=args.parameters, num_samples=num_samples or args.num_samples,
                   mode=args.mode, max_concurrent=max_concurrent or args.max_concurrent, algorithm=algorithm)
-    quiet_beam(bool(ctx.find_root().params.get("debug")))
     if dry_run:
+        setup_logging(ctx)
         dry_run_first_batch(tuner, spec.model, seed, pipeline_args, profile, job_dir or "dataflow-job")
         return
     bar = TrialProgress(tuner, progress, every=progress_every)
+    log = setup_logging(ctx, line=bar)
     executor: _t.Any = None
     if runner == "dataflow":
         from plugboard_beam.runners.trials import DataflowExecutor
@@ -103,7 +106,7 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
         from plugboard_beam.runners.direct import BeamRunner
         from plugboard_beam.runners.trials import RunnerExecutor
 
-        executor = RunnerExecutor(BeamRunner(), RunOptions(pipeline_args=pipeline_args))
+        executor = RunnerExecutor(BeamRunner(), RunOptions(pipeline_args=pipeline_args, log=log))
     try:
         bar.display.start()
         best = tuner.run(spec.model, executor=executor, seed=seed, on_trial=bar)
@@ -270,6 +273,10 @@ class TrialProgress:
         name = self.tuner.metric_names()[0]
         self.best = f"best {_num(best.metrics[name])} (trial {best.number})" if best is not None else "no result yet"
         self.trials = (done, total)
+
+    def suspended(self) -> _t.ContextManager[None]:
+        """The display taken away while a log record is written (``plugboard_beam.logs.LineOwner``)."""
+        return self.display.suspend()
 
     def done(self) -> None:
         """End the display."""

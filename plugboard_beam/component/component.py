@@ -6,12 +6,14 @@ import copy
 from dataclasses import dataclass
 import functools
 import inspect
-import logging
 import typing as _t
+
+import structlog
 
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.events.event import HANDLER_POPULATES, HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
+from plugboard_beam.logs import component_logger
 from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
 from plugboard_beam.schemas.resource import Resource
 from plugboard_beam.utils.registry import ClassRegistry
@@ -23,40 +25,6 @@ IO_READ_TIMEOUT_SECONDS: float = 20.0
 
 #: Constructor keywords every component accepts (``ComponentArgsDict``).
 BASE_ARGS: frozenset[str] = frozenset({"name", "initial_values", "parameters", "state", "constraints", "resources"})
-
-
-class ComponentLogger:
-    """``info``/``debug``/``warning``/``error``/``exception`` taking a message and key-value context,
-    as plugboard's structlog logger does; written to the ``plugboard_beam.component`` logger."""
-
-    def __init__(self, component: str) -> None:
-        self.component = component
-
-    def _log(self, level: int, event: str, kwargs: dict[str, _t.Any]) -> None:
-        log = logging.getLogger("plugboard_beam.component")
-        if log.isEnabledFor(level):
-            context = " ".join(f"{k}={v!r}" for k, v in kwargs.items())
-            log.log(level, "%s: %s%s", self.component, event, f" {context}" if context else "")
-
-    def debug(self, event: str, **kwargs: _t.Any) -> None:
-        """Log at DEBUG."""
-        self._log(logging.DEBUG, event, kwargs)
-
-    def info(self, event: str, **kwargs: _t.Any) -> None:
-        """Log at INFO."""
-        self._log(logging.INFO, event, kwargs)
-
-    def warning(self, event: str, **kwargs: _t.Any) -> None:
-        """Log at WARNING."""
-        self._log(logging.WARNING, event, kwargs)
-
-    def error(self, event: str, **kwargs: _t.Any) -> None:
-        """Log at ERROR."""
-        self._log(logging.ERROR, event, kwargs)
-
-    def exception(self, event: str, **kwargs: _t.Any) -> None:
-        """Log at ERROR with the exception being handled."""
-        logging.getLogger("plugboard_beam.component").exception("%s: %s", self.component, event)
 
 
 @dataclass(frozen=True)
@@ -423,10 +391,12 @@ class Component:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{key}'")
 
     @property
-    def _logger(self) -> ComponentLogger:
-        """plugboard's structured logger: ``self._logger.info("message", x=1)`` (Python logging,
-        logger ``plugboard_beam.component``; made on use, so components stay picklable)."""
-        return ComponentLogger(self.name)
+    def _logger(self) -> structlog.stdlib.BoundLogger:
+        """plugboard's structlog logger: ``self._logger.info("message", x=1)``, bound to the
+        component's name (``component``) and class (``cls``) and, while an engine runs it, to the
+        key, the step and the job id (``plugboard_beam.logs``); its records go through Python
+        logging (logger ``plugboard_beam.component``). Made on use, so components stay picklable."""
+        return component_logger(self)
 
     @property
     def id(self) -> str:

@@ -58,7 +58,8 @@ def build_batch(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) -> 
 
     plan = make_plan(model.graph, request.options.partition)
     build(pipeline, model, plan, list(request.instances), request.options.record, request.errors_prefix,
-          final_fields=request.options.final_fields, finals_prefix=request.finals_prefix)
+          final_fields=request.options.final_fields, finals_prefix=request.finals_prefix,
+          log=request.options.log)
     return plan.stage_lines()
 
 

@@ -23,6 +23,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import Edge
+from plugboard_beam.logs import LogConfig, setup_worker
 from plugboard_beam.lowering import dataio, hints
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, writer_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
@@ -122,8 +123,10 @@ class StageDoFn(beam.DoFn):
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
                  final_fields: _t.Sequence[str] = (), state: _t.Optional[StateTarget] = None,
-                 run_id: str = "") -> None:
+                 run_id: str = "", log: _t.Optional[LogConfig] = None) -> None:
         self.source = source
+        #: the run's logging: level set on the worker in ``setup``, job id bound to components' records
+        self.log = log
         self.stage = stage
         self.overrides = overrides
         self.record = record
@@ -144,6 +147,8 @@ class StageDoFn(beam.DoFn):
         self.run_id = run_id or self.uid
 
     def setup(self) -> None:
+        if self.log is not None:
+            setup_worker(self.log)
         _destroy_at_exit()
         self.model = self.source.load()
         self.instances: dict[str, LoadedModel] = {}
@@ -175,7 +180,8 @@ class StageDoFn(beam.DoFn):
         for name in self.writers:
             components[name].outbox = []  # type: ignore[attr-defined]
         engine = Engine(inst.graph, components, key=key, members=self.stage.members,
-                        recorder=self.records if self.record else None, cut=self.cut)
+                        recorder=self.records if self.record else None, cut=self.cut,
+                        job_id=self.log.job_id if self.log is not None else None)
         run = StageRun(engine, self.windows)
         # Live from the start, so an interruption in its first element still destroys it
         # (``close_live_runs``).
@@ -415,6 +421,7 @@ def build(
     finals_prefix: str = "",
     state: _t.Optional[StateTarget] = None,
     context: _t.Optional[RunContext] = None,
+    log: _t.Optional[LogConfig] = None,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
     With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``.
@@ -439,7 +446,7 @@ def build(
         tags = [chunk_tag(e) for e in stage.out_edges]
         run = beam.ParDo(StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
                                    final_fields=final_fields, state=state,
-                                   run_id=context.run_id if context is not None else ""))
+                                   run_id=context.run_id if context is not None else "", log=log))
         run.with_resource_hints(**hints.stage_hints(resources, stage.members).hints)  # in place
         outs = stage_in | f"Run {stage.name}" >> run.with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)

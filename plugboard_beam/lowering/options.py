@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import typing as _t
 
+from plugboard_beam.logs import LogConfig
 from plugboard_beam.runtime.context import RunTracker
 from plugboard_beam.spec.scenarios import Scenario
 
@@ -48,3 +49,5 @@ class RunOptions:
     #: the run's job id (``Job_`` + letters/digits, plugboard's format): ``--job-id``, else the
     #: model's ``state: args: job_id``, else generated (``resolve_job_id``); for logs and state
     job_id: _t.Optional[str] = None
+    #: logging (level, format, job id); travels to Beam workers in the stage DoFns
+    log: _t.Optional[LogConfig] = None

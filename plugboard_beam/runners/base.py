@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import difflib
 import logging
+import time
 import typing as _t
 
 import click
 
 from plugboard_beam.exceptions import PlugboardBeamError, UserError
+from plugboard_beam.logs import get_logger
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runtime.failure import Failure, merge_by_key
 from plugboard_beam.spec.load import LoadedModel
@@ -93,6 +95,10 @@ class Runner:
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
         self.state = self.state_target(model, options)
         self.check(model, options)
+        log = get_logger("plugboard_beam.run", model=str(model.path), runner=self.label(options),
+                         **({"job_id": options.log.job_id} if options.log and options.log.job_id else {}))
+        log.info("run started", keys=len(insts) if given is not None or len(insts) > 1 else None)
+        start = time.monotonic()
         self.report_resources(model, options)
         backend = state_runs.start(self.state) if self.state is not None else None
         failed = True
@@ -103,11 +109,17 @@ class Runner:
             report.keys = report.keys or len(insts)
             report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
             failed = bool(report.failures)
+        except BaseException as exc:
+            log.info("run stopped", reason=f"{type(exc).__name__}: {exc}"[:500],
+                     seconds=round(time.monotonic() - start, 3))
+            raise
         finally:
             if backend is not None and self.state is not None:
                 state_runs.finish(backend, self.state, failed)
                 click.echo(f"state: job {self.state.job_id}, process {self.state.process!r} "
                            f"({self.state.type.rpartition('.')[2]})", err=True)
+        log.info("run ended", keys=report.keys, failed_keys=len(report.failures), steps=sum(report.steps.values()),
+                 seconds=round(time.monotonic() - start, 3))
         if report.failures:
             raise RunFailed(report)
         return report

@@ -102,7 +102,7 @@ class BeamRunner(Runner):
         # the DoFns running in this process find the run's context (progress, live runs) by its id
         context = RunContext.open(options.tracker)
         build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix,
-              state=self.state, context=context)
+              state=self.state, context=context, log=options.log.on_local_workers() if options.log else None)
         tune_direct_runner()
         isolate_worker_signals()
         interrupted = False

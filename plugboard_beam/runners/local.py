@@ -61,7 +61,7 @@ class LocalRunner(Runner):
                 components = construct(inst, key)
                 for name, rows in shared.items():
                     components[name].__dict__["_plugboard_beam_rows"] = rows
-                engine = Engine(inst.graph, components, key=key)
+                engine = Engine(inst.graph, components, key=key, job_id=options.log.job_id if options.log else None)
                 if tracker is not None:
                     tracker.live(self.name, key, engine)  # its steps are read by the display
                 try:

@@ -144,7 +144,7 @@ class StreamingRunner(Runner):
                             intakes=None if ckpt is None else {r.name: ckpt.intake(r) for r in ckpt.readers},
                             ended=frozenset(ended), forget_seconds=options.forget_ended_keys,
                             max_open_keys=None if finite else options.max_open_keys or MAX_OPEN_KEYS,
-                            run_id=context.run_id)
+                            run_id=context.run_id, log=options.log.on_local_workers() if options.log else None)
             if ckpt is not None:
                 ckpt.start()
             watch.start()

@@ -36,6 +36,7 @@ from plugboard_beam.component.component import DRIVEN, Component, Status, raw_me
 from plugboard_beam.exceptions import IOStreamClosedError, StepError
 from plugboard_beam.graph.events import schedule_levels
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
+from plugboard_beam.logs import SCOPE_ATTR, LogScope
 from plugboard_beam.runtime.driver import Driver
 
 _Coroutine = types.CoroutineType
@@ -177,6 +178,7 @@ class Runner:
         "handlers",
         "is_source",
         "limit",
+        "log",
         "name",
         "out_edges",
         "outs",
@@ -188,9 +190,12 @@ class Runner:
     )
 
     def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str],
-                 limit: _t.Optional[float] = None) -> None:
+                 limit: _t.Optional[float] = None, key: str = "", job_id: _t.Optional[str] = None) -> None:
         self.comp = comp
         self.name = comp.name
+        #: what the component's ``_logger`` binds: key, this runner's steps, phase, job id
+        self.log = LogScope(key, job_id, self)
+        comp.__dict__[SCOPE_ATTR] = self.log
         #: ``step_timeout``: seconds each call may take (None: called on the engine's thread)
         self.limit = limit
         self.fields: list[Field] = [Field(f, comp.io.initial_values.get(f, ())) for f in inputs]
@@ -233,9 +238,12 @@ class Engine:
         recorder: _t.Optional[Recorder] = None,
         burst: int = 64,
         cut: _t.Collection[int] = (),
+        job_id: _t.Optional[str] = None,
     ) -> None:
         self.graph = graph
         self.key = key
+        #: bound to the components' log records (``plugboard_beam.logs.LogScope``)
+        self.job_id = job_id
         #: edges that leave and re-enter through the caller even between members (feedback)
         self.cut = frozenset(cut)
         self.members: tuple[str, ...] = tuple(n for n in graph.schedule_order() if members is None or n in members)
@@ -257,7 +265,8 @@ class Engine:
         order = schedule_levels(graph) if has_events else {}
         for name in self.members:
             node = graph.node(name)
-            self.runners[name] = Runner(components[name], node.inputs, node.outputs, node.step_timeout)
+            self.runners[name] = Runner(components[name], node.inputs, node.outputs, node.step_timeout,
+                                        self.key, self.job_id)
         for name in self.members:
             self._build_channels(graph.node(name), members, order)
         for name in self.members:
@@ -324,6 +333,7 @@ class Engine:
 
     # -------------------------------------------------------------- lifecycle
     def _call(self, runner: Runner, phase: str, fn: _t.Callable[[], _t.Any]) -> None:
+        runner.log.phase = phase
         try:
             if runner.limit is not None:
                 self.driver.call_limited(fn, runner.limit, f"{phase}()")
@@ -331,6 +341,8 @@ class Engine:
                 self.driver.call(fn)
         except Exception as exc:
             raise StepError(runner.name, self.key, runner.steps, phase, exc) from exc
+        finally:
+            runner.log.phase = None
 
     def init(self) -> None:
         """Call ``init()`` of every component (in spec order)."""
@@ -766,6 +778,7 @@ class Engine:
             "graph": self.graph,
             "cut": self.cut,
             "key": self.key,
+            "job_id": self.job_id,
             "members": self.members,
             "burst": self.burst,
             "runners": runners,
@@ -780,6 +793,7 @@ class Engine:
             return
         self.graph = state["graph"]
         self.key = state["key"]
+        self.job_id = state.get("job_id")
         self.members = state["members"]
         self.cut = state["cut"]
         self.burst = state["burst"]

@@ -23,6 +23,7 @@ import json
 import typing as _t
 
 from plugboard_beam.exceptions import StepError, UserFrame, describe_failure
+from plugboard_beam.logs import get_logger
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.component.component import Component
@@ -205,7 +206,17 @@ def finish(engine: Engine, error: _t.Optional[StepError] = None) -> list[StepErr
     finally:
         errors += engine.destroy()
         engine.driver.close()
+        for err in errors:
+            log_failure(Failure.of(err))
     return errors
+
+
+def log_failure(failure: Failure) -> None:
+    """A key's failure as an ERROR record where it happened (a Beam worker too), with its fields."""
+    get_logger("plugboard_beam.run").error(
+        "key failed", component=failure.component, key=failure.key, step=failure.step, phase=failure.phase,
+        reason=f"{failure.error_type}: {failure.reason}" if failure.error_type else failure.reason,
+        **({"at": failure.frame.describe()} if failure.frame is not None else {}))
 
 
 def construct(model: LoadedModel, key: str) -> dict[str, Component]:

@@ -37,5 +37,6 @@ def build_pipeline(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) 
     instances = list(request.instances)
     keyed_by_messages = readers and [k for k, _ in instances] == ["default"] and not instances[0][1]
     codec = Codec(request.job_name, SecretManagerKey(request.control_secret), event_classes(model.classes.values()))
-    build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res, codec)
+    build_streaming(pipeline, model, plan, [] if keyed_by_messages else instances, res, codec,
+                    log=request.options.log)
     return plan.stage_lines()

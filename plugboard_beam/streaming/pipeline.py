@@ -31,6 +31,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.json_limits import fit_message
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
+from plugboard_beam.logs import LogConfig, get_logger
 from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
 from plugboard_beam.lowering.hints import component_resources, stage_hints
@@ -81,6 +82,9 @@ def dead_letter(data: bytes, attributes: _t.Mapping[str, str], reason: str, read
     ``reader``, cut to fit Pub/Sub (``json_limits.fit_message``: attribute values at 1024 bytes;
     data over the message limit cut, with ``truncated``, ``original_bytes`` and ``sha256``)."""
     attrs = {k: v for k, v in attributes.items() if k not in ("reason", "reader")}
+    get_logger("plugboard_beam.streaming").warning(
+        "message dead-lettered", reader=reader, reason=reason[:500],
+        key=repr(str(attributes.get("key", ""))[:100]), seq=repr(str(attributes.get("seq", ""))[:40]))
     return PubsubMessage(*fit_message(data or b"", {"reason": reason, "reader": reader, **attrs},
                                       keep=("reason", "reader")))
 
@@ -312,6 +316,7 @@ def build_streaming(
     forget_seconds: _t.Optional[float] = None,
     max_open_keys: _t.Optional[int] = None,
     run_id: str = "",
+    log: _t.Optional[LogConfig] = None,
 ) -> None:
     """Add the streaming model's transforms to ``pipeline``.
 
@@ -406,7 +411,7 @@ def build_streaming(
             source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
             windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows},
             forget_seconds=forget, max_open_keys=max_open_keys if fed else None,
-            run_id=run_id))
+            run_id=run_id, log=log))
         run.with_resource_hints(**stage_hints(resources, st.members).hints)  # in place
         outs = stage_in | f"Run {st.name}" >> run.with_outputs(*out_tags)
         for e in st.out_edges:
