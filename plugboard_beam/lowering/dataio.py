@@ -61,10 +61,12 @@ from plugboard_beam.library.file_io import (
     csv_text,
     file_format,
     key_typed,
+    match_paths,
+    open_binary,
     parquet_bytes,
     read_table,
 )
-from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url, scrub
+from plugboard_beam.library.sql_io import RowsRefused, SQLReader, SQLTable, SQLWriter, safe_url, scrub, sync_url
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import encode_chunk
@@ -97,6 +99,7 @@ class KeyedRead:
     query: str = ""
     params: tuple[tuple[str, _t.Any], ...] = ()
     connect_args: tuple[tuple[str, _t.Any], ...] = ()
+    storage_options: tuple[tuple[str, _t.Any], ...] = ()  # a file read's fsspec options
 
     @property
     def what(self) -> str:
@@ -122,6 +125,7 @@ class SinkWrite:
     target: str  # path or table
     connection_string: str = ""
     connect_args: tuple[tuple[str, _t.Any], ...] = ()
+    storage_options: tuple[tuple[str, _t.Any], ...] = ()  # a file sink's fsspec options
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,8 @@ class DataIO:
                 continue
             fields = tuple(comp.io.outputs)
             if isinstance(comp, FileReader):
-                reads.append(KeyedRead(name, "file", fields, comp.key_column, comp.order_by, path=comp.path))
+                reads.append(KeyedRead(name, "file", fields, comp.key_column, comp.order_by, path=comp.path,
+                                       storage_options=tuple(comp.storage_options.items())))
             else:
                 reads.append(KeyedRead(name, "sql", fields, comp.key_column, comp.order_by,
                                        connection_string=comp.connection_string, query=comp.query,
@@ -254,7 +259,8 @@ class DataIO:
                 if target is None:
                     continue
                 if isinstance(w, FileWriter):
-                    sinks.append(SinkWrite(name, "file", tuple(w.io.inputs), target))
+                    sinks.append(SinkWrite(name, "file", tuple(w.io.inputs), target,
+                                           storage_options=tuple(w.storage_options.items())))
                 else:
                     sinks.append(SinkWrite(name, "sql", tuple(w.io.inputs), target,
                                            connection_string=w.connection_string,
@@ -389,7 +395,7 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
             if "://" not in path:
                 meta = pq.ParquetFile(path).metadata
             else:
-                with FileSystems.open(path) as f:
+                with open_binary(path, dict(r.storage_options)) as f:
                     meta = pq.ParquetFile(f).metadata
             for g in range(meta.num_row_groups):
                 yield (r, i, path, g, "")
@@ -407,7 +413,7 @@ def _file_paths(r: KeyedRead) -> list[str]:
 
     if not any(ch in r.path for ch in "*?["):
         return [r.path]
-    paths = sorted(m.path for res in FileSystems.match([r.path]) for m in res.metadata_list)
+    paths = match_paths(r.path, dict(r.storage_options))
     if not paths:
         raise DataError(f"{r.what}: no file matches")
     return paths
@@ -443,7 +449,7 @@ class _ReadPart(beam.DoFn):
             batches = iter([_arrow_batch(_parquet_group(r, path, group, cols), cols, k, self.wave)])
         else:
             what = r.what if path in ("", r.path) else f"{r.what} (file {path!r})"
-            batches = iter([_arrow_batch(read_table(path or r.path, what, cols), cols, k, self.wave)])
+            batches = iter([_arrow_batch(read_table(path or r.path, what, cols, dict(r.storage_options)), cols, k, self.wave)])
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
         csv_file = r.kind == "file" and group < 0
@@ -529,7 +535,7 @@ def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> _t.A
             pf = pq.ParquetFile(path)
             t = pf.read_row_group(group, columns=None, use_threads=False)
         else:
-            with FileSystems.open(path) as f:
+            with open_binary(path, dict(r.storage_options)) as f:
                 t = pq.ParquetFile(f).read_row_group(group, use_threads=False)
     except Exception as exc:
         raise DataError(f"{r.what}: cannot be read: {type(exc).__name__}: {exc}") from None
@@ -543,7 +549,7 @@ def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, .
     from sqlalchemy import create_engine, text
 
     try:
-        engine = create_engine(r.connection_string, **dict(r.connect_args))
+        engine = create_engine(sync_url(r.connection_string), **dict(r.connect_args))
     except Exception as exc:
         raise DataError(f"{r.what}: cannot use the database: {type(exc).__name__}: "
                         f"{scrub(str(exc), r.connection_string)}") from None
@@ -727,7 +733,7 @@ def _rows_bytes(fields: _t.Sequence[str], target: str, rows: _t.Sequence[Row], w
 def _write_rows(s: SinkWrite, rows: _t.Sequence[Row], path: str, what: str) -> None:
     from plugboard_beam.library.file_io import write_bytes
 
-    write_bytes(path, _rows_bytes(s.fields, s.target, rows, what), what)
+    write_bytes(path, _rows_bytes(s.fields, s.target, rows, what), what, dict(s.storage_options))
 
 
 def _kind(value: _t.Any) -> _t.Optional[str]:
@@ -1063,7 +1069,7 @@ def _key_column(r: KeyedRead, path: str) -> _t.Iterator[_t.Any]:
     """A file's key column in parts: a Parquet file's row groups one at a time (memory does not
     grow with the file), a CSV file whole."""
     if file_format(path) != ".parquet":
-        yield read_table(path, r.what, [r.key_column]).column(r.key_column)
+        yield read_table(path, r.what, [r.key_column], dict(r.storage_options)).column(r.key_column)
         return
     from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
@@ -1074,7 +1080,7 @@ def _key_column(r: KeyedRead, path: str) -> _t.Iterator[_t.Any]:
     if is_local(path) and not os.path.exists(path):
         raise DataError(f"{r.what}: no such file")
     try:
-        with (open(path, "rb") if is_local(path) else FileSystems.open(path)) as f:
+        with open_binary(path, dict(r.storage_options)) as f:
             pf = pq.ParquetFile(f)
             if r.key_column not in pf.schema_arrow.names:
                 raise DataError(f"{r.what}: no column(s) {[r.key_column]} (it has {pf.schema_arrow.names})")
