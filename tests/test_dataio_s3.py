@@ -37,7 +37,10 @@ def s3_server() -> Iterator[str]:
     server.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        _fs(url).mkdir(BUCKET)
+        import boto3
+
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=KEYS["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=KEYS["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=BUCKET)
         yield url
     finally:
         server.stop()

@@ -37,6 +37,14 @@ def _websockets(what: str) -> None:
         raise ImportError(f"{what} needs the websockets library: pip install 'plugboard-beam[websockets]'") from None
 
 
+async def _in_task(coro: _t.Coroutine[_t.Any, _t.Any, _t.Any]) -> _t.Any:
+    """Run ``coro`` as a task of the running loop: ``websockets`` uses ``asyncio.timeout``, which
+    needs a current task, and an engine may start a component's coroutine outside any task."""
+    import asyncio
+
+    return await asyncio.get_running_loop().create_task(coro)
+
+
 class WebsocketArgsDict(ComponentArgsDict):
     """The ``WebsocketBase`` constructor arguments."""
 
@@ -86,6 +94,9 @@ class WebsocketBase(Component):
 
     async def init(self) -> None:
         """Open the connection (``OSError`` and the like when it cannot be opened)."""
+        await _in_task(self._open())
+
+    async def _open(self) -> None:
         from websockets.asyncio.client import connect
 
         self._ctx = AsyncExitStack()
@@ -114,8 +125,8 @@ class WebsocketBase(Component):
     async def destroy(self) -> None:
         """Close the connection."""
         if self._ctx is not None:
-            await self._ctx.aclose()
-            self._ctx = None
+            ctx, self._ctx = self._ctx, None
+            await _in_task(ctx.aclose())
 
     def __getstate__(self) -> dict[str, _t.Any]:
         state = dict(self.__dict__)
@@ -190,17 +201,20 @@ class WebsocketReader(WebsocketBase):
             raise DataError(f"{self.name}: a message from {self._uri} cannot be taken as JSON: {exc}") from None
 
     async def step(self) -> None:
-        """Wait for the next message and output it."""
-        while self._skip_count > 0:
-            skipped = await self._recv_websocket()
-            if skipped is None:
-                continue
-            self._logger.info("Skipping message", message=skipped)
-            self._skip_count -= 1
+        """Wait for the next message and output it (the first ``skip_messages`` of every
+        connection, a reconnection during this step included, are skipped)."""
+        await _in_task(self._step())
+
+    async def _step(self) -> None:
         while True:
             message = await self._recv_websocket()
-            if message is not None:
-                break
+            if message is None:  # reconnected
+                continue
+            if self._skip_count > 0:
+                self._logger.info("Skipping message", message=message)
+                self._skip_count -= 1
+                continue
+            break
         self.message = self._decode(message) if self._parse_json else message
 
 
@@ -231,6 +245,9 @@ class WebsocketWriter(WebsocketBase):
 
     async def step(self) -> None:
         """Send the current ``message``."""
+        await _in_task(self._step())
+
+    async def _step(self) -> None:
         message = self.message
         if self._parse_json:
             try:
