@@ -108,11 +108,11 @@ def test_expanded_response_fields_become_outputs(response_model: _t.Any) -> None
 
 
 def test_bad_arguments_are_clear() -> None:
-    with pytest.raises(ValueError, match="LLM class nowhere.Nothing not found"):
+    with pytest.raises(ValueError, match=r"LLM class nowhere\.Nothing not found"):
         LLMChat(name="llm", llm="nowhere.Nothing")
-    with pytest.raises(ValueError, match="LLM class pydantic.BaseModel not found"):
+    with pytest.raises(ValueError, match=r"LLM class pydantic\.BaseModel not found"):
         LLMChat(name="llm", llm="pydantic.BaseModel")
-    with pytest.raises(ValueError, match="Response model nowhere.Model not found"):
+    with pytest.raises(ValueError, match=r"Response model nowhere\.Model not found"):
         LLMChat(name="llm", llm=f"{HERE}.RecordingLLM", response_model="nowhere.Model")
     with pytest.raises(ValueError, match="context_window"):
         LLMChat(name="llm", llm=f"{HERE}.RecordingLLM", context_window=-1)

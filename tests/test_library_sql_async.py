@@ -13,12 +13,12 @@ import textwrap
 import typing as _t
 
 import pytest
-from test_dataio_postgres import _exec, postgres_url  # noqa: F401  (the session's PostgreSQL server)
 
 from conftest import cli_command
 from plugboard_beam.exceptions import IOStreamClosedError
 from plugboard_beam.library import SQLReader, SQLWriter
 from plugboard_beam.library.sql_io import sync_url
+from test_dataio_postgres import _exec, postgres_url  # noqa: F401  (the session's PostgreSQL server)
 
 
 def test_sync_url_keeps_everything_but_the_driver() -> None:

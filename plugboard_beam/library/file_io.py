@@ -107,7 +107,7 @@ def open_binary(path: str, storage_options: StorageOptions = None) -> _t.Any:
         return fsspec.open(path, "rb", **dict(storage_options or {})).open()
     from apache_beam.io.filesystems import FileSystems
 
-    return FileSystems.open(path)  # type: ignore[no-untyped-call]
+    return FileSystems.open(path)
 
 
 def match_paths(pattern: str, storage_options: StorageOptions = None) -> list[str]:
@@ -119,7 +119,7 @@ def match_paths(pattern: str, storage_options: StorageOptions = None) -> list[st
         return sorted(fs.unstrip_protocol(p) for p in found)
     from apache_beam.io.filesystems import FileSystems
 
-    return sorted(m.path for res in FileSystems.match([pattern]) for m in res.metadata_list)
+    return sorted(m.path for res in FileSystems.match([pattern]) for m in res.metadata_list)  # type: ignore[no-untyped-call]
 
 
 def _fsspec_read(path: str, what: str, storage_options: StorageOptions) -> bytes:

@@ -133,8 +133,9 @@ class _LLMBase(Component):
             return
         raw = chat_response.raw
         if not isinstance(raw, BaseModel):
-            raise ValueError(f"{self.name}: expected a structured response ({self._response_model.__name__ if self._response_model else ''}) "
-                             f"from the LLM, got {type(raw).__name__}")
+            model = self._response_model.__name__ if self._response_model else ""
+            raise ValueError(f"{self.name}: expected a structured response ({model}) from the LLM, "
+                             f"got {type(raw).__name__}")
         for field, value in raw.model_dump().items():
             setattr(self, field, value)
 

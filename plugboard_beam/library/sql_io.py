@@ -556,5 +556,6 @@ class SQLWriter(DataWriter):
             self._sql.close()
 
 
-__all__ = ["ASYNC_DRIVERS", "KEY_PARAM", "SQLReader", "SQLTable", "SQLWriter", "bind_key", "key_params", "safe_url", "scrub",
+__all__ = ["ASYNC_DRIVERS", "KEY_PARAM", "SQLReader", "SQLTable", "SQLWriter", "bind_key", "key_params", "safe_url",
+           "scrub",
            "substitute_key_in", "sync_url"]

@@ -83,7 +83,7 @@ class WebsocketBase(Component):
         self._ctx: _t.Optional[AsyncExitStack] = None
 
     def _process_exception(self, exc: Exception) -> Exception | None:
-        from websockets.asyncio.client import process_exception
+        from websockets.asyncio.client import process_exception  # type: ignore[attr-defined]
 
         if not self._connection_success:
             self._logger.error("Error connecting to websocket", uri=self._uri, error=repr(exc))

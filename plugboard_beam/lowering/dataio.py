@@ -384,7 +384,6 @@ def _csv_files(r: KeyedRead) -> _t.Iterator[_t.Any]:
 def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
     """(read, file index, path, row group, "") for every row group of every matching file, or
     (read, 0, "", -1, error message)."""
-    from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
     from plugboard_beam.library.file_io import check_gcs_access
@@ -409,7 +408,6 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
 
 def _file_paths(r: KeyedRead) -> list[str]:
     """The files of a file read: its path, or the files its glob matches (sorted)."""
-    from apache_beam.io.filesystems import FileSystems
 
     if not any(ch in r.path for ch in "*?["):
         return [r.path]
@@ -449,7 +447,8 @@ class _ReadPart(beam.DoFn):
             batches = iter([_arrow_batch(_parquet_group(r, path, group, cols), cols, k, self.wave)])
         else:
             what = r.what if path in ("", r.path) else f"{r.what} (file {path!r})"
-            batches = iter([_arrow_batch(read_table(path or r.path, what, cols, dict(r.storage_options)), cols, k, self.wave)])
+            table = read_table(path or r.path, what, cols, dict(r.storage_options))
+            batches = iter([_arrow_batch(table, cols, k, self.wave)])
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
         csv_file = r.kind == "file" and group < 0
@@ -527,7 +526,6 @@ def _arrow_batch(table: _t.Any, cols: list[str], k: int, wave: Wave) -> Batch:
 
 
 def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> _t.Any:
-    from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
     try:
@@ -1071,7 +1069,6 @@ def _key_column(r: KeyedRead, path: str) -> _t.Iterator[_t.Any]:
     if file_format(path) != ".parquet":
         yield read_table(path, r.what, [r.key_column], dict(r.storage_options)).column(r.key_column)
         return
-    from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
     from plugboard_beam.library.file_io import check_gcs_access, is_local
