@@ -242,7 +242,7 @@ def test_tutorial_003_shape_with_mock_llm(tmp_path: Path, runner: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "output.csv").read_text() == (
         "location,temperature,wind_speed\n"
-        "London,12.8,0.012\n"
+        "London,12.8,0.01\n"
         "Canberra,18.2,14.91\n"
         "Amsterdam,12.5,0.49\n"
         "New York,16.4,7.4\n"
