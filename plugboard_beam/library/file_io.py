@@ -534,15 +534,23 @@ class FileWriter(DataWriter):
         except OSError as exc:
             raise DataError(f"{what}: cannot be written: {exc}") from None
 
+    async def run(self) -> None:
+        """As ``DataWriter.run``; a remote CSV file is written once its IO has closed."""
+        await super().run()
+        await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
+        if self._pending:
+            what = self.describe_target()
+            write_bytes(self._file_path, "".join(self._pending).encode(), what, self._storage_options)
+            self._pending = []
+
     async def destroy(self) -> None:
         await super().destroy()
         if self.outbox is None and self._saved == 0 and self._extension != ".parquet":
             # no rows at all: plugboard leaves no file; we write the header so readers see the columns
             await self._save({f: [] for f in self.io.inputs})
-        if self._pending:
-            what = self.describe_target()
-            write_bytes(self._file_path, "".join(self._pending).encode(), what, self._storage_options)
-            self._pending = []
+        await self._flush_pending()
 
 
 __all__ = ["FileReader", "FileWriter", "csv_text", "file_format", "key_typed", "match_paths", "open_binary",
