@@ -34,6 +34,9 @@ setup(
         "psycopg[binary]>=3.1",
         # process tune / Tuner: the Optuna sampler (ask/tell)
         "optuna>=3.4",
+        # plugboard.utils' DI container and Settings (plugboard_beam.utils), as plugboard has them
+        "that-depends>=3.4.1",
+        "pydantic-settings>=2.7.1",
     ],
     extras_require={
         # process tune --plot: the study as a PNG
@@ -53,7 +56,11 @@ setup(
                  # the library's optional parts, tested offline: a mock LLM, a websocket server on
                  # loopback, S3 as moto's server on loopback
                  "llama-index-core>=0.12.30,<1", "websockets>=14.2,<18", "s3fs>=2024.9.0",
-                 "moto[server]>=5.0,<6"],
+                 "moto[server]>=5.0,<6",
+                 # tools/plugboard_parity.py: pytest plugins and the packages plugboard's own
+                 # tests import
+                 "pytest-asyncio>=1.0", "pytest-timeout>=2.3", "msgspec>=0.18", "uvloop>=0.19",
+                 "aiofile>=3.8", "time-machine>=2.15"],
     },
     entry_points={"console_scripts": ["plugboard-beam=plugboard_beam.cli:main"]},
     classifiers=[

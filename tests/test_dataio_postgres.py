@@ -209,7 +209,7 @@ def test_postgres_refusing_one_keys_rows_keeps_the_others(postgres_url: str) -> 
     that key fails, named with its first step; the other keys' rows of the batch are inserted."""
     import json
 
-    from plugboard_beam.lowering.dataio import SinkWrite, _InsertRows
+    from plugboard_beam.lowering.dataio.sinks import SinkWrite, _InsertRows
 
     _exec(postgres_url, 'DROP TABLE IF EXISTS "mixed"',
           'CREATE TABLE "mixed" (key text, step integer, x double precision, PRIMARY KEY (key, step))')

@@ -89,7 +89,7 @@ def test_streaming_window_file_leaves_out_only_the_misfit_key(caplog: pytest.Log
 
     import pyarrow.parquet as pq
 
-    from plugboard_beam.lowering.dataio import WindowedWrite, _RowSink
+    from plugboard_beam.lowering.dataio.windowed import WindowedWrite, _RowSink
 
     sink = _RowSink(WindowedWrite("levels", ("level",), "out/levels.parquet", 2.0))
     fh = io.BytesIO()

@@ -153,7 +153,7 @@ def test_window_file_sink_writes_key_step_and_fields(path: str) -> None:
 
     import pyarrow.parquet as pq
 
-    from plugboard_beam.lowering.dataio import WindowedWrite, _Destination, _RowSink
+    from plugboard_beam.lowering.dataio.windowed import WindowedWrite, _Destination, _RowSink
 
     w = WindowedWrite("levels", ("level", "ok"), path, 2.0)
     assert w.folder == str(Path("out").resolve()) and w.stem == "levels"

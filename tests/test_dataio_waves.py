@@ -50,7 +50,8 @@ def test_a_wave_keeps_its_keys_and_only_the_first_keeps_rows_without_key() -> No
 
 
 def test_arrow_filter_keeps_the_waves_rows_and_their_row_numbers() -> None:
-    from plugboard_beam.lowering.dataio import Wave, _arrow_batch
+    from plugboard_beam.lowering.dataio import Wave
+    from plugboard_beam.lowering.dataio.reads import _arrow_batch
 
     table = pa.table({"asset": [2, 1, None, 2, 3], "x": [0.5, 1.5, 2.5, 3.5, 4.5]})
     columns, numbers, n = _arrow_batch(table, ["x", "asset"], 1, Wave(0, 2, frozenset({"2"})))

@@ -256,13 +256,17 @@ def _plural(n: int, word: str) -> str:
 
 @process.command()
 @MODEL
+@click.option("--url", is_flag=True, help="Also print a link to the diagram on the Mermaid Live Editor.")
 @handle_errors
-def diagram(model: str) -> None:
+def diagram(model: str, url: bool) -> None:
     """Print MODEL as a Mermaid flowchart."""
-    from plugboard_beam.diagram import mermaid
+    from plugboard_beam.diagram import MermaidDiagram, mermaid
     from plugboard_beam.spec import load_model
 
-    click.echo(mermaid(load_model(model).graph), nl=False)
+    text = mermaid(load_model(model).graph)
+    click.echo(text, nl=False)
+    if url:
+        click.echo(MermaidDiagram(text).url)
 
 
 FEEDBACK_TOPIC_HELP = ("Streaming: the Pub/Sub topic that every loop edge cut for streaming travels through. "

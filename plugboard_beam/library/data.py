@@ -8,7 +8,7 @@ the end) and ``_adapt``/``_convert`` (the chunk as ``{field: deque}``); a writer
 
 Two additions serve many model instances fed from one table: ``key_column`` (each key's
 instance gets the rows whose column equals its key; the Beam lowering reads the table once and
-groups it by key, see ``lowering/dataio.py``) and ``order_by`` (the column giving each key's
+groups it by key, see ``lowering/dataio/reads.py``) and ``order_by`` (the column giving each key's
 row order; default: file order). A writer given rows by the Beam lowering (its ``outbox`` set)
 hands them over instead of saving them itself, and the lowering writes one table for all keys.
 """

@@ -163,4 +163,9 @@ def chunk_tag(edge: Edge) -> str:
     return f"e{edge.id}"
 
 
-__all__: _t.Sequence[str] = ["PARTITIONS", "Plan", "Stage", "chunk_tag", "make_plan"]
+def writer_tag(name: str) -> str:
+    """The DoFn output tag carrying a writer's messages or rows (Pub/Sub writers, sink writers)."""
+    return f"w_{name}"
+
+
+__all__: _t.Sequence[str] = ["PARTITIONS", "Plan", "Stage", "chunk_tag", "make_plan", "writer_tag"]

@@ -3,28 +3,51 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import signal
 import threading
 import typing as _t
 
 from plugboard_beam.component.component import Component
-from plugboard_beam.connector import Connector
+from plugboard_beam.connector import Connector, is_event_connector
 from plugboard_beam.events.connectors import EventConnector
-from plugboard_beam.exceptions import StepError
+from plugboard_beam.exceptions import NotInitialisedError, StepError, UserError
 from plugboard_beam.graph.model import ModelGraph
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
-from plugboard_beam.schemas import ProcessSpec, Status
+from plugboard_beam.schemas import ConfigSpec, ProcessSpec, Status
 from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
+from plugboard_beam.state import DictStateBackend, StateBackend, build_state
+from plugboard_beam.state.process_link import ProcessStateLink
 
 
 class _Stopped(Exception):
     """The engine thread was asked to stop (the caller was cancelled)."""
 
 
-class LocalProcess:
+class Process:
+    """Base class of processes (plugboard's ``Process``): ``LocalProcess`` runs one in this
+    process; Beam runners run models from their YAML (``plugboard-beam process run``)."""
+
+
+class RayProcess(Process):
+    """plugboard's Ray process: Beam plays Ray's role here, so constructing one is refused with
+    what to use instead (a model file naming it runs on Beam: ``process run``)."""
+
+    def __init__(self, *args: _t.Any, **kwargs: _t.Any) -> None:
+        raise UserError(
+            "RayProcess runs a model on Ray in plugboard; plugboard_beam runs it on Apache Beam "
+            "instead: use LocalProcess in Python, or run the model's YAML with "
+            "`plugboard-beam process run` on the DirectRunner (--runner direct) or Dataflow "
+            "(--runner dataflow)."
+        )
+
+
+class LocalProcess(Process):
     """Runs components in this process with the shared step engine.
 
     ``async with process: await process.run()`` calls ``init`` on entry and ``destroy`` on exit,
@@ -37,13 +60,17 @@ class LocalProcess:
         connectors: _t.Iterable[_t.Union[Connector, EventConnector]],
         name: _t.Optional[str] = None,
         parameters: _t.Optional[dict[str, _t.Any]] = None,
-        state: _t.Any = None,
+        state: _t.Optional[StateBackend] = None,
     ) -> None:
         self.name = name or "process"
+        # plugboard's default: a DictStateBackend (see plugboard_beam.state for persistent ones)
+        self._state_link = ProcessStateLink(state if state is not None else DictStateBackend())
+        self._reported = False
         self.parameters = dict(parameters or {})
         comps = list(components)
-        # Event connectors (EventConnectorBuilder) are declarations: the graph derives event edges.
-        conns = [c for c in connectors if not isinstance(c, EventConnector)]
+        # Event connectors (EventConnectorBuilder, ConnectorBuilder.build_event_connectors) are
+        # declarations: the graph derives event edges from the components' events.
+        conns = [c for c in connectors if not isinstance(c, EventConnector) and not is_event_connector(c)]
         self.components: dict[str, Component] = {c.name: c for c in comps}
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
         # Validated here, reported by ``init()`` as plugboard does (a ``ValidationError``, here
@@ -59,6 +86,23 @@ class LocalProcess:
         self._pool: _t.Optional[ThreadPoolExecutor] = None
         self._stop = threading.Event()
         self._initialised = False
+        self._status = Status.CREATED
+
+    @property
+    def id(self) -> str:
+        """The process's name."""
+        return self.name
+
+    @property
+    def status(self) -> Status:
+        """``created`` -> ``init`` -> ``running`` (``waiting`` between ``step()`` calls) ->
+        ``completed``, ``stopped`` (cancelled, SIGINT) or ``failed``, as plugboard's."""
+        return self._status
+
+    @property
+    def is_initialised(self) -> bool:
+        """Whether ``init()`` has run (and ``destroy()`` not yet)."""
+        return self._initialised
 
     async def _in_thread(self, fn: _t.Callable[[], _t.Any]) -> _t.Any:
         if self._pool is None:
@@ -88,22 +132,95 @@ class LocalProcess:
             raise self._invalid
         for comp in self.components.values():
             comp.merge_process_parameters(self.parameters)
-        await self._in_thread(self._guarded(self._engine.init))
+        await self.connect_state()
+        try:
+            await self._in_thread(self._guarded(self._engine.init))
+        except StepError as err:
+            await self._ended([err, *err.also])
+            raise
         self._initialised = True
+        self._status = Status.INIT
+        await self._state_link.publish(self)
+
+    def _check_initialised(self) -> None:
+        if not self._initialised:
+            raise NotInitialisedError("Process must be initialised before running")
+
+    async def step(self) -> None:
+        """Step every component once, as far as its inputs allow (a source steps once, a
+        component whose inputs got a value steps on it), through the step engine; the status is
+        ``waiting`` after it, or ``failed`` (and the ``StepError`` raised)."""
+        self._check_initialised()
+        self._status = Status.RUNNING
+        engine = self._engine
+
+        def one_round() -> None:
+            burst = engine.burst
+            engine.burst = 1
+            try:
+                engine.run(max_rounds=1)
+            finally:
+                engine.burst = burst
+
+        try:
+            await self._in_thread(self._guarded(one_round))
+        except BaseException:
+            self._status = Status.FAILED if self._failed() else Status.STOPPED
+            raise
+        self._status = Status.WAITING
 
     async def run(self) -> None:
-        """Step every component until all have ended.
+        """Step every component until all have ended; the status ends ``completed``, ``failed``
+        (the ``StepError`` raised) or ``stopped``.
 
-        If the caller is cancelled (Ctrl-C under ``asyncio.run``), the engine thread stops
-        within a fraction of a second, so ``destroy()`` (on leaving ``async with``) runs soon."""
-        if not self._initialised:
-            await self.init()
+        ``cancel()``, SIGINT while it runs (as plugboard installs a handler for it) and
+        cancelling the caller stop the engine thread within a fraction of a second; components
+        that had not ended are ``stopped``, and ``destroy()`` (on leaving ``async with``) runs
+        soon."""
+        self._check_initialised()
+        self._status = Status.RUNNING
         self._stop.clear()
+        loop = asyncio.get_running_loop()
+        handled = False
+        try:
+            loop.add_signal_handler(signal.SIGINT, self.cancel)
+            handled = True
+        except (NotImplementedError, ValueError, RuntimeError):
+            pass  # not the main thread, or no signal support: Ctrl-C cancels the caller instead
+        await self._state_link.publish(self)
         try:
             await self._in_thread(self._guarded(self._run_engine))
+        except StepError as err:
+            await self._ended([err, *err.also])
+            raise
         except BaseException:
             self._stop.set()
+            if self._status is Status.RUNNING:
+                self._status = Status.FAILED if self._failed() else Status.STOPPED
             raise
+        finally:
+            if handled:
+                loop.remove_signal_handler(signal.SIGINT)
+        if self._status is Status.RUNNING:
+            self._status = Status.COMPLETED
+        await self._ended([])
+
+    async def _ended(self, errors: list[StepError]) -> None:
+        """The run ended (``errors``: why it failed): the state backend is told (components,
+        process status, the key row)."""
+        if errors:
+            self._status = Status.FAILED
+        self._reported = True
+        await self._state_link.ended(self, errors)
+
+    def _failed(self) -> bool:
+        return any(c.status is Status.FAILED for c in self.components.values())
+
+    def cancel(self) -> None:
+        """Stop the run: the engine stops between steps, components that had not ended are
+        ``stopped``, and so is the process (plugboard's ``cancel``, also SIGINT's handler)."""
+        self._stop.set()
+        self._status = Status.STOPPED
 
     def _run_engine(self) -> None:
         def check(engine: Engine) -> None:
@@ -116,6 +233,48 @@ class LocalProcess:
             for comp in self.components.values():  # as plugboard's cancel: unfinished ones stop
                 if not comp.status.is_terminal:
                     comp.__dict__["_status"] = Status.STOPPED
+            return
+        if self._stop.is_set():  # cancelled during the last round
+            for comp in self.components.values():
+                if not comp.status.is_terminal:
+                    comp.__dict__["_status"] = Status.STOPPED
+
+    def export(self) -> dict[str, _t.Any]:
+        """``{"type": ..., "args": {components, connectors, name, parameters}}``: the spec of
+        this process (plugboard's ``export()``); event connectors are derived, so left out."""
+        return {
+            "type": f"{type(self).__module__}.{type(self).__name__}",
+            "args": {
+                "name": self.name,
+                "components": [c.export() for c in self.components.values()],
+                "connectors": [c.spec.model_dump(mode="json") for c in self.connectors.values()],
+                "parameters": dict(self.parameters),
+            },
+        }
+
+    def dict(self) -> dict[str, _t.Any]:
+        """The process's state: ``id``, ``name``, ``status``, each component's and connector's
+        ``dict()``, ``parameters`` (plugboard's ``dict()``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": str(self.status),
+            "components": {k: v.dict() for k, v in self.components.items()},
+            "connectors": {k: v.dict() for k, v in self.connectors.items()},
+            "parameters": self.parameters,
+        }
+
+    def dump(self, path: _t.Union[Path, str]) -> None:
+        """Write the process as a model file (``plugboard: process: ...``) for
+        ``plugboard-beam process run``; ``ValueError`` unless ``path`` ends ``.yaml``/``.yml``."""
+        import yaml
+
+        yaml_path = Path(path)
+        if yaml_path.suffix.lower() not in {".yaml", ".yml"}:
+            raise ValueError("Path must have a .yaml/.yml extension")
+        spec = ConfigSpec.model_validate({"plugboard": {"process": self.export()}})
+        yaml_path.parent.mkdir(parents=True, exist_ok=True)
+        yaml_path.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
 
     async def destroy(self) -> None:
         """Call ``destroy()`` on every component (once; after a failure it already ran)."""
@@ -123,6 +282,10 @@ class LocalProcess:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._status == Status.STOPPED and not self._reported:
+            await self._ended([])  # the run was cancelled
+        await self._state_link.close(self)
+        self._initialised = False
         if errors:
             errors[0].also = errors[1:]
             raise errors[0]
@@ -134,9 +297,20 @@ class LocalProcess:
     async def __aexit__(self, *exc: object) -> None:
         await self.destroy()
 
-    def steps(self) -> dict[str, int]:
+    def steps(self) -> builtins.dict[str, int]:
         """Steps done so far, per component."""
         return self._engine.steps()
+
+    # plugboard's state API (plugboard_beam.state)
+    @property
+    def state(self) -> StateBackend:
+        """The state backend the process reports to."""
+        return self._state_link.state
+
+    async def connect_state(self, state: _t.Optional[StateBackend] = None) -> None:
+        """Start the state backend's job and store the process, its components and connectors
+        (``init()`` does it; ``state`` replaces the backend given at construction)."""
+        await self._state_link.connect(self, state)
 
 
 class ProcessBuilder:
@@ -160,7 +334,7 @@ class ProcessBuilder:
         components = model.build_components(DEFAULT_KEY)
         connectors = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
         return LocalProcess(components=list(components.values()), connectors=connectors, name=spec.args.name,
-                            parameters=dict(spec.args.parameters))
+                            parameters=dict(spec.args.parameters), state=build_state(spec.args.state))
 
 
-__all__ = ["LocalProcess", "ProcessBuilder"]
+__all__ = ["LocalProcess", "Process", "ProcessBuilder", "RayProcess"]

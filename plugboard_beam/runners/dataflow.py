@@ -46,6 +46,7 @@ class DataflowRunner(BeamRunner):
     """Submit the model's pipeline to Google Cloud Dataflow (or build it offline with --dry-run)."""
 
     name = "dataflow"
+    writes_state = False  # the job is built from a request (dataflow/builders.py): not wired yet
 
     def __init__(self) -> None:
         super().__init__("DataflowRunner")

@@ -31,9 +31,9 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from plugboard_beam.graph.model import Edge
 from plugboard_beam.library.json_limits import fit_message
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
-from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource, writer_tag
+from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
-from plugboard_beam.lowering.plan import Plan, chunk_tag
+from plugboard_beam.lowering.plan import Plan, chunk_tag, writer_tag
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import Chunk, ReorderWindow, Unsequenced
 from plugboard_beam.spec.load import LoadedModel
@@ -378,7 +378,7 @@ def build_streaming(
     writers_of = set(res.writers)
     readers_of = {r.name for r in res.readers}
     # FileWriters (issue 11.5): their rows leave the stage like a PubSubWriter's messages and go
-    # to Beam's windowed file sink (lowering/dataio.py), one file set per window, instead of
+    # to Beam's windowed file sink (lowering/dataio/windowed.py), one file set per window, instead of
     # each key's file being written only when the key ends
     files = windowed_writes(model, {name for _, o in scenarios for name in (o or {})})
     chunks_by_edge: dict[int, _t.Any] = {}
