@@ -23,7 +23,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import Edge
-from plugboard_beam.lowering import dataio
+from plugboard_beam.lowering import dataio, hints
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, writer_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime import finals
@@ -423,16 +423,17 @@ def build(
                                                     record is not None)
     plan = io.plan
     final_rows: list[_t.Any] = []
+    resources = hints.component_resources(model)
     for stage in plan.stages:
         if stage.in_edges:
             stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
         else:
             stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None)).with_output_types(STAGE_INPUT)
         tags = [chunk_tag(e) for e in stage.out_edges]
-        outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
-            StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
-                      final_fields=final_fields, state=state)
-        ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
+        run = beam.ParDo(StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
+                                   final_fields=final_fields, state=state))
+        run.with_resource_hints(**hints.stage_hints(resources, stage.members).hints)  # in place
+        outs = stage_in | f"Run {stage.name}" >> run.with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)
         for e in stage.out_edges:
             edges[e.id] = outs[chunk_tag(e)]

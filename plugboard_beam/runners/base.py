@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import difflib
+import logging
 import typing as _t
 
 import click
@@ -23,6 +24,7 @@ from plugboard_beam.state import runs as state_runs
 FailureLike = _t.Union[Failure, dict[str, _t.Any], str]
 
 Instances = list[tuple[Scenario, LoadedModel]]
+_LOG = logging.getLogger("plugboard_beam.runners")
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Runner:
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
         self.state = self.state_target(model, options)
         self.check(model, options)
+        self.report_resources(model, options)
         backend = state_runs.start(self.state) if self.state is not None else None
         failed = True
         try:
@@ -143,6 +146,16 @@ class Runner:
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         """Reject options this runner cannot honour (raise UserError)."""
+
+    def report_resources(self, model: LoadedModel, options: RunOptions) -> None:
+        """Components' ``resources``: this runner places nothing, so say once that they are
+        ignored here (Dataflow turns them into resource hints)."""
+        from plugboard_beam.lowering.hints import component_resources, describe_requirements
+
+        asked = describe_requirements(component_resources(model))
+        if asked:
+            _LOG.warning("component resources are ignored on --runner %s (every component runs on this "
+                         "machine; --runner dataflow makes them Beam resource hints): %s", self.label(options), asked)
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
         """Run every (scenario, model instance)."""

@@ -48,9 +48,9 @@ class StateTarget:
         """The model's ``state:`` for a run on ``runner`` (None when it names none); a
         ``UserError`` naming the YAML line for a backend that cannot work there."""
         args_spec = model.config.plugboard.process.args
-        spec = args_spec.state
-        if spec is None:
+        if "state" not in args_spec.model_fields_set:  # a StateBackendSpec, defaulted when not given
             return None
+        spec = args_spec.state.model_dump(exclude_unset=True)
         line = model.lines.of(("plugboard", "process", "args", "state"))
         where = f"{model.path.name}" + (f", line {line}" if line else "")
         if not isinstance(spec, dict) or not isinstance(spec.get("type", ""), str) \
