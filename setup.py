@@ -27,6 +27,8 @@ setup(
         # streaming on Dataflow: the workers read the control secret (also in apache-beam[gcp])
         "google-cloud-secret-manager>=2.0",
         "pyarrow>=14",
+        # FileReader / FileWriter paths of other storage (s3://, ...) as plugboard opens them
+        "fsspec>=2024.9.0",
         # SQLReader / SQLWriter: SQLAlchemy, and the PostgreSQL driver (binary wheels from PyPI)
         "SQLAlchemy>=2.0",
         "psycopg[binary]>=3.1",
@@ -45,12 +47,22 @@ setup(
     extras_require={
         # process tune --plot: the study as a PNG
         "plot": ["matplotlib>=3.5"],
+        # LLMChat / LLMImageProcessor (as plugboard's `llm` extra)
+        "llm": ["llama-index-core>=0.12.30,<1", "llama-index-llms-openai>=0.3.33,<1"],
+        # WebsocketReader / WebsocketWriter
+        "websockets": ["websockets>=14.2,<18"],
+        # s3:// paths in FileReader / FileWriter (fsspec's S3 file system)
+        "aws": ["s3fs>=2024.9.0"],
         # setuptools: Beam builds a model folder's own setup.py with it (Dataflow --setup_file)
         "test": ["pytest>=8", "ruff>=0.5", "mypy>=1.10", "types-PyYAML", "setuptools",
                  # a Cloud Storage emulator on loopback for the gs:// tests
                  "gcp-storage-emulator",
                  # process tune --plot
                  "matplotlib>=3.5",
+                 # the library's optional parts, tested offline: a mock LLM, a websocket server on
+                 # loopback, S3 as moto's server on loopback
+                 "llama-index-core>=0.12.30,<1", "websockets>=14.2,<18", "s3fs>=2024.9.0",
+                 "moto[server]>=5.0,<6",
                  # tools/plugboard_parity.py: pytest plugins and the packages plugboard's own
                  # tests import
                  "pytest-asyncio>=1.0", "pytest-timeout>=2.3", "msgspec>=0.18", "uvloop>=0.19",

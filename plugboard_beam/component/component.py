@@ -202,7 +202,7 @@ def raw_method(comp: Component, name: str) -> _t.Callable[[], _t.Any]:
 def _exportable(value: _t.Any) -> _t.Any:
     """A constructor argument as ``export()`` records it (as plugboard: exportable objects by
     their ``export()``, pydantic models by ``model_dump()``, containers element-wise)."""
-    if hasattr(value, "model_dump") and callable(value.model_dump):
+    if not isinstance(value, type) and hasattr(value, "model_dump") and callable(value.model_dump):
         return value.model_dump()
     if isinstance(value, Component):
         return value.export()

@@ -1,8 +1,12 @@
 """``FileReader`` / ``FileWriter``: CSV, gzip CSV and Parquet files (plugboard 0.9.0's names).
 
-Paths go through Beam's ``FileSystems``: local paths and ``gs://`` (what Dataflow workers
-use); ``storage_options`` is accepted for plugboard compatibility (fsspec options have no
-meaning for Beam's file systems, so only an empty mapping is accepted). CSV is written as
+Local paths and ``gs://`` go through Beam's ``FileSystems`` (what Dataflow workers use; for
+``gs://`` credentials come from the environment, so ``storage_options`` is refused there and for
+local paths). Any other URL (``s3://bucket/x.csv``, ``az://``, ``memory://``, ...) is opened
+with fsspec as plugboard opens it, ``storage_options`` being the file system's options
+(``s3fs``: ``key``, ``secret``, ``endpoint_url``, ``client_kwargs``, ...; without them, the
+usual ``AWS_*`` environment variables and ``~/.aws`` files apply). The file system's package
+must be installed: ``s3fs`` for ``s3://`` (``pip install 'plugboard-beam[aws]'``). CSV is written as
 pandas' ``to_csv(index=False)`` writes it: a header, integer columns as integers, float columns
 with the shortest round-trip repr, missing values empty.
 """
@@ -52,16 +56,97 @@ def check_window_seconds(value: _t.Any) -> float:
     return float(value)
 
 
-def _check_storage_options(storage_options: _t.Optional[dict[str, _t.Any]]) -> None:
-    if storage_options:
-        raise ValueError("'storage_options' (fsspec options) cannot be honoured: files are read through "
-                         "Beam's FileSystems, which take credentials from the environment (for gs://, "
-                         "Application Default Credentials); leave it out")
+StorageOptions = _t.Optional[_t.Mapping[str, _t.Any]]
+
+
+def uses_fsspec(path: str) -> bool:
+    """A URL opened with fsspec: one with a ``scheme://`` other than ``gs://`` (Beam's)."""
+    scheme, sep, _ = str(path).partition("://")
+    return bool(sep) and scheme.lower() != "gs"
+
+
+def _check_storage_options(storage_options: _t.Any, path: _t.Any = None) -> None:
+    if storage_options is not None and not isinstance(storage_options, dict):
+        raise ValueError(f"'storage_options' must be a mapping of the file system's options, not {storage_options!r}")
+    if storage_options and not (isinstance(path, str) and uses_fsspec(path)):
+        raise ValueError("'storage_options' (fsspec options) apply to fsspec URLs such as s3://; local and gs:// "
+                         "paths are read through Beam's FileSystems, which take credentials from the environment "
+                         "(for gs://, Application Default Credentials): leave it out")
+    if storage_options and isinstance(path, str):
+        _fsspec_protocol(path)
+
+
+def _fsspec_protocol(path: str) -> _t.Any:
+    """The fsspec file system class of ``path``'s scheme, or a clear error (unknown scheme, its
+    package not installed)."""
+    import fsspec
+
+    scheme = str(path).partition("://")[0].lower()
+    try:
+        return fsspec.get_filesystem_class(scheme)
+    except ValueError:
+        raise ValueError(f"unknown storage {scheme + '://'!r} in {str(path)!r}: use a local path, gs:// or a URL "
+                         "fsspec knows (s3://, az://, ...)") from None
+    except ImportError as exc:
+        extra = " (pip install 'plugboard-beam[aws]')" if scheme in ("s3", "s3a") else ""
+        raise ValueError(f"{scheme}:// paths need a package that is not installed{extra}: {exc}") from None
 
 
 def is_local(path: str) -> bool:
     """A path on this machine (no ``scheme://``)."""
     return "://" not in path
+
+
+def open_binary(path: str, storage_options: StorageOptions = None) -> _t.Any:
+    """``path`` opened for reading bytes (as they are stored: no decompression); a context manager."""
+    if is_local(path):
+        return open(path, "rb")
+    if uses_fsspec(path):
+        import fsspec
+
+        return fsspec.open(path, "rb", **dict(storage_options or {})).open()
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(path)
+
+
+def match_paths(pattern: str, storage_options: StorageOptions = None) -> list[str]:
+    """The files a glob matches, sorted (URLs keep their scheme)."""
+    if uses_fsspec(pattern):
+        import fsspec
+
+        fs, _, found = fsspec.get_fs_token_paths(pattern, storage_options=dict(storage_options or {}))
+        return sorted(fs.unstrip_protocol(p) for p in found)
+    from apache_beam.io.filesystems import FileSystems
+
+    return sorted(m.path for res in FileSystems.match([pattern]) for m in res.metadata_list)  # type: ignore[no-untyped-call]
+
+
+def _fsspec_read(path: str, what: str, storage_options: StorageOptions) -> bytes:
+    import fsspec
+
+    _fsspec_protocol(path)
+    try:
+        with fsspec.open(path, "rb", compression="gzip" if path.lower().endswith(".gz") else None,
+                         **dict(storage_options or {})) as f:
+            data: bytes = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{what}: no such file") from None
+    except Exception as exc:
+        raise DataError(f"{what}: cannot be read: {_short(exc)}") from None
+    return data
+
+
+def _fsspec_write(path: str, data: bytes, what: str, storage_options: StorageOptions) -> None:
+    import fsspec
+
+    _fsspec_protocol(path)
+    try:
+        with fsspec.open(path, "wb", compression="gzip" if path.lower().endswith(".gz") else None,
+                         **dict(storage_options or {})) as f:
+            f.write(data)
+    except Exception as exc:
+        raise DataError(f"{what}: cannot be written: {_short(exc)}") from None
 
 
 def check_gcs_access(path: str, what: str) -> None:
@@ -98,10 +183,13 @@ def check_gcs_access(path: str, what: str) -> None:
         raise DataError(f"{what}: gs:// needs the Google Cloud libraries (apache-beam[gcp])") from None
 
 
-def read_bytes(path: str, what: str) -> bytes:
+def read_bytes(path: str, what: str, storage_options: StorageOptions = None) -> bytes:
     """The whole (decompressed for ``.gz``) content of ``path``, or a clear error."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
+
+    if uses_fsspec(path):
+        return _fsspec_read(path, what, storage_options)
 
     check_gcs_access(path, what)
     if is_local(path) and not os.path.exists(path):
@@ -123,10 +211,14 @@ def read_bytes(path: str, what: str) -> bytes:
     return data
 
 
-def write_bytes(path: str, data: bytes, what: str) -> None:
+def write_bytes(path: str, data: bytes, what: str, storage_options: StorageOptions = None) -> None:
     """Write ``data`` to ``path`` (gzip-compressed for ``.gz``), replacing it."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
+
+    if uses_fsspec(path):
+        _fsspec_write(path, data, what, storage_options)
+        return
 
     check_gcs_access(path, what)
     try:
@@ -144,14 +236,15 @@ def _short(exc: BaseException) -> str:
     return text if len(text) < 600 else text[:600] + "..."
 
 
-def read_table(path: str, what: str, columns: _t.Optional[_t.Sequence[str]] = None) -> _t.Any:
+def read_table(path: str, what: str, columns: _t.Optional[_t.Sequence[str]] = None,
+               storage_options: StorageOptions = None) -> _t.Any:
     """The file as a pyarrow Table (CSV types inferred as pandas would: ints, floats, bools, text)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     fmt = file_format(path)
-    data = read_bytes(path, what)
+    data = read_bytes(path, what, storage_options)
     try:
         if fmt == ".parquet":
             table = pq.read_table(pa.BufferReader(data), use_threads=False)  # no Arrow thread pool
@@ -279,20 +372,26 @@ class FileReader(DataReader):
         super().__init__(**kwargs)
         self._file_path = str(path)
         self._extension = file_format(self._file_path)
-        _check_storage_options(storage_options)
+        _check_storage_options(storage_options, self._file_path)
+        self._storage_options = dict(storage_options or {})
         self._chunks: _t.Optional[_t.Iterator[dict[str, list[_t.Any]]]] = None
 
     @classmethod
     def io_for(cls, args: _t.Mapping[str, _t.Any]) -> IOController:
         if isinstance(args.get("path"), str):
             file_format(args["path"])
-        _check_storage_options(args.get("storage_options"))
+        _check_storage_options(args.get("storage_options"), args.get("path"))
         return super().io_for(args)
 
     @property
     def path(self) -> str:
         """The file read."""
         return self._file_path
+
+    @property
+    def storage_options(self) -> dict[str, _t.Any]:
+        """The fsspec file system's options (for an fsspec URL)."""
+        return dict(self._storage_options)
 
     def describe_source(self) -> str:
         return f"file {self._file_path!r}"
@@ -302,7 +401,7 @@ class FileReader(DataReader):
         assert self._key_column is not None
         fields = list(self.io.outputs)
         extra = [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
-        table = read_table(self._file_path, self.describe_source(), fields + extra)
+        table = read_table(self._file_path, self.describe_source(), fields + extra, self._storage_options)
         csv_file = file_format(self._file_path) != ".parquet"
         return KeyedRows({c: table.column(c).to_pylist() for c in fields + extra}, self._key_column, self._order_by,
                          per_key=key_typed if csv_file else None)
@@ -315,7 +414,7 @@ class FileReader(DataReader):
         what = self.describe_source()
         fields = list(self.io.outputs)
         extra = [c for c in (self._key_column, self._order_by) if c is not None and c not in fields]
-        table = read_table(self._file_path, what, fields + extra)
+        table = read_table(self._file_path, what, fields + extra, self._storage_options)
         if self._key_column is not None or self._order_by is not None:
             idx = list(range(table.num_rows))
             if self._key_column is not None:
@@ -369,7 +468,8 @@ class FileWriter(DataWriter):
         super().__init__(**kwargs)
         self._file_path = str(path)
         self._extension = file_format(self._file_path)
-        _check_storage_options(storage_options)
+        _check_storage_options(storage_options, self._file_path)
+        self._storage_options = dict(storage_options or {})
         self._window_seconds = check_window_seconds(window_seconds)
         if self._extension == ".parquet" and self._chunk_size:
             raise ValueError("Only CSV files support chunked writing ('chunk_size' with a .parquet path)")
@@ -382,7 +482,7 @@ class FileWriter(DataWriter):
             file_format(args["path"])
             if args.get("chunk_size") and file_format(args["path"]) == ".parquet":
                 raise ValueError("Only CSV files support chunked writing ('chunk_size' with a .parquet path)")
-        _check_storage_options(args.get("storage_options"))
+        _check_storage_options(args.get("storage_options"), args.get("path"))
         if "window_seconds" in args:
             check_window_seconds(args["window_seconds"])
         return super().io_for(args)
@@ -396,6 +496,11 @@ class FileWriter(DataWriter):
     def path(self) -> str:
         """The file written."""
         return self._file_path
+
+    @property
+    def storage_options(self) -> dict[str, _t.Any]:
+        """The fsspec file system's options (for an fsspec URL)."""
+        return dict(self._storage_options)
 
     def describe_target(self) -> str:
         return f"file {self._file_path!r}"
@@ -411,7 +516,7 @@ class FileWriter(DataWriter):
         columns = [data[f] for f in fields]
         what = self.describe_target()
         if self._extension == ".parquet":
-            write_bytes(self._file_path, parquet_bytes(fields, columns, what), what)
+            write_bytes(self._file_path, parquet_bytes(fields, columns, what), what, self._storage_options)
             return
         text = csv_text(fields, columns, header=self._saved == 0)
         first = self._saved == 0
@@ -429,15 +534,24 @@ class FileWriter(DataWriter):
         except OSError as exc:
             raise DataError(f"{what}: cannot be written: {exc}") from None
 
+    async def run(self) -> None:
+        """As ``DataWriter.run``; a remote CSV file is written once its IO has closed."""
+        await super().run()
+        await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
+        if self._pending:
+            what = self.describe_target()
+            write_bytes(self._file_path, "".join(self._pending).encode(), what, self._storage_options)
+            self._pending = []
+
     async def destroy(self) -> None:
         await super().destroy()
         if self.outbox is None and self._saved == 0 and self._extension != ".parquet":
             # no rows at all: plugboard leaves no file; we write the header so readers see the columns
             await self._save({f: [] for f in self.io.inputs})
-        if self._pending:
-            what = self.describe_target()
-            write_bytes(self._file_path, "".join(self._pending).encode(), what)
-            self._pending = []
+        await self._flush_pending()
 
 
-__all__ = ["FileReader", "FileWriter", "csv_text", "file_format", "key_typed", "read_table"]
+__all__ = ["FileReader", "FileWriter", "csv_text", "file_format", "key_typed", "match_paths", "open_binary",
+           "read_table", "uses_fsspec"]

@@ -1,7 +1,13 @@
 """``SQLReader`` / ``SQLWriter``: SQL databases through SQLAlchemy (plugboard 0.9.0's names).
 
 SQLite is the embedded default; ``postgresql://user@host:port/db`` uses the psycopg driver
-that installs with this package. Queries are run as given with ``params`` bound (never pasted
+that installs with this package. plugboard's asynchronous URLs are accepted as plugboard users
+write them and run on the synchronous driver of the same database (``sync_url``):
+``sqlite+aiosqlite://`` is ``sqlite://``, ``postgresql+asyncpg://`` and
+``postgresql+psycopg_async://`` are ``postgresql+psycopg://``, ``mysql+aiomysql://`` and
+``mysql+asyncmy://`` are ``mysql+pymysql://``. Every read and write here runs in a worker
+thread of its own (a Beam bundle, a step), so an async engine would add an event loop per call
+and gain nothing; the rows, types and SQL are the same. Queries are run as given with ``params`` bound (never pasted
 in); table and column names come from reflecting the table and are quoted by SQLAlchemy.
 
 ``SQLWriter`` inserts into an existing table (as plugboard). When the table has a ``key``
@@ -83,6 +89,27 @@ def scrub(message: str, connection_string: str) -> str:
     return out
 
 
+#: plugboard's asynchronous SQLAlchemy drivers -> the synchronous driver used for the same database
+ASYNC_DRIVERS: dict[str, str] = {
+    "sqlite+aiosqlite": "sqlite",
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "mysql+aiomysql": "mysql+pymysql",
+    "mysql+asyncmy": "mysql+pymysql",
+}
+
+
+def sync_url(connection_string: str) -> str:
+    """``connection_string`` with an asynchronous driver (``ASYNC_DRIVERS``) replaced by the
+    synchronous one of the same database; the rest of the URL is kept byte for byte. Any other
+    URL is returned as it is."""
+    if not isinstance(connection_string, str):
+        return connection_string
+    scheme, sep, rest = connection_string.partition("://")
+    driver = ASYNC_DRIVERS.get(scheme.strip().lower()) if sep else None
+    return f"{driver}{sep}{rest}" if driver else connection_string
+
+
 def _engine(connection_string: str, connect_args: _t.Optional[dict[str, _t.Any]], what: str) -> _t.Any:
     from sqlalchemy import create_engine
 
@@ -90,7 +117,7 @@ def _engine(connection_string: str, connect_args: _t.Optional[dict[str, _t.Any]]
         raise ValueError("'connection_string' must be a SQLAlchemy URL such as sqlite:///file.db")
     args = dict(connect_args or {})
     try:
-        return create_engine(connection_string, **args)
+        return create_engine(sync_url(connection_string), **args)
     except Exception as exc:
         raise DataError(f"{what}: cannot use database {safe_url(connection_string)}: "
                         f"{type(exc).__name__}: {scrub(str(exc), connection_string)}") from None
@@ -259,7 +286,7 @@ class SQLReader(DataReader):
         self._query = query
         self._params = dict(params or {})
         self._connect_args = dict(connect_args or {})
-        self._chunks: _t.Optional[_t.Iterator[dict[str, list[_t.Any]]]] = None
+        self._chunks: _t.Optional[_t.Iterator[list[tuple[_t.Any, ...]]]] = None
         # {key} in the query or in a parameter's value: bound, never pasted into SQL text
         self._bound_query = bind_key(query)
         self._keyed_query = _KEY in query or any(isinstance(v, str) and _KEY in v for v in self._params.values())
@@ -335,12 +362,14 @@ class SQLReader(DataReader):
                 target.append(v)
         return KeyedRows(values, self._key_column, self._order_by)
 
-    def _load(self) -> _t.Iterator[dict[str, list[_t.Any]]]:
+    def _load(self) -> _t.Iterator[list[tuple[_t.Any, ...]]]:
+        """Chunks of rows (tuples of the fields' values), as plugboard's ``_fetch`` gives them."""
+        fields = list(self.io.outputs)
         shared = self._shared_chunks()
         if shared is not None:
-            yield from shared
+            for part in shared:
+                yield list(zip(*(part[f] for f in fields), strict=True))
             return
-        fields = list(self.io.outputs)
         need = self._needed()
         key = self.__dict__.get("_plugboard_beam_key", "")
         rows = self._query_rows(stream=bool(self._chunk_size))
@@ -355,15 +384,16 @@ class SQLReader(DataReader):
         for _ in range(self._fetched):  # a restored reader skips the rows it fetched before
             if next(rows, None) is None:
                 break
+        width = len(fields)
         for r in rows:
-            batch.append(r)
+            batch.append(r[:width])
             if size and len(batch) >= size:
-                yield {f: [b[i] for b in batch] for i, f in enumerate(fields)}
+                yield batch
                 batch = []
         if batch:
-            yield {f: [b[i] for b in batch] for i, f in enumerate(fields)}
+            yield batch
 
-    async def _fetch(self) -> dict[str, list[_t.Any]]:
+    async def _fetch(self) -> list[tuple[_t.Any, ...]]:
         if self._chunks is None:
             self._chunks = self._load()
         try:
@@ -371,9 +401,10 @@ class SQLReader(DataReader):
         except StopIteration:
             raise NoMoreDataException from None
 
-    async def _adapt(self, data: dict[str, list[_t.Any]]) -> dict[str, deque[_t.Any]]:
-        return {f: deque(v) for f, v in data.items()}
-
+    async def _adapt(self, data: list[tuple[_t.Any, ...]]) -> dict[str, deque[_t.Any]]:
+        fields = list(self.io.outputs)
+        columns = zip(*data, strict=True) if data else ([] for _ in fields)
+        return {f: deque(v) for f, v in zip(fields, columns, strict=True)}
 
 
 class SQLTable:
@@ -525,5 +556,6 @@ class SQLWriter(DataWriter):
             self._sql.close()
 
 
-__all__ = ["KEY_PARAM", "SQLReader", "SQLTable", "SQLWriter", "bind_key", "key_params", "safe_url", "scrub",
-           "substitute_key_in"]
+__all__ = ["ASYNC_DRIVERS", "KEY_PARAM", "SQLReader", "SQLTable", "SQLWriter", "bind_key", "key_params", "safe_url",
+           "scrub",
+           "substitute_key_in", "sync_url"]

@@ -10,6 +10,7 @@ from plugboard_beam.library.file_io import (
     check_gcs_access,
     file_format,
     is_local,
+    open_binary,
     read_table,
 )
 from plugboard_beam.library.sql_io import _engine
@@ -66,9 +67,8 @@ def _key_column(r: KeyedRead, path: str) -> _t.Iterator[_t.Any]:
     """A file's key column in parts: a Parquet file's row groups one at a time (memory does not
     grow with the file), a CSV file whole."""
     if file_format(path) != ".parquet":
-        yield read_table(path, r.what, [r.key_column]).column(r.key_column)
+        yield read_table(path, r.what, [r.key_column], dict(r.storage_options)).column(r.key_column)
         return
-    from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
 
@@ -76,7 +76,7 @@ def _key_column(r: KeyedRead, path: str) -> _t.Iterator[_t.Any]:
     if is_local(path) and not os.path.exists(path):
         raise DataError(f"{r.what}: no such file")
     try:
-        with (open(path, "rb") if is_local(path) else FileSystems.open(path)) as f:
+        with open_binary(path, dict(r.storage_options)) as f:
             pf = pq.ParquetFile(f)
             if r.key_column not in pf.schema_arrow.names:
                 raise DataError(f"{r.what}: no column(s) {[r.key_column]} (it has {pf.schema_arrow.names})")

@@ -50,7 +50,8 @@ class DataIO:
                 continue
             fields = tuple(comp.io.outputs)
             if isinstance(comp, FileReader):
-                reads.append(KeyedRead(name, "file", fields, comp.key_column, comp.order_by, path=comp.path))
+                reads.append(KeyedRead(name, "file", fields, comp.key_column, comp.order_by, path=comp.path,
+                                       storage_options=tuple(comp.storage_options.items())))
             else:
                 reads.append(KeyedRead(name, "sql", fields, comp.key_column, comp.order_by,
                                        connection_string=comp.connection_string, query=comp.query,
@@ -68,7 +69,8 @@ class DataIO:
                 if target is None:
                     continue
                 if isinstance(w, FileWriter):
-                    sinks.append(SinkWrite(name, "file", tuple(w.io.inputs), target))
+                    sinks.append(SinkWrite(name, "file", tuple(w.io.inputs), target,
+                                           storage_options=tuple(w.storage_options.items())))
                 else:
                     sinks.append(SinkWrite(name, "sql", tuple(w.io.inputs), target,
                                            connection_string=w.connection_string,

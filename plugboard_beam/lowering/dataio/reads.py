@@ -18,9 +18,11 @@ from plugboard_beam.library.file_io import (
     check_gcs_access,
     file_format,
     key_typed,
+    match_paths,
+    open_binary,
     read_table,
 )
-from plugboard_beam.library.sql_io import safe_url, scrub
+from plugboard_beam.library.sql_io import safe_url, scrub, sync_url
 from plugboard_beam.lowering.dataio.common import ERRORS, KEYS, RECORD
 from plugboard_beam.lowering.dataio.waves import ALL_KEYS, Wave, missing_key
 from plugboard_beam.lowering.plan import chunk_tag
@@ -46,6 +48,7 @@ class KeyedRead:
     query: str = ""
     params: tuple[tuple[str, _t.Any], ...] = ()
     connect_args: tuple[tuple[str, _t.Any], ...] = ()
+    storage_options: tuple[tuple[str, _t.Any], ...] = ()  # a file read's fsspec options
 
     @property
     def what(self) -> str:
@@ -99,7 +102,6 @@ def _csv_files(r: KeyedRead) -> _t.Iterator[_t.Any]:
 def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
     """(read, file index, path, row group, "") for every row group of every matching file, or
     (read, 0, "", -1, error message)."""
-    from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
 
@@ -109,7 +111,7 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
             if "://" not in path:
                 meta = pq.ParquetFile(path).metadata
             else:
-                with FileSystems.open(path) as f:
+                with open_binary(path, dict(r.storage_options)) as f:
                     meta = pq.ParquetFile(f).metadata
             for g in range(meta.num_row_groups):
                 yield (r, i, path, g, "")
@@ -123,11 +125,10 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
 
 def _file_paths(r: KeyedRead) -> list[str]:
     """The files of a file read: its path, or the files its glob matches (sorted)."""
-    from apache_beam.io.filesystems import FileSystems
 
     if not any(ch in r.path for ch in "*?["):
         return [r.path]
-    paths = sorted(m.path for res in FileSystems.match([r.path]) for m in res.metadata_list)
+    paths = match_paths(r.path, dict(r.storage_options))
     if not paths:
         raise DataError(f"{r.what}: no file matches")
     return paths
@@ -163,7 +164,8 @@ class _ReadPart(beam.DoFn):
             batches = iter([_arrow_batch(_parquet_group(r, path, group, cols), cols, k, self.wave)])
         else:
             what = r.what if path in ("", r.path) else f"{r.what} (file {path!r})"
-            batches = iter([_arrow_batch(read_table(path or r.path, what, cols), cols, k, self.wave)])
+            table = read_table(path or r.path, what, cols, dict(r.storage_options))
+            batches = iter([_arrow_batch(table, cols, k, self.wave)])
         o = cols.index(r.order_by) if r.order_by is not None else None
         nf = len(r.fields)
         csv_file = r.kind == "file" and group < 0
@@ -241,7 +243,6 @@ def _arrow_batch(table: _t.Any, cols: list[str], k: int, wave: Wave) -> Batch:
 
 
 def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> _t.Any:
-    from apache_beam.io.filesystems import FileSystems
     import pyarrow.parquet as pq
 
     try:
@@ -249,7 +250,7 @@ def _parquet_group(r: KeyedRead, path: str, group: int, cols: list[str]) -> _t.A
             pf = pq.ParquetFile(path)
             t = pf.read_row_group(group, columns=None, use_threads=False)
         else:
-            with FileSystems.open(path) as f:
+            with open_binary(path, dict(r.storage_options)) as f:
                 t = pq.ParquetFile(f).read_row_group(group, use_threads=False)
     except Exception as exc:
         raise DataError(f"{r.what}: cannot be read: {type(exc).__name__}: {exc}") from None
@@ -263,7 +264,7 @@ def _sql_rows(r: KeyedRead, cols: list[str]) -> _t.Iterator[list[tuple[_t.Any, .
     from sqlalchemy import create_engine, text
 
     try:
-        engine = create_engine(r.connection_string, **dict(r.connect_args))
+        engine = create_engine(sync_url(r.connection_string), **dict(r.connect_args))
     except Exception as exc:
         raise DataError(f"{r.what}: cannot use the database: {type(exc).__name__}: "
                         f"{scrub(str(exc), r.connection_string)}") from None

@@ -34,6 +34,7 @@ class SinkWrite:
     target: str  # path or table
     connection_string: str = ""
     connect_args: tuple[tuple[str, _t.Any], ...] = ()
+    storage_options: tuple[tuple[str, _t.Any], ...] = ()  # a file sink's fsspec options
 
 
 
@@ -147,7 +148,7 @@ def _rows_bytes(fields: _t.Sequence[str], target: str, rows: _t.Sequence[Row], w
 
 
 def _write_rows(s: SinkWrite, rows: _t.Sequence[Row], path: str, what: str) -> None:
-    write_bytes(path, _rows_bytes(s.fields, s.target, rows, what), what)
+    write_bytes(path, _rows_bytes(s.fields, s.target, rows, what), what, dict(s.storage_options))
 
 
 def _kind(value: _t.Any) -> _t.Optional[str]:
