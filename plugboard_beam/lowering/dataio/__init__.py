@@ -46,8 +46,10 @@ from plugboard_beam.lowering.dataio.windowed import (
     WindowedFiles,
     WindowedWrite,
     refuse_in_streaming,
+    remove_temp_folders,
     windowed_writes,
 )
 
 __all__ = ["ALL_KEYS", "ROWS_LEFT_OUT", "DataIO", "KeyedRead", "SinkWrite", "Wave", "WindowedFiles", "WindowedWrite",
-           "data_keys", "key_counts", "lower", "missing_key", "plan_waves", "refuse_in_streaming", "windowed_writes"]
+           "data_keys", "key_counts", "lower", "missing_key", "plan_waves", "refuse_in_streaming",
+           "remove_temp_folders", "windowed_writes"]
