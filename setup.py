@@ -32,6 +32,9 @@ setup(
         "psycopg[binary]>=3.1",
         # process tune / Tuner: the Optuna sampler (ask/tell)
         "optuna>=3.4",
+        # plugboard.utils' DI container and Settings (plugboard_beam.utils), as plugboard has them
+        "that-depends>=3.4.1",
+        "pydantic-settings>=2.7.1",
     ],
     extras_require={
         # process tune --plot: the study as a PNG
@@ -41,7 +44,11 @@ setup(
                  # a Cloud Storage emulator on loopback for the gs:// tests
                  "gcp-storage-emulator",
                  # process tune --plot
-                 "matplotlib>=3.5"],
+                 "matplotlib>=3.5",
+                 # tools/plugboard_parity.py: pytest plugins and the packages plugboard's own
+                 # tests import
+                 "pytest-asyncio>=1.0", "pytest-timeout>=2.3", "msgspec>=0.18", "uvloop>=0.19",
+                 "aiofile>=3.8", "time-machine>=2.15"],
     },
     entry_points={"console_scripts": ["plugboard-beam=plugboard_beam.cli:main"]},
     classifiers=[

@@ -10,9 +10,15 @@ import logging
 import typing as _t
 
 from plugboard_beam.component.io_controller import IOController
-from plugboard_beam.events.event import HANDLER_TYPE, Event, StopEvent, type_name
+from plugboard_beam.events.event import HANDLER_POPULATES, HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
 from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
+from plugboard_beam.utils.registry import ClassRegistry
+
+#: plugboard's period (seconds) of process status checks while a hand-driven read waits. The
+#: step engine never waits on a read, so nothing here uses it; kept so plugboard code that
+#: imports or patches ``plugboard.component.component.IO_READ_TIMEOUT_SECONDS`` runs.
+IO_READ_TIMEOUT_SECONDS: float = 20.0
 
 #: Constructor keywords every component accepts (``ComponentArgsDict``).
 BASE_ARGS: frozenset[str] = frozenset({"name", "initial_values", "parameters", "state", "constraints", "resources"})
@@ -124,13 +130,31 @@ def _before_step(comp: Component) -> None:
 
 
 def _bind_received(comp: Component) -> bool:
-    """Set the input fields ``read()`` received; whether every input field has a value."""
+    """Set the input fields ``read()`` received; whether the step may run: with connected
+    inputs, once all of them received a value in this read (not on an event alone); else once
+    every input field has a value."""
     io = comp.io
-    for fld, value in io._received.items():
+    received, io._received = io._received, {}
+    for fld, value in received.items():
         setattr(comp, fld, value)
-    io._received = {}
+    if io._in_channels:
+        return all(f in received for f in io._in_channels)
     d = comp.__dict__
     return all(f in d for f in io.inputs)
+
+
+async def _handle_received_events(comp: Component) -> None:
+    """Call the handler of each event ``read()`` received (a returned event is queued)."""
+    handlers = type(comp).event_io().handlers
+    for event in comp.io.take_received_events():
+        name = handlers.get(event.type)
+        if name is None:
+            continue
+        result = getattr(comp, name)(event)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, Event):
+            comp.io.queue_event(result)
 
 
 def _after_step(comp: Component, stepped: bool) -> None:
@@ -156,12 +180,13 @@ def _wrap_step(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
                 return await raw(self)  # type: ignore[no-any-return]
             _before_step(self)
             io = self.io
-            if io._in_channels:
+            if io._in_channels or io._event_in:
                 await io.read()
             ready = _bind_received(self)
             d["_plugboard_beam_stepping"] = True
             try:
-                if ready:
+                await _handle_received_events(self)
+                if ready and not io._is_closed:
                     await raw(self)
             except Exception:
                 d["_status"] = Status.FAILED
@@ -288,12 +313,14 @@ class Component:
             input_events=cls_io.input_events,
             output_events=cls_io.output_events,
             namespace=name,
+            event_field_coverage=type(self).event_field_coverage(),
         )
         if type(self).event_io().may_stop:
             self.io._out_types |= {StopEvent.type}
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
         super().__init_subclass__(**kwargs)
+        ComponentRegistry.add(cls)
         if "__init__" in cls.__dict__:
             cls.__init__ = _recording_args(cls.__dict__["__init__"])  # type: ignore[method-assign]
         for meth, wrap in (("init", _wrap_init), ("step", _wrap_step)):
@@ -338,6 +365,17 @@ class Component:
                 may_stop = True
         cls._event_io = EventIO(inputs=tuple(in_events), outputs=tuple(out_events),
                                 handlers=handlers, may_stop=may_stop)
+
+    @classmethod
+    def event_field_coverage(cls) -> dict[str, list[str]]:
+        """Event safe type -> the input fields its handler populates (``populates_fields``)."""
+        coverage: dict[str, list[str]] = {}
+        for etype, attr in cls.event_io().handlers.items():
+            fn = getattr(cls, attr, None)
+            populates = getattr(getattr(fn, RAW, fn), HANDLER_POPULATES, ())
+            if populates:
+                coverage[etype.replace(".", "_").replace("-", "_")] = list(populates)
+        return coverage
 
     @classmethod
     def event_io(cls) -> EventIO:
@@ -451,6 +489,13 @@ class Component:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class ComponentRegistry(ClassRegistry[Component]):
+    """Component classes, registered as they are defined (plugboard's ``ComponentRegistry``):
+    ``ComponentRegistry.get("my_module.MyComponent")``, or ``get("MyComponent")`` while only one
+    registered class has that name; a function component (``@component``) also by its function's
+    name. Unknown names raise ``RegistryError``."""
 
 
 def check_component_class(obj: object) -> _t.Optional[str]:

@@ -7,7 +7,7 @@ import inspect
 import itertools
 import typing as _t
 
-from plugboard_beam.component.component import Component
+from plugboard_beam.component.component import Component, ComponentRegistry
 from plugboard_beam.component.io_controller import IOController
 
 _counter = itertools.count(1)
@@ -74,6 +74,8 @@ def component(
         _FuncComponent.__name__ = func.__name__
         _FuncComponent.__qualname__ = func.__qualname__
         _FuncComponent.__module__ = func.__module__
+        ComponentRegistry.add(_FuncComponent, key=func.__name__)
+        ComponentRegistry.add(_FuncComponent, key=f"{func.__module__}.{func.__name__}")
         return ComponentDecoratorHelper(func, _FuncComponent)
 
     return decorator

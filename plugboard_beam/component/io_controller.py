@@ -18,6 +18,11 @@ def _field_names(fields: _t.Optional[_t.Iterable[_t.Any]], what: str) -> tuple[s
     return tuple(names)
 
 
+def _safe(event_type: _t.Any) -> str:
+    """An event type (class or name) as plugboard's ``safe_type``: ``.`` and ``-`` made ``_``."""
+    return str(getattr(event_type, "type", event_type)).replace(".", "_").replace("-", "_")
+
+
 class IOController:
     """Declares a component's input and output fields and the event types it emits and handles.
 
@@ -32,6 +37,8 @@ class IOController:
     """
 
     __slots__ = (
+        "_event_in",
+        "_event_out",
         "_events",
         "_in_channels",
         "_is_closed",
@@ -39,8 +46,11 @@ class IOController:
         "_out_types",
         "_outbox",
         "_received",
+        "_received_events",
         "_stopped",
+        "_tasks",
         "_unread",
+        "event_field_coverage",
         "initial_values",
         "input_events",
         "inputs",
@@ -57,6 +67,7 @@ class IOController:
         input_events: _t.Optional[_t.Iterable[_t.Any]] = None,
         output_events: _t.Optional[_t.Iterable[_t.Any]] = None,
         namespace: _t.Optional[str] = None,
+        event_field_coverage: _t.Optional[_t.Mapping[str, _t.Iterable[str]]] = None,
         **_ignored: _t.Any,
     ) -> None:
         self.inputs: tuple[str, ...] = _field_names(inputs, "input")
@@ -65,6 +76,9 @@ class IOController:
         self.output_events: tuple[_t.Any, ...] = tuple(output_events or ())
         self.initial_values: dict[str, list[_t.Any]] = {k: list(v) for k, v in (initial_values or {}).items()}
         self.namespace = namespace
+        #: event safe type -> the input fields its handler populates (``populates_fields``)
+        self.event_field_coverage: dict[str, list[str]] = {
+            k: list(v) for k, v in (event_field_coverage or {}).items()}
         self._is_closed = False
         self._stopped = False
         #: channels of a component driven by hand (``connect``): by field, in connector order
@@ -73,6 +87,13 @@ class IOController:
         self._received: dict[str, _t.Any] = {}  # read() -> the component's input fields
         self._outbox: dict[str, _t.Any] = {}  # the component's outputs -> write()
         self._unread: dict[str, list[_t.Any]] = {}  # fan-in values received ahead of their turn
+        #: event channels of a component driven by hand: in (its input events and ``StopEvent``)
+        #: and out by event safe type; reads under way (they outlive a ``read`` that returned
+        #: on the other); events received for the component's handlers
+        self._event_in: list[_t.Any] = []
+        self._event_out: dict[str, list[_t.Any]] = {}
+        self._tasks: dict[str, asyncio.Future[_t.Any]] = {}
+        self._received_events: list[_t.Any] = []
         #: events queued since the engine last took them (the current tick's)
         self._events: list[_t.Any] = []
         #: types ``queue_event`` accepts (``system.stop`` only if declared, or added by the
@@ -89,13 +110,21 @@ class IOController:
     @property
     def is_connected(self) -> bool:
         """Whether ``connect()`` gave this IO channels (a component driven by hand)."""
-        return bool(self._in_channels or self._out_channels)
+        return bool(self._in_channels or self._out_channels or self._event_in or self._event_out)
 
     async def connect(self, connectors: _t.Iterable[_t.Any]) -> None:
         """Take the channels of the ``connectors`` that start or end at this component
         (plugboard's ``IOController.connect``); ``ValueError`` for a field it does not have."""
+        ins = {_safe(e) for e in self.input_events} | {"system_stop"}
+        outs = {_safe(e) for e in self._out_types}
         for conn in connectors:
             src, tgt = conn.spec.source, conn.spec.target
+            if conn.spec.mode == "pubsub":  # an event connector (build_event_connectors)
+                if src.entity in ins:
+                    self._event_in.append(await conn.connect_recv())
+                if src.entity in outs:
+                    self._event_out.setdefault(src.entity, []).append(await conn.connect_send())
+                continue
             if src.entity == self.namespace:
                 if src.descriptor not in self.outputs:
                     raise ValueError(f"Unrecognised output field {src.descriptor}.")
@@ -108,21 +137,52 @@ class IOController:
             self._unread.setdefault(fld, list(self.initial_values.get(fld, ())))
 
     async def read(self, timeout: _t.Optional[float] = None) -> None:
-        """Receive the next value of every connected input field (its ``initial_values``
-        first; a field fed by several connectors takes whichever sends first). Raises
-        ``IOStreamClosedError`` if this IO is closed, or (closing it) when an input channel
-        has closed; ``TimeoutError`` after ``timeout`` seconds without all values."""
+        """Receive, as plugboard: the next value of every connected input field (its
+        ``initial_values`` first; a field fed by several connectors takes whichever sends first)
+        or an event, whichever comes first (a read left waiting goes on in the next ``read``).
+        Raises ``IOStreamClosedError`` if this IO is closed, or (closing it) when an input
+        channel has closed; ``TimeoutError`` after ``timeout`` seconds without either."""
         if self._is_closed:
             raise IOStreamClosedError("Attempted read on a closed io controller.")
-        try:
-            async with asyncio.timeout(timeout):
-                for fld, chans in self._in_channels.items():
-                    if fld in self._received:
-                        continue
-                    self._received[fld] = await self._recv(fld, chans)
-        except ChannelClosedError as exc:
+        if self._in_channels and "fields" not in self._tasks:
+            self._tasks["fields"] = asyncio.ensure_future(self._read_fields())
+        for i, chan in enumerate(self._event_in):
+            if f"event{i}" not in self._tasks:
+                self._tasks[f"event{i}"] = asyncio.ensure_future(chan.recv())
+        if not self._tasks:
+            return
+        done, _ = await asyncio.wait(list(self._tasks.values()), timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            raise TimeoutError(f"no input for namespace {self.namespace} within {timeout} s")
+        closed: _t.Optional[BaseException] = None
+        for key, task in list(self._tasks.items()):
+            if not task.done():
+                continue
+            del self._tasks[key]
+            exc = task.exception()
+            if isinstance(exc, ChannelClosedError):
+                closed = exc
+            elif exc is not None:
+                raise exc
+            elif key == "fields":
+                self._received.update(task.result())
+            else:
+                self._received_events.append(task.result())
+        if closed is not None:
             await self.close()
-            raise IOStreamClosedError(f"Error reading input for namespace: {self.namespace}: {exc}") from exc
+            raise IOStreamClosedError(f"Error reading input for namespace: {self.namespace}: {closed}") from closed
+
+    async def _read_fields(self) -> dict[str, _t.Any]:
+        values: dict[str, _t.Any] = {}
+        for fld, chans in self._in_channels.items():
+            values[fld] = await self._recv(fld, chans)
+        return values
+
+    def take_received_events(self) -> list[_t.Any]:
+        """The events ``read()`` received since the last call (for the component's handlers)."""
+        events, self._received_events = self._received_events, []
+        return events
 
     async def _recv(self, fld: str, chans: list[_t.Any]) -> _t.Any:
         unread = self._unread.get(fld)
@@ -144,17 +204,24 @@ class IOController:
         if self._is_closed:
             raise IOStreamClosedError("Attempted write on a closed io controller.")
         outbox, self._outbox = self._outbox, {}
+        events = self.take_events() if self._event_out else []
         try:
             for fld, chans in self._out_channels.items():
                 if fld in outbox:
                     for chan in chans:
                         await chan.send(outbox[fld])
+            for event in events:
+                for chan in self._event_out.get(_safe(event.type), ()):
+                    await chan.send(event)
         except ChannelClosedError as exc:
             raise IOStreamClosedError(f"Error writing output for namespace: {self.namespace}: {exc}") from exc
 
     async def close(self) -> None:
         """Ends this component: its output streams end after the current step (which sends nothing)."""
         self._is_closed = True
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks = {}
         for chans in self._out_channels.values():
             for chan in chans:
                 await chan.close()
@@ -188,12 +255,10 @@ class IOController:
 
     def dict(self) -> dict[str, _t.Any]:
         """The declaration as plugboard's ``IOController.dict()`` (event types by their
-        ``safe_type``, ``system_stop`` in both directions)."""
+        ``safe_type``, ``system_stop`` first in both directions, then as declared)."""
 
         def safe(events: _t.Iterable[_t.Any]) -> list[str]:
-            names = ["system_stop", *(str(getattr(e, "type", e)).replace(".", "_").replace("-", "_")
-                                      for e in events)]
-            return sorted(set(names))
+            return list(dict.fromkeys(["system_stop", *(_safe(e) for e in events)]))
 
         return {
             "namespace": self.namespace,
@@ -202,7 +267,7 @@ class IOController:
             "input_events": safe(self.input_events),
             "output_events": safe(self.output_events),
             "initial_values": {k: list(v) for k, v in self.initial_values.items()},
-            "event_field_coverage": {},
+            "event_field_coverage": {k: list(v) for k, v in self.event_field_coverage.items()},
         }
 
     def __repr__(self) -> str:

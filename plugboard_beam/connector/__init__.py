@@ -11,8 +11,13 @@ from __future__ import annotations
 import asyncio
 import typing as _t
 
+from plugboard_beam.connector.channel import Channel
+from plugboard_beam.events.event import Event
 from plugboard_beam.exceptions import ChannelClosedError
-from plugboard_beam.schemas import ConnectorSpec
+from plugboard_beam.schemas import ConnectorSocket, ConnectorSpec
+
+#: ``ConnectorSpec.mode`` of the event connectors ``build_event_connectors`` makes
+EVENT_MODE = "pubsub"
 
 
 class _Closed:
@@ -22,20 +27,16 @@ class _Closed:
 _CLOSE = _Closed()
 
 
-class AsyncioChannel:
+class AsyncioChannel(Channel):
     """A first-in first-out channel between coroutines of one event loop (plugboard's
     ``AsyncioChannel``): ``send``, ``recv``, ``close``; ``recv`` after the last item of a
     closed channel raises ``ChannelClosedError``, as does ``send`` on it."""
 
     def __init__(self, maxsize: int = 0) -> None:
+        self._maxsize = maxsize
         self._queue: asyncio.Queue[_t.Any] = asyncio.Queue(maxsize=maxsize)
         self._is_send_closed = False
         self._is_recv_closed = False
-
-    @property
-    def is_closed(self) -> bool:
-        """``True`` once the channel is closed for sending."""
-        return self._is_send_closed
 
     async def send(self, msg: _t.Any) -> None:
         """Send ``msg`` (waits while the channel is full)."""
@@ -71,6 +72,20 @@ class Connector:
         """``source..target``."""
         return self.spec.id
 
+    @classmethod
+    def builder(cls, *args: _t.Any, **kwargs: _t.Any) -> ConnectorBuilder:
+        """A ``ConnectorBuilder`` making connectors of this class with these arguments."""
+        return ConnectorBuilder(cls, *args, **kwargs)
+
+    def export(self) -> dict[str, _t.Any]:
+        """``{"type": <class import path>, "args": {"spec": ...}}`` (plugboard's ``export()``)."""
+        cls = type(self)
+        return {"type": f"{cls.__module__}.{cls.__name__}", "args": {"spec": self.spec.model_dump()}}
+
+    def dict(self) -> dict[str, _t.Any]:
+        """``{"id": ..., "spec": ...}`` (plugboard's ``dict()``)."""
+        return {"id": self.id, "spec": self.spec.model_dump()}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.source.id} -> {self.spec.target.id})"
 
@@ -99,15 +114,53 @@ class AsyncioConnector(Connector):
 
 
 class ConnectorBuilder:
-    """Builds connectors of one class from specs (plugboard 0.9.0 compatible)."""
+    """Builds connectors of one class with preset arguments (plugboard 0.9.0's)."""
 
-    def __init__(self, connector_cls: type[Connector] = AsyncioConnector, **kwargs: _t.Any) -> None:
+    def __init__(self, connector_cls: type[Connector] = AsyncioConnector, *args: _t.Any, **kwargs: _t.Any) -> None:
         self.connector_cls = connector_cls
+        self.args = args
         self.kwargs = kwargs
 
     def build(self, spec: ConnectorSpec) -> Connector:
         """A connector for ``spec``."""
-        return self.connector_cls(spec, **self.kwargs)
+        return self.connector_cls(spec, *self.args, **self.kwargs)
+
+    def build_event_connectors(self, components: _t.Iterable[_t.Any]) -> list[Connector]:
+        """One connector per event type the components handle or emit, as plugboard builds
+        them: ``<type>.publishers`` -> ``<type>.subscribers`` in mode ``pubsub`` (the type with
+        ``.`` and ``-`` made ``_``). A process takes them as declarations: the step engine
+        routes events from the components' ``input_events`` / ``output_events``."""
+        types: list[str] = []
+        for comp in components:
+            for ev in (*comp.io.input_events, *comp.io.output_events):
+                if ev.type not in types:
+                    types.append(ev.type)
+        return [self.build(_event_spec(t)) for t in types]
 
 
-__all__ = ["AsyncioChannel", "AsyncioConnector", "Connector", "ConnectorBuilder", "ConnectorSpec"]
+def _event_spec(event_type: str) -> ConnectorSpec:
+    safe = Event.safe_type(event_type)
+    return ConnectorSpec(
+        source=ConnectorSocket(entity=safe, descriptor="publishers"),
+        target=ConnectorSocket(entity=safe, descriptor="subscribers"),
+        mode=EVENT_MODE,
+    )
+
+
+def is_event_connector(connector: object) -> bool:
+    """Whether ``connector`` is an event connector (``build_event_connectors``)."""
+    spec = getattr(connector, "spec", None)
+    return isinstance(spec, ConnectorSpec) and spec.mode == EVENT_MODE
+
+
+from plugboard_beam.connector.transports import (  # noqa: E402 (they subclass Connector)
+    RabbitMQConnector,
+    RayConnector,
+    RedisConnector,
+    ZMQConnector,
+)
+
+__all__ = [
+    "AsyncioChannel", "AsyncioConnector", "Channel", "Connector", "ConnectorBuilder", "ConnectorSpec",
+    "RabbitMQConnector", "RayConnector", "RedisConnector", "ZMQConnector", "is_event_connector",
+]

@@ -3,5 +3,6 @@
 
 from plugboard_beam.events.connectors import EventConnector, EventConnectorBuilder
 from plugboard_beam.events.event import Event, StopEvent, SystemEvent
+from plugboard_beam.events.handlers import EventHandlers
 
-__all__ = ["Event", "EventConnector", "EventConnectorBuilder", "StopEvent", "SystemEvent"]
+__all__ = ["Event", "EventConnector", "EventHandlers", "EventConnectorBuilder", "StopEvent", "SystemEvent"]

@@ -20,6 +20,8 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from plugboard_beam.events.handlers import EventHandlers
+
 _TYPE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_\-.]*$")
 #: attributes a handler decorator puts on the function
 HANDLER_TYPE = "_plugboard_event_type"
@@ -88,6 +90,8 @@ class Event(BaseModel):
         def mark(fn: _F) -> _F:
             setattr(fn, HANDLER_TYPE, cls.type)
             setattr(fn, HANDLER_POPULATES, tuple(populates_fields or ()))
+            if len(getattr(fn, "__qualname__", "").split(".")) > 1:  # a method: as plugboard
+                EventHandlers.add(cls, populates_fields)(fn)
             return fn
 
         if method is None:

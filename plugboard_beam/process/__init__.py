@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import signal
 import threading
 import typing as _t
 
 from plugboard_beam.component.component import Component
-from plugboard_beam.connector import Connector
+from plugboard_beam.connector import Connector, is_event_connector
 from plugboard_beam.events.connectors import EventConnector
-from plugboard_beam.exceptions import StepError
+from plugboard_beam.exceptions import NotInitialisedError, StepError, UserError
 from plugboard_beam.graph.model import ModelGraph
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
-from plugboard_beam.schemas import ProcessSpec, Status
+from plugboard_beam.schemas import ConfigSpec, ProcessSpec, Status
 from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
@@ -24,7 +27,25 @@ class _Stopped(Exception):
     """The engine thread was asked to stop (the caller was cancelled)."""
 
 
-class LocalProcess:
+class Process:
+    """Base class of processes (plugboard's ``Process``): ``LocalProcess`` runs one in this
+    process; Beam runners run models from their YAML (``plugboard-beam process run``)."""
+
+
+class RayProcess(Process):
+    """plugboard's Ray process: Beam plays Ray's role here, so constructing one is refused with
+    what to use instead (a model file naming it runs on Beam: ``process run``)."""
+
+    def __init__(self, *args: _t.Any, **kwargs: _t.Any) -> None:
+        raise UserError(
+            "RayProcess runs a model on Ray in plugboard; plugboard_beam runs it on Apache Beam "
+            "instead: use LocalProcess in Python, or run the model's YAML with "
+            "`plugboard-beam process run` on the DirectRunner (--runner direct) or Dataflow "
+            "(--runner dataflow)."
+        )
+
+
+class LocalProcess(Process):
     """Runs components in this process with the shared step engine.
 
     ``async with process: await process.run()`` calls ``init`` on entry and ``destroy`` on exit,
@@ -42,8 +63,9 @@ class LocalProcess:
         self.name = name or "process"
         self.parameters = dict(parameters or {})
         comps = list(components)
-        # Event connectors (EventConnectorBuilder) are declarations: the graph derives event edges.
-        conns = [c for c in connectors if not isinstance(c, EventConnector)]
+        # Event connectors (EventConnectorBuilder, ConnectorBuilder.build_event_connectors) are
+        # declarations: the graph derives event edges from the components' events.
+        conns = [c for c in connectors if not isinstance(c, EventConnector) and not is_event_connector(c)]
         self.components: dict[str, Component] = {c.name: c for c in comps}
         self.connectors: dict[str, Connector] = {c.id: c for c in conns}
         # Validated here, reported by ``init()`` as plugboard does (a ``ValidationError``, here
@@ -59,6 +81,23 @@ class LocalProcess:
         self._pool: _t.Optional[ThreadPoolExecutor] = None
         self._stop = threading.Event()
         self._initialised = False
+        self._status = Status.CREATED
+
+    @property
+    def id(self) -> str:
+        """The process's name."""
+        return self.name
+
+    @property
+    def status(self) -> Status:
+        """``created`` -> ``init`` -> ``running`` (``waiting`` between ``step()`` calls) ->
+        ``completed``, ``stopped`` (cancelled, SIGINT) or ``failed``, as plugboard's."""
+        return self._status
+
+    @property
+    def is_initialised(self) -> bool:
+        """Whether ``init()`` has run (and ``destroy()`` not yet)."""
+        return self._initialised
 
     async def _in_thread(self, fn: _t.Callable[[], _t.Any]) -> _t.Any:
         if self._pool is None:
@@ -90,20 +129,74 @@ class LocalProcess:
             comp.merge_process_parameters(self.parameters)
         await self._in_thread(self._guarded(self._engine.init))
         self._initialised = True
+        self._status = Status.INIT
+
+    def _check_initialised(self) -> None:
+        if not self._initialised:
+            raise NotInitialisedError("Process must be initialised before running")
+
+    async def step(self) -> None:
+        """Step every component once, as far as its inputs allow (a source steps once, a
+        component whose inputs got a value steps on it), through the step engine; the status is
+        ``waiting`` after it, or ``failed`` (and the ``StepError`` raised)."""
+        self._check_initialised()
+        self._status = Status.RUNNING
+        engine = self._engine
+
+        def one_round() -> None:
+            burst = engine.burst
+            engine.burst = 1
+            try:
+                engine.run(max_rounds=1)
+            finally:
+                engine.burst = burst
+
+        try:
+            await self._in_thread(self._guarded(one_round))
+        except BaseException:
+            self._status = Status.FAILED if self._failed() else Status.STOPPED
+            raise
+        self._status = Status.WAITING
 
     async def run(self) -> None:
-        """Step every component until all have ended.
+        """Step every component until all have ended; the status ends ``completed``, ``failed``
+        (the ``StepError`` raised) or ``stopped``.
 
-        If the caller is cancelled (Ctrl-C under ``asyncio.run``), the engine thread stops
-        within a fraction of a second, so ``destroy()`` (on leaving ``async with``) runs soon."""
-        if not self._initialised:
-            await self.init()
+        ``cancel()``, SIGINT while it runs (as plugboard installs a handler for it) and
+        cancelling the caller stop the engine thread within a fraction of a second; components
+        that had not ended are ``stopped``, and ``destroy()`` (on leaving ``async with``) runs
+        soon."""
+        self._check_initialised()
+        self._status = Status.RUNNING
         self._stop.clear()
+        loop = asyncio.get_running_loop()
+        handled = False
+        try:
+            loop.add_signal_handler(signal.SIGINT, self.cancel)
+            handled = True
+        except (NotImplementedError, ValueError, RuntimeError):
+            pass  # not the main thread, or no signal support: Ctrl-C cancels the caller instead
         try:
             await self._in_thread(self._guarded(self._run_engine))
         except BaseException:
             self._stop.set()
+            if self._status is Status.RUNNING:
+                self._status = Status.FAILED if self._failed() else Status.STOPPED
             raise
+        finally:
+            if handled:
+                loop.remove_signal_handler(signal.SIGINT)
+        if self._status is Status.RUNNING:
+            self._status = Status.COMPLETED
+
+    def _failed(self) -> bool:
+        return any(c.status is Status.FAILED for c in self.components.values())
+
+    def cancel(self) -> None:
+        """Stop the run: the engine stops between steps, components that had not ended are
+        ``stopped``, and so is the process (plugboard's ``cancel``, also SIGINT's handler)."""
+        self._stop.set()
+        self._status = Status.STOPPED
 
     def _run_engine(self) -> None:
         def check(engine: Engine) -> None:
@@ -116,6 +209,48 @@ class LocalProcess:
             for comp in self.components.values():  # as plugboard's cancel: unfinished ones stop
                 if not comp.status.is_terminal:
                     comp.__dict__["_status"] = Status.STOPPED
+            return
+        if self._stop.is_set():  # cancelled during the last round
+            for comp in self.components.values():
+                if not comp.status.is_terminal:
+                    comp.__dict__["_status"] = Status.STOPPED
+
+    def export(self) -> dict[str, _t.Any]:
+        """``{"type": ..., "args": {components, connectors, name, parameters}}``: the spec of
+        this process (plugboard's ``export()``); event connectors are derived, so left out."""
+        return {
+            "type": f"{type(self).__module__}.{type(self).__name__}",
+            "args": {
+                "name": self.name,
+                "components": [c.export() for c in self.components.values()],
+                "connectors": [c.spec.model_dump(mode="json") for c in self.connectors.values()],
+                "parameters": dict(self.parameters),
+            },
+        }
+
+    def dict(self) -> dict[str, _t.Any]:
+        """The process's state: ``id``, ``name``, ``status``, each component's and connector's
+        ``dict()``, ``parameters`` (plugboard's ``dict()``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": str(self.status),
+            "components": {k: v.dict() for k, v in self.components.items()},
+            "connectors": {k: v.dict() for k, v in self.connectors.items()},
+            "parameters": self.parameters,
+        }
+
+    def dump(self, path: _t.Union[Path, str]) -> None:
+        """Write the process as a model file (``plugboard: process: ...``) for
+        ``plugboard-beam process run``; ``ValueError`` unless ``path`` ends ``.yaml``/``.yml``."""
+        import yaml
+
+        yaml_path = Path(path)
+        if yaml_path.suffix.lower() not in {".yaml", ".yml"}:
+            raise ValueError("Path must have a .yaml/.yml extension")
+        spec = ConfigSpec.model_validate({"plugboard": {"process": self.export()}})
+        yaml_path.parent.mkdir(parents=True, exist_ok=True)
+        yaml_path.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
 
     async def destroy(self) -> None:
         """Call ``destroy()`` on every component (once; after a failure it already ran)."""
@@ -123,6 +258,7 @@ class LocalProcess:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self._initialised = False
         if errors:
             errors[0].also = errors[1:]
             raise errors[0]
@@ -134,7 +270,7 @@ class LocalProcess:
     async def __aexit__(self, *exc: object) -> None:
         await self.destroy()
 
-    def steps(self) -> dict[str, int]:
+    def steps(self) -> builtins.dict[str, int]:
         """Steps done so far, per component."""
         return self._engine.steps()
 
@@ -163,4 +299,4 @@ class ProcessBuilder:
                             parameters=dict(spec.args.parameters))
 
 
-__all__ = ["LocalProcess", "ProcessBuilder"]
+__all__ = ["LocalProcess", "Process", "ProcessBuilder", "RayProcess"]
