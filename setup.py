@@ -32,6 +32,8 @@ setup(
         "psycopg[binary]>=3.1",
         # process tune / Tuner: the Optuna sampler (ask/tell)
         "optuna>=3.4",
+        # schemas.simple_cycles (plugboard's topology checks): Johnson's algorithm
+        "networkx>=3.0",
         # plugboard.utils' DI container and Settings (plugboard_beam.utils), as plugboard has them
         "that-depends>=3.4.1",
         "pydantic-settings>=2.7.1",

@@ -435,3 +435,111 @@ def test_points_to_evaluate_run_first(tmp_path: Path) -> None:
     grid = list(tuner.result_grid)
     assert [r.config for r in grid[:2]] == points and len(grid) == 5
     assert grid[0].metrics[PEAK] == pytest.approx(peak_of(45.0, 30.0, STEPS))
+
+
+# ------------------------------------------------------------- Dataflow
+DATAFLOW_ARGS = ("--project=my-proj", "--region=us-central1", "--temp_location=gs://my-bucket/tmp")
+
+
+@pytest.mark.slow
+def test_dataflow_dry_run_builds_the_first_batch_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from plugboard_beam.dataflow import builders
+
+    seen: list[builders.BuildRequest] = []
+
+    def spy(pipeline: _t.Any, model: LoadedModel, request: builders.BuildRequest) -> list[str]:
+        seen.append(request)
+        return builders.build_batch(pipeline, model, request)
+
+    monkeypatch.setitem(builders._BUILDERS, "batch", spy)
+    path = write_model(tmp_path)
+    job_dir = tmp_path / "job"
+    result = cli("process", "tune", str(path), "--runner", "dataflow", "--dry-run", "--job-dir", str(job_dir),
+                 "--seed", "3", *DATAFLOW_ARGS)
+    assert result.exit_code == 0, result.output
+    named = cli("process", "tune", str(path), "--runner", "dataflow", "--dry-run", "--job-dir", str(tmp_path / "j2"),
+                "--seed", "3", "--job_name=my-study", *DATAFLOW_ARGS)
+    assert named.exit_code == 0, named.output
+    assert json.loads((tmp_path / "j2" / "job.json").read_text())["name"] == "my-study-b001"
+    assert "dry run: batch 1 of 3 (4 of 12 trials: keys trial-00000 .. trial-00003)" in result.output
+    # the job: named for its batch, its keys the seeded study's first batch, each reporting its objective
+    body = json.loads((job_dir / "job.json").read_text())
+    assert body["name"].startswith("plugboard-model-") and body["name"].endswith("-b001")
+    request = seen[0]
+    tuner, model = tuner_of(path)
+    tuner.run(model, seed=3)
+    assert [k for k, _ in request.instances] == [f"trial-{i:05d}" for i in range(4)]
+    assert [o for _, o in request.instances] == [r.config for r in tuner.result_grid[:4]]
+    assert request.options.final_fields == ("peak.peak",)
+    assert request.finals_prefix == request.errors_prefix.rsplit("/", 1)[0] + "/finals"
+    pipeline = (job_dir / "pipeline.json").read_text()
+    assert "Write finals" in pipeline and "Write errors" in pipeline
+
+
+def test_dataflow_tune_options_are_checked_before_any_job(tmp_path: Path) -> None:
+    path = write_model(tmp_path)
+    for args, message in [
+        (("--dry-run",), "--dry-run: Dataflow options (with --runner dataflow), not for --runner local"),
+        (("--runner", "direct", "--profile", "p.yaml"), "--profile: Dataflow options"),
+        (("--runner", "dataflow", "--job-dir", "j", *DATAFLOW_ARGS), "--job-dir is where --dry-run writes"),
+        (("--runner", "dataflow", "--dry-run", "--out", "t.csv", *DATAFLOW_ARGS), "--out: a dry run runs no trial"),
+        (("--runner", "dataflow", "--no_wait", *DATAFLOW_ARGS), "drop --no_wait"),
+        (("--runner", "dataflow", "--project=my-proj"), "invalid Dataflow option"),
+    ]:
+        result = cli("process", "tune", str(path), *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_dataflow_executor_runs_one_named_job_per_batch(tmp_path: Path) -> None:
+    from plugboard_beam.runners.base import RunReport
+    from plugboard_beam.runners.trials import DataflowExecutor, batch_job_name
+    from plugboard_beam.runtime import finals
+
+    jobs: list[tuple[str, list[str]]] = []
+
+    class FakeDataflow:
+        """Stands in for DataflowRunner.run: records each job, answers with the keys' finals."""
+
+        def run(self, model: LoadedModel, options: _t.Any) -> RunReport:
+            name = [a for a in options.pipeline_args if a.startswith("--job_name=")][-1].split("=", 1)[1]
+            jobs.append((name, [sc.key for sc in options.scenarios]))
+            report = RunReport()
+            for sc in options.scenarios:
+                value = peak_of(sc.overrides[ANGLE], sc.overrides[SPEED], STEPS)
+                row = finals.from_json(finals.to_json({"key": sc.key, "values": {"peak.peak": value},
+                                                       "constraint": None}))
+                report.finals.update(finals.merge([row]))
+            return report
+
+    executor = DataflowExecutor([*DATAFLOW_ARGS, "--job_name=my-study"])
+    executor.runner = FakeDataflow()  # type: ignore[assignment]
+    tuner, model = tuner_of(write_model(tmp_path), num_samples=10, max_concurrent=4)
+    best = tuner.run(model, seed=2, executor=executor)
+    assert [n for n, _ in jobs] == ["my-study-b001", "my-study-b002", "my-study-b003"]
+    assert [len(keys) for _, keys in jobs] == [4, 4, 2]
+    local, model2 = tuner_of(write_model(tmp_path), num_samples=10, max_concurrent=4)
+    assert isinstance(best, TrialResult)
+    assert best.config == local.run(model2, seed=2).config  # type: ignore[union-attr]
+    assert batch_job_name("x" * 70, 12) == "x" * 58 + "-b012"
+
+
+def test_dataflow_finals_are_read_back_from_the_temp_location(tmp_path: Path) -> None:
+    from plugboard_beam.dataflow.options import resolve
+    from plugboard_beam.runners.dataflow import finals_prefix, read_rows
+    from plugboard_beam.runtime import finals
+
+    config = resolve([*DATAFLOW_ARGS, "--job_name=j-b001"], profile=None, model_name="m", streaming=False,
+                     dry_run=True, record=None)
+    assert finals_prefix(config) == "gs://my-bucket/tmp/plugboard-errors/j-b001/finals"
+    prefix = str(tmp_path / "finals")
+    (tmp_path / "finals-00000-of-00002.jsonl").write_text(
+        finals.to_json({"key": "trial-00001", "values": {"peak.peak": float("inf")}, "constraint": None}) + "\n")
+    (tmp_path / "finals-00001-of-00002.jsonl").write_text(
+        finals.to_json({"key": "trial-00000", "values": {"peak.peak": 2.5}, "constraint": None}) + "\n\n")
+    rows = finals.merge(read_rows(prefix, finals.from_json, "final values"))
+    assert rows["trial-00000"]["values"] == {"peak.peak": 2.5}
+    assert math.isinf(rows["trial-00001"]["values"]["peak.peak"])

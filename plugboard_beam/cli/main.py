@@ -256,13 +256,17 @@ def _plural(n: int, word: str) -> str:
 
 @process.command()
 @MODEL
+@click.option("--url", is_flag=True, help="Also print a link to the diagram on the Mermaid Live Editor.")
 @handle_errors
-def diagram(model: str) -> None:
+def diagram(model: str, url: bool) -> None:
     """Print MODEL as a Mermaid flowchart."""
-    from plugboard_beam.diagram import mermaid
+    from plugboard_beam.diagram import MermaidDiagram, mermaid
     from plugboard_beam.spec import load_model
 
-    click.echo(mermaid(load_model(model).graph), nl=False)
+    text = mermaid(load_model(model).graph)
+    click.echo(text, nl=False)
+    if url:
+        click.echo(MermaidDiagram(text).url)
 
 
 FEEDBACK_TOPIC_HELP = ("Streaming: the Pub/Sub topic that every loop edge cut for streaming travels through. "
@@ -314,6 +318,9 @@ RUNNER_HELP = ("direct (or DirectRunner): Apache Beam's DirectRunner (default). 
 @click.option("--forget-ended-keys", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Streaming: how long an ended key is remembered so that late input for it is "
                    "dead-lettered (default 600); after that a message for the key starts it anew.")
+@click.option("--job-id", default=None, metavar="JOB_ID",
+              help="The run's job id (plugboard's: 'Job_' and at least 8 letters or digits), as seen in logs and "
+                   "state. Default: the model's state: args: job_id, else a new one.")
 @click.option("--dry-run", is_flag=True, help="Dataflow: build the job offline into --job-dir, submit nothing.")
 @click.option("--job-dir", default="dataflow-job", show_default=True, help="Dataflow: where --dry-run writes.")
 @click.option("--profile", type=click.Path(dir_okay=False), default=None,
@@ -324,7 +331,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         partition: str, params: tuple[str, ...], progress: _t.Optional[bool], step_timeout: tuple[str, ...],
         rows_per_wave: int, streaming: bool, loops: str,
         feedback_topic: _t.Optional[str], checkpoint: _t.Optional[str],
-        max_open_keys: _t.Optional[int], forget_ended_keys: _t.Optional[float],
+        max_open_keys: _t.Optional[int], forget_ended_keys: _t.Optional[float], job_id: _t.Optional[str],
         dry_run: bool, job_dir: str, profile: _t.Optional[str]) -> None:
     """Run MODEL. Other --options are Beam pipeline options (e.g. --direct_num_workers 2)."""
     from plugboard_beam.cli.registry import get_runner
@@ -337,8 +344,11 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     loaded = load_model(model, parse_params(params))
     if step_timeout:
         loaded = loaded.with_overrides(step_timeouts(loaded, step_timeout))
+    from plugboard_beam.cli.job_id import resolve_job_id
+
+    job = resolve_job_id(loaded, job_id)
     bar = Progress(progress)
-    options = RunOptions(
+    options = RunOptions(job_id=job,
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, progress=bar, rows_per_wave=rows_per_wave,
         streaming=streaming, loops=loops, feedback_topic=feedback_topic, checkpoint=checkpoint,

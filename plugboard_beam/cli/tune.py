@@ -14,6 +14,7 @@ from plugboard_beam.cli.main import handle_errors, quiet_beam, split_model
 from plugboard_beam.exceptions import Interrupted, UserError
 
 if _t.TYPE_CHECKING:
+    from plugboard_beam.spec.load import LoadedModel
     from plugboard_beam.tune.study import ResultGrid, TrialResult, Tuner
 
 OUT_FORMATS = (".csv", ".parquet")
@@ -21,9 +22,10 @@ OUT_FORMATS = (".csv", ".parquet")
 
 @click.command(name="tune", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("tokens", nargs=-1, type=click.UNPROCESSED, metavar="MODEL [BEAM OPTIONS]")
-@click.option("--runner", type=click.Choice(["local", "direct"], case_sensitive=False), default="local",
+@click.option("--runner", type=click.Choice(["local", "direct", "dataflow"], case_sensitive=False), default="local",
               show_default=True, help="local: trials one after the other in this process. direct: each batch "
-                                      "of trials as the keys of one Beam pipeline (DirectRunner).")
+                                      "of trials as the keys of one Beam pipeline (DirectRunner). dataflow: each "
+                                      "batch as the keys of one Dataflow job.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write every trial (parameters, objectives, state, failure) to this .csv or .parquet file.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -39,12 +41,18 @@ OUT_FORMATS = (".csv", ".parquet")
               help="Override tune.args.max_concurrent: the trials of one batch (one run).")
 @click.option("--progress/--no-progress", default=None,
               help="Show trials done and the best so far (default: when stderr is a terminal).")
+@click.option("--dry-run", is_flag=True, help="Dataflow: build the first batch's job offline into --job-dir, "
+                                             "run no trial.")
+@click.option("--job-dir", default=None, help="Dataflow: where --dry-run writes (default: dataflow-job).")
+@click.option("--profile", type=click.Path(dir_okay=False), default=None,
+              help="Dataflow: YAML file of pipeline options (project, region, temp_location, ...); flags win.")
 @click.pass_context
 @handle_errors
 def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optional[str], plot: _t.Optional[str],
          storage: _t.Optional[str],
          study_name: _t.Optional[str], seed: _t.Optional[int], num_samples: _t.Optional[int],
-         max_concurrent: _t.Optional[int], progress: _t.Optional[bool]) -> None:
+         max_concurrent: _t.Optional[int], progress: _t.Optional[bool], dry_run: bool, job_dir: _t.Optional[str],
+         profile: _t.Optional[str]) -> None:
     """Optimise MODEL's arguments with its tune: section (Optuna); prints the best trial(s)."""
     from plugboard_beam.tune.setup import load_tune_file
     from plugboard_beam.tune.study import Tuner
@@ -54,6 +62,16 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
     if pipeline_args and runner == "local":
         raise UserError(f"unknown option(s) for --runner local: {' '.join(pipeline_args)} (Beam options go "
                         "with --runner direct)")
+    dataflow_only = [flag for flag, given in (("--dry-run", dry_run), ("--job-dir", job_dir is not None),
+                                              ("--profile", profile is not None)) if given]
+    if dataflow_only and runner != "dataflow":
+        raise UserError(f"{', '.join(dataflow_only)}: Dataflow options (with --runner dataflow), not for "
+                        f"--runner {runner}")
+    if job_dir is not None and not dry_run:
+        raise UserError("--job-dir is where --dry-run writes: give --dry-run too")
+    if dry_run and (out is not None or plot is not None):
+        raise UserError(f"{'--out' if out is not None else '--plot'}: a dry run runs no trial, so it has nothing "
+                        "to write")
     if out is not None:
         check_out(out)
     if plot is not None:
@@ -65,9 +83,16 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
     tuner = Tuner(objective=args.objective, parameters=args.parameters, num_samples=num_samples or args.num_samples,
                   mode=args.mode, max_concurrent=max_concurrent or args.max_concurrent, algorithm=algorithm)
     quiet_beam(bool(ctx.find_root().params.get("debug")))
+    if dry_run:
+        dry_run_first_batch(tuner, spec.model, seed, pipeline_args, profile, job_dir or "dataflow-job")
+        return
     bar = TrialProgress(tuner, progress)
-    executor = None
-    if runner == "direct":
+    executor: _t.Any = None
+    if runner == "dataflow":
+        from plugboard_beam.runners.trials import DataflowExecutor
+
+        executor = DataflowExecutor(pipeline_args, profile)
+    elif runner == "direct":
         from plugboard_beam.lowering.options import RunOptions
         from plugboard_beam.runners.direct import BeamRunner
         from plugboard_beam.runners.trials import RunnerExecutor
@@ -94,6 +119,31 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
 
         plot_study(tuner, plot)
     click.echo(summary(tuner, grid, best))
+
+
+def dry_run_first_batch(tuner: Tuner, model: LoadedModel, seed: _t.Optional[int], pipeline_args: list[str],
+                        profile: _t.Optional[str], job_dir: str) -> None:
+    """``--runner dataflow --dry-run``: the first batch's Dataflow job (its trials as keys), built
+    offline into ``job_dir``; later batches are jobs like it, with the trials the study asks next."""
+    from plugboard_beam.dataflow.options import resolve
+    from plugboard_beam.lowering.options import RunOptions
+    from plugboard_beam.runners.dataflow import DataflowRunner
+    from plugboard_beam.runners.trials import batch_job_name
+    from plugboard_beam.tune.study import DEFAULT_BATCH
+
+    model, scenarios, fields = tuner.first_batch(model, seed=seed)
+    runner = DataflowRunner()
+    # the job name a real run gives its first batch (the given --job_name or the default, -b001)
+    base = resolve(pipeline_args, profile=profile, model_name=model.graph.name, streaming=False, dry_run=True,
+                   record=None).job_name
+    pipeline_args = [*pipeline_args, f"--job_name={batch_job_name(base, 1)}"]
+    runner.run(model, RunOptions(scenarios=scenarios, final_fields=fields, pipeline_args=pipeline_args,
+                                 dry_run=True, job_dir=job_dir, profile=profile))
+    batch = tuner.max_concurrent or DEFAULT_BATCH
+    jobs = math.ceil(tuner.num_samples / batch)
+    click.echo(f"dry run: batch 1 of {jobs} ({len(scenarios)} of {tuner.num_samples} trials: keys "
+               f"{scenarios[0].key} .. {scenarios[-1].key}) as the keys of one Dataflow job in {job_dir}/; "
+               f"each batch is one job, asked once the one before it has ended")
 
 
 def _kept(tuner: Tuner) -> int:

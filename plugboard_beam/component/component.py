@@ -13,6 +13,7 @@ from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.events.event import HANDLER_POPULATES, HANDLER_TYPE, Event, StopEvent, type_name
 from plugboard_beam.exceptions import IOSetupError, IOStreamClosedError
 from plugboard_beam.schemas import Status as Status  # re-exported: plugboard_beam.component.Status
+from plugboard_beam.schemas.resource import Resource
 from plugboard_beam.utils.registry import ClassRegistry
 
 #: plugboard's period (seconds) of process status checks while a hand-driven read waits. The
@@ -280,6 +281,9 @@ class Component:
     io: IOController = IOController()
     #: names of further attributes ``dict()`` reports under ``exports`` (merged along the MRO)
     exports: _t.Optional[list[str]] = None
+    #: what an instance needs (``Resource``); a class may declare its own, the constructor's
+    #: ``resources`` (a ``Resource`` or its dict) replaces it
+    resources: Resource = Resource()
     _event_io: _t.ClassVar[EventIO]
 
     def __init__(
@@ -298,7 +302,8 @@ class Component:
         self._parameters = dict(parameters or {})
         self._constraints = dict(constraints or {})
         self._state = state
-        self._resources = resources
+        self.resources = (Resource.model_validate(resources) if resources is not None
+                          else type(self).resources.model_copy(deep=True))
         cls_io = type(self).io
         unknown = sorted(set(self._initial_values) - set(cls_io.inputs))
         if unknown:
@@ -387,6 +392,14 @@ class Component:
         """``created``, ``init``, ``running``, ``completed``, ``stopped`` or ``failed``."""
         status: Status = self.__dict__.get("_status", Status.CREATED)
         return status
+
+    async def _set_status(self, status: Status, publish: bool = True) -> None:
+        """Set the status; with ``publish``, store the component in its process's state
+        backend (once the process has connected it)."""
+        self.__dict__["_status"] = status
+        state = self.__dict__.get("_state")
+        if publish and state is not None and self.__dict__.get("_state_is_connected"):
+            await state.upsert_component(self)
 
     @StopEvent.handler
     async def _stop_handler(self, event: StopEvent) -> None:

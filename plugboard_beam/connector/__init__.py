@@ -14,7 +14,7 @@ import typing as _t
 from plugboard_beam.connector.channel import Channel
 from plugboard_beam.events.event import Event
 from plugboard_beam.exceptions import ChannelClosedError
-from plugboard_beam.schemas import ConnectorSocket, ConnectorSpec
+from plugboard_beam.schemas import ConnectorMode, ConnectorSocket, ConnectorSpec
 
 #: ``ConnectorSpec.mode`` of the event connectors ``build_event_connectors`` makes
 EVENT_MODE = "pubsub"
@@ -143,7 +143,7 @@ def _event_spec(event_type: str) -> ConnectorSpec:
     return ConnectorSpec(
         source=ConnectorSocket(entity=safe, descriptor="publishers"),
         target=ConnectorSocket(entity=safe, descriptor="subscribers"),
-        mode=EVENT_MODE,
+        mode=ConnectorMode(EVENT_MODE),
     )
 
 

@@ -40,6 +40,8 @@ class BuildRequest:
     temp_location: str
     #: streaming: the Secret Manager secret version of the feedback/control key (``--control_secret``)
     control_secret: _t.Optional[str] = None
+    #: with ``options.final_fields`` (tuning): where workers write each key's final values
+    finals_prefix: str = ""
 
 
 PipelineBuilder = _t.Callable[[_t.Any, LoadedModel, BuildRequest], _t.Optional[_t.Sequence[str]]]
@@ -55,7 +57,8 @@ def build_batch(pipeline: _t.Any, model: LoadedModel, request: BuildRequest) -> 
     from plugboard_beam.lowering.plan import make_plan
 
     plan = make_plan(model.graph, request.options.partition)
-    build(pipeline, model, plan, list(request.instances), request.options.record, request.errors_prefix)
+    build(pipeline, model, plan, list(request.instances), request.options.record, request.errors_prefix,
+          final_fields=request.options.final_fields, finals_prefix=request.finals_prefix)
     return plan.stage_lines()
 
 

@@ -143,6 +143,24 @@ def stateful_steps(proto: _t.Any) -> list[tuple[str, list[str]]]:
     return out
 
 
+#: Beam's resource hint URNs -> the names ``with_resource_hints`` takes
+HINT_NAMES = {"beam:resources:min_ram_bytes:v1": "min_ram", "beam:resources:accelerator:v1": "accelerator",
+              "beam:resources:cpu_count:v1": "cpu_count"}
+
+
+def resource_hints(proto: _t.Any) -> list[tuple[str, dict[str, str]]]:
+    """(transform name, its resource hints by name) of every ParDo that has hints (from
+    components' ``resources``; they are on the transform's environment)."""
+    envs = proto.components.environments
+    out = []
+    for _, t in _outermost(proto, (PARDO_URN,)):
+        env = envs.get(t.environment_id) if t.environment_id else None
+        if env is not None and env.resource_hints:
+            out.append((t.unique_name, {HINT_NAMES.get(urn, urn): value.decode("utf-8", "replace")
+                                        for urn, value in sorted(env.resource_hints.items())}))
+    return out
+
+
 def pubsub_reads(proto: _t.Any) -> list[tuple[str, str]]:
     """(transform name, topic or subscription) of every Pub/Sub read."""
     from apache_beam.portability.api import beam_runner_api_pb2 as pb
@@ -222,6 +240,8 @@ class JobSummary:
     staged: list[str]
     notes: list[str]
     job_dir: str
+    #: (transform, hints) of the transforms with Beam resource hints (components' ``resources``)
+    resource_hints: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, _t.Any]:
         """A JSON-ready dict."""
@@ -241,6 +261,9 @@ class JobSummary:
         out += section("Pub/Sub reads", [f"{n} <- {s}" for n, s in self.pubsub_reads])
         out += section("Pub/Sub writes", [f"{n} -> {t}" for n, t in self.pubsub_writes])
         out += section("feedback topics", self.feedback_topics)
+        if self.resource_hints:
+            out += section("resource hints", [f"{n}: {', '.join(f'{k}={v}' for k, v in h.items())}"
+                                              for n, h in self.resource_hints])
         out.append(f"worker image: {self.worker_image}")
         out.append(f"code shipped: {self.ship_code} (model modules: {', '.join(self.modules) or 'none'})")
         out += section("staged files", self.staged)
@@ -275,6 +298,7 @@ def summarize(job: OfflineJob, *, project: str, region: str, stages: _t.Optional
         staged=[f.name for f in job.staged],
         notes=list(notes),
         job_dir=job_dir,
+        resource_hints=resource_hints(proto),
     )
 
 
@@ -303,5 +327,5 @@ def write_job_dir(job_dir: Path, job: OfflineJob, summary: JobSummary) -> None:
 
 __all__: _t.Sequence[str] = [
     "JobSummary", "OfflineJob", "StagedFile", "build_offline", "clear_job_dir", "feedback_topics", "pubsub_reads",
-    "pubsub_writes", "stateful_steps", "summarize", "worker_images", "write_job_dir",
+    "pubsub_writes", "resource_hints", "stateful_steps", "summarize", "worker_images", "write_job_dir",
 ]

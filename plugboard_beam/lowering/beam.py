@@ -23,7 +23,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.graph.model import Edge
-from plugboard_beam.lowering import dataio
+from plugboard_beam.lowering import dataio, hints
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, writer_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime import finals
@@ -39,6 +39,7 @@ from plugboard_beam.runtime.stage import (
     encode_chunk,
 )
 from plugboard_beam.spec.load import LoadedModel, load_model
+from plugboard_beam.state.runs import KeyReporter, StateTarget
 
 log = logging.getLogger("plugboard_beam")
 
@@ -123,7 +124,7 @@ class StageDoFn(beam.DoFn):
                  record: bool, chunk_rounds: int = 16, cut: _t.Collection[int] = (),
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
-                 final_fields: _t.Sequence[str] = ()) -> None:
+                 final_fields: _t.Sequence[str] = (), state: _t.Optional[StateTarget] = None) -> None:
         self.source = source
         self.stage = stage
         self.overrides = overrides
@@ -137,6 +138,7 @@ class StageDoFn(beam.DoFn):
         self.final_fields = tuple(f for f in final_fields if f.partition(".")[0] in members)
         self.tags = {e.id: chunk_tag(e) for e in stage.out_edges}
         self.edges = {e.id: e for e in stage.out_edges}
+        self.state = state  # where each key's row goes (at its start and end here), if anywhere
         # Live runs are shared by the DoFn instances of this stage in one worker process (some
         # runners make a new instance per bundle); Beam state stays the source of truth.
         self.uid = uuid.uuid4().hex
@@ -156,6 +158,7 @@ class StageDoFn(beam.DoFn):
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
         self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
         self.unpicklable_warned = False
+        self.keys = KeyReporter(self.state, self.stage.members) if self.state is not None else None
 
     def _instance(self, key: str) -> LoadedModel:
         inst = self.instances.get(key)
@@ -175,6 +178,8 @@ class StageDoFn(beam.DoFn):
         # Live from the start, so an interruption in its first element still destroys it
         # (``close_live_runs``).
         self.live[key] = (0, run)
+        if self.keys is not None:
+            self.keys.started(key)
         run.start()
         return run
 
@@ -248,6 +253,8 @@ class StageDoFn(beam.DoFn):
                 self.steps[name].inc(n)
             unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
+            if self.keys is not None:
+                self.keys.ended(key, {n: r.comp.status for n, r in run.engine.runners.items()}, errors)
             yield from self._drain_writers(run)
             if self.final_fields:
                 comps = {n: r.comp for n, r in run.engine.runners.items()}
@@ -330,6 +337,8 @@ class StageDoFn(beam.DoFn):
             end: Chunk = (eid, 0, [], True)
             yield beam.pvalue.TaggedOutput(self.tags[eid], (key, end if eid in self.cut else encode_chunk(end)))
         row = error_row(key, [err])
+        if self.keys is not None:
+            self.keys.ended(key, {}, [err])
         yield from self._report(key, row, unused=[chunk] if chunk is not None else [])
         state.write(self._ended(row))
         self.instances.pop(key, None)
@@ -401,6 +410,7 @@ def build(
     wave: dataio.Wave = dataio.ALL_KEYS,
     final_fields: _t.Sequence[str] = (),
     finals_prefix: str = "",
+    state: _t.Optional[StateTarget] = None,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
     With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``."""
@@ -413,16 +423,17 @@ def build(
                                                     record is not None)
     plan = io.plan
     final_rows: list[_t.Any] = []
+    resources = hints.component_resources(model)
     for stage in plan.stages:
         if stage.in_edges:
             stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
         else:
             stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None)).with_output_types(STAGE_INPUT)
         tags = [chunk_tag(e) for e in stage.out_edges]
-        outs = stage_in | f"Run {stage.name}" >> beam.ParDo(
-            StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
-                      final_fields=final_fields)
-        ).with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
+        run = beam.ParDo(StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
+                                   final_fields=final_fields, state=state))
+        run.with_resource_hints(**hints.stage_hints(resources, stage.members).hints)  # in place
+        outs = stage_in | f"Run {stage.name}" >> run.with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)
         for e in stage.out_edges:
             edges[e.id] = outs[chunk_tag(e)]

@@ -45,3 +45,6 @@ class RunOptions:
     given: frozenset[str] = frozenset()
     #: ``component.field`` names each key reports when it ends (``RunReport.finals``; tuning objectives)
     final_fields: tuple[str, ...] = ()
+    #: the run's job id (``Job_`` + letters/digits, plugboard's format): ``--job-id``, else the
+    #: model's ``state: args: job_id``, else generated (``resolve_job_id``); for logs and state
+    job_id: _t.Optional[str] = None

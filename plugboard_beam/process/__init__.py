@@ -21,6 +21,8 @@ from plugboard_beam.schemas import ConfigSpec, ProcessSpec, Status
 from plugboard_beam.spec.errors import ModelError
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
+from plugboard_beam.state import DictStateBackend, StateBackend, build_state
+from plugboard_beam.state.process_link import ProcessStateLink
 
 
 class _Stopped(Exception):
@@ -58,9 +60,12 @@ class LocalProcess(Process):
         connectors: _t.Iterable[_t.Union[Connector, EventConnector]],
         name: _t.Optional[str] = None,
         parameters: _t.Optional[dict[str, _t.Any]] = None,
-        state: _t.Any = None,
+        state: _t.Optional[StateBackend] = None,
     ) -> None:
         self.name = name or "process"
+        # plugboard's default: a DictStateBackend (see plugboard_beam.state for persistent ones)
+        self._state_link = ProcessStateLink(state if state is not None else DictStateBackend())
+        self._reported = False
         self.parameters = dict(parameters or {})
         comps = list(components)
         # Event connectors (EventConnectorBuilder, ConnectorBuilder.build_event_connectors) are
@@ -127,9 +132,15 @@ class LocalProcess(Process):
             raise self._invalid
         for comp in self.components.values():
             comp.merge_process_parameters(self.parameters)
-        await self._in_thread(self._guarded(self._engine.init))
+        await self.connect_state()
+        try:
+            await self._in_thread(self._guarded(self._engine.init))
+        except StepError as err:
+            await self._ended([err, *err.also])
+            raise
         self._initialised = True
         self._status = Status.INIT
+        await self._state_link.publish(self)
 
     def _check_initialised(self) -> None:
         if not self._initialised:
@@ -176,8 +187,12 @@ class LocalProcess(Process):
             handled = True
         except (NotImplementedError, ValueError, RuntimeError):
             pass  # not the main thread, or no signal support: Ctrl-C cancels the caller instead
+        await self._state_link.publish(self)
         try:
             await self._in_thread(self._guarded(self._run_engine))
+        except StepError as err:
+            await self._ended([err, *err.also])
+            raise
         except BaseException:
             self._stop.set()
             if self._status is Status.RUNNING:
@@ -188,6 +203,15 @@ class LocalProcess(Process):
                 loop.remove_signal_handler(signal.SIGINT)
         if self._status is Status.RUNNING:
             self._status = Status.COMPLETED
+        await self._ended([])
+
+    async def _ended(self, errors: list[StepError]) -> None:
+        """The run ended (``errors``: why it failed): the state backend is told (components,
+        process status, the key row)."""
+        if errors:
+            self._status = Status.FAILED
+        self._reported = True
+        await self._state_link.ended(self, errors)
 
     def _failed(self) -> bool:
         return any(c.status is Status.FAILED for c in self.components.values())
@@ -258,6 +282,9 @@ class LocalProcess(Process):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._status == Status.STOPPED and not self._reported:
+            await self._ended([])  # the run was cancelled
+        await self._state_link.close(self)
         self._initialised = False
         if errors:
             errors[0].also = errors[1:]
@@ -273,6 +300,17 @@ class LocalProcess(Process):
     def steps(self) -> builtins.dict[str, int]:
         """Steps done so far, per component."""
         return self._engine.steps()
+
+    # plugboard's state API (plugboard_beam.state)
+    @property
+    def state(self) -> StateBackend:
+        """The state backend the process reports to."""
+        return self._state_link.state
+
+    async def connect_state(self, state: _t.Optional[StateBackend] = None) -> None:
+        """Start the state backend's job and store the process, its components and connectors
+        (``init()`` does it; ``state`` replaces the backend given at construction)."""
+        await self._state_link.connect(self, state)
 
 
 class ProcessBuilder:
@@ -296,7 +334,7 @@ class ProcessBuilder:
         components = model.build_components(DEFAULT_KEY)
         connectors = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
         return LocalProcess(components=list(components.values()), connectors=connectors, name=spec.args.name,
-                            parameters=dict(spec.args.parameters))
+                            parameters=dict(spec.args.parameters), state=build_state(spec.args.state))
 
 
 __all__ = ["LocalProcess", "Process", "ProcessBuilder", "RayProcess"]

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import difflib
+import logging
 import typing as _t
+
+import click
 
 from plugboard_beam.exceptions import PlugboardBeamError, UserError
 from plugboard_beam.lowering.options import ProgressFn, RunOptions
 from plugboard_beam.runtime.failure import Failure, merge_by_key
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import DEFAULT_KEY, Scenario, instances
+from plugboard_beam.state import runs as state_runs
 
 #: a failure as a runner may hand it in: the record, its dict, or its JSON text
 FailureLike = _t.Union[Failure, dict[str, _t.Any], str]
 
 Instances = list[tuple[Scenario, LoadedModel]]
+_LOG = logging.getLogger("plugboard_beam.runners")
 
 
 @dataclass
@@ -86,13 +91,37 @@ class Runner:
         given = options.scenarios if options.scenarios is not None else self.default_scenarios(model)
         scenarios = list(given or [Scenario(DEFAULT_KEY, {})])
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
+        self.state = self.state_target(model, options)
         self.check(model, options)
-        report = self.execute(model, insts, options)
-        report.keys = report.keys or len(insts)
-        report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
+        self.report_resources(model, options)
+        backend = state_runs.start(self.state) if self.state is not None else None
+        failed = True
+        try:
+            report = self.execute(model, insts, options)
+            report.keys = report.keys or len(insts)
+            report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
+            failed = bool(report.failures)
+        finally:
+            if backend is not None and self.state is not None:
+                state_runs.finish(backend, self.state, failed)
+                click.echo(f"state: job {self.state.job_id}, process {self.state.process!r} "
+                           f"({self.state.type.rpartition('.')[2]})", err=True)
         if report.failures:
             raise RunFailed(report)
         return report
+
+    #: whether this runner writes the ``state:`` a model file names (others refuse it)
+    writes_state = False
+    #: where this run writes its status (``Runner.run`` sets it from the model's ``state:``)
+    state: _t.Optional[state_runs.StateTarget] = None
+
+    def state_target(self, model: LoadedModel, options: RunOptions) -> _t.Optional[state_runs.StateTarget]:
+        """The model's ``state:`` on this runner (refused by runners that do not write it)."""
+        if model.config.plugboard.process.args.state is not None and not self.writes_state:
+            here = "streaming runs (--streaming)" if options.streaming else f"--runner {self.label(options)}"
+            raise UserError(f"state: (in {model.path.name}) is written by --runner local and batch runs on "
+                            f"--runner direct; not yet by {here}: remove it there")
+        return state_runs.StateTarget.of(model, self.name, getattr(options, "job_id", None))
 
     def default_scenarios(self, model: LoadedModel) -> _t.Optional[list[Scenario]]:
         """The keys to run when no ``--scenarios`` are given (None: the one default key). A
@@ -117,6 +146,16 @@ class Runner:
 
     def check(self, model: LoadedModel, options: RunOptions) -> None:
         """Reject options this runner cannot honour (raise UserError)."""
+
+    def report_resources(self, model: LoadedModel, options: RunOptions) -> None:
+        """Components' ``resources``: this runner places nothing, so say once that they are
+        ignored here (Dataflow turns them into resource hints)."""
+        from plugboard_beam.lowering.hints import component_resources, describe_requirements
+
+        asked = describe_requirements(component_resources(model))
+        if asked:
+            _LOG.warning("component resources are ignored on --runner %s (every component runs on this "
+                         "machine; --runner dataflow makes them Beam resource hints): %s", self.label(options), asked)
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
         """Run every (scenario, model instance)."""

@@ -25,6 +25,7 @@ from plugboard_beam.dataflow.options import DataflowConfig, resolve
 from plugboard_beam.exceptions import UserError
 from plugboard_beam.runners.base import BASE_FLAGS, Instances, RunOptions, RunReport, pipeline_options
 from plugboard_beam.runners.direct import BeamRunner
+from plugboard_beam.runtime import finals
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.spec.load import LoadedModel
 
@@ -46,6 +47,7 @@ class DataflowRunner(BeamRunner):
     """Submit the model's pipeline to Google Cloud Dataflow (or build it offline with --dry-run)."""
 
     name = "dataflow"
+    writes_state = False  # the job is built from a request (dataflow/builders.py): not wired yet
 
     def __init__(self) -> None:
         super().__init__("DataflowRunner")
@@ -65,6 +67,16 @@ class DataflowRunner(BeamRunner):
         self.config = resolve(options.pipeline_args, profile=options.profile, model_name=model.graph.name,
                               streaming=options.streaming, dry_run=options.dry_run, record=options.record)
         get_builder(self.kind)
+
+    def report_resources(self, model: LoadedModel, options: RunOptions) -> None:
+        """Resources become Beam resource hints (``lowering/hints.py``); say once what of them
+        Beam cannot express (fractions of a CPU, Ray's custom resources)."""
+        from plugboard_beam.lowering.hints import component_resources, stage_hints
+
+        resources = component_resources(model)
+        ignored = [i for name in resources for i in stage_hints(resources, [name]).ignored]
+        if ignored:
+            log.warning("component resources Dataflow has no hint for are ignored: %s", "; ".join(ignored))
 
     @property
     def kind(self) -> str:
@@ -93,7 +105,8 @@ class DataflowRunner(BeamRunner):
         return BuildRequest(instances=instances, options=options, beam_options=beam_options,
                             errors_prefix=config.errors_prefix, project=config.project, region=config.region,
                             job_name=config.job_name, temp_location=config.temp_location,
-                            control_secret=config.control_secret)
+                            control_secret=config.control_secret,
+                            finals_prefix=finals_prefix(config) if options.final_fields else "")
 
     def _dry_run(self, model: LoadedModel, instances: InstanceOverrides, options: RunOptions, args: list[str],
                  shipment: Shipment) -> RunReport:
@@ -152,22 +165,37 @@ class DataflowRunner(BeamRunner):
             report.failures.append(Failure(key="", component="", step=-1, phase="run", error_type="JobFailed",
                                            reason=f"Dataflow job {job_id} did not succeed: {exc}\n  see {url}"))
         report.failures += read_failures(config.errors_prefix)
+        if options.final_fields:
+            report.finals.update(finals.merge(read_rows(finals_prefix(config), finals.from_json, "final values")))
         report.steps = _step_counters(result)
         return report
 
 
+def finals_prefix(config: DataflowConfig) -> str:
+    """Where workers write each key's final values (tuning objectives), next to the failures."""
+    return config.errors_prefix.rsplit("/", 1)[0] + "/finals"
+
+
 def read_failures(prefix: str) -> list[Failure]:
     """The per-key failure records the workers wrote under ``prefix`` (JSON lines)."""
+    return read_rows(prefix, Failure.from_json, "failure rows")
+
+
+Row = _t.TypeVar("Row")
+
+
+def read_rows[Row](prefix: str, parse: _t.Callable[[str], Row], what: str) -> list[Row]:
+    """The JSON lines the workers wrote under ``prefix``, parsed."""
     from apache_beam.io.filesystems import FileSystems
 
-    rows: list[Failure] = []
+    rows: list[Row] = []
     try:
         matches = FileSystems.match([prefix + "*"])[0].metadata_list
         for meta in sorted(matches, key=lambda m: m.path):
             with FileSystems.open(meta.path) as f:
-                rows += [Failure.from_json(line) for line in f.read().decode().splitlines() if line.strip()]
+                rows += [parse(line) for line in f.read().decode().splitlines() if line.strip()]
     except Exception:
-        log.warning("could not read the job's failure rows under %s", prefix, exc_info=True)
+        log.warning("could not read the job's %s under %s", what, prefix, exc_info=True)
     return rows
 
 

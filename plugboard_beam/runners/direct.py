@@ -26,6 +26,7 @@ class BeamRunner(Runner):
     """Lower to Beam and run on ``beam_runner`` (the DirectRunner by default)."""
 
     name = "direct"
+    writes_state = True
 
     def __init__(self, beam_runner: str = "FnApiRunner") -> None:
         # Beam's "DirectRunner" first tries to download the Prism runner from the internet;
@@ -91,7 +92,8 @@ class BeamRunner(Runner):
                      len(wave.keys) if wave.keys is not None else "the other", wave.rows)
         pipeline = beam.Pipeline(options=self.options)
         finals_prefix = os.path.join(os.path.dirname(prefix), f"finals-{wave.index:05d}")
-        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix)
+        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix,
+              state=self.state)
         tune_direct_runner()
         isolate_worker_signals()
         progress = options.progress

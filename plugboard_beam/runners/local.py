@@ -14,12 +14,14 @@ from plugboard_beam.runtime.finals import final_values
 from plugboard_beam.runtime.session import run_to_end
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import Scenario
+from plugboard_beam.state.runs import KeyReporter
 
 
 class LocalRunner(Runner):
     """Every key in this process, one after the other."""
 
     name = "local"
+    writes_state = True
 
     def accepts(self, options: RunOptions) -> frozenset[str]:
         return BASE_FLAGS | {"--progress"}
@@ -45,10 +47,13 @@ class LocalRunner(Runner):
         _refuse_shared_files(model, insts)
         shared = _keyed_tables(model, insts)
         report = RunReport()
+        keys = KeyReporter(self.state) if self.state is not None else None
         for sc, inst in insts:
             key = sc.key
             components: dict[str, _t.Any] = {}
             errors: list[StepError] = []
+            if keys is not None:
+                keys.started(key)
             try:
                 components = construct(inst, key)
                 for name, rows in shared.items():
@@ -62,6 +67,8 @@ class LocalRunner(Runner):
             except StepError as err:
                 report.failures.append(Failure.of(err, err.also))
                 errors = [err, *err.also]
+            if keys is not None:
+                keys.ended(key, {n: c.status for n, c in components.items()}, errors)
             if options.final_fields:
                 report.finals[key] = final_values(key, components, options.final_fields, errors)
         return report

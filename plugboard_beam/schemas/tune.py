@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typing as _t
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 FieldType = _t.Literal["arg", "initial_value", "field", "parameter"]
 Direction = _t.Literal["min", "max"]
@@ -146,10 +146,31 @@ class TuneArgsSpec(_TuneModel):
     max_concurrent: _t.Optional[PositiveInt] = None
     algorithm: OptunaSpec = Field(default_factory=OptunaSpec)
 
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _parameter_types(cls, v: _t.Any) -> _t.Any:
+        """A parameter without ``type`` is read as plugboard reads it: ``categories`` make a
+        choice, integer bounds a ``randint``, other bounds a ``uniform``."""
+        if not isinstance(v, list):
+            return v
+        return [_with_type(p) for p in v]
+
     @model_validator(mode="after")
     def _modes(self) -> _t.Self:
         check_modes(self.objective, self.mode)
         return self
+
+
+def _with_type(p: _t.Any) -> _t.Any:
+    if not isinstance(p, dict) or "type" in p:
+        return p
+    if "categories" in p:
+        kind = "ray.tune.choice"
+    elif all(isinstance(p.get(b), int) and not isinstance(p.get(b), bool) for b in ("lower", "upper")):
+        kind = "ray.tune.randint"
+    else:
+        kind = "ray.tune.uniform"
+    return {**p, "type": kind}
 
 
 def check_modes(objective: _t.Union[ObjectiveSpec, list[ObjectiveSpec]],
@@ -163,6 +184,17 @@ def check_modes(objective: _t.Union[ObjectiveSpec, list[ObjectiveSpec]],
         raise ValueError("give at least one objective")
 
 
+class TuneArgsDict(_t.TypedDict):
+    """``TypedDict`` of the ``Tuner`` constructor arguments."""
+
+    objective: str | list[str]
+    parameters: list[ParameterSpec]
+    num_samples: int
+    mode: _t.NotRequired[Direction | list[Direction]]
+    max_concurrent: _t.NotRequired[int | None]
+    algorithm: OptunaSpec
+
+
 class TuneSpec(_TuneModel):
     """The ``tune:`` section of a model file."""
 
@@ -171,4 +203,4 @@ class TuneSpec(_TuneModel):
 
 __all__ = ["OPTUNA_SEARCH", "PARAMETER_TYPES", "BaseFieldSpec", "CategoricalParameterSpec", "Direction",
            "FloatParameterSpec", "IntParameterSpec", "ObjectiveSpec", "OptunaSpec", "ParameterSpec",
-           "TuneArgsSpec", "TuneSpec", "check_modes"]
+           "TuneArgsDict", "TuneArgsSpec", "TuneSpec", "check_modes"]

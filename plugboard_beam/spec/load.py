@@ -11,6 +11,7 @@ Nothing runs beyond importing the component modules: no component is constructed
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import difflib
 import importlib
 import inspect
 import json
+import logging
 from pathlib import Path
 import sys
 import typing as _t
@@ -30,12 +32,14 @@ from plugboard_beam.component.decorator import ComponentDecoratorHelper
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.exceptions import IOSetupError, StepError
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
-from plugboard_beam.schemas import ConfigSpec, ConnectorSpec
+from plugboard_beam.schemas import ConfigSpec, ConnectorSpec, TuneSpec
+from plugboard_beam.schemas.migration import ours, replaced_message, replaced_transport
 from plugboard_beam.spec.errors import ModelError, Problem
 from plugboard_beam.spec.events import check_events
 from plugboard_beam.spec.keys import DEFAULT_KEY, InvalidKey, substitute_key
 from plugboard_beam.spec.yaml_lines import MODEL_LIMITS, Lines, YamlSyntaxError, load_yaml
 
+_LOG = logging.getLogger("plugboard_beam.spec")
 _COMPONENTS = ("plugboard", "process", "args", "components")
 _CONNECTORS = ("plugboard", "process", "args", "connectors")
 
@@ -56,6 +60,8 @@ class Context:
     problems: list[Problem] = field(default_factory=list)
     #: (component, argument) -> the override that set it, for messages
     overridden: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: things the user should know that are not problems (plugboard paths rewritten, ...)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def base_dir(self) -> Path:
@@ -82,6 +88,8 @@ class LoadedModel:
     overrides: _t.Mapping[str, _t.Any] = field(default_factory=dict)
     #: what ``with_overrides`` learns about a class once for every key (shared by the models it gives)
     memo: dict[_t.Any, _t.Any] = field(default_factory=dict, compare=False, repr=False)
+    #: what loading noticed (each said once, as a warning, when the file was loaded)
+    notices: tuple[str, ...] = ()
 
     def with_overrides(self, overrides: _t.Mapping[str, _t.Any]) -> LoadedModel:
         """This model with component arguments / seeds / parameters replaced (validated again,
@@ -126,8 +134,13 @@ class LoadedModel:
                 return None
             changes.setdefault(comp, {})[arg] = value
         comps = list(components)
-        raw = _raw_path_copy(self.raw)
-        raw_comps = raw["plugboard"]["process"]["args"]["components"]
+        try:
+            raw = _raw_path_copy(self.raw)
+            raw_comps = raw["plugboard"]["process"]["args"]["components"]
+        except (KeyError, TypeError):  # a layout this copy does not know: the full validation
+            return None
+        if len(raw_comps) != len(comps):
+            return None
         for comp, update in changes.items():
             i = index[comp]
             spec = comps[i]
@@ -200,6 +213,8 @@ class LoadedModel:
             kwargs["parameters"] = dict(args.parameters)
         if args.constraints:
             kwargs["constraints"] = dict(args.constraints)
+        if args.resources is not None:
+            kwargs["resources"] = args.resources.model_copy(deep=True)
         comp = cls(**kwargs)
         comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
         return comp
@@ -256,6 +271,56 @@ def parse_yaml(ctx: Context) -> None:
         ctx.problem("a model file starts with 'plugboard: process: args: components: ...'")
 
 
+#: how many model files a chain of ``process: other.yaml`` may pass through
+MAX_PROCESS_FILES = 16
+
+
+def follow_process_file(ctx: Context) -> None:
+    """``plugboard: {process: other.yaml}``: the process is the one of the model file named,
+    relative to the folder of the file that names it (any readable path: a model file is the
+    user's own, and its ``type:`` imports run code anyway). The chain is followed up to
+    ``MAX_PROCESS_FILES`` files; a file named twice is a cycle. From then on the model is the
+    other file's: its lines and folder (where its component modules are imported from) are the
+    model's, and the first file's other sections (``tune:``) are kept."""
+    seen = [ctx.path.resolve()]
+    while isinstance(ctx.raw, dict) and isinstance(ctx.raw.get("plugboard"), dict) \
+            and isinstance(ctx.raw["plugboard"].get("process"), str):
+        name = ctx.raw["plugboard"]["process"]
+        where = ("plugboard", "process")
+        target = (ctx.base_dir / name).resolve()
+        if target in seen:
+            chain = " -> ".join(p.name for p in [*seen, target])
+            ctx.problem(f"process: {name!r} makes a cycle of model files ({chain})", where)
+            return
+        if len(seen) >= MAX_PROCESS_FILES:
+            ctx.problem(f"process: {name!r}: more than {MAX_PROCESS_FILES} model files chained by 'process:'",
+                        where)
+            return
+        if not target.is_file():
+            hint = (f"; paths are relative to the folder of {ctx.path.name} ({ctx.base_dir}), and {name!r} "
+                    "exists relative to the current directory" if Path(name).is_file() else "")
+            ctx.problem(f"process: {name!r}: no such model file ({target}){hint}", where)
+            return
+        outer, outer_path, outer_lines = ctx.raw["plugboard"], ctx.path, ctx.lines
+        ctx.path, ctx.text, ctx.raw, ctx.lines = target, "", None, Lines()
+        before = len(ctx.problems)
+        read_file(ctx)
+        if len(ctx.problems) == before:
+            parse_yaml(ctx)
+        if len(ctx.problems) > before:
+            line = outer_lines.of(where)
+            ctx.problems[before:] = [Problem(f"{p.message} (the process named at {outer_path.name} line {line})",
+                                             p.line, p.element) for p in ctx.problems[before:]]
+            return
+        inner = ctx.raw["plugboard"] if isinstance(ctx.raw, dict) else None
+        if not isinstance(inner, dict) or "process" not in inner:
+            ctx.problem(f"{target.name} has no 'plugboard: process:' section (named by 'process:' in "
+                        f"{outer_path.name} line {outer_lines.of(where)})")
+            return
+        ctx.raw["plugboard"] = {**{k: v for k, v in outer.items() if k != "process"}, "process": inner["process"]}
+        seen.append(target)
+
+
 def apply_overrides(ctx: Context) -> None:
     """Scenario / ``--param`` values replace component arguments, seeds and parameters."""
     if not ctx.overrides:
@@ -302,8 +367,21 @@ def apply_overrides(ctx: Context) -> None:
 
 def check_schema(ctx: Context) -> None:
     """The layout: required keys, types, no unknown fields."""
+    raw = ctx.raw
+    tune = raw["plugboard"].get("tune") if isinstance(raw, dict) and isinstance(raw.get("plugboard"), dict) else None
+    if tune is not None:  # checked, with its lines, by ``process tune`` (tune/setup.py), not here
+        raw = {**raw, "plugboard": {k: v for k, v in raw["plugboard"].items() if k != "tune"}}
     try:
-        ctx.config = ConfigSpec.model_validate(ctx.raw)
+        ctx.config = ConfigSpec.model_validate(raw)
+        if tune is not None:
+            with contextlib.suppress(ValidationError):
+                ctx.config.plugboard.tune = TuneSpec.model_validate(tune)
+        if ctx.config.plugboard.process.is_ray:
+            line = ctx.lines.of(("plugboard", "process", "type"))
+            ctx.notices.append(
+                f"process type {ctx.config.plugboard.process.type} (line {line})"
+                " runs on Beam, which places and parallelises the components as Ray would: --runner direct "
+                "or dataflow (--runner local runs it in this process)")
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
@@ -378,12 +456,25 @@ def check_names(ctx: Context) -> None:
 def resolve_types(ctx: Context) -> None:
     """Every ``type`` imports (relative to the model's folder) and is a Component."""
     base = str(ctx.base_dir)
+    rewritten: list[str] = []
     for i, comp in enumerate(_config(ctx).plugboard.process.args.components):
         where = (*_COMPONENTS, i, "type")
+        transport = replaced_transport(comp.type)
+        if transport is not None:
+            ctx.problem(replaced_message(transport), where, f"component '{comp.args.name}'")
+            continue
+        type_path = ours(comp.type)
         try:
-            ctx.classes[comp.args.name] = resolve_type(comp.type, base)
+            ctx.classes[comp.args.name] = resolve_type(type_path, base)
         except LookupError as exc:
-            ctx.problem(str(exc), where, f"component '{comp.args.name}'")
+            read_as = f"{comp.type!r} is read as {type_path!r}: " if type_path != comp.type else ""
+            ctx.problem(f"{read_as}{exc}", where, f"component '{comp.args.name}'")
+            continue
+        if type_path != comp.type:
+            rewritten.append(f"{comp.type} (line {ctx.lines.of(where)})")
+    if rewritten:
+        ctx.notices.append(f"plugboard's import paths are read as plugboard_beam's: {', '.join(rewritten)} "
+                           "(write plugboard_beam.… to silence this)")
 
 
 def resolve_type(type_path: str, base_dir: str) -> type[Component]:
@@ -783,8 +874,9 @@ def _suggest_argument(arg: str, names: _t.AbstractSet[str], given: _t.AbstractSe
 PHASES: list[tuple[_t.Callable[[Context], None], tuple[str, ...]]] = [
     (read_file, ()),
     (parse_yaml, ("read_file",)),
-    (apply_overrides, ("read_file", "parse_yaml")),
-    (check_schema, ("read_file", "parse_yaml")),
+    (follow_process_file, ("read_file", "parse_yaml")),
+    (apply_overrides, ("read_file", "parse_yaml", "follow_process_file")),
+    (check_schema, ("read_file", "parse_yaml", "follow_process_file")),
     (check_names, ("check_schema",)),
     (resolve_types, ("check_schema",)),
     (check_args, ("check_schema",)),
@@ -828,8 +920,11 @@ def _run_phases(ctx: Context, skip: tuple[str, ...] = ()) -> LoadedModel:
     if ctx.problems:
         raise ModelError(ctx.problems, str(ctx.path))
     assert ctx.config is not None and ctx.graph is not None
+    for notice in ctx.notices:
+        _LOG.warning("%s: %s", ctx.path.name, notice)
     return LoadedModel(path=ctx.path, config=ctx.config, classes=ctx.classes, graph=ctx.graph,
-                       raw=ctx.raw, text=ctx.text, lines=ctx.lines, overrides=ctx.overrides)
+                       raw=ctx.raw, text=ctx.text, lines=ctx.lines, overrides=ctx.overrides,
+                       notices=tuple(ctx.notices))
 
 
 def graph_from_components(

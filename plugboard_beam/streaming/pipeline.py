@@ -33,6 +33,7 @@ from plugboard_beam.library.json_limits import fit_message
 from plugboard_beam.library.pubsub import Parsed, Rejected, parse_message
 from plugboard_beam.lowering.beam import DONE, LATE, REPEATED_INPUT, ModelSource
 from plugboard_beam.lowering.dataio import WindowedFiles, windowed_writes
+from plugboard_beam.lowering.hints import component_resources, stage_hints
 from plugboard_beam.lowering.plan import Plan, chunk_tag, writer_tag
 from plugboard_beam.runtime.failure import Failure
 from plugboard_beam.runtime.stage import Chunk, ReorderWindow, Unsequenced
@@ -384,6 +385,7 @@ def build_streaming(
     chunks_by_edge: dict[int, _t.Any] = {}
     control: list[_t.Any] = []
     late: list[_t.Any] = []
+    resources = component_resources(model)
     for st in plan.stages:
         ins = list(to_stage[st.id])
         for e in st.in_edges:
@@ -398,10 +400,12 @@ def build_streaming(
         timed = any(windows[e.id].seconds for e in st.in_edges if e.id in windows)  # a reorder window in seconds
         stage_fn = GapTimedStageDoFn if timed else StreamingStageDoFn
         fed = any(e.source in readers_of for e in st.in_edges)  # the open-key cap applies where keys open
-        outs = stage_in | f"Run {st.name}" >> beam.ParDo(stage_fn(
+        run = beam.ParDo(stage_fn(
             source, st, overrides, record=False, cut=cut_ids, writers=writers, emit_done=True,
             windows={e.id: windows[e.id] for e in st.in_edges if e.id in windows},
-            forget_seconds=forget, max_open_keys=max_open_keys if fed else None)).with_outputs(*out_tags)
+            forget_seconds=forget, max_open_keys=max_open_keys if fed else None))
+        run.with_resource_hints(**stage_hints(resources, st.members).hints)  # in place
+        outs = stage_in | f"Run {st.name}" >> run.with_outputs(*out_tags)
         for e in st.out_edges:
             if e.id in cut_ids:
                 encoded = outs[chunk_tag(e)] | f"Encode {e.label}" >> beam.ParDo(

@@ -247,11 +247,34 @@ class Tuner:
             return [grid.get_best_result(m, d) for m, d in zip(self.metric_names(), self.modes, strict=True)]
         return grid.get_best_result(self.metric_names()[0], self.modes[0])
 
-    def _study(self, model: LoadedModel, seed: _t.Optional[int]) -> optuna.Study:
-        """The study (loaded from ``algorithm.storage`` when it is there already)."""
+    def first_batch(self, spec: _t.Any, *, seed: _t.Optional[int] = None
+                    ) -> tuple[LoadedModel, list[Scenario], tuple[str, ...]]:
+        """The first batch of a new study on ``spec``, asked but not run (a Dataflow dry run
+        builds its job): the model, the batch's trials as scenarios (keys), and the objective
+        fields each key reports. The study is in memory: ``algorithm.storage`` is not touched."""
         import optuna
 
-        algo = self.algorithm
+        from plugboard_beam.tune.setup import as_model, check_against_model
+
+        model = as_model(spec)
+        check_against_model(model, self.objectives, self.parameters)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = self._study(model, self.algorithm.seed if seed is None else seed, stored=False)
+        space = self._space(model)
+        for point in self.algorithm.points_to_evaluate or []:
+            study.enqueue_trial(point)
+        asked = [study.ask(None if space else self._distributions())
+                 for _ in range(min(self.max_concurrent or DEFAULT_BATCH, self.num_samples))]
+        configs = [self._config(trial, space, model) for trial in asked]
+        fields = tuple(f"{o.object_name}.{o.field_name}" for o in self.objectives)
+        return model, self._scenarios(model, asked, configs), fields
+
+    def _study(self, model: LoadedModel, seed: _t.Optional[int], stored: bool = True) -> optuna.Study:
+        """The study (loaded from ``algorithm.storage`` when it is there already; in memory
+        unless ``stored``)."""
+        import optuna
+
+        algo = self.algorithm if stored else self.algorithm.model_copy(update={"storage": None})
         sampler = optuna.samplers.TPESampler(seed=seed)
         directions: list[_t.Literal["minimize", "maximize"]] = [
             "maximize" if m == "max" else "minimize" for m in self.modes]
@@ -304,18 +327,24 @@ class Tuner:
     def _run_batch(self, model: LoadedModel, executor: Executor, asked: list[optuna.Trial],
                    configs: list[dict[str, _t.Any]], names: dict[str, ParameterSpec],
                    fields: tuple[str, ...]) -> list[KeyOutcome]:
-        components = {n.name for n in model.graph.nodes}
         outcomes: dict[str, KeyOutcome] = {}
-        scenarios: list[Scenario] = []
-        for trial, config in zip(asked, configs, strict=True):
-            key = trial_key(trial.number)
-            overrides = {name: value for name, value in config.items()
-                         if name.startswith("component.") or name.split(".", 1)[0] in components}
-            scenarios.append(Scenario(key, overrides, f"trial {trial.number}"))
+        scenarios = self._scenarios(model, asked, configs)
         if scenarios:
             outcomes.update(executor(model, scenarios, fields))
         return [outcomes.get(trial_key(t.number), KeyOutcome(failure="the run did not report this trial"))
                 for t in asked]
+
+    @staticmethod
+    def _scenarios(model: LoadedModel, asked: list[optuna.Trial], configs: list[dict[str, _t.Any]]
+                   ) -> list[Scenario]:
+        """One key per trial, its parameters as overrides."""
+        components = {n.name for n in model.graph.nodes}
+        scenarios: list[Scenario] = []
+        for trial, config in zip(asked, configs, strict=True):
+            overrides = {name: value for name, value in config.items()
+                         if name.startswith("component.") or name.split(".", 1)[0] in components}
+            scenarios.append(Scenario(trial_key(trial.number), overrides, f"trial {trial.number}"))
+        return scenarios
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, config: dict[str, _t.Any],
               outcome: KeyOutcome) -> TrialResult:

@@ -1,6 +1,6 @@
 """plugboard 0.9.0's ``plugboard.utils`` names that user and test code reaches for: ``DI`` (the
 dependency-injection container, for ``settings`` and ``job_id``), ``Settings``,
-``ClassRegistry`` and ``gen_rand_str``."""
+``ClassRegistry`` and ``gen_rand_str``; ``utils.entities`` has ``EntityIdGen`` (job ids)."""
 
 from plugboard_beam.utils.di import DI
 from plugboard_beam.utils.random import gen_rand_str
