@@ -3,16 +3,23 @@
 
     .venv/bin/python benchmarks/bench.py                 # every case
     .venv/bin/python benchmarks/bench.py --engine local --case chain-1x100000
+    .venv/bin/python benchmarks/bench.py --scale        # issue 19's figures, side by side
 
 Prints one row per (engine, case): wall time (startup included) and component-steps/s.
 For scale, a bare Python loop calling the same step() methods is printed too.
+
+``--scale`` runs each (case, engine) of ``SCALE`` in a fresh process (so that its peak memory,
+``ru_maxrss``, is its own) and prints one row per case: seconds (and peak MB) per engine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from pathlib import Path
+import resource
+import subprocess
 import sys
 import time
 import typing as _t
@@ -79,11 +86,58 @@ ENGINES: dict[str, _t.Callable[[str, int, int], tuple[float, int]]] = {
 }
 
 
+#: issue 19's cases: (label, model, keys, steps per key, engines)
+SCALE: list[tuple[str, str, int, int, tuple[str, ...]]] = [
+    ("chain 1 key x 100,000 steps", "chain.yaml", 1, 100_000, ("local", "direct")),
+    ("chain 10,000 keys x 10 steps", "chain.yaml", 10_000, 10, ("local", "direct")),
+    ("chain 1,000 keys x 1,000 steps", "chain.yaml", 1_000, 1_000, ("local", "direct")),
+    ("six 200 keys x 2,000 steps", "six.yaml", 200, 2_000, ("local", "direct", "direct-unfused")),
+]
+
+
+def one(engine: str, model: str, keys: int, steps: int) -> None:
+    """Run one case in this process and print it as JSON (``--scale`` calls this in a child)."""
+    seconds, comp_steps = ENGINES[engine](model, keys, steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "steps": comp_steps, "peak_mb": peak}))
+
+
+def scale() -> None:
+    """Issue 19's table: each case on each engine in a process of its own, side by side."""
+    bare = bare_loop(100_000)
+    engines = ["local", "direct", "direct-unfused"]
+    print(f"{'case':32} {'bare loop':>12} " + " ".join(f"{e:>22}" for e in engines))
+    for label, model, keys, steps, run_on in SCALE:
+        cells = []
+        for engine in engines:
+            if engine not in run_on:
+                cells.append(f"{'-':>22}")
+                continue
+            proc = subprocess.run([sys.executable, __file__, "--one", engine, model, str(keys), str(steps)],
+                                  capture_output=True, text=True, check=True)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            if keys == 1:
+                cells.append(f"{r['steps'] / r['seconds']:>10,.0f} st/s {r['peak_mb']:5.0f} MB")
+            else:
+                cells.append(f"{r['seconds']:>10.2f} s {r['peak_mb']:6.0f} MB")
+        first = f"{400_000 / bare:>7,.0f} st/s" if keys == 1 else f"{'-':>12}"
+        print(f"{label:32} {first:>12} " + " ".join(cells), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engine", action="append", choices=list(ENGINES))
     ap.add_argument("--case", action="append", choices=list(CASES))
+    ap.add_argument("--scale", action="store_true", help="issue 19's cases side by side, peak memory included")
+    ap.add_argument("--one", nargs=4, metavar=("ENGINE", "MODEL", "KEYS", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        engine, model, keys, steps = args.one
+        one(engine, model, int(keys), int(steps))
+        return
+    if args.scale:
+        scale()
+        return
     print(f"{'engine':8} {'case':18} {'seconds':>8} {'comp-steps':>11} {'comp-steps/s':>13}")
     bare = bare_loop(100_000)
     print(f"{'bare':8} {'chain-1x100000':18} {bare:8.2f} {400_000:11,d} {400_000 / bare:13,.0f}")

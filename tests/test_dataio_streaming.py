@@ -207,3 +207,50 @@ def test_finite_streaming_run_writes_its_last_window_before_it_ends(emulator: _t
     rows = [r for f in files for r in ds.dataset(str(f), format="parquet").to_table().to_pylist()]
     assert sorted((r["key"], r["step"], r["level"]) for r in rows) == expected
     assert len(expected) == sum(len(v) for v in inflows.values())
+
+
+@pytest.mark.slow
+def test_streaming_file_writer_writes_one_file_per_window_and_leaves_no_temp_folder(
+        emulator: _t.Any, tmp_path: Path) -> None:  # noqa: F811
+    """17.4: 3 keys x 50 steps through a streaming FileWriter give one file per window (not one
+    per step), every row in them once, and no temporary folder is left when the run ends."""
+    import time
+
+    work = tmp_path / "tank"
+    shutil.copytree(ROOT / "specs" / "tank", work)
+    model = yaml.safe_load((work / "tank.yaml").read_text())
+    args = model["plugboard"]["process"]["args"]
+    args["components"].append({"type": "plugboard_beam.library.FileWriter",
+                               "args": {"name": "levels", "path": "out/levels.csv", "field_names": ["level"],
+                                        "window_seconds": 10}})
+    args["connectors"].append({"source": "tank.level", "target": "levels.level"})
+    (work / "counted.yaml").write_text(yaml.safe_dump(model))
+    topic, _ = make_sub("tank-inflow", "tank-inflow-files-counted")
+    make_sub("tank-state", "tank-state-files-counted")
+    inflows = {k: [float(i % 7) for i in range(50)] for k in ("a", "b", "c")}
+    pub, _ = clients()
+    futures = []
+    for key, values in inflows.items():
+        for seq, v in enumerate(values):
+            futures.append(pub.publish(topic, json.dumps({"inflow": v}).encode(), key=key, seq=str(seq)))
+        futures.append(pub.publish(topic, b"", key=key, seq=str(len(values)), eos="true"))
+    for f in futures:
+        f.result()
+    (work / "keys.yaml").write_text(yaml.safe_dump([{"key": k} for k in inflows]))
+    t0 = time.monotonic()
+    proc = subprocess.run([*cli_command(), "process", "run", "counted.yaml", "--streaming", "--scenarios", "keys.yaml",
+                           "-p", "sensor.subscription=tank-inflow-files-counted"], cwd=work, capture_output=True,
+                          text=True, timeout=400, env=env_for(emulator))
+    seconds = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = sorted(p.name for p in (work / "out").iterdir())
+    assert not [n for n in names if n.startswith(".temp")], names  # no folder of files being written left
+    pattern = r"levels-(\d{4}-\d\d-\d\dT[\d:.]+-\d{4}-\d\d-\d\dT[\d:.]+)-(\d{5})-of-(\d{5})\.csv"
+    matches = [re.fullmatch(pattern, n) for n in names]
+    assert all(matches), names
+    windows = [m.group(1) for m in matches if m]
+    assert len(windows) == len(set(windows)), names  # one file per window
+    assert all(m.group(2, 3) == ("00000", "00001") for m in matches if m), names
+    assert len(names) <= seconds / 10 + 2, (len(names), seconds)  # windows the run lasted, not steps
+    rows = _windowed_rows(work / "out", "levels-*.csv")
+    assert sorted((r["key"], int(r["step"])) for r in rows) == sorted((k, i) for k in inflows for i in range(50))

@@ -217,7 +217,9 @@ class ModelGraph:
 
     def schedule_order(self) -> list[str]:
         """A deterministic order to visit nodes in: topological once seeded edges are cut."""
-        order: list[str] = []
-        for scc in self.strongly_connected(skip_seeded=True):
-            order.extend(scc)
-        return order
+        return list(self._schedule)
+
+    @cached_property
+    def _schedule(self) -> tuple[str, ...]:
+        # computed once per graph: every key's engine asks (the graph is frozen)
+        return tuple(name for scc in self.strongly_connected(skip_seeded=True) for name in scc)

@@ -30,7 +30,7 @@ class LocalRunner(Runner):
     def default_scenarios(self, model: LoadedModel) -> _t.Optional[list[Scenario]]:
         """A model with keyed data readers (``key_column``) runs one key per key in its data."""
         from plugboard_beam.library.data import DataError
-        from plugboard_beam.lowering.dataio import data_keys
+        from plugboard_beam.lowering.dataio.counts import data_keys
 
         try:
             keys = data_keys(model)
@@ -87,11 +87,10 @@ def _refuse_shared_files(model: LoadedModel, insts: Instances) -> None:
     table with a ``key`` column (a sink); here every key would overwrite the same file."""
     if len(insts) < 2:
         return
-    from plugboard_beam.lowering.dataio import DataIO
-    from plugboard_beam.lowering.plan import make_plan
+    from plugboard_beam.lowering.dataio.found import keyed_reads, sink_writes
 
     overridden = {name for sc, _ in insts for name in sc.overrides}
-    shared = [s.name for s in DataIO.of(model, make_plan(model.graph), len(insts), overridden).sinks
+    shared = [s.name for s in sink_writes(model, len(insts), overridden, bool(keyed_reads(model)))
               if s.kind == "file"]
     if shared:
         raise UserError(

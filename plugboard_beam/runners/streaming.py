@@ -71,7 +71,7 @@ class StreamingRunner(Runner):
         from apache_beam.options.pipeline_options import GoogleCloudOptions
 
         from plugboard_beam.events.codec import event_classes
-        from plugboard_beam.lowering.dataio import windowed_writes
+        from plugboard_beam.lowering.dataio import remove_temp_folders, windowed_writes
         from plugboard_beam.lowering.patches import tune_streaming_direct_runner
         from plugboard_beam.runtime.context import RunContext
         from plugboard_beam.streaming.codec import Codec, new_secret
@@ -117,8 +117,8 @@ class StreamingRunner(Runner):
             if ended:
                 log.info("checkpoint: %d key(s) had ended before this run", len(ended))
         # a finite run stays up until the last window of its FileWriters has closed (issue 11.5)
-        watch.file_windows = {n: w.window_seconds for n, w in windowed_writes(
-            model, {name for _, o in scenarios for name in (o or {})}).items()}
+        files = windowed_writes(model, {name for _, o in scenarios for name in (o or {})}, run_id)
+        watch.file_windows = {n: w.window_seconds for n, w in files.items()}
         shutdown = Shutdown()
         result = None
         if options.tracker is not None:
@@ -160,6 +160,8 @@ class StreamingRunner(Runner):
         finally:
             try:
                 shutdown.run(watch, result, res, context.close)
+                # finished or stopped: no FileWriter leaves its folder of files being written behind
+                bounded(lambda: remove_temp_folders(files.values()), 10.0, "removing the file writers' temp folders")
                 if ckpt is not None:
                     ckpt.close()
             finally:

@@ -86,6 +86,8 @@ class LoadedModel:
     lines: Lines = field(default_factory=Lines)
     #: the overrides applied to ``text`` to give this model (``-p`` parameters)
     overrides: _t.Mapping[str, _t.Any] = field(default_factory=dict)
+    #: what ``with_overrides`` learns about a class once for every key (shared by the models it gives)
+    memo: dict[_t.Any, _t.Any] = field(default_factory=dict, compare=False, repr=False)
     #: what loading noticed (each said once, as a warning, when the file was loaded)
     notices: tuple[str, ...] = ()
 
@@ -94,10 +96,61 @@ class LoadedModel:
         without re-reading or re-importing anything); raises ModelError."""
         if not overrides:
             return self
+        fast = self._with_arg_values(overrides)
+        if fast is not None:
+            return fast
         ctx = Context(path=self.path, overrides=dict(overrides), text=self.text,
                       raw=copy.deepcopy(self.raw), lines=self.lines, classes=dict(self.classes))
         loaded = _run_phases(ctx, skip=("read_file", "parse_yaml", "resolve_types"))
         return dataclasses.replace(loaded, overrides={**self.overrides, **overrides})
+
+    def _with_arg_values(self, overrides: _t.Mapping[str, _t.Any]) -> _t.Optional[LoadedModel]:
+        """The common case of scenarios, checked per key without validating the whole model
+        again: every override sets a constructor argument (``component.arg``) that the class
+        accepts, of a component whose fields do not depend on its arguments, to a value its
+        annotation accepts. Classes, fields, connectors and graph are then this model's own, and
+        the schema lets any argument value through. Anything else, or a value that does not
+        fit, gives None: the full validation then runs (and words the problem)."""
+        components = self.config.plugboard.process.args.components
+        index = self.memo.get("index")
+        if index is None:
+            index = self.memo["index"] = {c.args.name: i for i, c in enumerate(components)}
+        changes: dict[str, dict[str, _t.Any]] = {}
+        for name, value in overrides.items():
+            comp, _, arg = name.partition(".")
+            cls = self.classes.get(comp)
+            if (cls is None or not arg or "." in arg or arg in BASE_ARGS or comp not in index
+                    or arg in type(components[index[comp]].args).model_fields):  # a field the schema checks
+                return None
+            known = self.memo.get(cls)
+            if known is None:
+                fixed_io = getattr(cls.io_for, "__func__", None) is getattr(Component.io_for, "__func__", None)
+                known = self.memo[cls] = (fixed_io, accepted_args(cls), arg_types(cls))
+            fixed_io, (names, _, anything), kinds = known
+            if not fixed_io or not (anything or arg in names):
+                return None
+            kind = kinds.get(arg)
+            if kind is not None and _type_problem(kind, value) is not None:
+                return None
+            changes.setdefault(comp, {})[arg] = value
+        comps = list(components)
+        try:
+            raw = _raw_path_copy(self.raw)
+            raw_comps = raw["plugboard"]["process"]["args"]["components"]
+        except (KeyError, TypeError):  # a layout this copy does not know: the full validation
+            return None
+        if len(raw_comps) != len(comps):
+            return None
+        for comp, update in changes.items():
+            i = index[comp]
+            spec = comps[i]
+            comps[i] = spec.model_copy(update={"args": spec.args.model_copy(update=update)})
+            raw_comps[i] = {**raw_comps[i], "args": {**raw_comps[i]["args"], **update}}
+        pb = self.config.plugboard
+        args = pb.process.args.model_copy(update={"components": comps})
+        config = self.config.model_copy(update={"plugboard": pb.model_copy(update={
+            "process": pb.process.model_copy(update={"args": args})})})
+        return dataclasses.replace(self, config=config, raw=raw, overrides={**self.overrides, **overrides})
 
     @property
     def base_dir(self) -> Path:
@@ -165,6 +218,17 @@ class LoadedModel:
         comp = cls(**kwargs)
         comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
         return comp
+
+
+def _raw_path_copy(raw: _t.Any) -> _t.Any:
+    """The parsed YAML with the dicts and list down to the components copied (the rest shared,
+    never changed in place): what ``_with_arg_values`` changes."""
+    raw = dict(raw)
+    pb = raw["plugboard"] = dict(raw["plugboard"])
+    process = pb["process"] = dict(pb["process"])
+    args = process["args"] = dict(process["args"])
+    args["components"] = list(args["components"])
+    return raw
 
 
 def _subst_key(value: _t.Any, key: str, cls: _t.Any = None, name: str = "") -> _t.Any:

@@ -388,7 +388,7 @@ def build_streaming(
     # FileWriters (issue 11.5): their rows leave the stage like a PubSubWriter's messages and go
     # to Beam's windowed file sink (lowering/dataio/windowed.py), one file set per window, instead of
     # each key's file being written only when the key ends
-    files = windowed_writes(model, {name for _, o in scenarios for name in (o or {})})
+    files = windowed_writes(model, {name for _, o in scenarios for name in (o or {})}, res.run_id)
     chunks_by_edge: dict[int, _t.Any] = {}
     control: list[_t.Any] = []
     late: list[_t.Any] = []

@@ -36,18 +36,40 @@ wall clock, on the DirectRunner's Pub/Sub source) passes each window's end, one 
 window, so a never-ending job produces readable files as it goes.
 """
 
-from plugboard_beam.lowering.dataio.counts import data_keys, key_counts
-from plugboard_beam.lowering.dataio.model import DataIO, lower
-from plugboard_beam.lowering.dataio.reads import KeyedRead
-from plugboard_beam.lowering.dataio.sinks import SinkWrite
-from plugboard_beam.lowering.dataio.waves import ALL_KEYS, Wave, missing_key, plan_waves
-from plugboard_beam.lowering.dataio.windowed import (
-    ROWS_LEFT_OUT,
-    WindowedFiles,
-    WindowedWrite,
-    refuse_in_streaming,
-    windowed_writes,
-)
+import importlib
+import typing as _t
+
+if _t.TYPE_CHECKING:
+    from plugboard_beam.lowering.dataio.counts import data_keys, key_counts
+    from plugboard_beam.lowering.dataio.found import KeyedRead, SinkWrite
+    from plugboard_beam.lowering.dataio.model import DataIO, lower
+    from plugboard_beam.lowering.dataio.waves import ALL_KEYS, Wave, missing_key, plan_waves
+    from plugboard_beam.lowering.dataio.windowed import (
+        ROWS_LEFT_OUT,
+        WindowedFiles,
+        WindowedWrite,
+        refuse_in_streaming,
+        remove_temp_folders,
+        windowed_writes,
+    )
+
+#: the module of each name (imported when first used: ``found``, ``counts`` and ``waves`` need no
+#: Beam, so ``--runner local`` finds a model's keys and sinks without importing it)
+_MODULE_OF = {
+    "data_keys": "counts", "key_counts": "counts", "KeyedRead": "found", "SinkWrite": "found",
+    "DataIO": "model", "lower": "model", "ALL_KEYS": "waves", "Wave": "waves", "missing_key": "waves",
+    "plan_waves": "waves", "ROWS_LEFT_OUT": "windowed", "WindowedFiles": "windowed", "WindowedWrite": "windowed",
+    "refuse_in_streaming": "windowed", "remove_temp_folders": "windowed", "windowed_writes": "windowed",
+}
+
+
+def __getattr__(name: str) -> _t.Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = ["ALL_KEYS", "ROWS_LEFT_OUT", "DataIO", "KeyedRead", "SinkWrite", "Wave", "WindowedFiles", "WindowedWrite",
-           "data_keys", "key_counts", "lower", "missing_key", "plan_waves", "refuse_in_streaming", "windowed_writes"]
+           "data_keys", "key_counts", "lower", "missing_key", "plan_waves", "refuse_in_streaming",
+           "remove_temp_folders", "windowed_writes"]

@@ -14,10 +14,8 @@ from plugboard_beam.library.file_io import (
     read_table,
 )
 from plugboard_beam.library.sql_io import _engine
-from plugboard_beam.lowering.dataio.model import DataIO
-from plugboard_beam.lowering.dataio.reads import KeyedRead, _file_paths
+from plugboard_beam.lowering.dataio.found import KeyedRead, file_paths, keyed_reads
 from plugboard_beam.lowering.dataio.waves import missing_key
-from plugboard_beam.lowering.plan import make_plan
 from plugboard_beam.spec.load import LoadedModel
 
 
@@ -28,7 +26,7 @@ def key_counts(model: LoadedModel) -> _t.Optional[dict[str, int]]:
     import pyarrow.compute as pc
 
 
-    reads = DataIO.of(model, make_plan(model.graph), 1).reads
+    reads = keyed_reads(model)
     if not reads:
         return None
     counts: dict[str, int] = {}
@@ -36,7 +34,7 @@ def key_counts(model: LoadedModel) -> _t.Optional[dict[str, int]]:
         pairs: list[tuple[_t.Any, int]]
         if r.kind == "file":
             pairs = []
-            for path in _file_paths(r):
+            for path in file_paths(r):
                 for column in _key_column(r, path):
                     try:
                         vc = pc.value_counts(column)

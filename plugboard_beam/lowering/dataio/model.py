@@ -9,14 +9,10 @@ import typing as _t
 import apache_beam as beam
 
 from plugboard_beam.exceptions import UserError
-from plugboard_beam.library.file_io import (
-    FileReader,
-    FileWriter,
-)
-from plugboard_beam.library.sql_io import SQLReader, SQLWriter
-from plugboard_beam.lowering.dataio.common import ERRORS, KEYS, RECORD, build_one
-from plugboard_beam.lowering.dataio.reads import KeyedRead, _KeyChunks, _rows
-from plugboard_beam.lowering.dataio.sinks import SinkWrite, _InsertRows, _ShardBatch, _write_shard
+from plugboard_beam.lowering.dataio.common import ERRORS, KEYS, RECORD
+from plugboard_beam.lowering.dataio.found import KeyedRead, SinkWrite, keyed_reads, sink_writes
+from plugboard_beam.lowering.dataio.reads import _KeyChunks, _rows
+from plugboard_beam.lowering.dataio.sinks import _InsertRows, _ShardBatch, _write_shard
 from plugboard_beam.lowering.dataio.waves import ALL_KEYS, Wave
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, make_plan, writer_tag
 from plugboard_beam.spec.load import LoadedModel
@@ -41,40 +37,8 @@ class DataIO:
         """Find the keyed readers and the writers to turn into sinks. ``overridden``: the
         arguments scenarios override (``component.arg``); a keyed reader's are refused (it reads
         one table for all keys), a writer's keep it writing per key."""
-        reads: list[KeyedRead] = []
-        for name, klass in model.classes.items():
-            if not issubclass(klass, (FileReader, SQLReader)):
-                continue
-            comp = build_one(model, name)
-            if comp.key_column is None:
-                continue
-            fields = tuple(comp.io.outputs)
-            if isinstance(comp, FileReader):
-                reads.append(KeyedRead(name, "file", fields, comp.key_column, comp.order_by, path=comp.path,
-                                       storage_options=tuple(comp.storage_options.items())))
-            else:
-                reads.append(KeyedRead(name, "sql", fields, comp.key_column, comp.order_by,
-                                       connection_string=comp.connection_string, query=comp.query,
-                                       params=tuple(comp.params.items()),
-                                       connect_args=tuple(comp._connect_args.items())))
-        sinks: list[SinkWrite] = []
-        if reads or n_instances > 1:
-            for name, klass in model.classes.items():
-                if not issubclass(klass, (FileWriter, SQLWriter)):
-                    continue
-                if any(o.split(".", 1)[0] == name for o in overridden):
-                    continue  # scenarios give each key its own arguments (path, table): it writes per key
-                w = build_one(model, name)
-                target = w.sink_target()
-                if target is None:
-                    continue
-                if isinstance(w, FileWriter):
-                    sinks.append(SinkWrite(name, "file", tuple(w.io.inputs), target,
-                                           storage_options=tuple(w.storage_options.items())))
-                else:
-                    sinks.append(SinkWrite(name, "sql", tuple(w.io.inputs), target,
-                                           connection_string=w.connection_string,
-                                           connect_args=tuple(w._connect_args.items())))
+        reads = keyed_reads(model)
+        sinks = sink_writes(model, n_instances, overridden, bool(reads))
         for r in reads:
             bad = sorted(o for o in overridden if o.split(".", 1)[0] == r.name)
             if bad:

@@ -4,7 +4,6 @@ become each key's chunks into the stages."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from operator import itemgetter
 import pickle
 import typing as _t
@@ -18,12 +17,12 @@ from plugboard_beam.library.file_io import (
     check_gcs_access,
     file_format,
     key_typed,
-    match_paths,
     open_binary,
     read_table,
 )
-from plugboard_beam.library.sql_io import safe_url, scrub, sync_url
+from plugboard_beam.library.sql_io import scrub, sync_url
 from plugboard_beam.lowering.dataio.common import ERRORS, KEYS, RECORD
+from plugboard_beam.lowering.dataio.found import KeyedRead, file_paths
 from plugboard_beam.lowering.dataio.waves import ALL_KEYS, Wave, missing_key
 from plugboard_beam.lowering.plan import chunk_tag
 from plugboard_beam.lowering.records import RecordBuffer
@@ -34,34 +33,6 @@ from plugboard_beam.runtime.stage import encode_chunk
 CHUNK = 1024
 
 
-@dataclass(frozen=True)
-class KeyedRead:
-    """A reader lowered to a Beam read."""
-
-    name: str
-    kind: str  # "file" or "sql"
-    fields: tuple[str, ...]
-    key_column: str
-    order_by: _t.Optional[str]
-    path: str = ""
-    connection_string: str = ""
-    query: str = ""
-    params: tuple[tuple[str, _t.Any], ...] = ()
-    connect_args: tuple[tuple[str, _t.Any], ...] = ()
-    storage_options: tuple[tuple[str, _t.Any], ...] = ()  # a file read's fsspec options
-
-    @property
-    def what(self) -> str:
-        """The source, for messages."""
-        if self.kind == "file":
-            return f"file {self.path!r}"
-        return f"query {' '.join(self.query.split())[:200]!r} on {safe_url(self.connection_string)}"
-
-    @property
-    def columns(self) -> list[str]:
-        """Columns to read: the fields, the key and the order."""
-        extra = [c for c in (self.key_column, self.order_by) if c is not None and c not in self.fields]
-        return [*self.fields, *extra]
 
 
 
@@ -91,7 +62,7 @@ def _csv_files(r: KeyedRead) -> _t.Iterator[_t.Any]:
     """(read, file index, path, -1, "") for every file a CSV read's path (or glob) matches, or
     (read, 0, "", -1, error message)."""
     try:
-        paths = _file_paths(r)
+        paths = file_paths(r)
     except DataError as exc:
         yield (r, 0, "", -1, str(exc).removeprefix(f"{r.what}: "))
         return
@@ -107,7 +78,7 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
 
     try:
         check_gcs_access(r.path, f"{r.what}")
-        for i, path in enumerate(_file_paths(r)):
+        for i, path in enumerate(file_paths(r)):
             if "://" not in path:
                 meta = pq.ParquetFile(path).metadata
             else:
@@ -123,15 +94,6 @@ def _row_groups(r: KeyedRead) -> _t.Iterator[_t.Any]:
         yield (r, 0, "", -1, f"cannot be read: {type(exc).__name__}: {exc}")
 
 
-def _file_paths(r: KeyedRead) -> list[str]:
-    """The files of a file read: its path, or the files its glob matches (sorted)."""
-
-    if not any(ch in r.path for ch in "*?["):
-        return [r.path]
-    paths = match_paths(r.path, dict(r.storage_options))
-    if not paths:
-        raise DataError(f"{r.what}: no file matches")
-    return paths
 
 
 class _ReadPart(beam.DoFn):

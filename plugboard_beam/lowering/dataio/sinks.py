@@ -3,7 +3,6 @@ by key hash, or batched inserts)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from operator import itemgetter
 import pickle
 import typing as _t
@@ -20,22 +19,9 @@ from plugboard_beam.library.file_io import (
 )
 from plugboard_beam.library.sql_io import RowsRefused, SQLTable, safe_url
 from plugboard_beam.lowering.dataio.common import ERRORS
+from plugboard_beam.lowering.dataio.found import SinkWrite
 from plugboard_beam.lowering.dataio.waves import ALL_KEYS, SHARDS, Wave
 from plugboard_beam.runtime.failure import Failure
-
-
-@dataclass(frozen=True)
-class SinkWrite:
-    """A writer whose rows (all keys) go to one Beam sink."""
-
-    name: str
-    kind: str  # "file" or "sql"
-    fields: tuple[str, ...]
-    target: str  # path or table
-    connection_string: str = ""
-    connect_args: tuple[tuple[str, _t.Any], ...] = ()
-    storage_options: tuple[tuple[str, _t.Any], ...] = ()  # a file sink's fsspec options
-
 
 
 # ------------------------------------------------------------------------ write transforms

@@ -38,6 +38,8 @@ class WindowedWrite:
     fields: tuple[str, ...]
     path: str  # may hold {key} in its file name: then each key has its own files
     window_seconds: float
+    #: the run's id: names the folder of the files being written (``temp_folder``)
+    run_id: str = ""
 
     @property
     def folder(self) -> str:
@@ -55,11 +57,22 @@ class WindowedWrite:
         name: str = FileSystems.split(self.path)[1]
         return name[: -len(file_format(name))]
 
+    @property
+    def temp_folder(self) -> str:
+        """Where a window's file is written before it is moved into place: one folder per writer
+        and run, removed when the run ends (``remove_temp_folders``)."""
+        from apache_beam.io.filesystems import FileSystems
 
-def windowed_writes(model: LoadedModel, overridden: _t.Collection[str] = ()) -> dict[str, WindowedWrite]:
+        folder: str = FileSystems.join(self.folder, f".temp-{self.name}-{self.run_id or 'run'}")
+        return folder
+
+
+def windowed_writes(model: LoadedModel, overridden: _t.Collection[str] = (),
+                    run_id: str = "") -> dict[str, WindowedWrite]:
     """The model's ``FileWriter``s as windowed writes (for ``--streaming``). ``overridden``: the
     arguments scenarios override (``component.arg``): a writer's are refused (its files are
-    written for all keys at once; put ``{key}`` in its file name for files per key)."""
+    written for all keys at once; put ``{key}`` in its file name for files per key). ``run_id``
+    names their ``temp_folder``."""
     out: dict[str, WindowedWrite] = {}
     for name, klass in model.classes.items():
         if not issubclass(klass, FileWriter):
@@ -70,7 +83,7 @@ def windowed_writes(model: LoadedModel, overridden: _t.Collection[str] = ()) -> 
                             "writes the files of every key together, one set per window; put {key} in its "
                             "file name to give each key its own files")
         w = build_one(model, name)
-        ww = WindowedWrite(name, tuple(w.io.inputs), w.path, w.window_seconds)
+        ww = WindowedWrite(name, tuple(w.io.inputs), w.path, w.window_seconds, run_id)
         if "{key}" in ww.folder:
             raise UserError(f"--streaming: '{name}' (FileWriter) path {w.path!r}: {{key}} may only appear in "
                             "the file name in a streaming run (the files of a window are written to one folder)")
@@ -82,9 +95,12 @@ class WindowedFiles(beam.PTransform):  # type: ignore[type-arg]
     """A streaming ``FileWriter``'s row batches -> windowed files through ``fileio.WriteToFiles``.
 
     Rows are stamped with the wall-clock time they reach the sink (processing time: a row is
-    in the window in which it was written), windowed with ``FixedWindows(window_seconds)``;
-    ``WriteToFiles`` writes each bundle's rows of a window to a temporary file and, when the
-    window closes, moves them to ``<stem>-<window start>-<window end>-<i>-of-<n><format>``.
+    in the window in which it was written), windowed with ``FixedWindows(window_seconds)``.
+    ``WriteToFiles`` would write each bundle's rows to a file of their own (a streaming bundle
+    is often one step of one key: a file per step); with no writers per bundle every row goes
+    through its grouping by (file name, shard) instead, which fires once the window closes, so
+    a window's rows of one file name become one file, written in ``temp_folder`` and moved to
+    ``<stem>-<window start>-<window end>-00000-of-00001<format>``.
     """
 
     def __init__(self, w: WindowedWrite) -> None:
@@ -93,6 +109,7 @@ class WindowedFiles(beam.PTransform):  # type: ignore[type-arg]
 
     def expand(self, batches: _t.Any) -> _t.Any:
         from apache_beam.io import fileio
+        from apache_beam.options.value_provider import StaticValueProvider
         from apache_beam.transforms.window import FixedWindows
 
         w = self.w
@@ -102,7 +119,8 @@ class WindowedFiles(beam.PTransform):  # type: ignore[type-arg]
                 | "Window rows" >> beam.WindowInto(FixedWindows(w.window_seconds))
                 | "Write files" >> fileio.WriteToFiles(
                     path=w.folder, destination=_Destination(w), sink=_SinkOf(w),
-                    file_naming=fileio.destination_prefix_naming(fmt)))
+                    file_naming=fileio.destination_prefix_naming(fmt),
+                    temp_directory=StaticValueProvider(str, w.temp_folder), shards=1, max_writers_per_bundle=0))
 
 
 def _stamped(batch: list[tuple[str, int, tuple[_t.Any, ...]]]) -> _t.Iterator[_t.Any]:
@@ -184,6 +202,25 @@ class _RowSink(FileSink):
         data = csv_text(names, columns, header=True).encode()
         return gzip.compress(data, mtime=0) if fmt == ".csv.gz" else data
 
+
+
+def remove_temp_folders(writes: _t.Iterable[WindowedWrite]) -> None:
+    """Remove the ``temp_folder`` of each windowed write (when the run has ended, finished or
+    stopped): what is left there is the file of a window that had not closed, logged."""
+    from apache_beam.io.filesystems import FileSystems
+
+    for w in writes:
+        folder = w.temp_folder
+        try:
+            left = [m.path for res in FileSystems.match([FileSystems.join(folder, "*")]) for m in res.metadata_list]
+            if left:
+                log.warning("file writer '%s': %d file(s) of a window that had not closed when the run stopped "
+                            "were removed with %s", w.name, len(left), folder)
+                FileSystems.delete(left)
+            if FileSystems.exists(folder):  # a local folder (object stores have none)
+                FileSystems.delete([folder])
+        except Exception as exc:  # the run's outcome stands; say what is left behind
+            log.warning("file writer '%s': could not remove %s (%s: %s)", w.name, folder, type(exc).__name__, exc)
 
 
 def refuse_in_streaming(model: LoadedModel) -> None:

@@ -1,0 +1,87 @@
+"""Issue 19: what a key costs before its first step. Scenario overrides are checked per key
+without validating the whole model again (sharing its graph), ``--runner local`` never imports
+Beam, and a streaming FileWriter's temporary folder is removed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+from plugboard_beam.spec import ModelError, load_model
+from test_spec import PARTS, write
+
+MODEL = """
+    plugboard:
+      process:
+        args:
+          components:
+          - {type: specparts.Emit, args: {name: e, iters: 2}}
+          - {type: specparts.Relay, args: {name: r}}
+          connectors:
+          - {source: e.x, target: r.x}
+"""
+
+
+def test_scenario_overrides_share_the_graph_and_check_only_their_values(tmp_path: Path) -> None:
+    model = load_model(write(tmp_path, MODEL, PARTS))
+    inst = model.with_overrides({"e.iters": 5})
+    assert inst.graph is model.graph and inst.classes is model.classes  # not validated again
+    assert inst.component_specs()["e"].args.extra_args() == {"iters": 5}
+    assert inst.build_components("k")["e"]._left == 5  # type: ignore[attr-defined]
+    assert inst.raw["plugboard"]["process"]["args"]["components"][0]["args"]["iters"] == 5
+    # the model it came from is unchanged
+    assert model.component_specs()["e"].args.extra_args() == {"iters": 2}
+    assert model.raw["plugboard"]["process"]["args"]["components"][0]["args"]["iters"] == 2
+    assert inst.with_overrides({"e.iters": 7}).build_components()["e"]._left == 7  # type: ignore[attr-defined]
+    assert inst.overrides == {"e.iters": 5}
+    # what the quick check cannot take goes through the whole validation, with its messages
+    with pytest.raises(ModelError, match=r"'iters' \(set by override 'e.iters'\) = 'ten' is not a valid int"):
+        model.with_overrides({"e.iters": "ten"})
+    with pytest.raises(ModelError, match="unknown argument 'itres'"):
+        model.with_overrides({"e.itres": 1})
+    with pytest.raises(ModelError, match="greater than 0"):  # a field the schema checks
+        model.with_overrides({"e.step_timeout": -1})
+    seeded = model.with_overrides({"component.r.initial_value.x": [4]})
+    assert seeded.build_components()["r"].io.initial_values == {"x": [4]}
+
+
+def test_local_runner_does_not_import_beam(tmp_path: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / "benchmarks" / "models")!r})
+        from plugboard_beam.cli.registry import get_runner
+        from plugboard_beam.lowering.options import RunOptions
+        from plugboard_beam.spec import load_model
+        from plugboard_beam.spec.scenarios import Scenario
+
+        model = load_model({str(ROOT / "benchmarks" / "models" / "chain.yaml")!r})
+        scenarios = [Scenario(f"k{{i}}", {{"source.steps": 5}}) for i in range(3)]
+        report = get_runner("local").run(model, RunOptions(scenarios=scenarios))
+        print(sum(report.steps.values()), "apache_beam" in sys.modules)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["63", "False"]
+
+
+def test_window_temp_folder_is_removed_and_leftovers_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from plugboard_beam.lowering.dataio import WindowedWrite, remove_temp_folders
+
+    w = WindowedWrite("levels", ("level",), str(tmp_path / "out" / "levels.csv"), 10.0, "run1")
+    other = WindowedWrite("levels", ("level",), str(tmp_path / "out" / "levels.csv"), 10.0, "run2")
+    assert w.temp_folder != other.temp_folder  # two runs writing to one folder do not share it
+    folder = Path(w.temp_folder)
+    folder.mkdir(parents=True)
+    (folder / "123_abc").write_text("key,step,level\n")
+    Path(other.temp_folder).mkdir()
+    with caplog.at_level(logging.WARNING, logger="plugboard_beam"):
+        remove_temp_folders([w])
+    assert not folder.exists() and Path(other.temp_folder).exists()
+    assert "1 file(s) of a window that had not closed" in caplog.text
+    remove_temp_folders([w])  # nothing there: nothing to do
