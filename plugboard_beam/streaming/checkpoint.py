@@ -648,7 +648,10 @@ def for_run(url: str, model: _t.Any, res: _t.Any) -> Checkpoint:
                               f"{', '.join(f'{a}.{b}' for a, b in TESTED)}, not the installed "
                               f"{'.'.join(map(str, beam_version()))}")
     readers = [ReaderIdentity(r.name, r.subscription, tuple(r.fields), r.key_attribute) for r in res.readers]
-    return Checkpoint.open(url, model.graph.name, model.config.model_dump(mode="json"), readers)
+    config = model.config.model_dump(mode="json")
+    # a run's job id is its own (generated when not given): a restart is the same model
+    config.get("plugboard", {}).get("process", {}).get("args", {}).get("state", {}).get("args", {}).pop("job_id", None)
+    return Checkpoint.open(url, model.graph.name, config, readers)
 
 
 __all__ = ["Checkpoint", "CheckpointError", "FileSystemsStore", "FolderStore", "Intake", "IntakeSpec", "Journal",
