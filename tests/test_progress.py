@@ -122,6 +122,63 @@ def test_keys_are_done_when_every_stage_has_ended_them() -> None:
     assert (snap.keys_done, snap.keys_failed, snap.steps) == (2, 1, 9)
 
 
+def test_tracker_reads_worker_key_ends_from_the_run_folder(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Key ends written by worker processes' feeds are counted at each snapshot; a partial last
+    line waits for its end; a bad line is reported, not counted; ``close`` reads the last ones."""
+    from plugboard_beam.runtime.worker_progress import WorkerFeed
+
+    tracker = RunTracker()
+    tracker.expect(3)
+    ctx = RunContext.open(tracker, folder=str(tmp_path))
+    try:
+        a, b = WorkerFeed(str(tmp_path)), WorkerFeed(str(tmp_path))
+        assert a.path != b.path
+        a.ended("s", "k1", {"x": 5}, False)
+        b.ended("s", "k2", {"x": 2}, True)
+        snap = tracker.snapshot()
+        assert (snap.keys_done, snap.keys_failed, snap.steps) == (2, 1, 7)
+        assert tracker.snapshot().keys_done == 2  # read once, not again
+        with open(a.path, "a") as f:  # a line being written
+            f.write('{"key":"k3","stage":"s","steps":{"x":')
+        assert tracker.snapshot().keys_done == 2
+        with open(a.path, "a") as f:
+            f.write('4},"failed":false}\n["not", "a key end"]\n')
+        with caplog.at_level("WARNING", logger="plugboard_beam"):
+            snap = tracker.snapshot()
+        assert (snap.keys_done, snap.steps) == (3, 11)
+        assert "line skipped" in caplog.text
+        b.ended("s", "k4", {"x": 1}, False)  # written just before the run ends
+        a.close()
+        b.close()
+    finally:
+        ctx.close()
+    assert tracker.snapshot().keys_done == 4 and tracker.done_steps == {"x": 12}
+    assert not tracker._folders  # the runner may remove the folder now
+
+
+def test_a_worker_process_has_one_feed_file_per_run(tmp_path: Path) -> None:
+    """The runner's process finds its context with the tracker (no file); a process without it
+    (a worker) gets a context without tracker, whose feed is made once and shared."""
+    from plugboard_beam.runtime.worker_progress import WorkerFeed
+
+    tracker = RunTracker()
+    ctx = RunContext.open(tracker, folder=str(tmp_path))
+    try:
+        assert RunContext.lookup(ctx.run_id).tracker is tracker
+    finally:
+        ctx.close()
+    worker = RunContext.lookup(ctx.run_id)  # what a worker process finds: no tracker
+    try:
+        assert worker.tracker is None
+        feed = worker.shared("progress-feed", lambda: WorkerFeed(str(tmp_path)))
+        assert worker.shared("progress-feed", lambda: WorkerFeed(str(tmp_path))) is feed  # once per process
+        feed.close()
+    finally:
+        worker.close()
+    assert len(list(tmp_path.glob("worker-*.jsonl"))) == 1
+
+
 def test_time_left_comes_from_the_keys_done() -> None:
     snap = Snapshot(keys_done=2, keys_failed=0, keys_total=10, steps=0, rate=0.0, elapsed=4.0, unavailable="")
     assert time_left(snap) == pytest.approx(16.0)
