@@ -122,6 +122,63 @@ def test_keys_are_done_when_every_stage_has_ended_them() -> None:
     assert (snap.keys_done, snap.keys_failed, snap.steps) == (2, 1, 9)
 
 
+def test_tracker_reads_worker_key_ends_from_the_run_folder(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Key ends written by worker processes' feeds are counted at each snapshot; a partial last
+    line waits for its end; a bad line is reported, not counted; ``close`` reads the last ones."""
+    from plugboard_beam.runtime.worker_progress import WorkerFeed
+
+    tracker = RunTracker()
+    tracker.expect(3)
+    ctx = RunContext.open(tracker, folder=str(tmp_path))
+    try:
+        a, b = WorkerFeed(str(tmp_path)), WorkerFeed(str(tmp_path))
+        assert a.path != b.path
+        a.ended("s", "k1", {"x": 5}, False)
+        b.ended("s", "k2", {"x": 2}, True)
+        snap = tracker.snapshot()
+        assert (snap.keys_done, snap.keys_failed, snap.steps) == (2, 1, 7)
+        assert tracker.snapshot().keys_done == 2  # read once, not again
+        with open(a.path, "a") as f:  # a line being written
+            f.write('{"key":"k3","stage":"s","steps":{"x":')
+        assert tracker.snapshot().keys_done == 2
+        with open(a.path, "a") as f:
+            f.write('4},"failed":false}\n["not", "a key end"]\n')
+        with caplog.at_level("WARNING", logger="plugboard_beam"):
+            snap = tracker.snapshot()
+        assert (snap.keys_done, snap.steps) == (3, 11)
+        assert "line skipped" in caplog.text
+        b.ended("s", "k4", {"x": 1}, False)  # written just before the run ends
+        a.close()
+        b.close()
+    finally:
+        ctx.close()
+    assert tracker.snapshot().keys_done == 4 and tracker.done_steps == {"x": 12}
+    assert not tracker._folders  # the runner may remove the folder now
+
+
+def test_a_worker_process_has_one_feed_file_per_run(tmp_path: Path) -> None:
+    """The runner's process finds its context with the tracker (no file); a process without it
+    (a worker) gets a context without tracker, whose feed is made once and shared."""
+    from plugboard_beam.runtime.worker_progress import WorkerFeed
+
+    tracker = RunTracker()
+    ctx = RunContext.open(tracker, folder=str(tmp_path))
+    try:
+        assert RunContext.lookup(ctx.run_id).tracker is tracker
+    finally:
+        ctx.close()
+    worker = RunContext.lookup(ctx.run_id)  # what a worker process finds: no tracker
+    try:
+        assert worker.tracker is None
+        feed = worker.shared("progress-feed", lambda: WorkerFeed(str(tmp_path)))
+        assert worker.shared("progress-feed", lambda: WorkerFeed(str(tmp_path))) is feed  # once per process
+        feed.close()
+    finally:
+        worker.close()
+    assert len(list(tmp_path.glob("worker-*.jsonl"))) == 1
+
+
 def test_time_left_comes_from_the_keys_done() -> None:
     snap = Snapshot(keys_done=2, keys_failed=0, keys_total=10, steps=0, rate=0.0, elapsed=4.0, unavailable="")
     assert time_left(snap) == pytest.approx(16.0)
@@ -276,8 +333,8 @@ def test_plain_lines_off_a_terminal_and_suspend() -> None:
 
 
 # ------------------------------------------------------------------ the command line, piped
-def run_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(folder)}
+def run_cli(folder: Path, *args: str, env: _t.Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(folder), **(env or {})}
     return subprocess.run([*cli_command(), "process", "run", "model.yaml", "--scenarios", "scenarios.csv",
                            "--progress-every", "0.2", *args], cwd=folder, capture_output=True, text=True,
                           timeout=300, env=env)
@@ -323,21 +380,63 @@ def test_progress_and_summary_piped_component_stages(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_multi_processing_workers_say_progress_comes_at_the_end(tmp_path: Path) -> None:
-    """Workers in other processes cannot reach the runner's tracker: said once, and the summary
-    (from Beam's counters) is complete."""
+def test_multi_processing_workers_count_progress_and_summary(tmp_path: Path) -> None:
+    """Workers in other processes count the keys that end through the run's folder: the
+    progress lines count keys (never "not counted"), the summary is complete, the folder is gone."""
     write_model(tmp_path)
-    proc = run_cli(tmp_path, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
+    (tmp_path / "tmp").mkdir()
+    proc = run_cli(tmp_path, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing",
+                   env={"TMPDIR": str(tmp_path / "tmp")})
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()
-    said = [i for i, line in enumerate(lines) if "not counted in multi_processing workers" in line]
-    assert len(said) == 1
-    # (before the runner knew, the display may have said "keys 0/4"; never a count after)
-    assert all(int(m.group(1)) == 0 for m in map(LINE.match, lines) if m)
-    assert not any(LINE.match(line) for line in lines[said[0]:])
+    assert not any("not counted" in line for line in lines), proc.stderr
+    done = [int(m.group(1)) for m in map(LINE.match, lines) if m]
+    assert done and done == sorted(done), proc.stderr
     start = next(i for i, line in enumerate(lines) if line.startswith("summary:"))
     assert lines[start].startswith("summary: 4 keys: 3 ok, 1 failed; elapsed ")
     assert "check=126" in lines[start + 1]
+    assert not list((tmp_path / "tmp").glob("plugboard-beam-progress-*"))
+
+
+@pytest.mark.slow
+def test_multi_processing_progress_is_live(tmp_path: Path) -> None:
+    """Keys done show while a multi_processing run runs (not only at its end); the run's folder
+    of worker files exists while it runs and is removed after."""
+    write_model(tmp_path)
+    keys = 16
+    (tmp_path / "scenarios.csv").write_text("key,check.fail_at\n" + "".join(f"k{i},-1\n" for i in range(keys)))
+    (tmp_path / "model.yaml").write_text(MODEL.replace("n: 40, delay: 0.01", "n: 30, delay: 0.02"))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([*cli_command(), "process", "run", "model.yaml", "--scenarios", "scenarios.csv",
+                             "--progress-every", "0.5", "--direct_num_workers", "2",
+                             "--direct_running_mode", "multi_processing"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines: list[str] = []
+    live: list[tuple[int, int, int]] = []  # keys done, total, steps of lines before the end
+    folders_seen = False
+    try:
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            m = LINE.match(lines[-1])
+            if m and m.group(2) != "?" and 0 < int(m.group(1)) < int(m.group(2)):
+                live.append((int(m.group(1)), int(m.group(2)), int(m.group(4))))
+                folders_seen = folders_seen or bool(list(tmp.glob("plugboard-beam-progress-*/worker-*.jsonl")))
+        assert proc.wait(timeout=300) == 0, "\n".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "\n".join(lines)
+    assert live, text
+    assert all(total == keys and steps > 0 for _, total, steps in live), text
+    assert folders_seen, text
+    start = next(i for i, line in enumerate(lines) if line.startswith("summary:"))
+    assert lines[start].startswith(f"summary: {keys} keys: {keys} ok, 0 failed; elapsed "), text
+    assert f"check={keys * 30}" in lines[start + 1], text
+    assert not list(tmp.glob("plugboard-beam-progress-*"))
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ from plugboard_beam.runtime.stage import (
     decode_chunk,
     encode_chunk,
 )
+from plugboard_beam.runtime.worker_progress import WorkerFeed
 from plugboard_beam.spec.load import LoadedModel, load_model
 from plugboard_beam.state.runs import KeyReporter, StateTarget
 
@@ -123,7 +124,7 @@ class StageDoFn(beam.DoFn):
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
                  final_fields: _t.Sequence[str] = (), state: _t.Optional[StateTarget] = None,
-                 run_id: str = "", log: _t.Optional[LogConfig] = None) -> None:
+                 run_id: str = "", log: _t.Optional[LogConfig] = None, progress_dir: str = "") -> None:
         self.source = source
         #: the run's logging: level set on the worker in ``setup``, job id bound to components' records
         self.log = log
@@ -145,6 +146,8 @@ class StageDoFn(beam.DoFn):
         self.uid = uuid.uuid4().hex
         # the run's context (``runtime/context.py``), looked up by id where the DoFn is unpickled
         self.run_id = run_id or self.uid
+        #: the run's folder for key ends in worker processes (``runtime/worker_progress.py``), or ""
+        self.progress_dir = progress_dir
 
     def setup(self) -> None:
         if self.log is not None:
@@ -157,6 +160,9 @@ class StageDoFn(beam.DoFn):
         self.ctx = RunContext.lookup(self.run_id)
         self.live = self.ctx.runs(self.uid)
         self.tracker = self.ctx.tracker  # None in a worker process: progress is the runner's
+        # in a worker process, the keys that end go to this process's file in the run's folder
+        self.feed = (self.ctx.shared("progress-feed", lambda: WorkerFeed(self.progress_dir))
+                     if self.tracker is None and self.progress_dir else None)
         # PLUGBOARD_BEAM_STATE_ONLY=1 restores every element's run from Beam state, as if each
         # element went to another worker (tests use it to show state really lives there).
         self.use_live = os.environ.get("PLUGBOARD_BEAM_STATE_ONLY") != "1"
@@ -273,8 +279,7 @@ class StageDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(FINAL, finals.to_json(
                     finals.final_values(key, comps, self.final_fields, errors)))
             row = error_row(key, errors) if errors else ""
-            if tracker is not None:
-                tracker.ended(self.uid, key, done, bool(errors))
+            self._key_ended(key, done, bool(errors))
             yield from self._report(key, row, run, unused)
             state.write(self._ended(row))
             self.live.pop(key, None)
@@ -284,6 +289,13 @@ class StageDoFn(beam.DoFn):
         batch = self.records.take()
         if batch is not None:
             yield beam.pvalue.TaggedOutput(RECORD, batch)
+
+    def _key_ended(self, key: str, steps: _t.Mapping[str, int], failed: bool) -> None:
+        """Count ``key``'s end here: on the runner's tracker, or in a worker's progress file."""
+        if self.tracker is not None:
+            self.tracker.ended(self.uid, key, steps, failed)
+        elif self.feed is not None:
+            self.feed.ended(self.uid, key, steps, failed)
 
     def _emit(self, key: str, run: StageRun, chunks: list[Chunk], limits: dict[str, int]) -> _t.Iterator[_t.Any]:
         """Encode a round's chunks and send them. A value that cannot be encoded fails the key at
@@ -351,8 +363,7 @@ class StageDoFn(beam.DoFn):
             end: Chunk = (eid, 0, [], True)
             yield beam.pvalue.TaggedOutput(self.tags[eid], (key, end if eid in self.cut else encode_chunk(end)))
         row = error_row(key, [err])
-        if self.tracker is not None:
-            self.tracker.ended(self.uid, key, {}, True)
+        self._key_ended(key, {}, True)
         if self.keys is not None:
             self.keys.ended(key, {}, [err])
         yield from self._report(key, row, unused=[chunk] if chunk is not None else [])
@@ -446,7 +457,8 @@ def build(
         tags = [chunk_tag(e) for e in stage.out_edges]
         run = beam.ParDo(StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
                                    final_fields=final_fields, state=state,
-                                   run_id=context.run_id if context is not None else "", log=log))
+                                   run_id=context.run_id if context is not None else "", log=log,
+                                   progress_dir=context.folder if context is not None else ""))
         run.with_resource_hints(**hints.stage_hints(resources, stage.members).hints)  # in place
         outs = stage_in | f"Run {stage.name}" >> run.with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import shutil
 import tempfile
 import typing as _t
 
@@ -54,9 +55,6 @@ class BeamRunner(Runner):
         if tracker is not None:
             if _keyed_reads(model):  # the keys come from the data: counted by ``waves`` (or not known)
                 tracker.expect(report.keys or None)
-            if _workers(self.options):
-                tracker.unavailable = ("not counted in multi_processing workers (keys and steps are in the "
-                                       "summary at the end)")
         with tempfile.TemporaryDirectory(prefix="plugboard-beam-") as tmp:
             for wave in waves:
                 self.run_wave(model, plan, overrides, options, wave, os.path.join(tmp, f"errors-{wave.index:05d}"),
@@ -99,14 +97,18 @@ class BeamRunner(Runner):
                      len(wave.keys) if wave.keys is not None else "the other", wave.rows)
         pipeline = beam.Pipeline(options=self.options)
         finals_prefix = os.path.join(os.path.dirname(prefix), f"finals-{wave.index:05d}")
-        # the DoFns running in this process find the run's context (progress, live runs) by its id
-        context = RunContext.open(options.tracker)
-        build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields, finals_prefix,
-              state=self.state, context=context, log=options.log.on_local_workers() if options.log else None)
-        tune_direct_runner()
-        isolate_worker_signals()
+        # the DoFns running in this process find the run's context (progress, live runs) by its id;
+        # those in multi_processing workers write the keys that end to files in the run's folder
+        folder = (tempfile.mkdtemp(prefix="plugboard-beam-progress-")
+                  if options.tracker is not None and _workers(self.options) else "")
+        context = RunContext.open(options.tracker, folder=folder)
         interrupted = False
         try:
+            build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields,
+                  finals_prefix, state=self.state, context=context,
+                  log=options.log.on_local_workers() if options.log else None)
+            tune_direct_runner()
+            isolate_worker_signals()
             result = pipeline.run()
             result.wait_until_finish()
         except KeyboardInterrupt:
@@ -117,6 +119,8 @@ class BeamRunner(Runner):
             interrupted = True
         finally:
             live = context.close()  # destroy() on every component of this run still running here
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
         if interrupted:
             workers = " here; worker processes destroy theirs as they exit" if _workers(self.options) else ""
             waves = f" (in wave {wave.index + 1} of {wave.count})" if wave.count > 1 else ""

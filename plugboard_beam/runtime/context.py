@@ -9,8 +9,10 @@ the lookup works wherever the DoFn is unpickled:
   streaming on the DirectRunner) it finds the runner's context, with the ``RunTracker`` that
   the progress display reads;
 - in another process (``multi_processing`` workers, Dataflow) it finds nothing and makes a
-  context of its own, without tracker: progress does not come back from there (the runner
-  says so, and its summary reports the keys and steps from Beam's counters at the end).
+  context of its own, without tracker. With ``multi_processing`` the runner gives the run a
+  folder (``RunContext.folder``) and the DoFns its path: there each key that ends is a line in
+  the worker's own file, which the runner's tracker reads at each snapshot
+  (``runtime/worker_progress.py``). Dataflow has no progress.
 
 Two pipelines in one process have two run ids, hence two contexts: neither sees the other's
 live runs, ended keys or progress. ``close`` (the runner, after its pipeline) destroys the runs
@@ -30,6 +32,8 @@ import threading
 import time
 import typing as _t
 import uuid
+
+from plugboard_beam.runtime.worker_progress import FolderReader
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.runtime.engine import Engine
@@ -81,6 +85,9 @@ class RunTracker:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._samples: deque[tuple[float, int]] = deque()
+        #: the folders of worker processes' key ends (``follow``), read at each snapshot
+        self._folders: list[FolderReader] = []
+        self._read_lock = threading.Lock()
 
     def expect(self, keys: _t.Optional[int]) -> None:
         """The number of keys of the run, when known."""
@@ -115,6 +122,24 @@ class RunTracker:
             self.keys_done += 1
             self.keys_failed += failed
 
+    def follow(self, folder: str) -> None:
+        """Count the key ends that worker processes write to ``folder`` (``runtime/worker_progress.py``)."""
+        with self._read_lock:
+            self._folders.append(FolderReader(folder))
+
+    def unfollow(self, folder: str) -> None:
+        """Read ``folder``'s last key ends and stop reading it (before it is removed)."""
+        self.read_workers()
+        with self._read_lock:
+            self._folders = [r for r in self._folders if r.folder != folder]
+
+    def read_workers(self) -> None:
+        """Count the key ends written by worker processes since the last read."""
+        with self._read_lock:
+            for reader in self._folders:
+                for end in reader.read():
+                    self.ended(end.stage, end.key, end.steps, end.failed)
+
     def steps(self) -> int:
         """Component-steps so far: the ended stages' and the live engines'."""
         with self._lock:
@@ -129,6 +154,7 @@ class RunTracker:
 
     def snapshot(self) -> Snapshot:
         """The counters now, with the rate over the recent window."""
+        self.read_workers()
         now = self.clock()
         steps = self.steps()
         samples = self._samples
@@ -148,18 +174,24 @@ class RunContext:
     _open: _t.ClassVar[dict[str, RunContext]] = {}
     _open_lock: _t.ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, run_id: str, tracker: _t.Optional[RunTracker] = None) -> None:
+    def __init__(self, run_id: str, tracker: _t.Optional[RunTracker] = None, folder: str = "") -> None:
         self.run_id = run_id
         self.tracker = tracker
+        #: where worker processes write the keys that end (the runner makes and removes it), or ""
+        self.folder = folder
         #: live runs by stage DoFn id, then key: (state version, run)
         self.live_runs: dict[str, dict[str, tuple[int, StageRun]]] = {}
         self._shared: dict[str, _t.Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, tracker: _t.Optional[RunTracker] = None, run_id: _t.Optional[str] = None) -> RunContext:
-        """A new context, registered in this process until ``close``."""
-        ctx = cls(run_id or uuid.uuid4().hex, tracker)
+    def open(cls, tracker: _t.Optional[RunTracker] = None, run_id: _t.Optional[str] = None,
+             folder: str = "") -> RunContext:
+        """A new context, registered in this process until ``close``; with ``folder`` (an empty
+        directory), ``tracker`` also counts the keys that end in worker processes."""
+        ctx = cls(run_id or uuid.uuid4().hex, tracker, folder)
+        if folder and tracker is not None:
+            tracker.follow(folder)
         with cls._open_lock:
             cls._open[ctx.run_id] = ctx
         return ctx
@@ -202,7 +234,10 @@ class RunContext:
         return closed
 
     def close(self) -> int:
-        """The run is over: destroy its live runs, forget the context; how many runs were live."""
+        """The run is over: destroy its live runs, forget the context (and its folder: the last
+        key ends read); how many runs were live."""
+        if self.folder and self.tracker is not None:
+            self.tracker.unfollow(self.folder)
         with self._open_lock:
             if self._open.get(self.run_id) is self:
                 del self._open[self.run_id]
