@@ -379,7 +379,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         with display:
             report = get_runner(name).run(loaded, options)
     except RunFailed as err:
-        click.echo(summary(err.report, tracker.snapshot().elapsed, outputs), err=True)
+        click.echo(summary(err.report, tracker.snapshot().elapsed, outputs, failed_below=True), err=True)
         raise
     except (Interrupted, KeyboardInterrupt):
         # (a streaming run keyed by its messages ends this way): what had ended by then

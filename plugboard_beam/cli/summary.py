@@ -27,9 +27,11 @@ from plugboard_beam.spec.load import LoadedModel
 SHOWN_FAILURES = 3
 
 
-def summary(report: _t.Any, elapsed: float, outputs: _t.Sequence[str]) -> str:
+def summary(report: _t.Any, elapsed: float, outputs: _t.Sequence[str], failed_below: bool = False) -> str:
     """The summary of a run's ``RunReport``: keys ok / failed, steps per component, the first
-    failures, elapsed, and where each output went (``outputs``, see ``destinations``)."""
+    failures, elapsed, and where each output went (``outputs``, see ``destinations``).
+    ``failed_below``: the run's error follows and lists every failure, so only their number is
+    shown here (each failure is printed once)."""
     failures = [Failure.coerce(f) for f in report.failures]
     failed = len({f.key for f in failures})
     keys = max(report.keys, failed)
@@ -38,7 +40,10 @@ def summary(report: _t.Any, elapsed: float, outputs: _t.Sequence[str]) -> str:
     if report.steps:
         total = sum(report.steps.values())
         lines.append(f"  steps: {' '.join(f'{k}={v}' for k, v in report.steps.items())} ({total} component-steps)")
-    if failures:
+    lines += [f"  {note}" for note in getattr(report, "notes", ())]
+    if failures and failed_below:
+        lines.append(f"  failures: {len(failures)} (each one below)")
+    elif failures:
         lines.append(f"  failures: {len(failures)}")
         lines += [f"    {f.describe()}".replace("\n", "\n    ") for f in failures[:SHOWN_FAILURES]]
         if len(failures) > SHOWN_FAILURES:

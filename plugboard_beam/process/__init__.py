@@ -274,7 +274,9 @@ class LocalProcess(Process):
             raise ValueError("Path must have a .yaml/.yml extension")
         spec = ConfigSpec.model_validate({"plugboard": {"process": self.export()}})
         yaml_path.parent.mkdir(parents=True, exist_ok=True)
-        yaml_path.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        # only what was set: the defaults (an in-memory DictStateBackend among them) are the reader's own,
+        # and a Beam runner refuses a state backend it cannot share between workers
+        yaml_path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False))
 
     async def destroy(self) -> None:
         """Call ``destroy()`` on every component (once; after a failure it already ran)."""

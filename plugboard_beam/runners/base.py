@@ -40,6 +40,8 @@ class RunReport:
     failures: list[FailureLike] = field(default_factory=list)
     #: key -> its final values (``runtime.finals.final_values``), when ``RunOptions.final_fields`` asked
     finals: dict[str, dict[str, _t.Any]] = field(default_factory=dict)
+    #: lines about how the run ran, shown in its summary (e.g. the waves of ``--rows-per-wave``)
+    notes: list[str] = field(default_factory=list)
 
 
 #: run options (flags) and the runners they belong to

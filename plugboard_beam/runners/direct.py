@@ -80,8 +80,8 @@ class BeamRunner(Runner):
         report.keys = len(counts)
         waves = plan_waves(counts, options.rows_per_wave)
         if len(waves) > 1:
-            log.info("%d keys, %d rows of keyed data: %d waves of at most %d rows (--rows-per-wave)",
-                     len(counts), sum(counts.values()), len(waves), options.rows_per_wave)
+            report.notes.append(f"{len(waves)} waves of at most {options.rows_per_wave} rows "
+                                f"({len(counts)} keys, {sum(counts.values())} rows of keyed data; --rows-per-wave)")
         return waves, report
 
     def run_wave(self, model: LoadedModel, plan: _t.Any, overrides: list[tuple[str, dict[str, _t.Any]]],
