@@ -88,8 +88,15 @@ class ModelGraph:
             outs.setdefault(e.source, []).append(e)
         return nodes, ins, outs
 
+    @cached_property
+    def memo(self) -> dict[_t.Any, _t.Any]:
+        """What other layers derive from this (frozen) graph alone, computed once per graph
+        (the engine's wiring, shared by every key's engine); not pickled."""
+        return {}
+
     def __getstate__(self) -> dict[str, _t.Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_index"}  # the index is rebuilt
+        # the index and the memo are rebuilt
+        return {k: v for k, v in self.__dict__.items() if k not in ("_index", "memo")}
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""

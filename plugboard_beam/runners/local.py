@@ -9,6 +9,7 @@ from plugboard_beam.library.data import KeyedRows
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
 from plugboard_beam.runtime.context import work
+from plugboard_beam.runtime.driver import Driver, LoopPool
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.finals import final_values
@@ -50,6 +51,16 @@ class LocalRunner(Runner):
         report = RunReport()
         tracker = options.tracker
         keys = KeyReporter(self.state) if self.state is not None else None
+        loops = LoopPool()  # one event loop for the keys in turn, not one per key
+        try:
+            self._run_keys(insts, shared, options, report, keys, loops)
+        finally:
+            loops.close()
+        return report
+
+    def _run_keys(self, insts: Instances, shared: dict[str, KeyedRows], options: RunOptions,
+                  report: RunReport, keys: _t.Optional[KeyReporter], loops: LoopPool) -> None:
+        tracker = options.tracker
         for sc, inst in insts:
             key = sc.key
             components: dict[str, _t.Any] = {}
@@ -61,7 +72,8 @@ class LocalRunner(Runner):
                 components = construct(inst, key)
                 for name, rows in shared.items():
                     components[name].__dict__["_plugboard_beam_rows"] = rows
-                engine = Engine(inst.graph, components, key=key, job_id=options.log.job_id if options.log else None)
+                engine = Engine(inst.graph, components, key=key, driver=Driver(loops),
+                                job_id=options.log.job_id if options.log else None)
                 if tracker is not None:
                     tracker.live(self.name, key, engine)  # its steps are read by the display
                 try:
@@ -79,7 +91,6 @@ class LocalRunner(Runner):
                 keys.ended(key, {n: c.status for n, c in components.items()}, errors)
             if options.final_fields:
                 report.finals[key] = final_values(key, components, options.final_fields, errors)
-        return report
 
 
 def _refuse_shared_files(model: LoadedModel, insts: Instances) -> None:

@@ -6,6 +6,12 @@ starts such a coroutine with ``send(None)`` and is done when it raises ``StopIte
 asyncio.sleep(0.1)``, async I/O) is handed to a private event loop, which resumes it where it
 stopped. While the engine runs, that loop is registered as the thread's running loop, so
 ``asyncio.get_running_loop()`` inside a component works.
+
+A runner that runs many keys one after the other gives their drivers one ``LoopPool``: a key
+keeps its loop from its first call to its end, as before, but the loop is then handed to the
+next key instead of being closed and made again (a new loop per key cost more than the key's
+steps). Only a loop left with nothing pending is handed on (no task, callback, timer, async
+generator or watched file descriptor of the key that used it); any other is closed, as before.
 """
 
 from __future__ import annotations
@@ -40,22 +46,77 @@ async def _resume(coro: _t.Coroutine[_t.Any, _t.Any, _t.Any], yielded: _t.Any) -
             return stop.value
 
 
+def _settled(loop: asyncio.AbstractEventLoop) -> bool:
+    """Nothing of the last user is left in ``loop``: it may serve another key."""
+    if loop.is_closed() or loop.is_running() or asyncio.all_tasks(loop):
+        return False
+    ready = getattr(loop, "_ready", None)
+    scheduled = getattr(loop, "_scheduled", None)
+    selector = getattr(loop, "_selector", None)
+    if ready is None or scheduled is None or selector is None or ready or getattr(loop, "_asyncgens", None):
+        return False
+    if any(not handle.cancelled() for handle in scheduled):
+        return False
+    return len(selector.get_map()) <= 1  # the loop's own self-pipe only
+
+
+class LoopPool:
+    """Event loops handed from a key that has ended to the next one (see the module docstring).
+
+    Keys alive at the same time (a Beam DoFn interleaves them) each hold a loop of their own;
+    the pool keeps at most ``keep`` idle ones. ``close()`` closes them (a loop given back later
+    is closed at once)."""
+
+    __slots__ = ("_closed", "_free", "keep")
+
+    def __init__(self, keep: int = 4) -> None:
+        self._free: list[asyncio.AbstractEventLoop] = []
+        self._closed = False
+        self.keep = keep
+
+    def take(self) -> asyncio.AbstractEventLoop:
+        """An idle loop, or a new one."""
+        while self._free:
+            loop = self._free.pop()
+            if not loop.is_closed():
+                return loop
+        return asyncio.new_event_loop()
+
+    def give(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take back ``loop`` from a key that has ended: kept if settled (and room), else closed."""
+        if loop.is_running():
+            return  # a call stuck on another thread (e.g. after Ctrl-C) still owns it
+        if not self._closed and len(self._free) < self.keep and _settled(loop):
+            self._free.append(loop)
+        elif not loop.is_closed():
+            loop.close()
+
+    def close(self) -> None:
+        """Close the idle loops; loops given back from now on are closed."""
+        self._closed = True
+        while self._free:
+            self._free.pop().close()
+
+
 class Driver:
-    """Runs sync methods directly and coroutines without a loop unless they really suspend."""
+    """Runs sync methods directly and coroutines without a loop unless they really suspend.
 
-    __slots__ = ("_depth", "_loop", "_saved", "_timed")
+    With ``pool``, its loop comes from (and on ``close`` goes back to) that ``LoopPool``."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_depth", "_loop", "_pool", "_saved", "_timed")
+
+    def __init__(self, pool: _t.Optional[LoopPool] = None) -> None:
         self._loop: _t.Optional[asyncio.AbstractEventLoop] = None
         self._saved: _t.Optional[asyncio.AbstractEventLoop] = None
         self._depth = 0
         self._timed: _t.Optional[TimedCalls] = None
+        self._pool = pool
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The private loop (made on first use)."""
+        """The private loop (made, or taken from the pool, on first use)."""
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
+            self._loop = asyncio.new_event_loop() if self._pool is None else self._pool.take()
         return self._loop
 
     def __enter__(self) -> Driver:
@@ -102,11 +163,14 @@ class Driver:
             events._set_running_loop(running)
 
     def close(self) -> None:
-        """Close the private loop, if one was made (and the worker of limited calls)."""
+        """Close the private loop, if one was made (or give it back to the pool), and the worker
+        of limited calls. The driver can be used again (with a new loop)."""
         if self._timed is not None:
             self._timed.close()
             self._timed = None
-        if self._loop is not None and not self._loop.is_closed() and not self._loop.is_running():
+        if self._loop is not None and self._pool is not None:
+            self._pool.give(self._loop)
+        elif self._loop is not None and not self._loop.is_closed() and not self._loop.is_running():
             # (a loop still running belongs to a call stuck on another thread, e.g. after Ctrl-C:
             # closing it would raise; it is left to that thread)
             self._loop.close()

@@ -190,7 +190,8 @@ class Runner:
     )
 
     def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str],
-                 limit: _t.Optional[float] = None, key: str = "", job_id: _t.Optional[str] = None) -> None:
+                 limit: _t.Optional[float] = None, key: str = "", job_id: _t.Optional[str] = None,
+                 info: _t.Optional[tuple[bool, _t.Mapping[str, str]]] = None) -> None:
         self.comp = comp
         self.name = comp.name
         #: what the component's ``_logger`` binds: key, this runner's steps, phase, job id
@@ -211,17 +212,93 @@ class Runner:
         self.ev_outs: list[tuple[frozenset[str], Deliver, Edge, bool]] = []
         self.evented = False  # has channels or event edges: scheduled by Engine._advance
         self.event_driven = False  # no input fields, handles user events
-        self.handlers: _t.Mapping[str, str] = type(comp).event_io().handlers
+        cls = type(comp)
+        if info is None:
+            dict_io = not any(hasattr(cls.__dict__.get(f) or getattr(cls, f, None), "__set__")
+                              for f in (*inputs, *outputs))
+            info = (dict_io, cls.event_io().handlers)
+        #: fields read/written through ``__dict__`` (no property for any of them; see ``Wiring``)
+        self.dict_io: bool = info[0]
+        self.handlers: _t.Mapping[str, str] = info[1]
         self.ticks = 0  # event-driven components: ticks so far (their steps are fewer)
         self.retired = True  # no events left to handle (False while channels may deliver)
         comp.__dict__[DRIVEN] = True  # its hand-driven wrappers only call through
         self.step_fn = raw_method(comp, "step")
-        # Plain attributes are read/written through __dict__ (fast); a class that defines a
-        # property for a field is served through getattr/setattr instead.
-        cls = type(comp)
-        self.dict_io = not any(
-            hasattr(cls.__dict__.get(f) or getattr(cls, f, None), "__set__") for f in (*inputs, *outputs)
-        )
+
+
+class Wiring:
+    """What an engine's wiring derives from the graph alone, for one set of members and cut
+    edges: worked out once per graph (kept in ``ModelGraph.memo``) and shared by the engines of
+    every key, which then only make their ports and runners from it."""
+
+    __slots__ = ("_classes", "channels", "event_links", "field_links", "fields", "nodes")
+
+    def __init__(self, graph: ModelGraph, members: tuple[str, ...], cut: frozenset[int]) -> None:
+        inside = set(members)
+        has_events = any(e.kind == "event" for e in graph.edges)
+        order = schedule_levels(graph) if has_events else {}
+        self.nodes: tuple[Node, ...] = tuple(graph.node(n) for n in members)
+        #: per member: its event channels' edges in delivery order (tick: lagging channels hold
+        #: the older tick; then the producer's place in the schedule, ties by component name;
+        #: SEMANTICS, Events, Order), each with whether it enters from outside the engine
+        self.channels: dict[str, list[tuple[Edge, bool]]] = {}
+        #: per member: per input field (in ``node.inputs`` order), its connectors in spec order
+        self.fields: dict[str, list[list[tuple[Edge, bool]]]] = {}
+        for node in self.nodes:
+            edges = [e for e in graph.in_edges(node.name) if e.kind == "event"]
+            edges.sort(key=lambda e: (-e.lag, order.get(e.source, 0), e.source))
+            self.channels[node.name] = [(e, e.source not in inside or e.id in cut) for e in edges]
+            self.fields[node.name] = [
+                [(e, e.source not in inside or e.id in cut) for e in graph.in_edges(node.name, f)]
+                for f in node.inputs
+            ]
+        #: field connectors out of members, in spec order: (edge, source, output index, target
+        #: (member, field index, port index) or None for an edge that leaves the engine)
+        self.field_links: list[tuple[Edge, str, int, _t.Optional[tuple[str, int, int]]]] = []
+        #: event edges out of members: (edge, source, types, target (member, channel index) or None)
+        self.event_links: list[tuple[Edge, str, frozenset[str], _t.Optional[tuple[str, int]]]] = []
+        for edge in graph.edges:
+            if edge.source not in inside:
+                continue
+            internal = edge.target in inside and edge.id not in cut
+            if edge.kind == "field":
+                idx = list(graph.node(edge.source).outputs).index(edge.source_field)
+                field_target: _t.Optional[tuple[str, int, int]] = None
+                if internal:
+                    fi = list(graph.node(edge.target).inputs).index(edge.target_field)
+                    pi = [e.id for e, _ in self.fields[edge.target][fi]].index(edge.id)
+                    field_target = (edge.target, fi, pi)
+                self.field_links.append((edge, edge.source, idx, field_target))
+        for edge in graph.edges:
+            if edge.kind != "event" or edge.source not in inside:
+                continue
+            event_target: _t.Optional[tuple[str, int]] = None
+            if edge.target in inside and edge.id not in cut:
+                ci = [e.id for e, _ in self.channels[edge.target]].index(edge.id)
+                event_target = (edge.target, ci)
+            self.event_links.append((edge, edge.source, frozenset(edge.types), event_target))
+        self._classes: dict[tuple[str, type], tuple[bool, _t.Mapping[str, str]]] = {}
+
+    @classmethod
+    def of(cls, graph: ModelGraph, members: tuple[str, ...], cut: frozenset[int]) -> Wiring:
+        """The graph's wiring for ``members`` and ``cut`` (made on first use)."""
+        memo = graph.memo
+        key = ("engine-wiring", members, cut)
+        wiring = memo.get(key)
+        if wiring is None:
+            wiring = memo[key] = cls(graph, members, cut)
+        return _t.cast(Wiring, wiring)
+
+    def class_info(self, node: Node, klass: type) -> tuple[bool, _t.Mapping[str, str]]:
+        """(fields read and written through ``__dict__``, event handlers) of ``klass`` as ``node``."""
+        info = self._classes.get((node.name, klass))
+        if info is None:
+            # Plain attributes are read/written through __dict__ (fast); a class that defines a
+            # property for a field is served through getattr/setattr instead.
+            dict_io = not any(hasattr(klass.__dict__.get(f) or getattr(klass, f, None), "__set__")
+                              for f in (*node.inputs, *node.outputs))
+            info = self._classes[(node.name, klass)] = (dict_io, _t.cast(_t.Any, klass).event_io().handlers)
+        return info
 
 
 class Engine:
@@ -260,75 +337,57 @@ class Engine:
 
     # ----------------------------------------------------------------- wiring
     def _build(self, components: _t.Mapping[str, Component]) -> None:
-        graph, members = self.graph, set(self.members)
-        has_events = any(e.kind == "event" for e in graph.edges)
-        order = schedule_levels(graph) if has_events else {}
-        for name in self.members:
-            node = graph.node(name)
-            self.runners[name] = Runner(components[name], node.inputs, node.outputs, node.step_timeout,
-                                        self.key, self.job_id)
-        for name in self.members:
-            self._build_channels(graph.node(name), members, order)
-        for name in self.members:
-            runner = self.runners[name]
-            for fld in runner.fields:
-                edges = graph.in_edges(name, fld.name)
-                for edge in edges:
-                    port = InPort(edge, fld, runner, direct=len(edges) == 1)
+        wiring = Wiring.of(self.graph, self.members, self.cut)
+        runners, inputs, outputs = self.runners, self.inputs, self.outputs
+        for node in wiring.nodes:
+            comp = components[node.name]
+            runner = Runner(comp, node.inputs, node.outputs, node.step_timeout, self.key, self.job_id,
+                            wiring.class_info(node, type(comp)))
+            runner.event_driven = node.is_event_driven
+            runners[node.name] = runner
+        for node in wiring.nodes:
+            runner = runners[node.name]
+            for edge, external in wiring.channels[node.name]:
+                ch = Channel(edge)
+                runner.channels.append(ch)
+                if external:
+                    inputs[edge.id] = ch
+            runner.retired = not runner.channels
+        for node in wiring.nodes:
+            runner = runners[node.name]
+            for fld, edges in zip(runner.fields, wiring.fields[node.name], strict=True):
+                direct = len(edges) == 1
+                for edge, external in edges:
+                    port = InPort(edge, fld, runner, direct)
                     fld.ports.append(port)
-                    if edge.source not in members or edge.id in self.cut:
-                        self.inputs[edge.id] = port
-        for edge in graph.edges:
-            if edge.source not in members or edge.kind != "field":
-                continue
-            src = self.runners[edge.source]
-            idx = [f for f, _ in src.outs].index(edge.source_field)
-            if edge.target in members and edge.id not in self.cut:
-                tgt = self.runners[edge.target]
-                fld = next(f for f in tgt.fields if f.name == edge.target_field)
-                port = next(p for p in fld.ports if p.edge.id == edge.id)
+                    if external:
+                        inputs[edge.id] = port
+        for edge, source, idx, target in wiring.field_links:
+            src = runners[source]
+            if target is not None:
+                port = runners[target[0]].fields[target[1]].ports[target[2]]
                 src.outs[idx][1].append(port.put)
                 src.targets.append(port.queue)
                 src.ends.append(port.close)
             else:
                 out = OutPort(edge)
-                self.outputs[edge.id] = out
+                outputs[edge.id] = out
                 src.outs[idx][1].append(out.put)
                 src.ends.append(out.close)
             src.out_edges[idx].append(edge)
-        self._build_event_outs(members)
-
-    def _build_channels(self, node: Node, members: set[str], order: _t.Mapping[str, int]) -> None:
-        runner = self.runners[node.name]
-        runner.event_driven = node.is_event_driven
-        edges = [e for e in self.graph.in_edges(node.name) if e.kind == "event"]
-        # Delivery order: tick (lagging channels hold the older tick), then the producer's place
-        # in the schedule, ties by component name (SEMANTICS, Events, Order).
-        edges.sort(key=lambda e: (-e.lag, order.get(e.source, 0), e.source))
-        for edge in edges:
-            ch = Channel(edge)
-            runner.channels.append(ch)
-            if edge.source not in members or edge.id in self.cut:
-                self.inputs[edge.id] = ch
-        runner.retired = not runner.channels
-
-    def _build_event_outs(self, members: set[str]) -> None:
-        for edge in self.graph.edges:
-            if edge.kind != "event" or edge.source not in members:
-                continue
-            src = self.runners[edge.source]
-            types = frozenset(edge.types)
-            if edge.target in members and edge.id not in self.cut:
-                ch = next(c for c in self.runners[edge.target].channels if c.edge.id == edge.id)
+        for edge, source, types, target in wiring.event_links:
+            src = runners[source]
+            if target is not None:
+                ch = runners[target[0]].channels[target[1]]
                 src.ev_outs.append((types, ch.put, edge, False))
                 src.targets.append(ch.buf)
                 src.ends.append(ch.close)
             else:
                 out = OutPort(edge)
-                self.outputs[edge.id] = out
+                outputs[edge.id] = out
                 src.ev_outs.append((types, out.put, edge, True))
                 src.ends.append(out.close)
-        for runner in self.runners.values():
+        for runner in runners.values():
             runner.evented = bool(runner.channels or runner.ev_outs or runner.event_driven)
 
     # -------------------------------------------------------------- lifecycle
