@@ -289,15 +289,7 @@ class Component:
                 f"component '{name}': initial_values for {unknown}, which are not inputs of "
                 f"{type(self).__name__} (inputs: {list(cls_io.inputs)})"
             )
-        self.io = IOController(
-            inputs=cls_io.inputs,
-            outputs=cls_io.outputs,
-            initial_values=self._initial_values,
-            input_events=cls_io.input_events,
-            output_events=cls_io.output_events,
-            namespace=name,
-            event_field_coverage=type(self).event_field_coverage(),
-        )
+        self.io = cls_io.bound(name, self._initial_values, type(self).event_field_coverage())
         if type(self).event_io().may_stop:
             self.io._out_types |= {StopEvent.type}
 

@@ -79,6 +79,24 @@ class IOController:
         #: event safe type -> the input fields its handler populates (``populates_fields``)
         self.event_field_coverage: dict[str, list[str]] = {
             k: list(v) for k, v in (event_field_coverage or {}).items()}
+        self._fresh()
+
+    def bound(self, namespace: str, initial_values: _t.Mapping[str, _t.Iterable[_t.Any]],
+              event_field_coverage: _t.Mapping[str, _t.Iterable[str]]) -> IOController:
+        """A new instance's IO from this (already checked) declaration: what ``IOController(
+        inputs=self.inputs, ..., namespace=namespace, ...)`` gives, without checking the field
+        names again (a component's constructor calls it for every instance)."""
+        io = IOController.__new__(IOController)
+        io.inputs, io.outputs = self.inputs, self.outputs
+        io.input_events, io.output_events = self.input_events, self.output_events
+        io.initial_values = {k: list(v) for k, v in initial_values.items()}
+        io.namespace = namespace
+        io.event_field_coverage = {k: list(v) for k, v in event_field_coverage.items()}
+        io._fresh()
+        return io
+
+    def _fresh(self) -> None:
+        """The state of an IO that has not run yet."""
         self._is_closed = False
         self._stopped = False
         #: channels of a component driven by hand (``connect``): by field, in connector order

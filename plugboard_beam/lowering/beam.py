@@ -29,6 +29,7 @@ from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, writer_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
 from plugboard_beam.runtime import finals
 from plugboard_beam.runtime.context import RunContext, work
+from plugboard_beam.runtime.driver import Driver, LoopPool
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import Failure, construct
 from plugboard_beam.runtime.stage import (
@@ -172,6 +173,11 @@ class StageDoFn(beam.DoFn):
         self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
         self.unpicklable_warned = False
         self.keys = KeyReporter(self.state, self.stage.members) if self.state is not None else None
+        #: event loops handed from keys that ended to keys that start (not one new loop per key)
+        self.loops = LoopPool()
+
+    def teardown(self) -> None:
+        self.loops.close()  # the idle loops only: a live run keeps its own
 
     def _instance(self, key: str) -> LoadedModel:
         inst = self.instances.get(key)
@@ -185,7 +191,7 @@ class StageDoFn(beam.DoFn):
         components = construct(inst, key)
         for name in self.writers:
             components[name].outbox = []  # type: ignore[attr-defined]
-        engine = Engine(inst.graph, components, key=key, members=self.stage.members,
+        engine = Engine(inst.graph, components, key=key, members=self.stage.members, driver=Driver(self.loops),
                         recorder=self.records if self.record else None, cut=self.cut,
                         job_id=self.log.job_id if self.log is not None else None)
         run = StageRun(engine, self.windows)
@@ -210,6 +216,7 @@ class StageDoFn(beam.DoFn):
                 "and this worker does not hold it (the key moved between workers); make component "
                 "attributes picklable (e.g. open files in step, not init) or use --stages fused"))
         run = StageRun.load(blob[8:], self._instance(key).graph)
+        run.engine.driver = Driver(self.loops)
         run.engine.recorder = self.records if self.record else None
         return version, run
 

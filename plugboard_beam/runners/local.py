@@ -49,7 +49,6 @@ class LocalRunner(Runner):
         _refuse_shared_files(model, insts)
         shared = _keyed_tables(model, insts)
         report = RunReport()
-        tracker = options.tracker
         keys = KeyReporter(self.state) if self.state is not None else None
         loops = LoopPool()  # one event loop for the keys in turn, not one per key
         try:

@@ -375,17 +375,17 @@ class Engine:
                 src.outs[idx][1].append(out.put)
                 src.ends.append(out.close)
             src.out_edges[idx].append(edge)
-        for edge, source, types, target in wiring.event_links:
+        for edge, source, wanted, at in wiring.event_links:
             src = runners[source]
-            if target is not None:
-                ch = runners[target[0]].channels[target[1]]
-                src.ev_outs.append((types, ch.put, edge, False))
+            if at is not None:
+                ch = runners[at[0]].channels[at[1]]
+                src.ev_outs.append((wanted, ch.put, edge, False))
                 src.targets.append(ch.buf)
                 src.ends.append(ch.close)
             else:
                 out = OutPort(edge)
                 outputs[edge.id] = out
-                src.ev_outs.append((types, out.put, edge, True))
+                src.ev_outs.append((wanted, out.put, edge, True))
                 src.ends.append(out.close)
         for runner in runners.values():
             runner.evented = bool(runner.channels or runner.ev_outs or runner.event_driven)
