@@ -182,7 +182,9 @@ class Runner:
         "name",
         "out_edges",
         "outs",
+        "reads",
         "retired",
+        "sends",
         "step_fn",
         "steps",
         "targets",
@@ -201,6 +203,10 @@ class Runner:
         self.limit = limit
         self.fields: list[Field] = [Field(f, comp.io.initial_values.get(f, ())) for f in inputs]
         self.outs: list[tuple[str, list[Deliver]]] = [(f, []) for f in outputs]
+        #: set once wired (``Engine._build``): (field, its stream) per input; (field, its
+        #: deliveries) per output that has any
+        self.reads: tuple[tuple[str, deque[_t.Any]], ...] = ()
+        self.sends: tuple[tuple[str, tuple[Deliver, ...]], ...] = ()
         self.out_edges: list[list[Edge]] = [[] for _ in outputs]
         self.ends: list[_t.Callable[[], None]] = []
         self.targets: list[deque[_t.Any]] = []  # queues of in-engine targets (for backpressure)
@@ -389,6 +395,8 @@ class Engine:
                 src.ends.append(out.close)
         for runner in runners.values():
             runner.evented = bool(runner.channels or runner.ev_outs or runner.event_driven)
+            runner.reads = tuple((fld.name, fld.buf) for fld in runner.fields)
+            runner.sends = tuple((name, tuple(delivers)) for name, delivers in runner.outs if delivers)
 
     # -------------------------------------------------------------- lifecycle
     def _call(self, runner: Runner, phase: str, fn: _t.Callable[[], _t.Any]) -> None:
@@ -453,26 +461,26 @@ class Engine:
 
     def _step(self, runner: Runner) -> None:
         comp = runner.comp
-        if runner.dict_io:
+        dict_io = runner.dict_io
+        if dict_io:
             d = comp.__dict__
-            for fld in runner.fields:
-                d[fld.name] = fld.buf.popleft()
+            for name, buf in runner.reads:
+                d[name] = buf.popleft()
         else:
-            for fld in runner.fields:
-                setattr(comp, fld.name, fld.buf.popleft())
+            for name, buf in runner.reads:
+                setattr(comp, name, buf.popleft())
         try:
-            if runner.limit is not None:
-                self.driver.call_limited(runner.step_fn, runner.limit)
-                res = None
-            else:
+            if runner.limit is None:
                 res = runner.step_fn()
-            if type(res) is _Coroutine:
-                try:
-                    yielded = res.send(None)
-                except StopIteration:
-                    pass
-                else:
-                    self.driver.resume(res, yielded)
+                if type(res) is _Coroutine:
+                    try:
+                        yielded = res.send(None)
+                    except StopIteration:
+                        pass
+                    else:
+                        self.driver.resume(res, yielded)
+            else:
+                self.driver.call_limited(runner.step_fn, runner.limit)
         except IOStreamClosedError:
             # A step that raises it (plugboard code may, to end): the component ends, as
             # plugboard's ``Component.run`` ends on it; the step sends nothing.
@@ -484,16 +492,16 @@ class Engine:
         if comp.io._is_closed:
             self._finish(runner)
             return
-        if runner.dict_io:
+        if dict_io:
             get = comp.__dict__.get
-            for name, delivers in runner.outs:
+            for name, delivers in runner.sends:
                 value = get(name)
                 for put in delivers:
                     put(value)
         else:
-            for name, delivers in runner.outs:
+            for name, puts in runner.outs:
                 value = getattr(comp, name, None)
-                for put in delivers:
+                for put in puts:
                     put(value)
         if self.recorder is not None:
             self._record(runner)
