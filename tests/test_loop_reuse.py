@@ -151,3 +151,27 @@ def test_a_driver_without_a_pool_closes_its_loop() -> None:
         loop = asyncio.get_running_loop()
     driver.close()
     assert loop.is_closed()
+
+
+def test_an_ended_keys_engine_and_components_are_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    """With many keys, an ended key's engine left as cyclic garbage piled up until the collector's
+    next full pass (which walks every live object): ``Engine.release`` drops its wiring."""
+    import gc
+
+    from plugboard_beam.component import Component
+    from plugboard_beam.runtime.engine import Runner
+
+    model = load_model(_model(tmp_path))
+    gc.collect()
+    gc.disable()
+    try:
+        report = get_runner("local").run(model, RunOptions(scenarios=[Scenario(f"k{i}", {}) for i in range(5)]))
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (Runner, Component))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert report.steps == {"src": 15, "sink": 10}
+    assert left == []

@@ -291,6 +291,7 @@ class StageDoFn(beam.DoFn):
             state.write(self._ended(row))
             self.live.pop(key, None)
             self.instances.pop(key, None)  # a long streaming job sees keys come and go
+            run.engine.release()  # the key's objects freed now, not by the cycle collector
         else:
             self._save(key, version, run, state)
         batch = self.records.take()

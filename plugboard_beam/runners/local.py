@@ -65,6 +65,7 @@ class LocalRunner(Runner):
             components: dict[str, _t.Any] = {}
             errors: list[StepError] = []
             done: dict[str, int] = {}
+            engine: _t.Optional[Engine] = None
             if keys is not None:
                 keys.started(key)
             try:
@@ -90,6 +91,8 @@ class LocalRunner(Runner):
                 keys.ended(key, {n: c.status for n, c in components.items()}, errors)
             if options.final_fields:
                 report.finals[key] = final_values(key, components, options.final_fields, errors)
+            if engine is not None:
+                engine.release()  # the key's objects freed now, not by the cycle collector
 
 
 def _refuse_shared_files(model: LoadedModel, insts: Instances) -> None:

@@ -438,6 +438,26 @@ class Engine:
                     errors.append(err)
         return errors
 
+    def release(self) -> None:
+        """After a key has ended here (destroyed, its results read): drop the wiring (ports,
+        channels, buffers, deliveries), which is full of reference cycles, so that the key's
+        objects are freed at once by reference counting instead of piling up as cyclic garbage
+        until the collector's next full pass (which walks every live object: with many keys, a
+        cost that grows with the keys run so far). Components, statuses and step counts stay."""
+        if not self.destroyed:
+            return
+        self.inputs, self.outputs = {}, {}
+        for runner in self.runners.values():
+            runner.log.counter = None  # the component's log scope pointed back at its runner
+            for fld in runner.fields:
+                for port in fld.ports:
+                    del port.put, port.field, port.runner  # (``put`` may be its own bound method)
+                fld.ports = []
+            runner.fields, runner.channels, runner.ends, runner.targets, runner.ev_outs = [], [], [], [], []
+            runner.outs = [(name, []) for name, _ in runner.outs]
+            runner.out_edges = [[] for _ in runner.outs]
+            runner.reads, runner.sends = (), ()
+
     @property
     def finished(self) -> bool:
         """Every component of this engine has ended (and handled its last events)."""
