@@ -1,0 +1,230 @@
+"""plugboard 0.9.0 parity: a component's own ``run()`` (issue 16).
+
+plugboard's process calls each component's ``run()``; a user may override it (count steps, stop
+early, set flags in ``finally``). ``LocalProcess`` and ``--runner local`` drive such a ``run()``
+(``runtime/user_run.py``); the Beam runners refuse it, naming the component."""
+
+from __future__ import annotations
+
+import textwrap
+import typing as _t
+
+from click.testing import CliRunner
+import pytest
+
+from plugboard_beam.cli.main import main
+from plugboard_beam.component import Component, Status
+from plugboard_beam.component import IOController as IO
+from plugboard_beam.connector import AsyncioConnector
+from plugboard_beam.exceptions import IOStreamClosedError, StepError
+from plugboard_beam.library.data import DataWriter
+from plugboard_beam.process import LocalProcess
+from plugboard_beam.schemas import ConnectorSpec
+
+
+def wired(components: list[Component], wires: list[tuple[str, str]]) -> LocalProcess:
+    conns = [AsyncioConnector(spec=ConnectorSpec(source=s, target=t)) for s, t in wires]
+    return LocalProcess(components=components, connectors=conns)
+
+
+class Looping(Component):
+    """A run() of its own: counts its steps, stops after ``max_steps`` (0: until the IO closes)
+    and records how it ended."""
+
+    io = IO(inputs=[], outputs=[])
+
+    def __init__(self, *, max_steps: int = 0, **kw: _t.Any) -> None:
+        super().__init__(**kw)
+        self.max_steps = max_steps
+        self.counted = 0
+        self.finished = False
+        self.how = ""
+
+    async def step(self) -> None:
+        self.counted += 1
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.step()
+                except IOStreamClosedError:
+                    self.how = "closed"
+                    break
+                if self.max_steps and self.counted >= self.max_steps:
+                    self.how = "max_steps"
+                    break
+        finally:
+            self.finished = True
+
+
+class Source(Looping):
+    io = IO(outputs=["x"])
+
+    def __init__(self, *, n: int, **kw: _t.Any) -> None:
+        super().__init__(**kw)
+        self.n = n
+
+    async def step(self) -> None:
+        if self.counted == self.n:
+            await self.io.close()
+            return
+        await super().step()
+        self.x = self.counted
+
+
+class Double(Looping):
+    io = IO(inputs=["a"], outputs=["y"])
+
+    async def step(self) -> None:
+        await super().step()
+        self.y = 2 * self.a
+
+
+class Collect(Component):
+    io = IO(inputs=["v"])
+
+    def __init__(self, **kw: _t.Any) -> None:
+        super().__init__(**kw)
+        self.got: list[_t.Any] = []
+
+    async def step(self) -> None:
+        self.got.append(self.v)
+
+
+@pytest.mark.asyncio
+async def test_overridden_run_is_driven_to_its_end() -> None:
+    src, dbl, out = Source(name="src", n=4), Double(name="dbl"), Collect(name="out")
+    process = wired([src, dbl, out], [("src.x", "dbl.a"), ("dbl.y", "out.v")])
+    async with process:
+        await process.run()
+    assert out.got == [2, 4, 6, 8]
+    # each run() went on until its step() raised IOStreamClosedError, and its finally ran
+    assert (src.counted, src.how, src.finished) == (4, "closed", True)
+    assert (dbl.counted, dbl.how, dbl.finished) == (4, "closed", True)
+    assert src.status is Status.COMPLETED and dbl.status is Status.COMPLETED
+    assert process.status is Status.COMPLETED
+
+
+@pytest.mark.asyncio
+async def test_run_that_returns_early_ends_the_component() -> None:
+    src, dbl, out = Source(name="src", n=10), Double(name="dbl", max_steps=3), Collect(name="out")
+    process = wired([src, dbl, out], [("src.x", "dbl.a"), ("dbl.y", "out.v")])
+    async with process:
+        await process.run()
+    # the third step's outputs are sent, then the component ends (and so do its targets)
+    assert out.got == [2, 4, 6]
+    assert (dbl.counted, dbl.how, dbl.finished) == (3, "max_steps", True)
+    assert dbl.status is Status.COMPLETED
+
+
+class Sleepy(Looping):
+    """A run() and a step that really wait on the event loop."""
+
+    io = IO(outputs=["x"])
+
+    async def step(self) -> None:
+        import asyncio
+
+        await asyncio.sleep(0.001)
+        if self.counted == 3:
+            await self.io.close()
+            return
+        await super().step()
+        self.x = self.counted
+
+    async def run(self) -> None:
+        import asyncio
+
+        await asyncio.sleep(0.001)
+        await super().run()
+
+
+@pytest.mark.asyncio
+async def test_run_and_step_that_await_the_loop() -> None:
+    src, out = Sleepy(name="src"), Collect(name="out")
+    process = wired([src, out], [("src.x", "out.v")])
+    async with process:
+        await process.run()
+    assert out.got == [1, 2, 3]
+    assert src.finished and src.how == "closed"
+
+
+class Failing(Looping):
+    io = IO(inputs=["a"])
+
+    async def step(self) -> None:
+        await super().step()
+        if self.a == 2:
+            raise ValueError("bad value 2")
+
+
+@pytest.mark.asyncio
+async def test_step_failure_inside_own_run_is_a_step_error() -> None:
+    src, bad = Source(name="src", n=5), Failing(name="bad")
+    process = wired([src, bad], [("src.x", "bad.a")])
+    await process.init()
+    with pytest.raises(StepError) as info:
+        await process.run()
+    await process.destroy()
+    assert info.value.component == "bad" and "bad value 2" in str(info.value)
+    assert bad.status is Status.FAILED
+    assert bad.finished  # its finally ran
+
+
+def test_library_writer_run_is_not_a_user_run() -> None:
+    from plugboard_beam.component.component import overrides_run
+
+    assert overrides_run(DataWriter) is None
+    assert overrides_run(Looping) == "Looping"
+    assert overrides_run(Double) == "Looping"
+
+
+def _model(tmp_path: _t.Any) -> None:
+    (tmp_path / "own_run_parts.py").write_text(textwrap.dedent('''
+        from plugboard_beam.component import Component, IOController as IO
+
+        class Src(Component):
+            io = IO(outputs=["x"])
+            async def step(self):
+                self.x = 1
+                await self.io.close()
+
+        class Mine(Component):
+            io = IO(inputs=["a"])
+            async def step(self):
+                pass
+            async def run(self):
+                while True:
+                    await self.step()
+    '''))
+    (tmp_path / "model.yaml").write_text(textwrap.dedent('''
+        plugboard:
+          process:
+            args:
+              components:
+                - type: own_run_parts.Src
+                  args: {name: src}
+                - type: own_run_parts.Mine
+                  args: {name: mine}
+              connectors:
+                - {source: src.x, target: mine.a}
+    '''))
+
+
+def test_beam_runner_refuses_own_run_naming_the_component(tmp_path: _t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _model(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["process", "run", "model.yaml", "--runner", "direct"])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert "component 'mine' (Mine: run() defined by Mine)" in result.output
+    assert "model.yaml:8: component 'mine'" in result.output  # the line of its "- type:"
+    assert "component 'src'" not in result.output
+
+
+def test_local_runner_runs_own_run(tmp_path: _t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _model(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["process", "run", "model.yaml", "--runner", "local"])
+    assert result.exit_code == 0, result.output
