@@ -69,10 +69,13 @@ class LocalProcess(Process):
         self.parameters = dict(parameters or {})
         comps = list(components)
         # Event connectors (EventConnectorBuilder, ConnectorBuilder.build_event_connectors) are
-        # declarations: the graph derives event edges from the components' events.
-        conns = [c for c in connectors if not isinstance(c, EventConnector) and not is_event_connector(c)]
+        # declarations: the graph derives event edges from the components' events. Those built
+        # as connectors are listed in ``connectors`` with the field ones, as plugboard lists them.
+        given = [c for c in connectors if not isinstance(c, EventConnector)]
+        conns = [c for c in given if not is_event_connector(c)]
         self.components: dict[str, Component] = {c.name: c for c in comps}
-        self.connectors: dict[str, Connector] = {c.id: c for c in conns}
+        self.connectors: dict[str, Connector] = {c.id: c for c in given}
+        self._field_connectors = conns
         # Validated here, reported by ``init()`` as plugboard does (a ``ValidationError``, here
         # the ``ModelError`` listing every problem): a broken model never starts.
         self._invalid: _t.Optional[ModelError] = None
@@ -241,13 +244,15 @@ class LocalProcess(Process):
 
     def export(self) -> dict[str, _t.Any]:
         """``{"type": ..., "args": {components, connectors, name, parameters}}``: the spec of
-        this process (plugboard's ``export()``); event connectors are derived, so left out."""
+        this process (plugboard's ``export()``); event connectors are derived from the
+        components' events when the spec is read (here and by plugboard's ``ProcessBuilder``),
+        so left out."""
         return {
             "type": f"{type(self).__module__}.{type(self).__name__}",
             "args": {
                 "name": self.name,
                 "components": [c.export() for c in self.components.values()],
-                "connectors": [c.spec.model_dump(mode="json") for c in self.connectors.values()],
+                "connectors": [c.spec.model_dump(mode="json") for c in self._field_connectors],
                 "parameters": dict(self.parameters),
             },
         }
@@ -335,6 +340,8 @@ class ProcessBuilder:
         model = load_model(Path.cwd() / f"{spec.args.name or 'process'}.yaml", text=text)
         components = model.build_components(DEFAULT_KEY)
         connectors = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
+        # as plugboard's builder: the event connectors of the components' events (system_stop too)
+        connectors += AsyncioConnector.builder().build_event_connectors(components.values())
         return LocalProcess(components=list(components.values()), connectors=connectors, name=spec.args.name,
                             parameters=dict(spec.args.parameters), state=build_state(spec.args.state))
 
