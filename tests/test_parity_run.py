@@ -228,3 +228,64 @@ def test_local_runner_runs_own_run(tmp_path: _t.Any, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["process", "run", "model.yaml", "--runner", "local"])
     assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------ errors as plugboard's process raises them
+class Refuses(Component):
+    io = IO(outputs=["x"])
+
+    async def step(self) -> None:
+        from plugboard_beam.exceptions import ConstraintError
+
+        raise ConstraintError("over the limit")
+
+
+@pytest.mark.asyncio
+async def test_run_failure_is_an_exception_group_of_the_components_errors_and_a_step_error() -> None:
+    from plugboard_beam.exceptions import ConstraintError
+
+    process = wired([Refuses(name="r"), Collect(name="out")], [("r.x", "out.v")])
+    await process.init()
+    with pytest.raises(ExceptionGroup) as info:
+        await process.run()
+    await process.destroy()
+    group = info.value
+    assert [type(e) for e in group.exceptions] == [ConstraintError]
+    assert isinstance(group, StepError) and group.component == "r" and group.step == 0
+    assert str(group).startswith("component 'r' failed in step 0")
+    caught = []
+    try:
+        raise group
+    except* ConstraintError as eg:
+        caught = list(eg.exceptions)
+    assert [str(e) for e in caught] == ["over the limit"]
+    assert process.status is Status.FAILED
+
+
+@pytest.mark.asyncio
+async def test_component_without_super_init_is_a_validation_error_in_a_group() -> None:
+    from plugboard_beam.exceptions import ValidationError
+
+    class NoSuper(Component):
+        io = IO(inputs=["a"])
+
+        def __init__(self, **kw: _t.Any) -> None:
+            pass
+
+    process = wired([Source(name="src", n=1), NoSuper(name="ns")], [("src.x", "ns.a")])
+    with pytest.raises(ExceptionGroup) as info:
+        await process.init()
+    assert [type(e) for e in info.value.exceptions] == [ValidationError]
+    assert "NoSuper invalid: did you forget to call super().__init__" in str(info.value)
+
+
+@pytest.mark.asyncio
+async def test_unconnected_input_and_output_as_plugboard_words_them(caplog: pytest.LogCaptureFixture) -> None:
+    from plugboard_beam.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match=r"c\.a is not connected \(component 'c' has unconnected inputs"):
+        await wired([Source(name="s", n=1), Double(name="c")], []).init()
+    process = wired([Source(name="s", n=1), Double(name="c")], [("s.x", "c.a")])
+    await process.init()
+    await process.destroy()
+    assert "Output fields not connected" in caplog.text and '"unconnected":["y"]' in caplog.text

@@ -15,6 +15,7 @@ from plugboard_beam.connector import Connector, is_event_connector
 from plugboard_beam.events.connectors import EventConnector
 from plugboard_beam.exceptions import NotInitialisedError, StepError, UserError
 from plugboard_beam.graph.model import ModelGraph
+from plugboard_beam.process.errors import InvalidComponents, grouped, unconstructed
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
 from plugboard_beam.schemas import ConfigSpec, ProcessSpec, Status
@@ -78,11 +79,14 @@ class LocalProcess(Process):
         self._field_connectors = conns
         # Validated here, reported by ``init()`` as plugboard does (a ``ValidationError``, here
         # the ``ModelError`` listing every problem): a broken model never starts.
-        self._invalid: _t.Optional[ModelError] = None
+        self._invalid: _t.Optional[_t.Union[ModelError, InvalidComponents]] = None
+        broken = unconstructed(comps)
         try:
+            if broken:  # the model cannot even be read: init() says which component
+                raise InvalidComponents(broken)
             self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name),
                                     {c.name: type(c) for c in comps})
-        except ModelError as exc:
+        except (ModelError, InvalidComponents) as exc:
             self._invalid = exc
             self.graph = ModelGraph(nodes=(), edges=(), name=self.name)
         self._engine = Engine(self.graph, self.components if self._invalid is None else {})
@@ -133,14 +137,18 @@ class LocalProcess(Process):
         on every component."""
         if self._invalid is not None:
             raise self._invalid
+        fed = {(e.source, e.source_field) for e in self.graph.edges if e.kind == "field"}
         for comp in self.components.values():
             comp.merge_process_parameters(self.parameters)
+            unconnected = [f for f in comp.io.outputs if (comp.name, f) not in fed]
+            if unconnected:  # allowed (the values go nowhere), but said, as plugboard says it
+                comp._logger.warning("Output fields not connected", unconnected=unconnected)
         await self.connect_state()
         try:
             await self._in_thread(self._guarded(self._engine.init))
         except StepError as err:
             await self._ended([err, *err.also])
-            raise
+            raise grouped(err) from err.__cause__
         self._initialised = True
         self._status = Status.INIT
         await self._state_link.publish(self)
@@ -167,6 +175,9 @@ class LocalProcess(Process):
 
         try:
             await self._in_thread(self._guarded(one_round))
+        except StepError as err:
+            self._status = Status.FAILED
+            raise grouped(err) from err.__cause__
         except BaseException:
             self._status = Status.FAILED if self._failed() else Status.STOPPED
             raise
@@ -195,7 +206,7 @@ class LocalProcess(Process):
             await self._in_thread(self._guarded(self._run_engine))
         except StepError as err:
             await self._ended([err, *err.also])
-            raise
+            raise grouped(err) from err.__cause__
         except BaseException:
             self._stop.set()
             if self._status is Status.RUNNING:
@@ -295,7 +306,7 @@ class LocalProcess(Process):
         self._initialised = False
         if errors:
             errors[0].also = errors[1:]
-            raise errors[0]
+            raise grouped(errors[0]) from errors[0].__cause__
 
     async def __aenter__(self) -> LocalProcess:
         await self.init()

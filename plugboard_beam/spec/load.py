@@ -969,7 +969,8 @@ def graph_from_components(
     for node in nodes:
         for fld in node.inputs:
             if not graph.in_edges(node.name, fld):
-                problems.append(Problem(f"input {node.name}.{fld} is not connected"))
+                problems.append(Problem(f"input {node.name}.{fld} is not connected (component {node.name!r} has "
+                                        "unconnected inputs: a connector must feed each)"))
     if not problems:
         for group in graph.strongly_connected(skip_seeded=True):
             if graph.is_cyclic(group, skip_seeded=True):
