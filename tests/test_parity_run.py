@@ -289,3 +289,79 @@ async def test_unconnected_input_and_output_as_plugboard_words_them(caplog: pyte
     await process.init()
     await process.destroy()
     assert "Output fields not connected" in caplog.text and '"unconnected":["y"]' in caplog.text
+
+
+# ------------------------------------------------------------ validation and job id as plugboard's process
+@pytest.mark.asyncio
+async def test_unconnected_inputs_are_reported_through_plugboards_validate_process() -> None:
+    from unittest.mock import patch
+
+    from plugboard_beam.exceptions import ValidationError
+
+    lonely = Double(name="lonely")
+    with pytest.raises(ValidationError, match="lonely.a is not connected"):
+        await wired([lonely], []).init()
+    # plugboard's tests patch plugboard.process.process.validate_process to init such processes
+    with patch("plugboard_beam.process.process.validate_process", return_value=[]):
+        process = wired([Double(name="lonely")], [])
+        await process.init()
+        assert process.components["lonely"].status is Status.INIT
+        await process.destroy()
+    # never started: an own run() is called by process.run() only (as plugboard's)
+    assert not process.components["lonely"].finished
+
+
+@pytest.mark.asyncio
+async def test_input_filled_only_by_an_event_handler_is_refused_clearly() -> None:
+    from unittest.mock import patch
+
+    from plugboard_beam.events import Event
+    from plugboard_beam.exceptions import ValidationError
+
+    class Msg(Event):
+        type: _t.ClassVar[str] = "p16f_msg"
+        data: dict[str, _t.Any]
+
+    class Fills(Component):
+        io = IO(inputs=["m"], input_events=[Msg])
+
+        @Msg.handler(populates_fields=["m"])
+        async def on_msg(self, event: Msg) -> None:
+            self.m = event.data
+
+    # plugboard's validate_process accepts it (the handler fills m); the step engine cannot run it
+    with patch("plugboard_beam.process.process.validate_process", return_value=[]):
+        with pytest.raises(ValidationError, match=r"f\.m is not connected: its event handler fills it"):
+            await wired([Fills(name="f")], []).init()
+
+
+class JobAware(Component):
+    io = IO(outputs=["x"])
+
+    def __init__(self, **kw: _t.Any) -> None:
+        super().__init__(**kw)
+        self.seen: list[str] = []
+
+    async def init(self) -> None:
+        from plugboard_beam.utils import DI
+
+        self.seen.append(DI.job_id.resolve_sync())
+
+    async def step(self) -> None:
+        await self.io.close()
+
+
+@pytest.mark.asyncio
+async def test_components_resolve_the_runs_job_id_from_di() -> None:
+    from plugboard_beam.state import DictStateBackend
+
+    comp = JobAware(name="j")
+    process = LocalProcess(components=[comp], connectors=[], state=DictStateBackend(job_id="Job_p16fgiven1"))
+    async with process:
+        await process.run()
+    assert comp.seen == ["Job_p16fgiven1"]
+    fresh = LocalProcess(components=[comp], connectors=[], state=DictStateBackend())
+    for _ in range(2):
+        async with fresh:
+            assert comp.seen[-1] == fresh.state.job_id
+    assert len(set(comp.seen)) == 3

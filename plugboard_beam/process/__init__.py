@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 from concurrent.futures import ThreadPoolExecutor
+import contextvars
 from pathlib import Path
 import signal
 import threading
 import typing as _t
+
+from that_depends import ContextScopes, container_context
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.connector import Connector, is_event_connector
@@ -16,14 +19,16 @@ from plugboard_beam.events.connectors import EventConnector
 from plugboard_beam.exceptions import NotInitialisedError, StepError, UserError
 from plugboard_beam.graph.model import ModelGraph
 from plugboard_beam.process.errors import InvalidComponents, grouped, unconstructed
+from plugboard_beam.process.process import process_errors
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
 from plugboard_beam.schemas import ConfigSpec, ProcessSpec, Status
-from plugboard_beam.spec.errors import ModelError
+from plugboard_beam.spec.errors import ModelError, Problem
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
 from plugboard_beam.state import DictStateBackend, StateBackend, build_state
 from plugboard_beam.state.process_link import ProcessStateLink
+from plugboard_beam.utils.di import DI
 
 
 class _Stopped(Exception):
@@ -81,10 +86,13 @@ class LocalProcess(Process):
         # the ``ModelError`` listing every problem): a broken model never starts.
         self._invalid: _t.Optional[_t.Union[ModelError, InvalidComponents]] = None
         broken = unconstructed(comps)
+        #: inputs without a connector: reported by init() if plugboard's validate_process agrees
+        self._unconnected: list[Problem] = []
         try:
             if broken:  # the model cannot even be read: init() says which component
                 raise InvalidComponents(broken)
-            self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name),
+            self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name,
+                                                          unconnected=self._unconnected),
                                     {c.name: type(c) for c in comps})
         except (ModelError, InvalidComponents) as exc:
             self._invalid = exc
@@ -112,9 +120,21 @@ class LocalProcess(Process):
         return self._initialised
 
     async def _in_thread(self, fn: _t.Callable[[], _t.Any]) -> _t.Any:
+        """``fn()`` on the engine's thread, in the caller's context (contextvars) and, once the
+        state backend has a job, in plugboard's ``DI`` container context with that job id (so
+        ``DI.job_id.resolve_sync()`` in a component gives the run's job id, as in plugboard)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugboard-beam")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        job_id = self._state_link.state.job_id
+        ctx = contextvars.copy_context()
+
+        def call() -> _t.Any:
+            if job_id is None:
+                return fn()
+            with container_context(DI, global_context={"job_id": job_id}, scope=ContextScopes.APP):
+                return fn()
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, ctx.run, call)
 
     def _guarded(self, fn: _t.Callable[[], _t.Any]) -> _t.Callable[[], None]:
         """``fn`` under the failure protocol: a component that raises stops the run, the
@@ -137,6 +157,8 @@ class LocalProcess(Process):
         on every component."""
         if self._invalid is not None:
             raise self._invalid
+        if self._unconnected and process_errors(self):
+            raise ModelError(self._unconnected, self.name)
         fed = {(e.source, e.source_field) for e in self.graph.edges if e.kind == "field"}
         for comp in self.components.values():
             comp.merge_process_parameters(self.parameters)
@@ -350,7 +372,7 @@ class ProcessBuilder:
         text = yaml.safe_dump({"plugboard": {"process": spec.model_dump(mode="json")}}, sort_keys=False)
         model = load_model(Path.cwd() / f"{spec.args.name or 'process'}.yaml", text=text)
         components = model.build_components(DEFAULT_KEY)
-        connectors = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
+        connectors: list[Connector] = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
         # as plugboard's builder: the event connectors of the components' events (system_stop too)
         connectors += AsyncioConnector.builder().build_event_connectors(components.values())
         return LocalProcess(components=list(components.values()), connectors=connectors, name=spec.args.name,

@@ -14,7 +14,7 @@ import typing as _t
 from plugboard_beam.exceptions import StepError, UserError, ValidationError
 
 
-class StepErrorGroup(ExceptionGroup, StepError):  # type: ignore[misc]
+class StepErrorGroup(ExceptionGroup, StepError):
     """``StepError`` of the first failure, grouping the exceptions the components raised
     (each failure's ``__cause__``; ``also`` holds the later ``StepError``s)."""
 
@@ -49,7 +49,7 @@ def grouped(err: StepError) -> StepErrorGroup:
     return group
 
 
-class InvalidComponents(ExceptionGroup, UserError):  # type: ignore[misc]
+class InvalidComponents(ExceptionGroup, UserError):
     """Components that cannot run (e.g. a constructor that skipped ``super().__init__``), one
     ``ValidationError`` each, raised by ``init()`` in a group as plugboard's process does."""
 

@@ -369,8 +369,11 @@ class Engine:
                 runner = self.runners.get(node.name)
                 if runner is None:
                     continue
-                if runner.user_run is not None:
-                    runner.user_run.close()
+                if runner.user_run is not None:  # a run() still waiting: its finally runs now
+                    try:
+                        self._call(runner, "run", runner.user_run.close)
+                    except StepError as err:
+                        errors.append(err)
                 try:
                     self._call(runner, "destroy", runner.comp.destroy)
                 except StepError as err:

@@ -59,7 +59,10 @@ class UserRun:
         self.co: _t.Optional[_t.Coroutine[_t.Any, _t.Any, _t.Any]] = None
         #: the ``run()`` returned (or raised): no more steps
         self.ended = False
-        comp.__dict__[GATED] = True
+
+    def _ended(self) -> None:
+        self.ended = True
+        self.comp.__dict__.pop(GATED, None)  # a step() by hand afterwards is plugboard's again
 
     def _advance(self, driver: Driver, throw: _t.Optional[BaseException] = None) -> bool:
         """Resume the coroutine (or throw into it) and wait until it asks for a step or
@@ -70,22 +73,24 @@ class UserRun:
             try:
                 yielded = co.throw(throw) if throw is not None else co.send(None)
             except StopIteration:
-                self.ended = True
+                self._ended()
                 return True
             if yielded is STEP_GATE:
                 return False
             if driver.call(lambda: _until_gate(co, yielded)):
-                self.ended = True
+                self._ended()
                 return True
             return False
         except BaseException:
-            self.ended = True
+            self._ended()
             raise
 
     def start(self, driver: Driver) -> bool:
         """Start ``run()`` up to its first ``self.step()``; whether it already returned."""
+        self.comp.__dict__[GATED] = True  # its self.step() now waits for the engine
         co = self.comp.run()
         if type(co) is not _Coroutine:
+            self._ended()
             raise TypeError(f"{type(self.comp).__name__}.run() must be 'async def' (as in plugboard)")
         self.co = co
         return self._advance(driver)
@@ -103,8 +108,12 @@ class UserRun:
         ``run()`` finishes (it may catch it and return, as plugboard's default does)."""
         if self.ended:
             return
-        if self.co is None and self.start(driver):
-            return
+        if self.co is None:
+            if not driver.active:  # the run was never started (init, then destroy): plugboard
+                self._ended()      # calls run() only from its process's run()
+                return
+            if self.start(driver):
+                return
         try:
             self._advance(driver, IOStreamClosedError("Attempted read on a closed io controller."))
         except IOStreamClosedError:
@@ -113,11 +122,8 @@ class UserRun:
     def close(self) -> None:
         """Drop a ``run()`` still waiting (a failed or cancelled run): its ``finally`` runs."""
         if self.co is not None and not self.ended:
-            self.ended = True
-            try:
-                self.co.close()
-            except Exception:  # noqa: BLE001 - a finally that raises while the run is torn down
-                pass
+            self._ended()
+            self.co.close()  # what its finally raises is the component's failure (phase "run")
 
 
 def user_run_of(comp: Component) -> _t.Optional[UserRun]:
@@ -132,7 +138,7 @@ def refusal(model: LoadedModel, runner: str) -> None:
     for i, spec in enumerate(model.config.plugboard.process.args.components):
         cls = model.classes.get(spec.args.name)
         owner = overrides_run(cls) if cls is not None else None
-        if owner:
+        if cls is not None and owner:
             line = model.lines.of(("plugboard", "process", "args", "components", i))
             at = f"{model.path.name}:{line}: " if line is not None else ""
             named.append(f"{at}component '{spec.args.name}' ({cls.__name__}: run() defined by {owner})")
