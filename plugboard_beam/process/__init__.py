@@ -159,12 +159,8 @@ class LocalProcess(Process):
             raise self._invalid
         if self._unconnected and process_errors(self):
             raise ModelError(self._unconnected, self.name)
-        fed = {(e.source, e.source_field) for e in self.graph.edges if e.kind == "field"}
         for comp in self.components.values():
             comp.merge_process_parameters(self.parameters)
-            unconnected = [f for f in comp.io.outputs if (comp.name, f) not in fed]
-            if unconnected:  # allowed (the values go nowhere), but said, as plugboard says it
-                comp._logger.warning("Output fields not connected", unconnected=unconnected)
         await self.connect_state()
         try:
             await self._in_thread(self._guarded(self._engine.init))
