@@ -187,16 +187,22 @@ def _model(tmp_path: _t.Any) -> None:
         class Src(Component):
             io = IO(outputs=["x"])
             async def step(self):
-                self.x = 1
-                await self.io.close()
+                if getattr(self, "_sent", False):
+                    await self.io.close()
+                    return
+                self.x, self._sent = 1, True
 
         class Mine(Component):
             io = IO(inputs=["a"])
             async def step(self):
                 pass
             async def run(self):
-                while True:
-                    await self.step()
+                try:
+                    while True:
+                        await self.step()
+                finally:
+                    with open("ran.txt", "w") as f:
+                        f.write(f"run ended, a={self.a}")
     '''))
     (tmp_path / "model.yaml").write_text(textwrap.dedent('''
         plugboard:
@@ -228,6 +234,8 @@ def test_local_runner_runs_own_run(tmp_path: _t.Any, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["process", "run", "model.yaml", "--runner", "local"])
     assert result.exit_code == 0, result.output
+    # its run() stepped once on a=1, then ended on IOStreamClosedError (uncaught: the run ends there)
+    assert (tmp_path / "ran.txt").read_text() == "run ended, a=1"
 
 
 # ------------------------------------------------------------ errors as plugboard's process raises them
