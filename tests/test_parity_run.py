@@ -369,3 +369,17 @@ async def test_components_resolve_the_runs_job_id_from_di() -> None:
         async with fresh:
             assert comp.seen[-1] == fresh.state.job_id
     assert len(set(comp.seen)) == 3
+
+
+@pytest.mark.asyncio
+async def test_an_engine_inside_a_components_own_run_is_not_pickled() -> None:
+    import pickle
+
+    src, dbl, out = Source(name="src", n=3), Double(name="dbl"), Collect(name="out")
+    process = wired([src, dbl, out], [("src.x", "dbl.a"), ("dbl.y", "out.v")])
+    await process.init()
+    await process.step()
+    with pytest.raises(TypeError, match=r"\['src', 'dbl'\] are inside their own run\(\)"):
+        pickle.dumps(process._engine)
+    await process.destroy()
+    assert src.finished and dbl.finished  # destroy() closed the waiting run()s: their finally ran
