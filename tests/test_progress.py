@@ -179,6 +179,61 @@ def test_a_worker_process_has_one_feed_file_per_run(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("worker-*.jsonl"))) == 1
 
 
+def test_worker_steps_of_running_keys_count_before_the_keys_end(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A worker's feed writes its steps so far (ended keys' + running engines'): the tracker
+    counts the running ones before any key ends, never twice once a key ends; a bad live line
+    is reported, not counted."""
+    from plugboard_beam.runtime.worker_progress import WorkerFeed
+
+    running = {"n": 0}
+    tracker = RunTracker()
+    ctx = RunContext.open(tracker, folder=str(tmp_path))
+    try:
+        feed = WorkerFeed(str(tmp_path), live=lambda: running["n"], every=3600)  # sampled by hand here
+        running["n"] = 120  # two keys running, no key ended yet
+        feed.sample()
+        snap = tracker.snapshot()
+        assert (snap.keys_done, snap.steps) == (0, 120)
+        feed.ended("s", "k1", {"x": 50, "y": 50}, False)  # k1 ends with 100 steps, ...
+        running["n"] = 40  # ... k2 has 40 so far
+        assert tracker.snapshot().steps <= 140  # the key end read before the next sample: not twice
+        feed.sample()
+        snap = tracker.snapshot()
+        assert (snap.keys_done, snap.steps) == (1, 140)
+        feed.sample()  # unchanged: no line
+        assert sum(1 for line in open(feed.path) if '"live"' in line) == 2
+        with open(feed.path, "a") as f:
+            f.write('{"live": -5}\n{"live": "9"}\n')
+        with caplog.at_level("WARNING", logger="plugboard_beam"):
+            assert tracker.snapshot().steps == 140
+        assert caplog.text.count("line skipped") == 2
+        feed.ended("s", "k2", {"x": 45, "y": 45}, False)
+        running["n"] = 0
+        feed.sample()
+        feed.close()
+    finally:
+        ctx.close()
+    snap = tracker.snapshot()
+    assert (snap.keys_done, snap.steps) == (2, 190) and tracker.done_steps == {"x": 95, "y": 95}
+
+
+def test_a_worker_feed_samples_on_its_own_thread(tmp_path: Path) -> None:
+    from plugboard_beam.runtime.worker_progress import WorkerFeed
+
+    tracker = RunTracker()
+    ctx = RunContext.open(tracker, folder=str(tmp_path))
+    try:
+        feed = WorkerFeed(str(tmp_path), live=lambda: 7, every=0.05)
+        deadline = time.monotonic() + 10
+        while tracker.snapshot().steps != 7 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert tracker.snapshot().steps == 7
+        feed.close()
+    finally:
+        ctx.close()
+
+
 def test_time_left_comes_from_the_keys_done() -> None:
     snap = Snapshot(keys_done=2, keys_failed=0, keys_total=10, steps=0, rate=0.0, elapsed=4.0, unavailable="")
     assert time_left(snap) == pytest.approx(16.0)

@@ -361,7 +361,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     from plugboard_beam.cli.progress import Progress
 
     display = Progress.of_run(tracker, progress, every=progress_every) if tracker is not None else None
-    log = setup_logging(ctx, line=display, job_id=job)
+    log = setup_logging(ctx, line=display, job_id=job, failures_at_end=True)
     options = RunOptions(job_id=job,
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, tracker=tracker, rows_per_wave=rows_per_wave,
@@ -373,18 +373,23 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         get_runner(name).run(loaded, options)
         return
     from plugboard_beam.cli.summary import destinations, stopped_summary, summary
+    from plugboard_beam.logs import release_held
 
     outputs = destinations(loaded, record, streaming=streaming)
     try:
         with display:
             report = get_runner(name).run(loaded, options)
     except RunFailed as err:
+        release_held(show=False)  # the error below lists every failure
         click.echo(summary(err.report, tracker.snapshot().elapsed, outputs, failed_below=True), err=True)
         raise
     except (Interrupted, KeyboardInterrupt):
         # (a streaming run keyed by its messages ends this way): what had ended by then
+        release_held()
         click.echo(stopped_summary(tracker, outputs), err=True)
         raise
+    finally:
+        release_held()  # any other end: the failures held back are shown
     click.echo(summary(report, tracker.snapshot().elapsed, outputs), err=True)
 
 
