@@ -466,12 +466,13 @@ def test_multi_processing_workers_count_progress_and_summary(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_multi_processing_progress_is_live(tmp_path: Path) -> None:
-    """Keys done show while a multi_processing run runs (not only at its end); the run's folder
-    of worker files exists while it runs and is removed after."""
+    """Keys done show while a multi_processing run runs (not only at its end), and so do the
+    steps of the keys still running (before any key has ended: the workers write their steps so
+    far); the run's folder of worker files exists while it runs and is removed after."""
     write_model(tmp_path)
-    keys = 16
+    keys = 4
     (tmp_path / "scenarios.csv").write_text("key,check.fail_at\n" + "".join(f"k{i},-1\n" for i in range(keys)))
-    (tmp_path / "model.yaml").write_text(MODEL.replace("n: 40, delay: 0.01", "n: 30, delay: 0.02"))
+    (tmp_path / "model.yaml").write_text(MODEL.replace("n: 40, delay: 0.01", "n: 60, delay: 0.03"))
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "TMPDIR": str(tmp)}
@@ -482,11 +483,14 @@ def test_multi_processing_progress_is_live(tmp_path: Path) -> None:
     assert proc.stderr is not None
     lines: list[str] = []
     live: list[tuple[int, int, int]] = []  # keys done, total, steps of lines before the end
+    running: list[int] = []  # steps of lines before any key has ended
     folders_seen = False
     try:
         for line in proc.stderr:
             lines.append(line.rstrip("\n"))
             m = LINE.match(lines[-1])
+            if m and m.group(1) == "0" and int(m.group(4)) > 0:
+                running.append(int(m.group(4)))
             if m and m.group(2) != "?" and 0 < int(m.group(1)) < int(m.group(2)):
                 live.append((int(m.group(1)), int(m.group(2)), int(m.group(4))))
                 folders_seen = folders_seen or bool(list(tmp.glob("plugboard-beam-progress-*/worker-*.jsonl")))
@@ -498,10 +502,11 @@ def test_multi_processing_progress_is_live(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert live, text
     assert all(total == keys and steps > 0 for _, total, steps in live), text
+    assert running and running == sorted(running) and max(running) < keys * 3 * 62, text
     assert folders_seen, text
     start = next(i for i, line in enumerate(lines) if line.startswith("summary:"))
     assert lines[start].startswith(f"summary: {keys} keys: {keys} ok, 0 failed; elapsed "), text
-    assert f"check={keys * 30}" in lines[start + 1], text
+    assert f"check={keys * 60}" in lines[start + 1], text
     assert not list(tmp.glob("plugboard-beam-progress-*"))
 
 
