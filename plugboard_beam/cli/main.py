@@ -13,6 +13,7 @@ import functools
 import signal
 import sys
 import threading
+import time
 import types
 import typing as _t
 
@@ -369,13 +370,22 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         max_open_keys=max_open_keys, forget_ended_keys=forget_ended_keys, dry_run=dry_run, job_dir=job_dir,
         profile=profile, given=given_flags(ctx), log=log,
     )
-    if tracker is None or display is None:
-        get_runner(name).run(loaded, options)
-        return
-    from plugboard_beam.cli.summary import destinations, stopped_summary, summary
-    from plugboard_beam.logs import release_held
+    from plugboard_beam.cli.summary import destinations, job_summary, stopped_summary, summary
 
     outputs = destinations(loaded, record, streaming=streaming)
+    if tracker is None or display is None:  # Dataflow: the job runs elsewhere
+        start = time.monotonic()
+        remote = get_runner(name)
+        try:
+            report = remote.run(loaded, options)
+        except RunFailed as err:
+            click.echo(summary(err.report, time.monotonic() - start, outputs, failed_below=True), err=True)
+            raise
+        click.echo(summary(report, time.monotonic() - start, outputs) if getattr(remote, "waited", False)
+                   else job_summary(report, outputs), err=True)
+        return
+    from plugboard_beam.logs import release_held
+
     try:
         with display:
             report = get_runner(name).run(loaded, options)
