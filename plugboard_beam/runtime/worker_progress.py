@@ -120,6 +120,10 @@ class WorkerFeed:
                 self.sample()
             except (OSError, ValueError):  # the file went away with the run's folder
                 return
+            except Exception as exc:  # counting is not worth a worker: say so, count key ends only
+                log.warning("worker progress: the steps of running keys are no longer counted (%s: %s)",
+                            type(exc).__name__, exc)
+                return
 
     def close(self) -> None:
         self._stop.set()
