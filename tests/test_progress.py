@@ -652,9 +652,13 @@ def test_progress_and_summary_of_a_streaming_run(tmp_path: Path) -> None:
         env = {**os.environ, "PYTHONPATH": str(tmp_path), "PUBSUB_EMULATOR_HOST": emu.host,
                "PUBSUB_PROJECT_ID": "plugboard-beam-progress"}
         proc = subprocess.run([*cli_command(), "process", "run", "model.yaml", "--streaming", "--scenarios",
-                               "scenarios.csv", "--progress-every", "0.3"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=600, env=env)
+                               "scenarios.csv", "--progress-every", "0.3", "--log-format", "text"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 1, proc.stderr[-3000:]
+    # the failure: told as it comes (a streaming run may go on for long) and by the error; the
+    # runtime's "key failed" record does not repeat it on the text console
+    assert "key failed" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.count("ValueError: tripped at 7") == 2, proc.stderr[-3000:]
     lines = proc.stderr.splitlines()
     progress = [m for m in map(LINE.match, lines) if m]
     # (the total is "?" until the runner has its keys; the display starts with the command)

@@ -395,11 +395,11 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         raise
     except (Interrupted, KeyboardInterrupt):
         # (a streaming run keyed by its messages ends this way): what had ended by then
-        release_held()
+        release_held(show=not streaming)  # (a streaming run tells each failure as it comes)
         click.echo(stopped_summary(tracker, outputs), err=True)
         raise
     finally:
-        release_held()  # any other end: the failures held back are shown
+        release_held(show=not streaming)  # any other end: the failures held back are shown
     click.echo(summary(report, tracker.snapshot().elapsed, outputs), err=True)
 
 
