@@ -388,6 +388,8 @@ def test_launcher_log_level_and_format_reach_the_run_and_its_workers(tmp_path: P
     err = capsys.readouterr().err
     talked = [json.loads(line) for line in err.splitlines() if line.startswith("{") and '"talked"' in line]
     assert [(r["component"], r["n"], r["level"]) for r in talked] == [("talk", 0, "info"), ("talk", 1, "info")], err
+    job_id = re.search(r"\(job id (Job_\w+)\)", err)
+    assert job_id and all(r["job_id"] == job_id.group(1) for r in talked), err
     assert "done: 1 key(s)" in err
     assert launcher.main([model, "--runner=DirectRunner"]) == 0
     err = capsys.readouterr().err

@@ -27,6 +27,7 @@ On Dataflow the launcher returns once the job is submitted (it does not wait for
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -162,9 +163,13 @@ def launch(argv: _t.Sequence[str]) -> int:
                 local = str(fetch(local, Path(tmp, "scenarios", os.path.basename(local))))
             scenarios = load_scenarios(local)
         model = load_model(model_path, parse_params(_split(args.params)))
-        options = RunOptions(scenarios=scenarios, record=args.record or None, partition=args.stages,
-                             pipeline_args=pipeline_args, streaming=streaming, log=config)
-        print(f"running {args.model} on {runner} with {' '.join(pipeline_args)}", file=sys.stderr)
+        from plugboard_beam.cli.job_id import resolve_job_id
+
+        job_id = resolve_job_id(model, None)  # the model's state: args: job_id, else a new one
+        options = RunOptions(job_id=job_id, scenarios=scenarios, record=args.record or None, partition=args.stages,
+                             pipeline_args=pipeline_args, streaming=streaming,
+                             log=dataclasses.replace(config, job_id=job_id))
+        print(f"running {args.model} (job id {job_id}) on {runner} with {' '.join(pipeline_args)}", file=sys.stderr)
         report = get_runner(runner).run(model, options)
     print(f"done: {report.keys} key(s); steps {report.steps}", file=sys.stderr)
     return 0
