@@ -260,14 +260,21 @@ class LogHandler(logging.Handler):
         self.held_over = 0
 
     def handle(self, record: logging.LogRecord) -> bool:
-        if self.held is not None and is_key_failure(record) and self.filter(record):
-            with self.lock:  # type: ignore[union-attr]  # (created by Handler.__init__)
-                if len(self.held) < MAX_HELD:
-                    self.held.append(record)
-                else:
-                    self.held_over += 1
-            return True
-        return super().handle(record)
+        if self.held is None:
+            return super().handle(record)
+        passed = self.filter(record)  # (the filters may make it a worker's record: ``Forwarded``)
+        if not passed:
+            return False
+        if isinstance(passed, logging.LogRecord):
+            record = passed
+        with self.lock:  # type: ignore[union-attr]  # (created by Handler.__init__)
+            if not is_key_failure(record):
+                self.emit(record)
+            elif len(self.held) < MAX_HELD:
+                self.held.append(record)
+            else:
+                self.held_over += 1
+        return True
 
     def take_held(self) -> tuple[list[logging.LogRecord], int]:
         """The held records and the number left out, both emptied."""

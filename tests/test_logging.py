@@ -272,6 +272,8 @@ def test_direct_runner_logs(model: Path, beam_args: list[str]) -> None:
     code, out = run_in_pty(model, "--runner", "direct", "--scenarios", "sc.yaml", "-v", *beam_args)
     assert code == 1, out
     check_text_lines(out, ("k1", "k2"))
+    plain = ANSI.sub("", out)  # the failure told once, by the error (workers hold their record back too)
+    assert "key failed" not in plain and plain.count("ValueError: sink tripped") == 1, plain
 
 
 @pytest.mark.slow
