@@ -10,7 +10,8 @@ opened once, flushed per line; a line per key end, never per step)::
 
 and, so that the steps of keys still running count too (a run of a few long keys would show
 0 steps until its keys end), a thread of the feed writes the process's component-steps so far
-(its ended keys' and its live engines', ``live``) every ``every`` seconds when they changed::
+(its ended keys' and its live engines', ``live``) every ``every`` seconds when they changed
+(less often when many live runs make a sample slow: ``SAMPLE_SHARE``)::
 
     {"live": 5230}
 
@@ -26,6 +27,7 @@ import json
 import logging
 import os
 import threading
+import time
 import typing as _t
 import uuid
 
@@ -36,6 +38,8 @@ if _t.TYPE_CHECKING:
 SUFFIX = ".jsonl"
 #: bytes a line may have (a longer one is reported and skipped, not parsed)
 MAX_LINE = 1 << 20
+#: a feed waits at least this many times as long as its last sample took before the next one
+SAMPLE_SHARE = 50
 
 log = logging.getLogger("plugboard_beam")
 
@@ -115,9 +119,13 @@ class WorkerFeed:
         self._file.flush()
 
     def _sample(self, every: float) -> None:
-        while not self._stop.wait(every):
+        wait = every
+        while not self._stop.wait(wait):
             try:
+                took = time.perf_counter()
                 self.sample()
+                # many live runs (per-component stages hold a run per key): at most ~2% of the time
+                wait = max(every, SAMPLE_SHARE * (time.perf_counter() - took))
             except (OSError, ValueError):  # the file went away with the run's folder
                 return
             except Exception as exc:  # counting is not worth a worker: say so, count key ends only
