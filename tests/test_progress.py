@@ -234,6 +234,24 @@ def test_a_worker_feed_samples_on_its_own_thread(tmp_path: Path) -> None:
         ctx.close()
 
 
+def test_a_slow_worker_sample_backs_off(tmp_path: Path) -> None:
+    """Sampling many live runs takes time from the worker: the next sample waits at least
+    ``SAMPLE_SHARE`` times as long as the last took."""
+    from plugboard_beam.runtime.worker_progress import SAMPLE_SHARE, WorkerFeed
+
+    calls: list[float] = []
+
+    def slow() -> int:
+        calls.append(time.monotonic())
+        time.sleep(0.02)
+        return len(calls)
+
+    feed = WorkerFeed(str(tmp_path), live=slow, every=0.01)
+    time.sleep(0.6)
+    feed.close()
+    assert 1 <= len(calls) <= 2 and SAMPLE_SHARE * 0.02 >= 0.6, calls
+
+
 def test_time_left_comes_from_the_keys_done() -> None:
     snap = Snapshot(keys_done=2, keys_failed=0, keys_total=10, steps=0, rate=0.0, elapsed=4.0, unavailable="")
     assert time_left(snap) == pytest.approx(16.0)
