@@ -58,6 +58,11 @@ class LogConfig:
     #: Beam worker processes on this machine (DirectRunner ``multi_processing``) write our records
     #: to their stderr, the command's own, in this format (``setup_worker``); Beam does not show them
     worker_stderr: bool = False
+    #: the command prints each key's failure itself at the end (``process run``: the summary
+    #: counts them, the error lists them): the ``text`` console holds the runtime's "key failed"
+    #: records back instead of showing each failure a second time (``LogHandler.held``); JSON
+    #: lines and Beam's own handlers (Dataflow's Cloud Logging) still get every record
+    failures_at_end: bool = False
 
     def on_local_workers(self) -> LogConfig:
         """This configuration for a pipeline whose worker processes share this terminal."""
@@ -70,13 +75,14 @@ class LogConfig:
 
     @classmethod
     def choose(cls, level: str = "warning", fmt: _t.Optional[str] = None, verbose: int = 0, quiet: int = 0,
-               stream: _t.TextIO = sys.stderr, job_id: _t.Optional[str] = None, debug: bool = False) -> LogConfig:
+               stream: _t.TextIO = sys.stderr, job_id: _t.Optional[str] = None, debug: bool = False,
+               failures_at_end: bool = False) -> LogConfig:
         """From the command line: ``-v``/``-q`` move ``level`` one step down/up each; the format
         is JSON lines unless ``stream`` is a terminal (or as given)."""
         index = LEVELS.index(level.lower()) - verbose + quiet
         tty = _isatty(stream)
         return cls(level=LEVELS[min(max(index, 0), len(LEVELS) - 1)], format=fmt or ("text" if tty else "json"),
-                   colors=tty, job_id=job_id, debug=debug)
+                   colors=tty, job_id=job_id, debug=debug, failures_at_end=failures_at_end)
 
 
 def _isatty(stream: _t.TextIO) -> bool:
@@ -224,9 +230,23 @@ class Gate(logging.Filter):
         return ours or self.debug or record.levelno >= logging.WARNING
 
 
+#: the logger and event of the runtime's record of a key's failure (``runtime/failure.py``)
+KEY_FAILED = ("plugboard_beam.run", "key failed")
+#: key-failure records a ``LogHandler`` holds back at most (the others are counted)
+MAX_HELD = 100
+
+
+def is_key_failure(record: logging.LogRecord) -> bool:
+    """The runtime's record of a key's failure (``KEY_FAILED``)."""
+    event = getattr(record, EVENT_ATTR, None)
+    return record.name == KEY_FAILED[0] and isinstance(event, dict) and event.get("event") == KEY_FAILED[1]
+
+
 class LogHandler(logging.Handler):
     """Writes rendered records to ``stream`` (``sys.stderr`` at the time of writing when None),
-    with the live line (``LineOwner``) cleared meanwhile."""
+    with the live line (``LineOwner``) cleared meanwhile. With ``text`` and
+    ``LogConfig.failures_at_end`` the key-failure records are held back (``held``; shown by
+    ``release_held`` when the run ends without its error listing them, e.g. on Ctrl-C)."""
 
     def __init__(self, config: LogConfig, stream: _t.Optional[_t.TextIO] = None,
                  line: _t.Optional[LineOwner] = None) -> None:
@@ -235,6 +255,35 @@ class LogHandler(logging.Handler):
         self.line = line
         self.setFormatter(Renderer(config))
         self.addFilter(Gate(config))
+        self.held: _t.Optional[list[logging.LogRecord]] = (
+            [] if config.format == "text" and config.failures_at_end else None)
+        self.held_over = 0
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if self.held is None:
+            return super().handle(record)
+        passed = self.filter(record)  # (the filters may make it a worker's record: ``Forwarded``)
+        if not passed:
+            return False
+        if isinstance(passed, logging.LogRecord):
+            record = passed
+        with self.lock:  # type: ignore[union-attr]  # (created by Handler.__init__)
+            if not is_key_failure(record):
+                self.emit(record)
+            elif len(self.held) < MAX_HELD:
+                self.held.append(record)
+            else:
+                self.held_over += 1
+        return True
+
+    def take_held(self) -> tuple[list[logging.LogRecord], int]:
+        """The held records and the number left out, both emptied."""
+        with self.lock:  # type: ignore[union-attr]
+            if self.held is None:
+                return [], 0
+            held, over = self.held, self.held_over
+            self.held, self.held_over = [], 0
+        return held, over
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -245,6 +294,23 @@ class LogHandler(logging.Handler):
                 stream.flush()
         except Exception:
             self.handleError(record)
+
+
+def release_held(show: bool = True) -> None:
+    """The key-failure records the command line's handlers hold back (``LogConfig.failures_at_end``):
+    written now (``show``: the run ended without an error listing them, e.g. on Ctrl-C), or
+    forgotten (its error lists them)."""
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, LogHandler):
+            continue
+        held, over = handler.take_held()
+        if not show:
+            continue
+        for record in held:
+            handler.emit(record)
+        if over:
+            handler.emit(logging.LogRecord(KEY_FAILED[0], logging.ERROR, __file__, 0,
+                                           "%d more key failure(s) not shown", (over,), None))
 
 
 def configure(config: LogConfig, stream: _t.Optional[_t.TextIO] = None, line: _t.Optional[LineOwner] = None,

@@ -226,7 +226,10 @@ def test_dry_run_hello_writes_the_complete_job(tmp_path: Path, loopback_only: li
     for line in ("stages: 1", "stateful steps: 1", "Pub/Sub reads: 0", "Pub/Sub writes: 0", "feedback topics: 0",
                  f"worker image: {DEFAULT_IMAGE}", "code shipped: package (model modules: hello_world)"):
         assert line in result.output, line
-    assert (job_dir / "summary.txt").read_text().strip() == result.output.strip()
+    assert (job_dir / "summary.txt").read_text().strip() == result.stdout.strip()
+    # the run's summary (stderr): nothing ran; the job and where its outputs will go
+    assert "summary: 1 key in a Dataflow job; none has run here" in result.stderr
+    assert f"  Dataflow job hello-job: built offline into {job_dir}, nothing submitted" in result.stderr
 
 
 def test_dry_run_plant_per_component_with_scenarios(tmp_path: Path) -> None:
@@ -676,6 +679,12 @@ def test_submission_reports_the_job_and_waits(submitted: dict[str, _t.Any], loop
         "plugboard_beam-0.1.0-py3-none-any.whl", "plugboard_model_plant-0.0.0-py3-none-any.whl"]
     assert options["requirements_file"] == str(SPECS / "plant" / "requirements.txt")
     assert loopback_only == []
+    # waited for: the summary of what the job did (its keys, its failures: none) and its page
+    lines = result.stderr.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("summary:"))
+    assert lines[start].startswith("summary: 1 key: 1 ok, 0 failed; elapsed "), result.stderr
+    assert "  Dataflow job plant-x (id 2030-01-02_03_04_05-123): https://console.cloud.google.com/" in (
+        result.stderr)
 
 
 def test_submission_failures_exit_1(submitted: dict[str, _t.Any]) -> None:
@@ -683,6 +692,7 @@ def test_submission_failures_exit_1(submitted: dict[str, _t.Any]) -> None:
                               "message": "component 'mixer' (key 'k1') failed in step 3: ValueError: bad"}]
     result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS)
     assert result.exit_code == 1 and "component 'mixer' (key 'k1') failed in step 3" in result.output
+    assert "summary: 1 key: 0 ok, 1 failed" in result.stderr and "failures: 1 (each one below)" in result.stderr
     submitted["failures"], submitted["result"] = [], FakeResult(fails=True)
     result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS)
     assert result.exit_code == 1
@@ -691,13 +701,21 @@ def test_submission_failures_exit_1(submitted: dict[str, _t.Any]) -> None:
 
 
 def test_submission_without_waiting_and_to_a_template(submitted: dict[str, _t.Any]) -> None:
-    result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS, "--no_wait")
+    result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS, "--no_wait", "--job_name=plant-y",
+                     "--record", "gs://my-bucket/rec")
     assert result.exit_code == 0 and "submitted Dataflow job" in result.output
     assert not submitted["result"].waited and "prefix" not in submitted
+    # not waited for: the summary says so (no keys ok / failed), and where failures and outputs go
+    summary = result.stderr[result.stderr.index("summary:"):].splitlines()
+    assert summary[0] == "summary: 1 key in a Dataflow job; none has run here", result.stderr
+    assert summary[1].startswith("  Dataflow job plant-y (id 2030-01-02_03_04_05-123): submitted, not waited for")
+    assert summary[2] == "  failures: the workers write them under gs://my-bucket/tmp/plugboard-errors/plant-y/errors"
+    assert summary[3:] == ["  outputs (the job's):", "    recording: gs://my-bucket/rec (Parquet)"]
     submitted["result"] = FakeResult(has_job=False)
     result = run_cli(str(PLANT), "--runner", "dataflow", *ARGS, "--template_location=gs://my-bucket/t/job.json")
     assert result.exit_code == 0 and "written to the template location" in result.output
     assert not submitted["result"].waited
+    assert "written to the template location, not created" in result.stderr[result.stderr.index("summary:"):]
 
 
 def test_read_failures_reads_every_shard(tmp_path: Path) -> None:

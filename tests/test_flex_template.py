@@ -350,3 +350,53 @@ def test_launcher_fetches_a_remote_model_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         launcher.fetch_model("fakegs://models/plant/other.yaml", tmp_path / "dl2")
     assert fs.scheme() == "fakegs"
+
+
+# ------------------------------------------------------------------ log_level / log_format
+LOGGING_PARTS = '''
+from plugboard_beam.component import Component, IOController as IO
+
+
+class Talk(Component):
+    io = IO(outputs=["x"])
+
+    async def init(self) -> None:
+        self._n = 0
+
+    async def step(self) -> None:
+        if self._n == 2:
+            await self.io.close()
+            return
+        self._logger.info("talked", n=self._n)
+        self.x = self._n
+        self._n += 1
+'''
+
+
+@pytest.mark.slow
+def test_launcher_log_level_and_format_reach_the_run_and_its_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The template's log_level is the run's (its workers' records at that level), log_format
+    the launcher's own records; by default (warning) the components' info records are not shown."""
+    (tmp_path / "flex_log_parts.py").write_text(LOGGING_PARTS)
+    (tmp_path / "model.yaml").write_text(
+        "plugboard:\n  process:\n    args:\n      components:\n"
+        "      - {type: flex_log_parts.Talk, args: {name: talk}}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = f"--model={tmp_path / 'model.yaml'}"
+    assert launcher.main([model, "--runner=DirectRunner", "--log_level=info"]) == 0
+    err = capsys.readouterr().err
+    talked = [json.loads(line) for line in err.splitlines() if line.startswith("{") and '"talked"' in line]
+    assert [(r["component"], r["n"], r["level"]) for r in talked] == [("talk", 0, "info"), ("talk", 1, "info")], err
+    job_id = re.search(r"\(job id (Job_\w+)\)", err)
+    assert job_id and all(r["job_id"] == job_id.group(1) for r in talked), err
+    assert "done: 1 key(s)" in err
+    assert launcher.main([model, "--runner=DirectRunner"]) == 0
+    err = capsys.readouterr().err
+    assert "talked" not in err and "done: 1 key(s)" in err
+    assert launcher.main([model, "--runner=DirectRunner", "--log_level=info", "--log_format=text"]) == 0
+    err = capsys.readouterr().err
+    assert "talked" in err and not [line for line in err.splitlines() if line.startswith("{")], err
+    with pytest.raises(SystemExit):
+        launcher.main([model, "--runner=DirectRunner", "--log_level=loud"])
+    assert "invalid choice: 'loud'" in capsys.readouterr().err

@@ -131,8 +131,10 @@ def test_piped_json_lines_local(model: Path) -> None:
     assert len(ended) == 1 and ended[0]["failed_keys"] == 1 and ended[0]["keys"] == 2
     warned = [r for r in recs if r["logger"] == "py.warnings"]
     assert len(warned) == 1 and all("a warning from init" in r["event"] and r["level"] == "warning" for r in warned)
-    # the CLI's own message stays the last lines, after the records
+    # the CLI's own message stays the last lines, after the records; it tells the failure once
     assert proc.stderr.splitlines()[-1].startswith("(destroy() was called")
+    human = [ln for ln in proc.stderr.splitlines() if not ln.startswith("{")]
+    assert sum("ValueError: sink tripped" in ln for ln in human) == 1, proc.stderr
 
 
 def test_log_level_filters(model: Path) -> None:
@@ -199,8 +201,60 @@ def test_terminal_text_local(model: Path) -> None:
     assert code == 1, out
     check_text_lines(out, ("k1", "k2"))
     plain = ANSI.sub("", out)
-    failed = next(ln for ln in plain.splitlines() if "key failed" in ln)
-    assert "component=sink" in failed and "key=k2" in failed and "step=3" in failed and "[error" in failed
+    # the failure is told once: the summary counts it, the error names it (and its line); the
+    # runtime's "key failed" record is not repeated on the human console (it is in JSON lines)
+    assert "key failed" not in plain, plain
+    assert plain.count("ValueError: sink tripped") == 1, plain
+    assert "component 'sink' (key 'k2') failed in step 3" in plain and "parts.py:" in plain
+    assert "failures: 1 (each one below)" in plain
+
+
+def test_a_failure_is_told_once_in_piped_text(model: Path) -> None:
+    """Piped with ``--log-format text`` as on a terminal: the error tells the failure, the
+    "key failed" record does not repeat it (JSON lines keep it: ``test_piped_json_lines_local``)."""
+    proc = run_piped(model, "--runner", "local", "--scenarios", "sc.yaml", "--log-format", "text")
+    assert proc.returncode == 1 and proc.stderr.count("ValueError: sink tripped") == 1, proc.stderr
+    assert "key failed" not in proc.stderr and "seen two" in proc.stderr  # other records are shown
+
+
+def test_held_failure_records_are_shown_when_no_error_lists_them() -> None:
+    """On the text console of ``process run`` a key's failure record is held back; shown if the
+    run ends without its error listing them (Ctrl-C), forgotten if it does; JSON gets it at once."""
+    from plugboard_beam.logs import LOGGER, LogConfig, configure, release_held
+    from plugboard_beam.runtime.failure import Failure, log_failure
+
+    failure = Failure(key="k9", component="heater", step=4, phase="step", error_type="ValueError",
+                      reason="tripped")
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, logging.getLogger(LOGGER).level)
+    try:
+        for fmt in ("text", "json"):
+            for show in (True, False):
+                out = io.StringIO()
+                configure(LogConfig(format=fmt, failures_at_end=True), stream=out)
+                log_failure(failure)
+                logging.getLogger(LOGGER).warning("a warning is not held")
+                held_back = out.getvalue()
+                release_held(show=show)
+                assert "a warning is not held" in held_back
+                if fmt == "json":
+                    assert '"event":"key failed"' in held_back
+                else:
+                    assert "key failed" not in held_back
+                    assert ("key failed" in out.getvalue() and "heater" in out.getvalue()) is show
+                    release_held()
+                    assert out.getvalue().count("key failed") == int(show)  # shown once at most
+        out = io.StringIO()
+        configure(LogConfig(format="text"), stream=out)  # other commands: shown as it comes
+        log_failure(failure)
+        assert "key failed" in out.getvalue()
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in before[0]:
+            root.addHandler(h)
+        root.setLevel(before[1])
+        logging.getLogger(LOGGER).setLevel(before[2])
 
 
 @pytest.mark.slow
@@ -218,6 +272,8 @@ def test_direct_runner_logs(model: Path, beam_args: list[str]) -> None:
     code, out = run_in_pty(model, "--runner", "direct", "--scenarios", "sc.yaml", "-v", *beam_args)
     assert code == 1, out
     check_text_lines(out, ("k1", "k2"))
+    plain = ANSI.sub("", out)  # the failure told once, by the error (workers hold their record back too)
+    assert "key failed" not in plain and plain.count("ValueError: sink tripped") == 1, plain
 
 
 @pytest.mark.slow

@@ -219,6 +219,7 @@ def test_build_event_connectors_as_plugboard_and_a_process_runs_with_them(tmp_pa
                               TickLog(name="log", path=str(tmp_path / "log.txt"))]
     events = AsyncioConnector.builder().build_event_connectors(comps)
     assert [(c.spec.source.id, c.spec.target.id, c.spec.mode) for c in events] == [
+        ("system_stop.publishers", "system_stop.subscribers", "pubsub"),
         ("parity_tick.publishers", "parity_tick.subscribers", "pubsub")]
     assert all(isinstance(c, AsyncioConnector) for c in events)
     process = LocalProcess(components=comps, connectors=[
@@ -231,7 +232,16 @@ def test_build_event_connectors_as_plugboard_and_a_process_runs_with_them(tmp_pa
     asyncio.run(go())
     assert process.status == Status.COMPLETED
     assert (tmp_path / "log.txt").read_text() == "0 ann\n1 ann\n2 ann\n"
-    assert list(process.connectors) == ["count.t..ann.t"]  # event connectors are declarations
+    # listed with the field connectors, as plugboard lists them; the diagram and export() show
+    # only what the components' events and the field connectors say
+    assert list(process.connectors) == ["system_stop.publishers..system_stop.subscribers",
+                                        "parity_tick.publishers..parity_tick.subscribers", "count.t..ann.t"]
+    assert [c["source"]["entity"] for c in process.export()["args"]["connectors"]] == ["count"]
+    assert set(process.dict()["connectors"]) == set(process.connectors)
+    from plugboard_beam.diagram import MermaidDiagram
+
+    rows = MermaidDiagram.from_process(process).diagram.splitlines()[1:]
+    assert len(rows) == 3 and sum("-->" in r for r in rows) == 1  # count -> ann, tick out, tick in
 
 
 @pytest.mark.parametrize("cls", [ZMQConnector, RayConnector, RabbitMQConnector, RedisConnector])
@@ -452,3 +462,26 @@ def test_io_dict_lists_stop_first_and_the_fields_handlers_populate() -> None:
     assert d["input_events"] == ["system_stop", "p16a_ping", "p16a_pong"]
     assert d["output_events"] == ["system_stop"]
     assert d["event_field_coverage"] == {"p16a_ping": ["a"]}
+
+
+def test_process_builder_lists_the_event_connectors_as_plugboard(tmp_path: Path) -> None:
+    from plugboard_beam.process import ProcessBuilder
+    from plugboard_beam.schemas import ProcessSpec
+
+    spec = ProcessSpec.model_validate({"args": {"name": "built", "components": [
+        {"type": "parity_parts.Count", "args": {"name": "count", "n": 2}},
+        {"type": "parity_parts.Announce", "args": {"name": "ann"}},
+        {"type": "parity_parts.TickLog", "args": {"name": "log", "path": str(tmp_path / "log.txt")}},
+    ], "connectors": [{"source": "count.t", "target": "ann.t"}]}})
+    process = ProcessBuilder.build(spec)
+    # the field connector, the user event's and system_stop's (every component handles StopEvent)
+    assert sorted(process.connectors) == ["count.t..ann.t", "parity_tick.publishers..parity_tick.subscribers",
+                                          "system_stop.publishers..system_stop.subscribers"]
+    assert all(isinstance(c, AsyncioConnector) for c in process.connectors.values())
+
+    async def go() -> None:
+        async with process:
+            await process.run()
+
+    asyncio.run(go())
+    assert (tmp_path / "log.txt").read_text() == "0 ann\n1 ann\n"

@@ -457,8 +457,9 @@ def test_dataflow_dry_run_builds_the_first_batch_job(tmp_path: Path, monkeypatch
     path = write_model(tmp_path)
     job_dir = tmp_path / "job"
     result = cli("process", "tune", str(path), "--runner", "dataflow", "--dry-run", "--job-dir", str(job_dir),
-                 "--seed", "3", *DATAFLOW_ARGS)
+                 "--seed", "3", "--log-level", "info", *DATAFLOW_ARGS)
     assert result.exit_code == 0, result.output
+    assert seen[0].options.log is not None and seen[0].options.log.level == "info"  # the job's workers log so
     named = cli("process", "tune", str(path), "--runner", "dataflow", "--dry-run", "--job-dir", str(tmp_path / "j2"),
                 "--seed", "3", "--job_name=my-study", *DATAFLOW_ARGS)
     assert named.exit_code == 0, named.output
@@ -525,6 +526,25 @@ def test_dataflow_executor_runs_one_named_job_per_batch(tmp_path: Path) -> None:
     assert isinstance(best, TrialResult)
     assert best.config == local.run(model2, seed=2).config  # type: ignore[union-attr]
     assert batch_job_name("x" * 70, 12) == "x" * 58 + "-b012"
+
+
+def test_dataflow_trials_jobs_get_the_log_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``process tune --runner dataflow --log-level debug``: every batch's job runs with the
+    command's logging (its workers log at that level), as ``process run`` does."""
+    from plugboard_beam.runners.base import RunReport
+    from plugboard_beam.runners.dataflow import DataflowRunner
+
+    levels: list[_t.Optional[str]] = []
+
+    def run(self: DataflowRunner, model: LoadedModel, options: _t.Any) -> RunReport:
+        levels.append(options.log.level if options.log is not None else None)
+        return RunReport()  # no finals: the trials fail, the study goes on
+
+    monkeypatch.setattr(DataflowRunner, "run", run)
+    path = write_model(tmp_path)
+    cli("process", "tune", str(path), "--runner", "dataflow", "--log-level", "debug", "--num-samples", "2",
+        "--no-progress", *DATAFLOW_ARGS)
+    assert levels and set(levels) == {"debug"}
 
 
 def test_dataflow_finals_are_read_back_from_the_temp_location(tmp_path: Path) -> None:

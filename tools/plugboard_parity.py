@@ -75,6 +75,12 @@ EXCLUDED_TESTS: tuple[tuple[str, str], ...] = (
     ("tests/unit/test_utils.py::test_is_on_ray*", "Ray transport"),
     # plugboard's typer app object, driven through typer's CliRunner
     ("tests/unit/test_cli.py::test_cli_*", "plugboard internal: typer app object"),
+    # job ids through plugboard's typer app (typer's CliRunner invoking plugboard.cli.app, with
+    # plugboard.cli.process.ProcessBuilder patched); the job id of processes and state is counted
+    ("tests/integration/test_job_id_wiring.py::test_cli_process_run_*", "plugboard internal: typer app object"),
+    # the same job-id checks on a RayProcess (Ray actors in several OS processes)
+    ("tests/integration/test_job_id_wiring.py::test_direct_process_without_job_id_multiple_runs_multiprocessing",
+     "Ray transport"),
 )
 
 # "plugboard" as a module: "import plugboard", "from plugboard.x import", "plugboard.library.X";

@@ -33,16 +33,18 @@ def log_options[F: _t.Callable[..., _t.Any]](fn: F) -> F:
 
 
 def setup_logging(ctx: click.Context, line: _t.Optional[LineOwner] = None,
-                  job_id: _t.Optional[str] = None) -> LogConfig:
+                  job_id: _t.Optional[str] = None, failures_at_end: bool = False) -> LogConfig:
     """Configure logging from the command's options; Beam's own chatter is kept only with
-    ``--debug``. Returns the configuration (runs pass it to their workers)."""
+    ``--debug``. ``failures_at_end``: the command prints each key's failure at its end, so the
+    text console holds the runtime's "key failed" records back (``LogConfig.failures_at_end``).
+    Returns the configuration (runs pass it to their workers)."""
     from plugboard_beam.lowering.worker_logs import Forwarded
 
     params = ctx.params
     debug = bool(ctx.find_root().params.get("debug"))
     config = LogConfig.choose(str(params.get("log_level") or "warning"), params.get("log_format"),
                               int(params.get("verbose") or 0), int(params.get("quiet") or 0), sys.stderr,
-                              job_id=job_id, debug=debug)
+                              job_id=job_id, debug=debug, failures_at_end=failures_at_end)
     configure(config, line=line, filters=[Forwarded(debug)])
     if not debug:
         # Beam logs a DoFn's exception (with its traceback) before re-raising it; the CLI

@@ -13,6 +13,7 @@ import functools
 import signal
 import sys
 import threading
+import time
 import types
 import typing as _t
 
@@ -361,7 +362,7 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
     from plugboard_beam.cli.progress import Progress
 
     display = Progress.of_run(tracker, progress, every=progress_every) if tracker is not None else None
-    log = setup_logging(ctx, line=display, job_id=job)
+    log = setup_logging(ctx, line=display, job_id=job, failures_at_end=True)
     options = RunOptions(job_id=job,
         scenarios=load_scenarios(scenarios) if scenarios else None,
         record=record, partition=partition, pipeline_args=pipeline_args, tracker=tracker, rows_per_wave=rows_per_wave,
@@ -369,22 +370,36 @@ def run(ctx: click.Context, tokens: tuple[str, ...], runner: str, scenarios: _t.
         max_open_keys=max_open_keys, forget_ended_keys=forget_ended_keys, dry_run=dry_run, job_dir=job_dir,
         profile=profile, given=given_flags(ctx), log=log,
     )
-    if tracker is None or display is None:
-        get_runner(name).run(loaded, options)
-        return
-    from plugboard_beam.cli.summary import destinations, stopped_summary, summary
+    from plugboard_beam.cli.summary import destinations, job_summary, stopped_summary, summary
 
     outputs = destinations(loaded, record, streaming=streaming)
+    if tracker is None or display is None:  # Dataflow: the job runs elsewhere
+        start = time.monotonic()
+        remote = get_runner(name)
+        try:
+            report = remote.run(loaded, options)
+        except RunFailed as err:
+            click.echo(summary(err.report, time.monotonic() - start, outputs, failed_below=True), err=True)
+            raise
+        click.echo(summary(report, time.monotonic() - start, outputs) if getattr(remote, "waited", False)
+                   else job_summary(report, outputs), err=True)
+        return
+    from plugboard_beam.logs import release_held
+
     try:
         with display:
             report = get_runner(name).run(loaded, options)
     except RunFailed as err:
+        release_held(show=False)  # the error below lists every failure
         click.echo(summary(err.report, tracker.snapshot().elapsed, outputs, failed_below=True), err=True)
         raise
     except (Interrupted, KeyboardInterrupt):
         # (a streaming run keyed by its messages ends this way): what had ended by then
+        release_held(show=not streaming)  # (a streaming run tells each failure as it comes)
         click.echo(stopped_summary(tracker, outputs), err=True)
         raise
+    finally:
+        release_held(show=not streaming)  # any other end: the failures held back are shown
     click.echo(summary(report, tracker.snapshot().elapsed, outputs), err=True)
 
 

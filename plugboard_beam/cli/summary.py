@@ -53,6 +53,19 @@ def summary(report: _t.Any, elapsed: float, outputs: _t.Sequence[str], failed_be
     return "\n".join(lines)
 
 
+def job_summary(report: _t.Any, outputs: _t.Sequence[str]) -> str:
+    """The summary of a Dataflow run that did not wait for its job (``--dry-run``, ``--no_wait``,
+    a template): nothing has run yet, so it says how many keys the job has, what became of it
+    (``report.notes``) and where its outputs will go."""
+    keys = report.keys
+    lines = [f"summary: {keys} key{'s' if keys != 1 else ''} in a Dataflow job; none has run here"]
+    lines += [f"  {note}" for note in report.notes]
+    lines.append("  outputs (the job's):" if outputs else
+                 "  outputs: no library writer (file, SQL, Pub/Sub) in the model")
+    lines += [f"    {o}" for o in outputs]
+    return "\n".join(lines)
+
+
 def stopped_summary(tracker: RunTracker, outputs: _t.Sequence[str]) -> str:
     """The summary of a run stopped before its end (Ctrl-C; a streaming run keyed by its
     messages), from what its tracker counted: the keys that had ended and their steps (the
@@ -104,4 +117,4 @@ def destinations(model: LoadedModel, record: _t.Optional[str] = None, streaming:
     return out
 
 
-__all__ = ["SHOWN_FAILURES", "destinations", "stopped_summary", "summary"]
+__all__ = ["SHOWN_FAILURES", "destinations", "job_summary", "stopped_summary", "summary"]

@@ -18,6 +18,7 @@ from plugboard_beam.exceptions import Interrupted, UserError
 from plugboard_beam.runtime.context import Snapshot
 
 if _t.TYPE_CHECKING:
+    from plugboard_beam.logs import LogConfig
     from plugboard_beam.spec.load import LoadedModel
     from plugboard_beam.tune.study import ResultGrid, TrialResult, Tuner
 
@@ -91,8 +92,8 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
     tuner = Tuner(objective=args.objective, parameters=args.parameters, num_samples=num_samples or args.num_samples,
                   mode=args.mode, max_concurrent=max_concurrent or args.max_concurrent, algorithm=algorithm)
     if dry_run:
-        setup_logging(ctx)
-        dry_run_first_batch(tuner, spec.model, seed, pipeline_args, profile, job_dir or "dataflow-job")
+        dry_run_first_batch(tuner, spec.model, seed, pipeline_args, profile, job_dir or "dataflow-job",
+                            setup_logging(ctx))
         return
     bar = TrialProgress(tuner, progress, every=progress_every)
     log = setup_logging(ctx, line=bar)
@@ -100,7 +101,7 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
     if runner == "dataflow":
         from plugboard_beam.runners.trials import DataflowExecutor
 
-        executor = DataflowExecutor(pipeline_args, profile)
+        executor = DataflowExecutor(pipeline_args, profile, log=log)
     elif runner == "direct":
         from plugboard_beam.lowering.options import RunOptions
         from plugboard_beam.runners.direct import BeamRunner
@@ -132,7 +133,7 @@ def tune(ctx: click.Context, tokens: tuple[str, ...], runner: str, out: _t.Optio
 
 
 def dry_run_first_batch(tuner: Tuner, model: LoadedModel, seed: _t.Optional[int], pipeline_args: list[str],
-                        profile: _t.Optional[str], job_dir: str) -> None:
+                        profile: _t.Optional[str], job_dir: str, log: _t.Optional[LogConfig] = None) -> None:
     """``--runner dataflow --dry-run``: the first batch's Dataflow job (its trials as keys), built
     offline into ``job_dir``; later batches are jobs like it, with the trials the study asks next."""
     from plugboard_beam.dataflow.options import resolve
@@ -148,7 +149,7 @@ def dry_run_first_batch(tuner: Tuner, model: LoadedModel, seed: _t.Optional[int]
                    record=None).job_name
     pipeline_args = [*pipeline_args, f"--job_name={batch_job_name(base, 1)}"]
     runner.run(model, RunOptions(scenarios=scenarios, final_fields=fields, pipeline_args=pipeline_args,
-                                 dry_run=True, job_dir=job_dir, profile=profile))
+                                 dry_run=True, job_dir=job_dir, profile=profile, log=log))
     batch = tuner.max_concurrent or DEFAULT_BATCH
     jobs = math.ceil(tuner.num_samples / batch)
     click.echo(f"dry run: batch 1 of {jobs} ({len(scenarios)} of {tuner.num_samples} trials: keys "

@@ -72,6 +72,55 @@ def _names_stop_event(klass: type) -> bool:
 RAW = "_plugboard_beam_raw"
 #: ``__dict__`` flag of a component an engine drives (its wrappers then only call through)
 DRIVEN = "_plugboard_beam_driven"
+#: ``__dict__`` flag of a component whose own ``run()`` an engine drives: ``self.step()``
+#: called by that ``run()`` waits for the engine (``StepGate``) instead of stepping at once
+GATED = "_plugboard_beam_gated"
+#: attribute of a ``run`` method that only does what the engines do anyway (not a user's loop)
+ENGINE_RUN = "_plugboard_beam_engine_run"
+#: what ``self.step()`` yields, under an engine that drives the component's own ``run()``, to
+#: ask for its next step (``runtime/user_run.py`` resumes it when the inputs are there)
+STEP_GATE = object()
+
+
+def engine_run(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
+    """Mark a ``run`` override as one the engines need not call (it only loops ``step()`` and
+    does what ``destroy()`` does too), e.g. a library writer's save-the-rest."""
+    setattr(fn, ENGINE_RUN, True)
+    return fn
+
+
+def overrides_run(cls: type) -> _t.Optional[str]:
+    """The class that overrides ``Component.run`` with code of its own (plugboard users may:
+    plugboard's process calls each component's ``run()``), or None."""
+    for klass in cls.__mro__:
+        fn = klass.__dict__.get("run")
+        if fn is not None:
+            return None if getattr(fn, ENGINE_RUN, False) else klass.__qualname__
+    return None
+
+
+class StepGate:
+    """``self.step()`` inside a component's own ``run()`` driven by an engine: awaiting it
+    yields ``STEP_GATE`` until the engine has the step's inputs in place, then runs the step
+    (the engine then sends its outputs). The engine throws ``IOStreamClosedError`` into it
+    when the inputs have ended, as plugboard's ``step()`` raises it on closed IO."""
+
+    __slots__ = ("_comp", "_raw")
+
+    def __init__(self, comp: Component, raw: _t.Callable[..., _t.Any]) -> None:
+        self._comp = comp
+        self._raw = raw
+
+    def __await__(self) -> _t.Generator[_t.Any, None, None]:
+        yield STEP_GATE
+        d = self._comp.__dict__
+        d["_plugboard_beam_stepping"] = True
+        try:
+            res = self._raw(self._comp)
+            if inspect.isawaitable(res):
+                yield from res.__await__()
+        finally:
+            d.pop("_plugboard_beam_stepping", None)
 
 
 def _wrap_init(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
@@ -145,7 +194,11 @@ def _wrap_step(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
         @functools.wraps(raw)
         async def step(self: Component) -> None:
             d = self.__dict__
-            if d.get(DRIVEN) or d.get("_plugboard_beam_stepping"):
+            if d.get("_plugboard_beam_stepping"):
+                return await raw(self)  # type: ignore[no-any-return]
+            if d.get(GATED):
+                return await StepGate(self, raw)
+            if d.get(DRIVEN):
                 return await raw(self)  # type: ignore[no-any-return]
             _before_step(self)
             io = self.io
@@ -168,10 +221,14 @@ def _wrap_step(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
             return None
     else:
         @functools.wraps(raw)
-        def step(self: Component) -> None:
+        def step(self: Component) -> _t.Any:
             d = self.__dict__
-            if d.get(DRIVEN) or d.get("_plugboard_beam_stepping"):
-                return raw(self)  # type: ignore[no-any-return]
+            if d.get("_plugboard_beam_stepping"):
+                return raw(self)
+            if d.get(GATED):
+                return StepGate(self, raw)  # awaited by the component's own run()
+            if d.get(DRIVEN):
+                return raw(self)
             _before_step(self)
             ready = _bind_received(self)
             d["_plugboard_beam_stepping"] = True
@@ -435,6 +492,7 @@ class Component:
         run is cancelled)."""
         self.__dict__["_status"] = Status.STOPPED
 
+    @engine_run
     async def run(self) -> None:
         """Step until the IO closes (``IOStreamClosedError``), as plugboard's
         ``Component.run``; the status ends ``completed`` unless it stopped or failed."""

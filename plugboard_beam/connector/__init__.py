@@ -12,7 +12,7 @@ import asyncio
 import typing as _t
 
 from plugboard_beam.connector.channel import Channel
-from plugboard_beam.events.event import Event
+from plugboard_beam.events.event import Event, StopEvent
 from plugboard_beam.exceptions import ChannelClosedError
 from plugboard_beam.schemas import ConnectorMode, ConnectorSocket, ConnectorSpec
 
@@ -128,11 +128,12 @@ class ConnectorBuilder:
     def build_event_connectors(self, components: _t.Iterable[_t.Any]) -> list[Connector]:
         """One connector per event type the components handle or emit, as plugboard builds
         them: ``<type>.publishers`` -> ``<type>.subscribers`` in mode ``pubsub`` (the type with
-        ``.`` and ``-`` made ``_``). A process takes them as declarations: the step engine
+        ``.`` and ``-`` made ``_``), ``system_stop`` among them (every component handles
+        ``StopEvent``, as in plugboard). A process takes them as declarations: the step engine
         routes events from the components' ``input_events`` / ``output_events``."""
         types: list[str] = []
         for comp in components:
-            for ev in (*comp.io.input_events, *comp.io.output_events):
+            for ev in (StopEvent, *comp.io.input_events, *comp.io.output_events):
                 if ev.type not in types:
                     types.append(ev.type)
         return [self.build(_event_spec(t)) for t in types]

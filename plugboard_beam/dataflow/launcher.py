@@ -13,7 +13,11 @@ Template parameters (``TEMPLATE_PARAMETERS``, declared in ``pipelines/metadata.j
 * ``record``: ``gs://`` folder for the Parquet recording of every connector message;
 * ``stages``: ``fused`` (default) or ``component``;
 * ``params``: ``;``-separated overrides ``comp.arg=VALUE`` (values are YAML);
-* ``ship_code``: ``package`` (default) or ``container``.
+* ``ship_code``: ``package`` (default) or ``container``;
+* ``log_level``: the least level of the run's log records (``process run --log-level``; default
+  ``warning``), on the launcher and on the workers (Dataflow: Cloud Logging);
+* ``log_format``: the launcher's own records as ``json`` lines (default) or ``text``; workers'
+  records go through Beam's handler (one JSON object a message) whatever it is.
 
 ``--runner`` (``DataflowRunner`` by default, or ``DirectRunner``) picks where it runs: the
 same parameters run locally on the DirectRunner, which is how the template is tested.
@@ -23,6 +27,7 @@ On Dataflow the launcher returns once the job is submitted (it does not wait for
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -31,10 +36,11 @@ import tempfile
 import typing as _t
 
 from plugboard_beam.exceptions import UserError
+from plugboard_beam.logs import FORMATS, LEVELS, LogConfig, configure
 
 log = logging.getLogger("plugboard_beam.launcher")
 
-TEMPLATE_PARAMETERS = ("model", "scenarios", "record", "stages", "params", "ship_code")
+TEMPLATE_PARAMETERS = ("model", "scenarios", "record", "stages", "params", "ship_code", "log_level", "log_format")
 RUNNER_NAMES = {"dataflowrunner": "dataflow", "dataflow": "dataflow", "directrunner": "direct", "direct": "direct"}
 #: limits of a downloaded model folder
 MAX_FILES = 500
@@ -52,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="", help="';'-separated comp.arg=VALUE overrides")
     p.add_argument("--ship_code", default="", choices=["", "package", "container"],
                    help="how the model's modules reach the workers")
+    p.add_argument("--log_level", default="warning", choices=list(LEVELS),
+                   help="least level of the run's log records, on the launcher and the workers")
+    p.add_argument("--log_format", default="json", choices=list(FORMATS),
+                   help="the launcher's own records: json lines or text")
     p.add_argument("--runner", default="DataflowRunner", help="DataflowRunner (default) or DirectRunner")
     p.add_argument("--wait", action="store_true", help="on Dataflow, wait for the job to end")
     return p
@@ -116,6 +126,10 @@ def launch(argv: _t.Sequence[str]) -> int:
     from plugboard_beam.spec.scenarios import load_scenarios
 
     args, rest = parser().parse_known_args(list(argv))
+    config = LogConfig(level=args.log_level, format=args.log_format)
+    configure(config)
+    for noisy in ("apache_beam", "absl"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     runner = RUNNER_NAMES.get(args.runner.lower())
     if runner is None:
         raise UserError(f"--runner {args.runner!r}: use DataflowRunner or DirectRunner")
@@ -149,11 +163,15 @@ def launch(argv: _t.Sequence[str]) -> int:
                 local = str(fetch(local, Path(tmp, "scenarios", os.path.basename(local))))
             scenarios = load_scenarios(local)
         model = load_model(model_path, parse_params(_split(args.params)))
-        options = RunOptions(scenarios=scenarios, record=args.record or None, partition=args.stages,
-                             pipeline_args=pipeline_args, streaming=streaming)
-        log.info("running %s on %s with %s", args.model, runner, " ".join(pipeline_args))
+        from plugboard_beam.cli.job_id import resolve_job_id
+
+        job_id = resolve_job_id(model, None)  # the model's state: args: job_id, else a new one
+        options = RunOptions(job_id=job_id, scenarios=scenarios, record=args.record or None, partition=args.stages,
+                             pipeline_args=pipeline_args, streaming=streaming,
+                             log=dataclasses.replace(config, job_id=job_id))
+        print(f"running {args.model} (job id {job_id}) on {runner} with {' '.join(pipeline_args)}", file=sys.stderr)
         report = get_runner(runner).run(model, options)
-    log.info("done: %d key(s); steps %s", report.keys, report.steps)
+    print(f"done: {report.keys} key(s); steps {report.steps}", file=sys.stderr)
     return 0
 
 
@@ -161,9 +179,6 @@ def main(argv: _t.Optional[_t.Sequence[str]] = None) -> int:
     """The entry point: exit code 0, 1 (a key failed) or 2 (bad parameters / cannot submit)."""
     from plugboard_beam.runners.base import RunFailed
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("apache_beam", "absl"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return launch(sys.argv[1:] if argv is None else argv)
     except RunFailed as err:

@@ -20,7 +20,7 @@ from collections import deque
 import math
 import typing as _t
 
-from plugboard_beam.component.component import Component
+from plugboard_beam.component.component import Component, engine_run
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.exceptions import NoMoreDataException
 from plugboard_beam.schemas import ComponentArgsDict
@@ -295,6 +295,7 @@ class DataWriter(Component, ABC):
         if self._chunk_size is not None and len(self._buffer[self.io.inputs[0]]) >= self._chunk_size:
             await self._save_chunk()
 
+    @engine_run
     async def run(self) -> None:
         """Step until the IO closes, then save what is left (plugboard's ``DataWriter.run``,
         for a writer driven by hand; the engines save the rest in ``destroy()``)."""

@@ -21,6 +21,7 @@ import math
 import os
 import typing as _t
 
+from plugboard_beam.component.component import engine_run
 from plugboard_beam.component.io_controller import IOController
 from plugboard_beam.library.data import (
     PLAIN_TYPES,
@@ -534,6 +535,7 @@ class FileWriter(DataWriter):
         except OSError as exc:
             raise DataError(f"{what}: cannot be written: {exc}") from None
 
+    @engine_run
     async def run(self) -> None:
         """As ``DataWriter.run``; a remote CSV file is written once its IO has closed."""
         await super().run()

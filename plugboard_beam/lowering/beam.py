@@ -10,6 +10,7 @@ model's YAML text and import the classes in ``setup()`` on the worker.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import pickle
@@ -41,7 +42,7 @@ from plugboard_beam.runtime.stage import (
     decode_chunk,
     encode_chunk,
 )
-from plugboard_beam.runtime.worker_progress import WorkerFeed
+from plugboard_beam.runtime.worker_progress import WorkerFeed, live_steps
 from plugboard_beam.spec.load import LoadedModel, load_model
 from plugboard_beam.state.runs import KeyReporter, StateTarget
 
@@ -162,7 +163,8 @@ class StageDoFn(beam.DoFn):
         self.live = self.ctx.runs(self.uid)
         self.tracker = self.ctx.tracker  # None in a worker process: progress is the runner's
         # in a worker process, the keys that end go to this process's file in the run's folder
-        self.feed = (self.ctx.shared("progress-feed", lambda: WorkerFeed(self.progress_dir))
+        self.feed = (self.ctx.shared("progress-feed", lambda: WorkerFeed(self.progress_dir,
+                                                                          live=functools.partial(live_steps, self.ctx)))
                      if self.tracker is None and self.progress_dir else None)
         # PLUGBOARD_BEAM_STATE_ONLY=1 restores every element's run from Beam state, as if each
         # element went to another worker (tests use it to show state really lives there).

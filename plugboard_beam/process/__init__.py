@@ -5,24 +5,30 @@ from __future__ import annotations
 import asyncio
 import builtins
 from concurrent.futures import ThreadPoolExecutor
+import contextvars
 from pathlib import Path
 import signal
 import threading
 import typing as _t
+
+from that_depends import ContextScopes, container_context
 
 from plugboard_beam.component.component import Component
 from plugboard_beam.connector import Connector, is_event_connector
 from plugboard_beam.events.connectors import EventConnector
 from plugboard_beam.exceptions import NotInitialisedError, StepError, UserError
 from plugboard_beam.graph.model import ModelGraph
+from plugboard_beam.process.errors import InvalidComponents, grouped, unconstructed
+from plugboard_beam.process.process import process_errors
 from plugboard_beam.runtime.engine import Engine
 from plugboard_beam.runtime.failure import finish
 from plugboard_beam.schemas import ConfigSpec, ProcessSpec, Status
-from plugboard_beam.spec.errors import ModelError
+from plugboard_beam.spec.errors import ModelError, Problem
 from plugboard_beam.spec.events import add_events
 from plugboard_beam.spec.load import graph_from_components
 from plugboard_beam.state import DictStateBackend, StateBackend, build_state
 from plugboard_beam.state.process_link import ProcessStateLink
+from plugboard_beam.utils.di import DI
 
 
 class _Stopped(Exception):
@@ -69,17 +75,26 @@ class LocalProcess(Process):
         self.parameters = dict(parameters or {})
         comps = list(components)
         # Event connectors (EventConnectorBuilder, ConnectorBuilder.build_event_connectors) are
-        # declarations: the graph derives event edges from the components' events.
-        conns = [c for c in connectors if not isinstance(c, EventConnector) and not is_event_connector(c)]
+        # declarations: the graph derives event edges from the components' events. Those built
+        # as connectors are listed in ``connectors`` with the field ones, as plugboard lists them.
+        given = [c for c in connectors if not isinstance(c, EventConnector)]
+        conns = [c for c in given if not is_event_connector(c)]
         self.components: dict[str, Component] = {c.name: c for c in comps}
-        self.connectors: dict[str, Connector] = {c.id: c for c in conns}
+        self.connectors: dict[str, Connector] = {c.id: c for c in given}
+        self._field_connectors = conns
         # Validated here, reported by ``init()`` as plugboard does (a ``ValidationError``, here
         # the ``ModelError`` listing every problem): a broken model never starts.
-        self._invalid: _t.Optional[ModelError] = None
+        self._invalid: _t.Optional[_t.Union[ModelError, InvalidComponents]] = None
+        broken = unconstructed(comps)
+        #: inputs without a connector: reported by init() if plugboard's validate_process agrees
+        self._unconnected: list[Problem] = []
         try:
-            self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name),
+            if broken:  # the model cannot even be read: init() says which component
+                raise InvalidComponents(broken)
+            self.graph = add_events(graph_from_components(comps, [c.spec for c in conns], self.name,
+                                                          unconnected=self._unconnected),
                                     {c.name: type(c) for c in comps})
-        except ModelError as exc:
+        except (ModelError, InvalidComponents) as exc:
             self._invalid = exc
             self.graph = ModelGraph(nodes=(), edges=(), name=self.name)
         self._engine = Engine(self.graph, self.components if self._invalid is None else {})
@@ -105,9 +120,21 @@ class LocalProcess(Process):
         return self._initialised
 
     async def _in_thread(self, fn: _t.Callable[[], _t.Any]) -> _t.Any:
+        """``fn()`` on the engine's thread, in the caller's context (contextvars) and, once the
+        state backend has a job, in plugboard's ``DI`` container context with that job id (so
+        ``DI.job_id.resolve_sync()`` in a component gives the run's job id, as in plugboard)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugboard-beam")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        job_id = self._state_link.state.job_id
+        ctx = contextvars.copy_context()
+
+        def call() -> _t.Any:
+            if job_id is None:
+                return fn()
+            with container_context(DI, global_context={"job_id": job_id}, scope=ContextScopes.APP):
+                return fn()
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, ctx.run, call)
 
     def _guarded(self, fn: _t.Callable[[], _t.Any]) -> _t.Callable[[], None]:
         """``fn`` under the failure protocol: a component that raises stops the run, the
@@ -130,6 +157,8 @@ class LocalProcess(Process):
         on every component."""
         if self._invalid is not None:
             raise self._invalid
+        if self._unconnected and process_errors(self):
+            raise ModelError(self._unconnected, self.name)
         for comp in self.components.values():
             comp.merge_process_parameters(self.parameters)
         await self.connect_state()
@@ -137,7 +166,7 @@ class LocalProcess(Process):
             await self._in_thread(self._guarded(self._engine.init))
         except StepError as err:
             await self._ended([err, *err.also])
-            raise
+            raise grouped(err) from err.__cause__
         self._initialised = True
         self._status = Status.INIT
         await self._state_link.publish(self)
@@ -164,6 +193,9 @@ class LocalProcess(Process):
 
         try:
             await self._in_thread(self._guarded(one_round))
+        except StepError as err:
+            self._status = Status.FAILED
+            raise grouped(err) from err.__cause__
         except BaseException:
             self._status = Status.FAILED if self._failed() else Status.STOPPED
             raise
@@ -192,7 +224,7 @@ class LocalProcess(Process):
             await self._in_thread(self._guarded(self._run_engine))
         except StepError as err:
             await self._ended([err, *err.also])
-            raise
+            raise grouped(err) from err.__cause__
         except BaseException:
             self._stop.set()
             if self._status is Status.RUNNING:
@@ -241,13 +273,15 @@ class LocalProcess(Process):
 
     def export(self) -> dict[str, _t.Any]:
         """``{"type": ..., "args": {components, connectors, name, parameters}}``: the spec of
-        this process (plugboard's ``export()``); event connectors are derived, so left out."""
+        this process (plugboard's ``export()``); event connectors are derived from the
+        components' events when the spec is read (here and by plugboard's ``ProcessBuilder``),
+        so left out."""
         return {
             "type": f"{type(self).__module__}.{type(self).__name__}",
             "args": {
                 "name": self.name,
                 "components": [c.export() for c in self.components.values()],
-                "connectors": [c.spec.model_dump(mode="json") for c in self.connectors.values()],
+                "connectors": [c.spec.model_dump(mode="json") for c in self._field_connectors],
                 "parameters": dict(self.parameters),
             },
         }
@@ -290,7 +324,7 @@ class LocalProcess(Process):
         self._initialised = False
         if errors:
             errors[0].also = errors[1:]
-            raise errors[0]
+            raise grouped(errors[0]) from errors[0].__cause__
 
     async def __aenter__(self) -> LocalProcess:
         await self.init()
@@ -334,7 +368,9 @@ class ProcessBuilder:
         text = yaml.safe_dump({"plugboard": {"process": spec.model_dump(mode="json")}}, sort_keys=False)
         model = load_model(Path.cwd() / f"{spec.args.name or 'process'}.yaml", text=text)
         components = model.build_components(DEFAULT_KEY)
-        connectors = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
+        connectors: list[Connector] = [AsyncioConnector(spec=c) for c in model.config.plugboard.process.args.connectors]
+        # as plugboard's builder: the event connectors of the components' events (system_stop too)
+        connectors += AsyncioConnector.builder().build_event_connectors(components.values())
         return LocalProcess(components=list(components.values()), connectors=connectors, name=spec.args.name,
                             parameters=dict(spec.args.parameters), state=build_state(spec.args.state))
 

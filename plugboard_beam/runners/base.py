@@ -96,6 +96,10 @@ class Runner:
         scenarios = list(given or [Scenario(DEFAULT_KEY, {})])
         insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
         self.state = self.state_target(model, options)
+        if not self.runs_own_run:
+            from plugboard_beam.runtime.user_run import refusal
+
+            refusal(model, self.label(options))
         self.check(model, options)
         log = get_logger("plugboard_beam.run", model=str(model.path), runner=self.label(options),
                          **({"job_id": options.log.job_id} if options.log and options.log.job_id else {}))
@@ -128,6 +132,8 @@ class Runner:
 
     #: whether this runner writes the ``state:`` a model file names (others refuse it)
     writes_state = False
+    #: whether this runner calls a component's own ``run()`` (others refuse such components)
+    runs_own_run = False
     #: where this run writes its status (``Runner.run`` sets it from the model's ``state:``)
     state: _t.Optional[state_runs.StateTarget] = None
 

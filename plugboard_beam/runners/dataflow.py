@@ -54,6 +54,9 @@ class DataflowRunner(BeamRunner):
         self.config: _t.Optional[DataflowConfig] = None
         #: the last dry run's summary (for callers and tests)
         self.summary: _t.Optional[JobSummary] = None
+        #: the last run waited for its job's end: its report holds the job's steps and failures
+        #: (otherwise its ``notes`` say what became of the job, and nothing has run yet)
+        self.waited = False
 
     def accepts(self, options: RunOptions) -> frozenset[str]:
         flags = BASE_FLAGS | {"--stages", "--record", "--streaming", "--profile", "--dry-run"}
@@ -131,7 +134,7 @@ class DataflowRunner(BeamRunner):
         write_job_dir(job_dir, job, summary)
         click.echo(summary.render())
         self.summary = summary
-        return RunReport()
+        return RunReport(notes=[f"Dataflow job {config.job_name}: built offline into {job_dir}, nothing submitted"])
 
     def _submit(self, model: LoadedModel, instances: InstanceOverrides, options: RunOptions,
                 args: list[str]) -> RunReport:
@@ -152,13 +155,17 @@ class DataflowRunner(BeamRunner):
             raise UserError(f"submitting the Dataflow job failed: {type(exc).__name__}: {exc}") from None
         if config.template or not getattr(result, "has_job", False):
             click.echo(f"Dataflow job {config.job_name} written to the template location (not created)", err=True)
-            return RunReport()
+            return RunReport(notes=[f"Dataflow job {config.job_name}: written to the template location, not created"])
         job_id = result.job_id()
         url = console_url(config, job_id)
         click.echo(f"submitted Dataflow job {config.job_name} (id {job_id})\n  {url}", err=True)
         report = RunReport()
         if not config.wait:
+            report.notes += [f"Dataflow job {config.job_name} (id {job_id}): submitted, not waited for (--no_wait); "
+                             f"see {url}", f"failures: the workers write them under {config.errors_prefix}"]
             return report
+        self.waited = True
+        report.notes.append(f"Dataflow job {config.job_name} (id {job_id}): {url}")
         try:
             result.wait_until_finish()
         except Exception as exc:

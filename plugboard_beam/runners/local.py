@@ -23,6 +23,7 @@ class LocalRunner(Runner):
     """Every key in this process, one after the other."""
 
     name = "local"
+    runs_own_run = True
     writes_state = True
 
     def accepts(self, options: RunOptions) -> frozenset[str]:

@@ -8,6 +8,7 @@ import dataclasses
 import typing as _t
 
 from plugboard_beam.exceptions import UserError
+from plugboard_beam.logs import LogConfig
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runners.base import RunFailed, Runner, RunReport
 from plugboard_beam.runtime.failure import Failure
@@ -76,10 +77,11 @@ class DataflowExecutor(RunnerExecutor):
     the trials (named ``<job name>-b001``, ``-b002``, ...); the command waits for each job and
     reads the keys' final values back from ``--temp_location``."""
 
-    def __init__(self, pipeline_args: _t.Sequence[str], profile: _t.Optional[str] = None) -> None:
+    def __init__(self, pipeline_args: _t.Sequence[str], profile: _t.Optional[str] = None,
+                 log: _t.Optional[LogConfig] = None) -> None:
         from plugboard_beam.runners.dataflow import DataflowRunner
 
-        super().__init__(DataflowRunner(), RunOptions(pipeline_args=list(pipeline_args), profile=profile))
+        super().__init__(DataflowRunner(), RunOptions(pipeline_args=list(pipeline_args), profile=profile, log=log))
         self.batches = 0
         self._base = ""
 

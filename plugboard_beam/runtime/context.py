@@ -141,10 +141,13 @@ class RunTracker:
                     self.ended(end.stage, end.key, end.steps, end.failed)
 
     def steps(self) -> int:
-        """Component-steps so far: the ended stages' and the live engines'."""
+        """Component-steps so far: the ended stages' and the live engines' (those of worker
+        processes as of their last ``live`` line)."""
         with self._lock:
             engines = list(self._live.values())
             total = self._done_total
+        with self._read_lock:
+            total += sum(reader.running() for reader in self._folders)
         for engine in engines:
             try:
                 total += sum(work(engine).values())

@@ -119,6 +119,11 @@ class Driver:
             self._loop = asyncio.new_event_loop() if self._pool is None else self._pool.take()
         return self._loop
 
+    @property
+    def active(self) -> bool:
+        """Whether the engine is inside ``with driver`` (running, initialising, destroying)."""
+        return self._depth > 0
+
     def __enter__(self) -> Driver:
         if self._depth == 0:
             self._saved = events._get_running_loop()

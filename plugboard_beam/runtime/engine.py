@@ -38,6 +38,7 @@ from plugboard_beam.graph.events import schedule_levels
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.logs import SCOPE_ATTR, LogScope
 from plugboard_beam.runtime.driver import Driver
+from plugboard_beam.runtime.user_run import UserRun, user_run_of
 
 _Coroutine = types.CoroutineType
 Deliver = _t.Callable[[_t.Any], None]
@@ -189,6 +190,7 @@ class Runner:
         "steps",
         "targets",
         "ticks",
+        "user_run",
     )
 
     def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str],
@@ -230,6 +232,8 @@ class Runner:
         self.retired = True  # no events left to handle (False while channels may deliver)
         comp.__dict__[DRIVEN] = True  # its hand-driven wrappers only call through
         self.step_fn = raw_method(comp, "step")
+        #: the component's own ``run()`` when its class overrides it (``user_run.py``)
+        self.user_run: _t.Optional[UserRun] = user_run_of(comp)
 
 
 class Wiring:
@@ -432,6 +436,11 @@ class Engine:
                 runner = self.runners.get(node.name)
                 if runner is None:
                     continue
+                if runner.user_run is not None:  # a run() still waiting: its finally runs now
+                    try:
+                        self._call(runner, "run", runner.user_run.close)
+                    except StepError as err:
+                        errors.append(err)
                 try:
                     self._call(runner, "destroy", runner.comp.destroy)
                 except StepError as err:
@@ -472,6 +481,8 @@ class Engine:
         runner.done = True
         comp = runner.comp
         io = comp.io
+        if runner.user_run is not None and not runner.user_run.ended:
+            self._end_user_run(runner)
         if comp.__dict__.get("_status") not in (Status.FAILED, Status.STOPPED):  # stopped: a cancelled run
             comp.__dict__["_status"] = Status.STOPPED if io._stopped else Status.COMPLETED
         if io._stopped or not runner.channels:
@@ -479,8 +490,24 @@ class Engine:
         for end in runner.ends:
             end()
 
+    def _end_user_run(self, runner: Runner) -> None:
+        """The component's inputs ended: its own ``run()`` gets ``IOStreamClosedError`` at
+        its waiting ``self.step()`` and finishes."""
+        run = _t.cast(UserRun, runner.user_run)
+        runner.log.phase = "run"
+        try:
+            run.end(self.driver)
+        except Exception as exc:
+            runner.comp.__dict__["_status"] = Status.FAILED
+            raise StepError(runner.name, self.key, runner.steps, "run", exc) from exc
+        finally:
+            runner.log.phase = None
+
     def _step(self, runner: Runner) -> None:
         comp = runner.comp
+        if runner.user_run is not None:
+            self._gated_step(runner)
+            return
         dict_io = runner.dict_io
         if dict_io:
             d = comp.__dict__
@@ -525,6 +552,38 @@ class Engine:
                     put(value)
         if self.recorder is not None:
             self._record(runner)
+
+    def _gated_step(self, runner: Runner) -> None:
+        """``_step`` of a component whose own ``run()`` the engine drives: bind the inputs,
+        resume the ``run()`` for one step, send the outputs; a ``run()`` that returned after
+        the step ends the component (its outputs of that step are sent)."""
+        comp = runner.comp
+        run = _t.cast(UserRun, runner.user_run)
+        for fld in runner.fields:
+            setattr(comp, fld.name, fld.buf.popleft())
+        ended = False
+        try:
+            if run.co is None and run.start(self.driver):
+                comp.io._is_closed = True  # returned without stepping
+            elif not comp.io._is_closed:
+                ended = run.step(self.driver)
+        except IOStreamClosedError:
+            comp.io._is_closed = True  # the run() let it out: it ends, this step sends nothing
+        except Exception as exc:
+            comp.__dict__["_status"] = Status.FAILED
+            raise StepError(runner.name, self.key, runner.steps, "step", exc) from exc
+        runner.steps += 1
+        if comp.io._is_closed:
+            self._finish(runner)
+            return
+        for name, delivers in runner.outs:
+            value = getattr(comp, name, None)
+            for put in delivers:
+                put(value)
+        if self.recorder is not None:
+            self._record(runner)
+        if ended:
+            self._finish(runner)
 
     def _record(self, runner: Runner) -> None:
         recorder = _t.cast(Recorder, self.recorder)
@@ -842,6 +901,10 @@ class Engine:
             self.__setstate__({**state, "graph": graph})
     def __getstate__(self) -> dict[str, _t.Any]:
         """Plain data (components, buffers, counters): wiring is rebuilt from the graph."""
+        live = [n for n, r in self.runners.items() if r.user_run is not None and r.user_run.co is not None
+                and not r.user_run.ended]
+        if live:
+            raise TypeError(f"components {live} are inside their own run(), which cannot be pickled")
         runners = {}
         for name, r in self.runners.items():
             runners[name] = (

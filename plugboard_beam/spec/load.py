@@ -928,9 +928,15 @@ def _run_phases(ctx: Context, skip: tuple[str, ...] = ()) -> LoadedModel:
 
 
 def graph_from_components(
-    components: _t.Sequence[Component], connectors: _t.Sequence[ConnectorSpec], name: str = "process"
+    components: _t.Sequence[Component], connectors: _t.Sequence[ConnectorSpec], name: str = "process",
+    unconnected: _t.Optional[list[Problem]] = None,
 ) -> ModelGraph:
-    """The model graph of Python-built components (``LocalProcess`` API); raises ModelError."""
+    """The model graph of Python-built components (``LocalProcess`` API); raises ModelError.
+
+    With ``unconnected`` (a list), inputs without a connector are put there instead of raised
+    when they are the only problem (``LocalProcess`` reports them from ``init()`` through
+    plugboard's ``validate_process``, which plugboard's tests patch out); an unfed input that an
+    event handler fills (``populates_fields``) is still raised: the engine needs its connector."""
     problems: list[Problem] = []
     by_name: dict[str, Component] = {}
     for comp in components:
@@ -966,10 +972,23 @@ def graph_from_components(
             )
         edges.append(Edge(i, spec.source.entity, spec.source.descriptor, spec.target.entity, spec.target.descriptor))
     graph = ModelGraph(nodes=nodes, edges=tuple(edges), name=name)
+    missing: list[Problem] = []
     for node in nodes:
+        covered = {f for fs in by_name[node.name].io.event_field_coverage.values() for f in fs}
         for fld in node.inputs:
-            if not graph.in_edges(node.name, fld):
-                problems.append(Problem(f"input {node.name}.{fld} is not connected"))
+            if graph.in_edges(node.name, fld):
+                continue
+            if fld in covered:
+                problems.append(Problem(f"input {node.name}.{fld} is not connected: its event handler fills it "
+                                        "(populates_fields), but the step engine needs a connector for every "
+                                        "input field; connect it"))
+            else:
+                missing.append(Problem(f"input {node.name}.{fld} is not connected (component {node.name!r} has "
+                                       "unconnected inputs: a connector must feed each)"))
+    if unconnected is not None and not problems:
+        unconnected.extend(missing)
+    else:
+        problems.extend(missing)
     if not problems:
         for group in graph.strongly_connected(skip_seeded=True):
             if graph.is_cyclic(group, skip_seeded=True):
