@@ -32,6 +32,11 @@ class StepErrorGroup(ExceptionGroup, StepError):
     def __str__(self) -> str:
         return self.describe()
 
+    @property
+    def message(self) -> str:
+        """``StepError.message`` (one line), not the group's message (which names the frame too)."""
+        return str(StepError.message.__get__(self))
+
     def derive(self, excs: _t.Sequence[Exception]) -> ExceptionGroup[Exception]:  # type: ignore[override]
         return ExceptionGroup(self.message, excs)
 
