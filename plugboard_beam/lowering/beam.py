@@ -43,7 +43,7 @@ from plugboard_beam.runtime.stage import (
     encode_chunk,
 )
 from plugboard_beam.runtime.worker_progress import WorkerFeed, live_steps
-from plugboard_beam.spec.load import LoadedModel, load_model
+from plugboard_beam.spec.load import KeyModel, LoadedModel, load_model
 from plugboard_beam.state.runs import KeyReporter, StateTarget
 
 log = logging.getLogger("plugboard_beam")
@@ -156,7 +156,8 @@ class StageDoFn(beam.DoFn):
             setup_worker(self.log)
         _destroy_at_exit()
         self.model = self.source.load()
-        self.instances: dict[str, LoadedModel] = {}
+        #: what each live key runs (the model and its scenario's arguments; no copy of the model)
+        self.instances: dict[str, KeyModel] = {}
         # Live runs by key: (version, run). Beam state holds the same run pickled; the live
         # object is used only while its version matches the state's.
         self.ctx = RunContext.lookup(self.run_id)
@@ -181,10 +182,10 @@ class StageDoFn(beam.DoFn):
     def teardown(self) -> None:
         self.loops.close()  # the idle loops only: a live run keeps its own
 
-    def _instance(self, key: str) -> LoadedModel:
+    def _instance(self, key: str) -> KeyModel:
         inst = self.instances.get(key)
         if inst is None:
-            inst = self.model.with_overrides(self.overrides.get(key, {}))
+            inst = self.model.resolve(self.overrides.get(key, {}))
             self.instances[key] = inst
         return inst
 
