@@ -86,8 +86,9 @@ def test_a_bad_override_is_reported_for_its_key_alone_with_the_same_message(tmp_
     assert problem.line == expected.line
 
 
-@pytest.mark.parametrize("runner", ["local", "direct"])
-def test_a_key_set_up_copies_no_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+@pytest.mark.parametrize("runner,partition", [("local", "fused"), ("direct", "fused"), ("direct", "component")])
+def test_a_key_set_up_copies_no_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: str,
+                                      partition: str) -> None:
     """Neither the runner (up front) nor the stage DoFn (per key) makes a model per scenario:
     keys apply their arguments to the one model as their components are built."""
     from plugboard_beam.cli.registry import get_runner
@@ -107,12 +108,22 @@ def test_a_key_set_up_copies_no_model(tmp_path: Path, monkeypatch: pytest.Monkey
                             lambda self, o, _real=real, _name=name: calls.append(_name) or _real(self, o))
     real_copy = spec_load._raw_path_copy
     monkeypatch.setattr(spec_load, "_raw_path_copy", lambda raw: calls.append("raw copy") or real_copy(raw))
-    options = RunOptions(scenarios=scenarios, **({"pipeline_args": []} if runner == "direct" else {}))
+    options = RunOptions(scenarios=scenarios, partition=partition,
+                         **({"pipeline_args": []} if runner == "direct" else {}))
     report = get_runner(runner).run(model, options)
     assert calls == []
     # and the keys ran with their own arguments: their steps are those of each key run alone
     assert report.steps == {c: sum(s[c] for s in single.values()) for c in report.steps}
     assert report.steps["e"] != 3 * single["a"]["e"]
+
+
+def test_a_stage_holds_the_overrides_of_its_members_only(tmp_path: Path) -> None:
+    from plugboard_beam.lowering.beam import member_overrides
+
+    model = load_model(write(tmp_path, MODEL, PARTS))
+    overrides = {"a": {"e.iters": 3}, "b": {"component.r.initial_value.x": [4], "e.iters": 5}}
+    assert member_overrides(model, overrides, ("e",)) == overrides
+    assert member_overrides(model, overrides, ("r",)) == {"b": overrides["b"]}  # a seed: kept whole
 
 
 def test_local_runner_does_not_import_beam(tmp_path: Path) -> None:
