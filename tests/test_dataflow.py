@@ -246,15 +246,21 @@ def test_dry_run_plant_per_component_with_scenarios(tmp_path: Path) -> None:
     proto = proto_of(job_dir)
     transform_names = {t.unique_name for t in proto.components.transforms.values()}
     assert "Write records" in transform_names and "Instances" in transform_names
-    # every stage carries the three scenario keys' overrides
+    # the stage that starts the keys reads each key's overrides from its start element (the
+    # "Instances" elements); a stage fed by others carries those of its members only
     from apache_beam.internal import pickler
     from apache_beam.portability.api import beam_runner_api_pb2 as pb
 
+    held = {}
     for t in proto.components.transforms.values():
         if t.unique_name in names:
             dofn = pickler.loads(pb.ParDoPayload.FromString(t.spec.payload).do_fn.payload)[0]
-            assert set(dofn.overrides) == {"low-recovery", "high-recovery", "long-run"}
+            held[t.unique_name] = dofn.overrides
             assert dofn.record is True
+    keys = {"low-recovery", "high-recovery", "long-run"}
+    assert held[names[0]] == {}
+    assert set(held[names[1]]) == keys and all(set(o) == {"separator.recovery"} for o in held[names[1]].values())
+    assert held[names[2]] == {}
 
 
 @pytest.mark.slow

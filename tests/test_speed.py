@@ -51,6 +51,81 @@ def test_scenario_overrides_share_the_graph_and_check_only_their_values(tmp_path
     assert seeded.build_components()["r"].io.initial_values == {"x": [4]}
 
 
+def test_keys_apply_their_arguments_to_the_shared_model_and_stay_apart(tmp_path: Path) -> None:
+    from plugboard_beam.spec.scenarios import Instances, Scenario
+
+    model = load_model(write(tmp_path, MODEL, PARTS))
+    insts = Instances(model, [Scenario(k, {"e.iters": n}) for k, n in (("a", 3), ("b", 5), ("c", 7))])
+    built = {sc.key: inst.build_components(sc.key) for sc, inst in insts}
+    assert {k: c["e"]._left for k, c in built.items()} == {"a": 3, "b": 5, "c": 7}  # type: ignore[attr-defined]
+    assert all(inst.model is model and inst.graph is model.graph for _, inst in insts)  # no copy
+    # built again, in another order: the same values; the model itself is unchanged
+    assert insts[2][1].build_components("c")["e"]._left == 7  # type: ignore[attr-defined]
+    assert insts[0][1].build_components("a")["e"]._left == 3  # type: ignore[attr-defined]
+    assert model.component_specs()["e"].args.extra_args() == {"iters": 2}
+    assert model.build_components("d")["e"]._left == 2  # type: ignore[attr-defined]
+    # a seed is not an argument: that key keeps the model validated with it, the others share
+    seeded = Instances(model, [Scenario("s", {"component.r.initial_value.x": [4]}), Scenario("t", {})])
+    assert seeded[0][1].model is not model and seeded[1][1].model is model
+    assert seeded[0][1].build_components("s")["r"].io.initial_values == {"x": [4]}
+
+
+def test_a_bad_override_is_reported_for_its_key_alone_with_the_same_message(tmp_path: Path) -> None:
+    from plugboard_beam.spec.scenarios import Instances, Scenario
+
+    model = load_model(write(tmp_path, MODEL, PARTS))
+    with pytest.raises(ModelError) as alone:
+        model.with_overrides({"e.iters": "ten"})
+    scenarios = [Scenario("ok", {"e.iters": 4}, "sc.csv line 2"), Scenario("bad", {"e.iters": "ten"}, "sc.csv line 3"),
+                 Scenario("fine", {"e.iters": 6}, "sc.csv line 4")]
+    with pytest.raises(ModelError) as info:
+        Instances(model, scenarios)
+    [problem] = info.value.problems
+    [expected] = alone.value.problems
+    assert problem.message == f"scenario 'bad' (sc.csv line 3): {expected.message}"
+    assert problem.line == expected.line
+
+
+@pytest.mark.parametrize("runner,partition", [("local", "fused"), ("direct", "fused"), ("direct", "component")])
+def test_a_key_set_up_copies_no_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: str,
+                                      partition: str) -> None:
+    """Neither the runner (up front) nor the stage DoFn (per key) makes a model per scenario:
+    keys apply their arguments to the one model as their components are built."""
+    from plugboard_beam.cli.registry import get_runner
+    from plugboard_beam.lowering.options import RunOptions
+    from plugboard_beam.spec import load as spec_load
+    from plugboard_beam.spec.scenarios import Scenario
+
+    model = load_model(write(tmp_path, MODEL, PARTS))
+    scenarios = [Scenario(k, {"e.iters": n}) for k, n in (("a", 3), ("b", 5), ("c", 7))]
+    single = {}
+    for sc in scenarios:
+        single[sc.key] = get_runner("local").run(model, RunOptions(scenarios=[sc])).steps
+    calls: list[str] = []
+    for name in ("with_overrides", "_with_arg_values"):
+        real = getattr(spec_load.LoadedModel, name)
+        monkeypatch.setattr(spec_load.LoadedModel, name,
+                            lambda self, o, _real=real, _name=name: calls.append(_name) or _real(self, o))
+    real_copy = spec_load._raw_path_copy
+    monkeypatch.setattr(spec_load, "_raw_path_copy", lambda raw: calls.append("raw copy") or real_copy(raw))
+    options = RunOptions(scenarios=scenarios, partition=partition,
+                         **({"pipeline_args": []} if runner == "direct" else {}))
+    report = get_runner(runner).run(model, options)
+    assert calls == []
+    # and the keys ran with their own arguments: their steps are those of each key run alone
+    assert report.steps == {c: sum(s[c] for s in single.values()) for c in report.steps}
+    assert report.steps["e"] != 3 * single["a"]["e"]
+
+
+def test_a_stage_holds_the_overrides_of_its_members_only(tmp_path: Path) -> None:
+    from plugboard_beam.lowering.beam import member_overrides
+
+    model = load_model(write(tmp_path, MODEL, PARTS))
+    overrides = {"a": {"e.iters": 3}, "b": {"component.r.initial_value.x": [4], "e.iters": 5}}
+    assert member_overrides(model, overrides, ("e",)) == overrides
+    assert member_overrides(model, overrides, ("r",)) == {"b": overrides["b"]}  # a seed: kept whole
+
+
 def test_local_runner_does_not_import_beam(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys

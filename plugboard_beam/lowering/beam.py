@@ -43,7 +43,8 @@ from plugboard_beam.runtime.stage import (
     encode_chunk,
 )
 from plugboard_beam.runtime.worker_progress import WorkerFeed, live_steps
-from plugboard_beam.spec.load import LoadedModel, load_model
+from plugboard_beam.spec.errors import ModelError
+from plugboard_beam.spec.load import KeyModel, LoadedModel, load_model
 from plugboard_beam.state.runs import KeyReporter, StateTarget
 
 log = logging.getLogger("plugboard_beam")
@@ -156,7 +157,8 @@ class StageDoFn(beam.DoFn):
             setup_worker(self.log)
         _destroy_at_exit()
         self.model = self.source.load()
-        self.instances: dict[str, LoadedModel] = {}
+        #: what each live key runs (the model and its scenario's arguments; no copy of the model)
+        self.instances: dict[str, _t.Union[KeyModel, ModelError]] = {}
         # Live runs by key: (version, run). Beam state holds the same run pickled; the live
         # object is used only while its version matches the state's.
         self.ctx = RunContext.lookup(self.run_id)
@@ -181,11 +183,16 @@ class StageDoFn(beam.DoFn):
     def teardown(self) -> None:
         self.loops.close()  # the idle loops only: a live run keeps its own
 
-    def _instance(self, key: str) -> LoadedModel:
+    def _instance(self, key: str) -> KeyModel:
         inst = self.instances.get(key)
         if inst is None:
-            inst = self.model.with_overrides(self.overrides.get(key, {}))
+            try:
+                inst = self.model.resolve(self.overrides.get(key, {}))
+            except ModelError as err:
+                inst = err
             self.instances[key] = inst
+        if isinstance(inst, ModelError):
+            raise StepError("+".join(self.stage.members), key, 0, "construct", inst)
         return inst
 
     def _new_run(self, key: str) -> StageRun:
@@ -242,6 +249,13 @@ class StageDoFn(beam.DoFn):
 
     def _process(self, key: str, item: _t.Any, state: _t.Any) -> _t.Iterator[_t.Any]:
         self.records.key = key
+        if type(item) is dict:  # a key's start with its scenario's overrides (``build``): what it runs
+            if key not in self.instances:
+                try:
+                    self.instances[key] = self.model.resolve(item)
+                except ModelError as err:  # checked by the runner already; reported like a constructor's
+                    self.instances[key] = err
+            item = None
         blob = state.read()
         if blob == TOMBSTONE:
             return  # this key has ended here; late or repeated elements are dropped
@@ -430,6 +444,22 @@ def close_live_runs() -> int:
     return RunContext.close_all()
 
 
+def member_overrides(model: LoadedModel, overrides: _t.Mapping[str, _t.Mapping[str, _t.Any]],
+                     members: _t.Collection[str]) -> dict[str, dict[str, _t.Any]]:
+    """The keys' overrides that a stage of ``members`` needs: those setting an argument value of
+    one of its members (``LoadedModel.arg_changes``). A key with any other override (a seed, a
+    field the schema checks...) keeps them all."""
+    out: dict[str, dict[str, _t.Any]] = {}
+    for key, given in overrides.items():
+        if model.arg_changes(given) is None:
+            out[key] = dict(given)
+            continue
+        mine = {name: v for name, v in given.items() if name.partition(".")[0] in members}
+        if mine:
+            out[key] = mine
+    return out
+
+
 def build(
     pipeline: beam.Pipeline,
     model: LoadedModel,
@@ -449,7 +479,12 @@ def build(
     The stage DoFns find ``context`` (the runner's, with its progress) by its run id."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
-    keys = pipeline | "Instances" >> beam.Create([k for k, _ in instances]).with_output_types(str)
+    # each key with its scenario's overrides, as small elements: a stage that starts keys reads a
+    # key's overrides from its start element; a stage fed by others holds those of its members only
+    starts = (pipeline | "Instances" >> beam.Create([(k, dict(v or {})) for k, v in instances])
+              .with_output_types(STAGE_INPUT))
+    keys = starts | "Keys" >> beam.Keys().with_output_types(str)
+    given_keys = keys
     # data I/O (lowering/dataio/): keyed readers become Beam reads outside the stages, whose
     # keys then come from the data; many-key file/SQL writers hand their rows to Beam sinks
     io, edges, keys, errors, records = dataio.lower(pipeline, model, plan, instances, keys, wave,
@@ -460,12 +495,16 @@ def build(
     final_rows: list[_t.Any] = []
     resources = hints.component_resources(model)
     for stage in plan.stages:
+        stage_overrides = member_overrides(model, overrides, stage.members)
         if stage.in_edges:
             stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
-        else:
+        elif keys is given_keys:  # the scenarios' keys: each starts with its overrides
+            stage_in = starts
+            stage_overrides = {}
+        else:  # the keys found in keyed data
             stage_in = keys | f"Start {stage.name}" >> beam.Map(lambda k: (k, None)).with_output_types(STAGE_INPUT)
         tags = [chunk_tag(e) for e in stage.out_edges]
-        run = beam.ParDo(StageDoFn(source, stage, overrides, record is not None, writers=io.writers(stage),
+        run = beam.ParDo(StageDoFn(source, stage, stage_overrides, record is not None, writers=io.writers(stage),
                                    final_fields=final_fields, state=state,
                                    run_id=context.run_id if context is not None else "", log=log,
                                    progress_dir=context.folder if context is not None else ""))

@@ -19,13 +19,12 @@ from plugboard_beam.logs import get_logger
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runtime.failure import Failure, merge_by_key
 from plugboard_beam.spec.load import LoadedModel
-from plugboard_beam.spec.scenarios import DEFAULT_KEY, Scenario, instances
+from plugboard_beam.spec.scenarios import Instances, Scenario
 from plugboard_beam.state import runs as state_runs
 
 #: a failure as a runner may hand it in: the record, its dict, or its JSON text
 FailureLike = _t.Union[Failure, dict[str, _t.Any], str]
 
-Instances = list[tuple[Scenario, LoadedModel]]
 _LOG = logging.getLogger("plugboard_beam.runners")
 
 
@@ -93,8 +92,8 @@ class Runner:
             raise UserError(f"--stages {options.partition!r}: choose one of {', '.join(PARTITIONS)}")
         self.refuse_options(options)
         given = options.scenarios if options.scenarios is not None else self.default_scenarios(model)
-        scenarios = list(given or [Scenario(DEFAULT_KEY, {})])
-        insts = [(sc, inst) for sc, (_, inst) in zip(scenarios, instances(model, given), strict=True)]
+        # every scenario checked now (all problems at once); a key's model is made as it runs
+        insts = Instances(model, given)
         self.state = self.state_target(model, options)
         if not self.runs_own_run:
             from plugboard_beam.runtime.user_run import refusal
@@ -180,7 +179,7 @@ class Runner:
                          "machine; --runner dataflow makes them Beam resource hints): %s", self.label(options), asked)
 
     def execute(self, model: LoadedModel, insts: Instances, options: RunOptions) -> RunReport:
-        """Run every (scenario, model instance)."""
+        """Run every (scenario, what its key runs)."""
         raise NotImplementedError
 
 

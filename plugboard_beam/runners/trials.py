@@ -36,7 +36,7 @@ class RunnerExecutor:
         valid = []
         for sc in scenarios:  # one run checks every key's overrides at once: a bad trial fails alone
             try:
-                model.with_overrides(sc.overrides)
+                model.resolve(sc.overrides)  # (checked, not copied)
                 valid.append(sc)
             except ModelError as err:
                 refused[sc.key] = invalid_overrides(err)

@@ -28,7 +28,7 @@ from plugboard_beam.logs import get_logger
 if _t.TYPE_CHECKING:
     from plugboard_beam.component.component import Component
     from plugboard_beam.runtime.engine import Engine
-    from plugboard_beam.spec.load import LoadedModel
+    from plugboard_beam.spec.load import KeyModel, LoadedModel
 
 #: phases a failure can happen in
 PHASES = ("construct", "init", "step", "emit", "record", "destroy", "run", "read", "write")
@@ -219,7 +219,7 @@ def log_failure(failure: Failure) -> None:
         **({"at": failure.frame.describe()} if failure.frame is not None else {}))
 
 
-def construct(model: LoadedModel, key: str) -> dict[str, Component]:
+def construct(model: _t.Union[LoadedModel, KeyModel], key: str) -> dict[str, Component]:
     """The components of one key; a constructor that raises is a ``StepError`` (phase
     ``construct``) naming the component, so the key fails alone like any other failure."""
     try:

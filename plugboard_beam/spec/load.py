@@ -104,13 +104,25 @@ class LoadedModel:
         loaded = _run_phases(ctx, skip=("read_file", "parse_yaml", "resolve_types"))
         return dataclasses.replace(loaded, overrides={**self.overrides, **overrides})
 
-    def _with_arg_values(self, overrides: _t.Mapping[str, _t.Any]) -> _t.Optional[LoadedModel]:
+    def resolve(self, overrides: _t.Mapping[str, _t.Any]) -> KeyModel:
+        """What one key runs: this model and the argument values ``overrides`` set (checked, not
+        copied into a model of their own), or, for overrides the quick check cannot take, the
+        model validated again with them (``with_overrides``); raises ModelError."""
+        if not overrides:
+            return KeyModel(self)
+        changes = self.arg_changes(overrides)
+        if changes is not None:
+            return KeyModel(self, changes)
+        return KeyModel(self.with_overrides(overrides))
+
+    def arg_changes(self, overrides: _t.Mapping[str, _t.Any]) -> _t.Optional[dict[str, dict[str, _t.Any]]]:
         """The common case of scenarios, checked per key without validating the whole model
         again: every override sets a constructor argument (``component.arg``) that the class
         accepts, of a component whose fields do not depend on its arguments, to a value its
-        annotation accepts. Classes, fields, connectors and graph are then this model's own, and
-        the schema lets any argument value through. Anything else, or a value that does not
-        fit, gives None: the full validation then runs (and words the problem)."""
+        annotation accepts. Gives the arguments to change, by component (classes, fields,
+        connectors and graph stay this model's own, and the schema lets any argument value
+        through). Anything else, or a value that does not fit, gives None: the full validation
+        then runs (and words the problem)."""
         components = self.config.plugboard.process.args.components
         index = self.memo.get("index")
         if index is None:
@@ -133,6 +145,17 @@ class LoadedModel:
             if kind is not None and _type_problem(kind, value) is not None:
                 return None
             changes.setdefault(comp, {})[arg] = value
+        return changes
+
+    def _with_arg_values(self, overrides: _t.Mapping[str, _t.Any]) -> _t.Optional[LoadedModel]:
+        """A model of its own for overrides ``arg_changes`` takes (None for the others): what
+        callers that keep a model per key use (keys being run use ``resolve``, which copies
+        nothing)."""
+        changes = self.arg_changes(overrides)
+        if changes is None:
+            return None
+        components = self.config.plugboard.process.args.components
+        index = self.memo["index"]
         comps = list(components)
         try:
             raw = _raw_path_copy(self.raw)
@@ -161,25 +184,28 @@ class LoadedModel:
         """``ComponentSpec`` by component name."""
         return {c.args.name: c for c in self.config.plugboard.process.args.components}
 
-    def build_components(self, key: str = "") -> dict[str, Component]:
+    def build_components(self, key: str = "",
+                         changes: _t.Optional[_t.Mapping[str, _t.Mapping[str, _t.Any]]] = None) -> dict[str, Component]:
         """Fresh component instances for one key, with the process's ``parameters`` merged
-        under each component's own (as plugboard does).
+        under each component's own (as plugboard does); ``changes`` (component -> argument ->
+        value, from ``arg_changes``) replace arguments of this key's components.
 
         ``{key}`` in string arguments is replaced by ``key_for_path(key)`` (one safe path
         segment). A constructor that raises, or a key that cannot be substituted, raises
         ``StepError(component, key, 0, "construct", exc)`` whose message gives the component's
         YAML line."""
         out: dict[str, Component] = {}
-        for i, spec in enumerate(self.config.plugboard.process.args.components):
+        parameters = self.config.plugboard.process.args.parameters
+        for part in self._recipe():
             try:
-                comp = self._construct(spec.args, key)
+                comp = self._construct(part, key, changes.get(part.name) if changes else None)
             except Exception as exc:
-                err = StepError(spec.args.name, key, 0, "construct", exc)
-                err.error_message = f"{err.error_message} ({self._where(i)})"
+                err = StepError(part.name, key, 0, "construct", exc)
+                err.error_message = f"{err.error_message} ({self._where(part.position)})"
                 err.args = (err.describe(),)
                 raise err from exc
-            comp.merge_process_parameters(self.config.plugboard.process.args.parameters)
-            out[spec.args.name] = comp
+            comp.merge_process_parameters(parameters)
+            out[part.name] = comp
         return out
 
     def check_construct(self, key: str = DEFAULT_KEY) -> None:
@@ -187,14 +213,14 @@ class LoadedModel:
         is a ``ModelError`` naming the component and its YAML line. The instances are dropped
         unused (``init`` never ran, so there is nothing to ``destroy``)."""
         problems: list[Problem] = []
-        for i, spec in enumerate(self.config.plugboard.process.args.components):
+        for part in self._recipe():
             try:
-                self._construct(spec.args, key)
+                self._construct(part, key)
             except Exception as exc:
                 problems.append(Problem(
                     f"the constructor raised {type(exc).__name__}: {exc}",
-                    self.lines.of((*_COMPONENTS, i)),
-                    f"component '{spec.args.name}' ({spec.type})",
+                    self.lines.of((*_COMPONENTS, part.position)),
+                    f"component '{part.name}' ({part.type_path})",
                 ))
         if problems:
             raise ModelError(problems, str(self.path))
@@ -203,21 +229,66 @@ class LoadedModel:
         line = self.lines.of((*_COMPONENTS, index))
         return f"{self.path.name} line {line}" if line else self.path.name
 
-    def _construct(self, args: _t.Any, key: str) -> Component:
-        cls = self.classes[args.name]
-        kwargs: dict[str, _t.Any] = {k: _subst_key(v, key, cls, k) for k, v in args.extra_args().items()}
-        kwargs["name"] = args.name
-        if args.initial_values:
-            kwargs["initial_values"] = {k: list(v) for k, v in args.initial_values.items()}
-        if args.parameters:
-            kwargs["parameters"] = dict(args.parameters)
-        if args.constraints:
-            kwargs["constraints"] = dict(args.constraints)
-        if args.resources is not None:
-            kwargs["resources"] = args.resources.model_copy(deep=True)
+    def _recipe(self) -> tuple[Part, ...]:
+        """What constructing each component takes, worked out once per model (not per key)."""
+        recipe: _t.Optional[tuple[Part, ...]] = self.__dict__.get("_parts")
+        if recipe is None:  # (kept on this object only: ``dataclasses.replace`` gives a model without it)
+            recipe = tuple(Part(i, spec.args.name, spec.type, self.classes[spec.args.name], spec.args.extra_args(),
+                                spec.args.initial_values, spec.args.parameters, spec.args.constraints,
+                                spec.args.resources)
+                           for i, spec in enumerate(self.config.plugboard.process.args.components))
+            object.__setattr__(self, "_parts", recipe)
+        return recipe
+
+    @staticmethod
+    def _construct(part: Part, key: str, changes: _t.Optional[_t.Mapping[str, _t.Any]] = None) -> Component:
+        cls = part.cls
+        extra = {**part.extra, **changes} if changes else part.extra
+        kwargs: dict[str, _t.Any] = {k: _subst_key(v, key, cls, k) for k, v in extra.items()}
+        kwargs["name"] = part.name
+        if part.initial_values:
+            kwargs["initial_values"] = {k: list(v) for k, v in part.initial_values.items()}
+        if part.parameters:
+            kwargs["parameters"] = dict(part.parameters)
+        if part.constraints:
+            kwargs["constraints"] = dict(part.constraints)
+        if part.resources is not None:
+            kwargs["resources"] = part.resources.model_copy(deep=True)
         comp = cls(**kwargs)
         comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
         return comp
+
+
+class Part(_t.NamedTuple):
+    """One component of a model, ready to construct for any key (``LoadedModel._recipe``)."""
+
+    position: int
+    name: str
+    type_path: str
+    cls: type[Component]
+    extra: dict[str, _t.Any]
+    initial_values: _t.Any
+    parameters: _t.Any
+    constraints: _t.Any
+    resources: _t.Any
+
+
+@dataclass(frozen=True)
+class KeyModel:
+    """What one key runs (``LoadedModel.resolve``): a model and the argument values its
+    scenario sets, applied as the key's components are constructed (the model is not copied)."""
+
+    model: LoadedModel
+    changes: _t.Mapping[str, _t.Mapping[str, _t.Any]] = field(default_factory=dict)
+
+    @property
+    def graph(self) -> ModelGraph:
+        """The model's graph (scenario arguments do not change it)."""
+        return self.model.graph
+
+    def build_components(self, key: str = "") -> dict[str, Component]:
+        """The key's components (``LoadedModel.build_components`` with this key's arguments)."""
+        return self.model.build_components(key, self.changes)
 
 
 def _raw_path_copy(raw: _t.Any) -> _t.Any:

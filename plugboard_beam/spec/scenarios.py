@@ -20,7 +20,7 @@ import typing as _t
 
 from plugboard_beam.spec.errors import ModelError, Problem
 from plugboard_beam.spec.keys import DEFAULT_KEY, InvalidKey, check_key
-from plugboard_beam.spec.load import LoadedModel
+from plugboard_beam.spec.load import KeyModel, LoadedModel
 from plugboard_beam.spec.yaml_lines import (
     SCENARIOS_LIMITS,
     YamlLimitError,
@@ -29,7 +29,7 @@ from plugboard_beam.spec.yaml_lines import (
     load_yaml,
 )
 
-__all__ = ["DEFAULT_KEY", "Scenario", "instances", "load_scenarios"]
+__all__ = ["DEFAULT_KEY", "Instances", "Scenario", "instances", "load_scenarios"]
 
 SCENARIOS = "scenarios file"
 
@@ -187,17 +187,55 @@ def load_scenarios(path: _t.Union[str, Path]) -> list[Scenario]:
 
 
 def instances(model: LoadedModel, scenarios: _t.Optional[_t.Sequence[Scenario]]) -> list[tuple[str, LoadedModel]]:
-    """Each scenario's model (overrides applied and validated); all problems at once."""
-    if not scenarios:
-        return [(DEFAULT_KEY, model)]
-    out: list[tuple[str, LoadedModel]] = []
-    problems: list[Problem] = []
-    for sc in scenarios:
-        try:
-            out.append((sc.key, model.with_overrides(sc.overrides)))
-        except ModelError as err:
-            for p in err.problems:
-                problems.append(Problem(f"scenario {sc.key!r} ({sc.where}): {p.message}", p.line, p.element))
-    if problems:
-        raise ModelError(problems, str(model.path))
-    return out
+    """Each scenario's model (overrides applied and validated); all problems at once. (A run
+    uses ``Instances``, which copies no model.)"""
+    return [(sc.key, inst.model if not inst.changes else inst.model.with_overrides(sc.overrides))
+            for sc, inst in Instances(model, scenarios)]
+
+
+class Instances(_t.Sequence[tuple[Scenario, KeyModel]]):
+    """The keys of a run and what each runs, made as the keys are run.
+
+    Every scenario's overrides are checked when this is made, once, with every problem
+    reported at once (``ModelError``: ``scenario 'k' (where): ...``) before any key runs. What
+    a key keeps is small: the arguments its overrides set (``LoadedModel.arg_changes``), applied
+    to the shared model as its components are constructed; only a scenario the quick check
+    cannot take (seeds, fields the schema checks) keeps the model validated with it."""
+
+    def __init__(self, model: LoadedModel, scenarios: _t.Optional[_t.Sequence[Scenario]]) -> None:
+        self.model = model
+        self.scenarios: _t.Sequence[Scenario] = scenarios or [Scenario(DEFAULT_KEY, {})]
+        #: per scenario: the argument changes, or the model of its own
+        self._resolved: list[_t.Union[_t.Mapping[str, _t.Mapping[str, _t.Any]], LoadedModel]] = []
+        problems: list[Problem] = []
+        for sc in self.scenarios:
+            try:
+                inst = model.resolve(sc.overrides)
+            except ModelError as err:
+                for p in err.problems:
+                    problems.append(Problem(f"scenario {sc.key!r} ({sc.where}): {p.message}", p.line, p.element))
+                continue
+            self._resolved.append(inst.model if inst.model is not model else inst.changes)
+        if problems:
+            raise ModelError(problems, str(model.path))
+
+    def __len__(self) -> int:
+        return len(self.scenarios)
+
+    @_t.overload
+    def __getitem__(self, i: int) -> tuple[Scenario, KeyModel]: ...
+
+    @_t.overload
+    def __getitem__(self, i: slice) -> list[tuple[Scenario, KeyModel]]: ...
+
+    def __getitem__(self, i: _t.Union[int, slice]) -> _t.Union[tuple[Scenario, KeyModel],
+                                                               list[tuple[Scenario, KeyModel]]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        resolved = self._resolved[i]
+        inst = KeyModel(resolved) if isinstance(resolved, LoadedModel) else KeyModel(self.model, resolved)
+        return self.scenarios[i], inst
+
+    def __iter__(self) -> _t.Iterator[tuple[Scenario, KeyModel]]:
+        for i in range(len(self.scenarios)):
+            yield self[i]

@@ -26,7 +26,7 @@ class InProcessExecutor:
             components: dict[str, _t.Any] = {}
             errors: list[StepError] = []
             try:
-                inst = model.with_overrides(sc.overrides)
+                inst = model.resolve(sc.overrides)
             except ModelError as err:
                 out[sc.key] = invalid_overrides(err)
                 continue
