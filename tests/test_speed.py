@@ -117,15 +117,6 @@ def test_a_key_set_up_copies_no_model(tmp_path: Path, monkeypatch: pytest.Monkey
     assert report.steps["e"] != 3 * single["a"]["e"]
 
 
-def test_a_stage_holds_the_overrides_of_its_members_only(tmp_path: Path) -> None:
-    from plugboard_beam.lowering.beam import member_overrides
-
-    model = load_model(write(tmp_path, MODEL, PARTS))
-    overrides = {"a": {"e.iters": 3}, "b": {"component.r.initial_value.x": [4], "e.iters": 5}}
-    assert member_overrides(model, overrides, ("e",)) == overrides
-    assert member_overrides(model, overrides, ("r",)) == {"b": overrides["b"]}  # a seed: kept whole
-
-
 def test_local_runner_does_not_import_beam(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys

@@ -444,22 +444,6 @@ def close_live_runs() -> int:
     return RunContext.close_all()
 
 
-def member_overrides(model: LoadedModel, overrides: _t.Mapping[str, _t.Mapping[str, _t.Any]],
-                     members: _t.Collection[str]) -> dict[str, dict[str, _t.Any]]:
-    """The keys' overrides that a stage of ``members`` needs: those setting an argument value of
-    one of its members (``LoadedModel.arg_changes``). A key with any other override (a seed, a
-    field the schema checks...) keeps them all."""
-    out: dict[str, dict[str, _t.Any]] = {}
-    for key, given in overrides.items():
-        if model.arg_changes(given) is None:
-            out[key] = dict(given)
-            continue
-        mine = {name: v for name, v in given.items() if name.partition(".")[0] in members}
-        if mine:
-            out[key] = mine
-    return out
-
-
 def build(
     pipeline: beam.Pipeline,
     model: LoadedModel,
@@ -480,7 +464,9 @@ def build(
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
     # each key with its scenario's overrides, as small elements: a stage that starts keys reads a
-    # key's overrides from its start element; a stage fed by others holds those of its members only
+    # key's overrides from its start element; a stage fed by others holds every key's overrides
+    # (each stage builds the key's whole model, so a constructor that fails for the key fails the
+    # key in every stage, and none of its stages writes output)
     starts = (pipeline | "Instances" >> beam.Create([(k, dict(v or {})) for k, v in instances])
               .with_output_types(STAGE_INPUT))
     keys = starts | "Keys" >> beam.Keys().with_output_types(str)
@@ -495,7 +481,7 @@ def build(
     final_rows: list[_t.Any] = []
     resources = hints.component_resources(model)
     for stage in plan.stages:
-        stage_overrides = member_overrides(model, overrides, stage.members)
+        stage_overrides = overrides
         if stage.in_edges:
             stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
         elif keys is given_keys:  # the scenarios' keys: each starts with its overrides
