@@ -14,6 +14,7 @@ import pty
 import re
 import select
 import subprocess
+import sys
 import textwrap
 import time
 import typing as _t
@@ -310,7 +311,9 @@ def test_plugboard_style_logger_in_local_process(tmp_path: Path, caplog: pytest.
     events = [getattr(r, EVENT_ATTR) for r in caplog.records if r.name == "plugboard_beam.component"]
     assert [(e["event"], e.get("step"), e.get("value")) for e in events if e["event"] == "stepped"] == [
         ("stepped", 0, 0), ("stepped", 1, 10), ("stepped", 2, 20)]
-    first = next(r for r in caplog.records if r.name == "plugboard_beam.component")
+    # (the "x" logged before the run shows too when an earlier test left our loggers at INFO)
+    first = next(r for r in caplog.records if r.name == "plugboard_beam.component"
+                 and getattr(r, EVENT_ATTR)["event"] != "x")
     assert json.loads(first.getMessage())["event"] == "init done"  # the message itself is the JSON line
     assert next(e for e in events if e["event"] == "seen two")["component"] == "b"
 
@@ -399,6 +402,8 @@ def test_dataflow_build_ships_the_log_config_to_the_stage_dofns(tmp_path: Path,
     from plugboard_beam.spec import load_model
 
     monkeypatch.chdir(tmp_path)  # the model's writer opens ./b.txt in init
+    # (other tests of this session import other modules named hello_world in this process)
+    monkeypatch.delitem(sys.modules, "hello_world", raising=False)
     model = load_model(str(ROOT / "specs" / "hello" / "my-model.yaml"))
     config = LogConfig(level="debug", format="json", job_id="job-7")
     request = BuildRequest(instances=(("default", {}),), options=RunOptions(log=config), beam_options=None,
