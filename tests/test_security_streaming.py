@@ -235,9 +235,13 @@ def test_tank_twin_replayed_and_tampered_publishes_exact_levels_and_stops_on_ctr
     out_topic, results = make_sub("sec-out", "sec-out-results")
     _, dead = make_sub("sec-in-dead-letter", "sec-dead")
     before = {n for n in run_resources("pbb-tank-")}
+    # stderr to a file: the run logs each dead letter, and a pipe nobody reads until the end fills
+    # (64 KiB) and blocks the run's writes
+    err_path = tmp_path / "stderr.txt"
+    err_file = err_path.open("w")
     proc = subprocess.Popen([*cli_command(), "process", "run", "tank.yaml", "--streaming", "-p", "sensor.topic=sec-in",
                              "-p", "report.topic=sec-out"], cwd=work, env=env_for(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=err_file, text=True)
     attacker = None
     try:
         names = [n for n in wait_for_run_topics("pbb-tank-") if n not in before]
@@ -261,17 +265,19 @@ def test_tank_twin_replayed_and_tampered_publishes_exact_levels_and_stops_on_ctr
         published = pull_all(results, lambda got: complete(got, keys), timeout=240)
         print(f"all outputs {time.monotonic() - t_fed:.1f} s after the last input was published")
         time.sleep(3)  # replays of the last messages are processed too
-        assert proc.poll() is None, proc.communicate()[1][-3000:]  # still streaming (keys come from messages)
+        assert proc.poll() is None, err_path.read_text()[-3000:]  # still streaming (keys come from messages)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
         stop_seconds = time.monotonic() - t0
     finally:
         if attacker is not None:
             attacker.stop.set()
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
+        err_file.close()
+    err = err_path.read_text()
     print(f"stopped {stop_seconds:.1f} s after SIGINT; attacker sent {attacker.sent if attacker else {}}")
     print(err[-2000:])
     assert attacker is not None and not attacker.errors, attacker.errors if attacker else None
