@@ -187,6 +187,30 @@ def test_modules_with_same_name_in_two_model_folders(tmp_path: Path) -> None:
         load_model(write(b, body, parts="X = 1\n"))
 
 
+def test_the_model_folder_comes_first_even_when_already_on_the_path(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model's folder already on sys.path behind another folder with a module of the same name
+    (a second model loaded earlier in the process): this model's module is the one imported."""
+    import sys
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    body = """
+        plugboard:
+          process:
+            args:
+              components:
+              - {type: specparts.Emit, args: {name: e}}
+    """
+    model_a = write(a, body)
+    write(b, body, parts="X = 1\n")
+    monkeypatch.setattr(sys, "path", [str(b), str(a), *sys.path])
+    monkeypatch.delitem(sys.modules, "specparts", raising=False)
+    assert load_model(model_a).classes["e"].__module__ == "specparts"
+    assert sys.path[0] == str(a) and sys.path.count(str(a)) == 1
+
+
 # ------------------------------------------------------------------ argument types
 TYPED = '''
 import typing as _t

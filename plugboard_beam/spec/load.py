@@ -553,8 +553,7 @@ def resolve_type(type_path: str, base_dir: str) -> type[Component]:
     module_name, _, attr = type_path.rpartition(".")
     if not module_name:
         raise LookupError(f"unknown type {type_path!r}: give the import path, e.g. 'my_module.{type_path}'")
-    if base_dir not in sys.path:
-        sys.path.insert(0, base_dir)
+    look_first_in(base_dir)
     _forget_shadowed(module_name, base_dir)
     try:
         module = importlib.import_module(module_name)
@@ -603,6 +602,15 @@ def _plugboard_hint(type_path: str, base_dir: str) -> str:
         return " (plugboard's classes are imported from plugboard_beam here, which has no " \
                f"{ours!r}; see plugboard_beam.library)"
     return f" (did you mean {ours!r}? plugboard_beam runs plugboard's models with the import prefix plugboard_beam)"
+
+
+def look_first_in(base_dir: str) -> None:
+    """Put the model's folder first on the import path (moved there if an earlier model's folder
+    came before it: a module of the same name there must not shadow this model's)."""
+    if sys.path[:1] != [base_dir]:
+        while base_dir in sys.path:
+            sys.path.remove(base_dir)
+        sys.path.insert(0, base_dir)
 
 
 def _forget_shadowed(module_name: str, base_dir: str) -> None:

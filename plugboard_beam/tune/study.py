@@ -13,7 +13,6 @@ import importlib
 import inspect
 import logging
 import math
-import sys
 import typing as _t
 
 from plugboard_beam.exceptions import UserError
@@ -28,7 +27,7 @@ from plugboard_beam.schemas.tune import (
     check_modes,
 )
 from plugboard_beam.spec.errors import ModelError
-from plugboard_beam.spec.load import LoadedModel
+from plugboard_beam.spec.load import LoadedModel, look_first_in
 from plugboard_beam.spec.scenarios import Scenario
 
 if _t.TYPE_CHECKING:
@@ -446,8 +445,7 @@ def load_space(path: str, base_dir: str) -> _t.Callable[..., _t.Any]:
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise LookupError(f"space {path!r}: give the import path, e.g. 'my_module.{path}'")
-    if base_dir not in sys.path:
-        sys.path.insert(0, base_dir)
+    look_first_in(base_dir)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
