@@ -89,7 +89,7 @@ class ModelSource(_t.NamedTuple):
 STAGE_INPUT = beam.typehints.KV[str, _t.Any]
 
 
-class StartElements(beam.Create):  # type: ignore[misc]
+class StartElements(beam.Create):
     """``beam.Create`` of the keys' start elements, typed ``STAGE_INPUT`` up front: Beam's own
     ``Create`` infers a type from every element as it is made (``instance_to_type`` of each:
     most of the pipeline's construction time with many keys), and the type given with
