@@ -282,8 +282,11 @@ def _recording_args(init: _t.Callable[..., None]) -> _t.Callable[..., None]:
     @functools.wraps(init)
     def __init__(self: Component, *args: _t.Any, **kwargs: _t.Any) -> None:
         if "_export_args" not in self.__dict__:
-            saved = {**dict(zip(positional, args, strict=False)), **kwargs}
-            self.__dict__["_export_args"] = {k: _exportable(v) for k, v in saved.items()}
+            saved = {**dict(zip(positional, args, strict=False)), **kwargs} if args else kwargs
+            # (plain values as they are, without a call each: most arguments are)
+            self.__dict__["_export_args"] = {
+                k: v if v is None or type(v) in (str, int, float, bool) else _exportable(v)
+                for k, v in saved.items()}
         init(self, *args, **kwargs)
 
     return __init__
