@@ -142,10 +142,25 @@ class LoadedModel:
             if not fixed_io or not (anything or arg in names):
                 return None
             kind = kinds.get(arg)
-            if kind is not None and _type_problem(kind, value) is not None:
+            if kind is not None and not self._fits(cls, arg, kind, value):
                 return None
             changes.setdefault(comp, {})[arg] = value
         return changes
+
+    def _fits(self, cls: type[Component], arg: str, kind: _ArgType, value: _t.Any) -> bool:
+        """``_type_problem(kind, value) is None``, remembered for plain values (scenarios of a
+        sweep repeat them, and every Beam stage checks its keys' overrides again): a bounded
+        memo, so a stream of ever new values does not grow it."""
+        if not (value is None or type(value) in (str, int, float, bool)):
+            return _type_problem(kind, value) is None
+        fits: dict[tuple[_t.Any, ...], bool] = self.memo.setdefault("fits", {})
+        memo_key = (cls, arg, type(value), value)
+        ok = fits.get(memo_key)
+        if ok is None:
+            ok = _type_problem(kind, value) is None
+            if len(fits) < 4096:
+                fits[memo_key] = ok
+        return ok
 
     def _with_arg_values(self, overrides: _t.Mapping[str, _t.Any]) -> _t.Optional[LoadedModel]:
         """A model of its own for overrides ``arg_changes`` takes (None for the others): what
