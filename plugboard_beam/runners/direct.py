@@ -106,7 +106,8 @@ class BeamRunner(Runner):
         try:
             build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields,
                   finals_prefix, state=self.state, context=context,
-                  log=options.log.on_local_workers() if options.log else None)
+                  log=options.log.on_local_workers() if options.log else None,
+                  spread_starts=_many_workers(self.options))
             tune_direct_runner()
             isolate_worker_signals()
             result = pipeline.run()
@@ -199,6 +200,15 @@ def _workers(options: _t.Any) -> bool:
     from apache_beam.options.pipeline_options import DirectOptions
 
     return str(options.view_as(DirectOptions).direct_running_mode) == "multi_processing"
+
+
+def _many_workers(options: _t.Any) -> bool:
+    """Whether the DirectRunner may run the keys on more than one worker (then the keys' start
+    elements are spread over them)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    direct = options.view_as(DirectOptions)
+    return _workers(options) or (direct.direct_num_workers or 1) != 1
 
 
 #: seconds the ``gs://`` check of ``--record`` may take in all (credentials, then the bucket)
