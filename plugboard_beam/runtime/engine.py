@@ -187,6 +187,7 @@ class Runner:
         "retired",
         "sends",
         "step_fn",
+        "stepper",
         "steps",
         "targets",
         "ticks",
@@ -234,6 +235,8 @@ class Runner:
         self.step_fn = raw_method(comp, "step")
         #: the component's own ``run()`` when its class overrides it (``user_run.py``)
         self.user_run: _t.Optional[UserRun] = user_run_of(comp)
+        #: its steps of one round as one closure, made on its first round (``Engine._stepper``)
+        self.stepper: _t.Optional[_t.Callable[[], bool]] = None
 
 
 class Wiring:
@@ -466,6 +469,7 @@ class Engine:
             runner.outs = [(name, []) for name, _ in runner.outs]
             runner.out_edges = [[] for _ in runner.outs]
             runner.reads, runner.sends = (), ()
+            runner.stepper = None
 
     @property
     def finished(self) -> bool:
@@ -553,6 +557,72 @@ class Engine:
         if self.recorder is not None:
             self._record(runner)
 
+    def _stepper(self, runner: Runner) -> _t.Optional[_t.Callable[[], bool]]:
+        """The plain case of ``run()``'s round for ``runner`` as one closure: a source's burst
+        of steps, or the steps of a component with inputs as long as every input has a value
+        (then its end if one has ended and is used up); returns whether it did anything.
+
+        Each step is ``_step`` inlined, with the runner's buffers, ``__dict__``, step function
+        and deliveries bound once, so a step costs no Python call besides the component's own
+        ``step()``. Only for a runner that ``_step`` serves through ``__dict__`` without a step
+        time limit, events or its own ``run()``; ``run()`` uses it only while no recorder is
+        attached (the other cases go through ``_step``/``_advance`` as before)."""
+        if runner.evented or runner.user_run is not None or runner.limit is not None or not runner.dict_io:
+            return None
+        engine = self
+        finish = self._finish
+        comp = runner.comp
+        d = comp.__dict__
+        io = comp.io
+        step_fn = runner.step_fn
+        reads = runner.reads
+        sends = runner.sends
+        bufs = tuple(buf for _, buf in reads)
+        fields = tuple(runner.fields)
+        source = runner.is_source
+        coroutine = _Coroutine
+
+        def steps() -> bool:
+            n = engine.burst if source else -1  # a component with inputs: no limit
+            stepped = False
+            while n:
+                for buf in bufs:
+                    if not buf:
+                        for fld in fields:
+                            if fld.ended and not fld.buf:
+                                finish(runner)
+                                return True
+                        return stepped
+                for name, buf in reads:
+                    d[name] = buf.popleft()
+                try:
+                    res = step_fn()
+                    if type(res) is coroutine:
+                        try:
+                            yielded = res.send(None)
+                        except StopIteration:
+                            pass
+                        else:
+                            engine.driver.resume(res, yielded)
+                except IOStreamClosedError:
+                    io._is_closed = True  # as in ``_step``
+                except Exception as exc:
+                    d["_status"] = Status.FAILED
+                    raise StepError(runner.name, engine.key, runner.steps, "step", exc) from exc
+                runner.steps += 1
+                if io._is_closed:
+                    finish(runner)
+                    return True
+                for name, delivers in sends:
+                    value = d.get(name)
+                    for put in delivers:
+                        put(value)
+                stepped = True
+                n -= 1
+            return True
+
+        return steps
+
     def _gated_step(self, runner: Runner) -> None:
         """``_step`` of a component whose own ``run()`` the engine drives: bind the inputs,
         resume the ``run()`` for one step, send the outputs; a ``run()`` that returned after
@@ -612,9 +682,12 @@ class Engine:
                 d = runner.comp.__dict__
                 if d.get("_status") in (Status.CREATED, Status.INIT, None):
                     d["_status"] = Status.RUNNING
+                if runner.stepper is None:
+                    runner.stepper = self._stepper(runner)
         burst = self.burst
         limit = 2 * burst  # backpressure: skip a component whose targets hold this many values
         gate = True
+        plain = self.recorder is None  # runners may step through their ``stepper``
         next_report = time.monotonic() + progress_every if on_progress else float("inf")
         with self.driver:
             progress = True
@@ -639,6 +712,11 @@ class Engine:
                             continue
                     if runner.evented:
                         if self._advance(runner):
+                            progress = True
+                        continue
+                    stepper = runner.stepper
+                    if stepper is not None and plain:
+                        if stepper():
                             progress = True
                         continue
                     if runner.is_source:
