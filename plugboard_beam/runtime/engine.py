@@ -46,6 +46,55 @@ Deliver = _t.Callable[[_t.Any], None]
 Recorder = _t.Callable[[Edge, int, _t.Any], None]
 
 
+def _make_stepper_factory(source: bool, reads: int, puts: int) -> _t.Callable[..., _t.Callable[[], bool]]:
+    """The source of ``Engine._stepper``'s function for one runner shape, compiled: ``make(...)``
+    binds one runner's objects (``r``/``b``/``q`` i: input field name, its buffer, its
+    ``popleft``; ``s``/``p`` i: output field name and one of its deliveries) and returns its
+    round function. The step in the middle is ``Engine._step``'s, unrolled over the shape."""
+    names = [f"r{i}, b{i}, q{i}" for i in range(reads)] + [f"s{i}, p{i}" for i in range(puts)]
+    lines = [
+        f"def make(*, engine, runner, finish, d, io, step_fn, fields{''.join(', ' + n for n in names)}):",
+        "    def steps():",
+        "        stepped = False",
+        *(["        n = engine.burst", "        while n:"] if source
+          else ["        while " + " and ".join(f"b{i}" for i in range(reads)) + ":"]),
+        *[f"            d[r{i}] = q{i}()" for i in range(reads)],
+        "            try:",
+        "                res = step_fn()",
+        "                if type(res) is Coroutine:",
+        "                    try:",
+        "                        yielded = res.send(None)",
+        "                    except StopIteration:",
+        "                        pass",
+        "                    else:",
+        "                        engine.driver.resume(res, yielded)",
+        "            except IOStreamClosedError:",
+        "                io._is_closed = True  # as in Engine._step",
+        "            except Exception as exc:",
+        "                d['_status'] = Status.FAILED",
+        "                raise StepError(runner.name, engine.key, runner.steps, 'step', exc) from exc",
+        "            runner.steps += 1",
+        "            if io._is_closed:",
+        "                finish(runner)",
+        "                return True",
+        *[f"            p{i}(d.get(s{i}))" for i in range(puts)],
+        "            stepped = True",
+        *(["            n -= 1", "        return True"] if source else [
+            "        for fld in fields:",
+            "            if fld.ended and not fld.buf:",
+            "                finish(runner)",
+            "                return True",
+            "        return stepped",
+        ]),
+        "    return steps",
+    ]
+    namespace: dict[str, _t.Any] = {"Coroutine": _Coroutine, "IOStreamClosedError": IOStreamClosedError,
+                                    "StepError": StepError, "Status": Status}
+    exec(compile("\n".join(lines), f"<engine stepper source={source} reads={reads} puts={puts}>", "exec"),
+         namespace)
+    return _t.cast(_t.Callable[..., _t.Callable[[], bool]], namespace["make"])
+
+
 class Field:
     """An input field: a stream of values (seeds first), merged from one or more ports."""
 
@@ -558,70 +607,33 @@ class Engine:
             self._record(runner)
 
     def _stepper(self, runner: Runner) -> _t.Optional[_t.Callable[[], bool]]:
-        """The plain case of ``run()``'s round for ``runner`` as one closure: a source's burst
+        """The plain case of ``run()``'s round for ``runner`` as one function: a source's burst
         of steps, or the steps of a component with inputs as long as every input has a value
-        (then its end if one has ended and is used up); returns whether it did anything.
+        (then its end if one has ended and is used up); it returns whether it did anything.
 
-        Each step is ``_step`` inlined, with the runner's buffers, ``__dict__``, step function
-        and deliveries bound once, so a step costs no Python call besides the component's own
-        ``step()``. Only for a runner that ``_step`` serves through ``__dict__`` without a step
-        time limit, events or its own ``run()``; ``run()`` uses it only while no recorder is
-        attached (the other cases go through ``_step``/``_advance`` as before)."""
+        Each step is ``_step`` written out for the runner's shape (how many inputs, which
+        outputs go where) with its buffers, ``__dict__``, step function and deliveries bound
+        once, so a step costs no Python call besides the component's own ``step()`` and the
+        deliveries. Only for a runner that ``_step`` serves through ``__dict__`` without a
+        step time limit, events or its own ``run()``; ``run()`` uses it only while no recorder
+        is attached (the other cases go through ``_step``/``_advance`` as before)."""
         if runner.evented or runner.user_run is not None or runner.limit is not None or not runner.dict_io:
             return None
-        engine = self
-        finish = self._finish
+        puts = [(name, put) for name, delivers in runner.sends for put in delivers]
+        shape = ("engine-stepper", runner.is_source, len(runner.reads), len(puts))
+        make = self.graph.memo.get(shape)
+        if make is None:
+            make = self.graph.memo[shape] = _make_stepper_factory(runner.is_source, len(runner.reads), len(puts))
+        bound: dict[str, _t.Any] = {}
+        for i, (name, buf) in enumerate(runner.reads):
+            bound[f"r{i}"], bound[f"b{i}"], bound[f"q{i}"] = name, buf, buf.popleft
+        for i, (name, put) in enumerate(puts):
+            bound[f"s{i}"], bound[f"p{i}"] = name, put
         comp = runner.comp
-        d = comp.__dict__
-        io = comp.io
-        step_fn = runner.step_fn
-        reads = runner.reads
-        sends = runner.sends
-        bufs = tuple(buf for _, buf in reads)
-        fields = tuple(runner.fields)
-        source = runner.is_source
-        coroutine = _Coroutine
-
-        def steps() -> bool:
-            n = engine.burst if source else -1  # a component with inputs: no limit
-            stepped = False
-            while n:
-                for buf in bufs:
-                    if not buf:
-                        for fld in fields:
-                            if fld.ended and not fld.buf:
-                                finish(runner)
-                                return True
-                        return stepped
-                for name, buf in reads:
-                    d[name] = buf.popleft()
-                try:
-                    res = step_fn()
-                    if type(res) is coroutine:
-                        try:
-                            yielded = res.send(None)
-                        except StopIteration:
-                            pass
-                        else:
-                            engine.driver.resume(res, yielded)
-                except IOStreamClosedError:
-                    io._is_closed = True  # as in ``_step``
-                except Exception as exc:
-                    d["_status"] = Status.FAILED
-                    raise StepError(runner.name, engine.key, runner.steps, "step", exc) from exc
-                runner.steps += 1
-                if io._is_closed:
-                    finish(runner)
-                    return True
-                for name, delivers in sends:
-                    value = d.get(name)
-                    for put in delivers:
-                        put(value)
-                stepped = True
-                n -= 1
-            return True
-
-        return steps
+        step: _t.Callable[[], bool] = make(
+            engine=self, runner=runner, finish=self._finish, d=comp.__dict__, io=comp.io,
+            step_fn=runner.step_fn, fields=tuple(runner.fields), **bound)
+        return step
 
     def _gated_step(self, runner: Runner) -> None:
         """``_step`` of a component whose own ``run()`` the engine drives: bind the inputs,
