@@ -592,6 +592,12 @@ class Engine:
         if comp.io._is_closed:
             self._finish(runner)
             return
+        self._send(runner, dict_io)
+
+    def _send(self, runner: Runner, dict_io: bool) -> None:
+        """After a step that left the IO open: every output field sends its current value
+        (through ``__dict__`` when ``dict_io``, else ``getattr``); the recorder sees them."""
+        comp = runner.comp
         if dict_io:
             get = comp.__dict__.get
             for name, delivers in runner.sends:
@@ -658,12 +664,7 @@ class Engine:
         if comp.io._is_closed:
             self._finish(runner)
             return
-        for name, delivers in runner.outs:
-            value = getattr(comp, name, None)
-            for put in delivers:
-                put(value)
-        if self.recorder is not None:
-            self._record(runner)
+        self._send(runner, False)
         if ended:
             self._finish(runner)
 
