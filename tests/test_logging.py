@@ -387,6 +387,33 @@ def test_dead_letters_are_warnings_with_reader_reason_and_key(caplog: pytest.Log
     assert rec["key"] == repr("k\x1b[31m") and "\x1b" not in rec["key"] and rec["seq"] == "'4'"
 
 
+def test_a_flood_of_dead_letters_is_logged_in_bounded_records(caplog: pytest.LogCaptureFixture) -> None:
+    """A hostile flood (1,000 bad messages) gives the first 20 warnings one by one and the rest
+    as one count per reader when the period is over; each message is still dead-lettered."""
+    from plugboard_beam.logs import EVENT_ATTR
+    from plugboard_beam.streaming.pipeline import DeadLetterLog, dead_letter
+
+    now = [0.0]
+    log = DeadLetterLog(burst=20, period=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="plugboard_beam"):
+        msgs = [dead_letter(b"x", {"key": f"k{i}"}, "not JSON", "sensor" if i % 2 else "meter", log)
+                for i in range(1000)]
+        log.tick()  # within the period: nothing more told yet
+        told = [getattr(r, EVENT_ATTR) for r in caplog.records]
+        now[0] = 61.0
+        log.tick()
+        after = [getattr(r, EVENT_ATTR) for r in caplog.records][len(told):]
+    assert len(msgs) == 1000 and all(m.attributes["reason"] == "not JSON" for m in msgs)
+    assert [r["event"] for r in told] == ["message dead-lettered"] * 20
+    assert [(r["event"], r["reader"], r["count"]) for r in after] == [
+        ("messages dead-lettered, not logged one by one", "meter", 490),
+        ("messages dead-lettered, not logged one by one", "sensor", 490)]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="plugboard_beam"):
+        dead_letter(b"x", {"key": "k"}, "not JSON", "sensor", log)  # a new period: told again
+    assert [getattr(r, EVENT_ATTR)["event"] for r in caplog.records] == ["message dead-lettered"]
+
+
 @pytest.mark.slow
 def test_dataflow_build_ships_the_log_config_to_the_stage_dofns(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import json
+import time
 import typing as _t
 
 import apache_beam as beam
@@ -77,14 +78,58 @@ def reader_chunks(route: ReaderRoute, key: str, seq: int, msg: Parsed, arrival: 
         yield beam.pvalue.TaggedOutput(stage_tag(stage_id), (key, (edge_id, seq, values, msg.eos)))
 
 
-def dead_letter(data: bytes, attributes: _t.Mapping[str, str], reason: str, reader: str) -> PubsubMessage:
+class DeadLetterLog:
+    """The warnings of one DoFn instance's dead letters, bounded: the first ``burst`` of each
+    ``period`` seconds one by one (reader, reason, key, seq), the rest counted and told in one
+    record when the period is over (or at teardown). A hostile flood of bad messages costs a
+    few log records a minute, not one each (every dead letter is on its topic and in the
+    ``dead_letters`` counter of the end-of-run report)."""
+
+    def __init__(self, burst: int = 20, period: float = 60.0,
+                 clock: _t.Callable[[], float] = time.monotonic) -> None:
+        self.burst = burst
+        self.period = period
+        self.clock = clock
+        self.start = clock()
+        self.told = 0
+        self.held: dict[str, int] = {}  # reader -> dead letters not told one by one this period
+
+    def __call__(self, reader: str, reason: str, attributes: _t.Mapping[str, str]) -> None:
+        if self.clock() - self.start >= self.period:
+            self.flush()
+        if self.told < self.burst:
+            self.told += 1
+            get_logger("plugboard_beam.streaming").warning(
+                "message dead-lettered", reader=reader, reason=reason[:500],
+                key=repr(str(attributes.get("key", ""))[:100]), seq=repr(str(attributes.get("seq", ""))[:40]))
+        else:  # (readers are the model's, not the messages': few)
+            self.held[reader] = self.held.get(reader, 0) + 1
+
+    def tick(self) -> None:
+        """At the end of a bundle: tell what was held back once its period is over."""
+        if self.held and self.clock() - self.start >= self.period:
+            self.flush()
+
+    def flush(self) -> None:
+        """Tell what was held back; a new period starts."""
+        for reader, n in sorted(self.held.items()):
+            get_logger("plugboard_beam.streaming").warning(
+                "messages dead-lettered, not logged one by one", reader=reader, count=n,
+                seconds=round(self.clock() - self.start),
+                hint="each is on the reader's dead-letter topic with its reason")
+        self.held = {}
+        self.told = 0
+        self.start = self.clock()
+
+
+def dead_letter(data: bytes, attributes: _t.Mapping[str, str], reason: str, reader: str,
+                log: _t.Optional[DeadLetterLog] = None) -> PubsubMessage:
     """A user message for the dead-letter topic: its data and attributes, plus ``reason`` and
     ``reader``, cut to fit Pub/Sub (``json_limits.fit_message``: attribute values at 1024 bytes;
-    data over the message limit cut, with ``truncated``, ``original_bytes`` and ``sha256``)."""
+    data over the message limit cut, with ``truncated``, ``original_bytes`` and ``sha256``).
+    Logged as a warning (through ``log``, which bounds the records, when given)."""
     attrs = {k: v for k, v in attributes.items() if k not in ("reason", "reader")}
-    get_logger("plugboard_beam.streaming").warning(
-        "message dead-lettered", reader=reader, reason=reason[:500],
-        key=repr(str(attributes.get("key", ""))[:100]), seq=repr(str(attributes.get("seq", ""))[:40]))
+    (log or DeadLetterLog())(reader, reason, attributes)
     return PubsubMessage(*fit_message(data or b"", {"reason": reason, "reader": reader, **attrs},
                                       keep=("reason", "reader")))
 
@@ -100,6 +145,13 @@ class ReaderDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
+        self.dead_log = DeadLetterLog()
+
+    def finish_bundle(self) -> None:
+        self.dead_log.tick()
+
+    def teardown(self) -> None:
+        self.dead_log.flush()
 
     def process(self, msg: PubsubMessage) -> _t.Iterator[_t.Any]:
         attrs = msg.attributes or {}
@@ -115,7 +167,8 @@ class ReaderDoFn(beam.DoFn):
                 parsed = Rejected(problem, parsed.key)
         if isinstance(parsed, Rejected):
             self.dead.inc()
-            yield beam.pvalue.TaggedOutput("dead", dead_letter(msg.data, attrs, parsed.reason, reader.name))
+            yield beam.pvalue.TaggedOutput("dead", dead_letter(msg.data, attrs, parsed.reason, reader.name,
+                                                             self.dead_log))
             return
         if parsed.seq is None:
             yield beam.pvalue.TaggedOutput("unordered", (parsed.key, (msg.message_id or "", parsed)))
@@ -247,6 +300,13 @@ class LateDoFn(beam.DoFn):
     def setup(self) -> None:
         self.dead = Metrics.counter("plugboard_beam", DEAD_LETTERS)
         self.late = Metrics.counter("plugboard_beam", LATE_INTERNAL)
+        self.dead_log = DeadLetterLog()
+
+    def finish_bundle(self) -> None:
+        self.dead_log.tick()
+
+    def teardown(self) -> None:
+        self.dead_log.flush()
 
     def process(self, item: tuple[str, Chunk, str]) -> _t.Iterator[PubsubMessage]:
         key, (edge, start, values, ended), row = item
@@ -262,7 +322,8 @@ class LateDoFn(beam.DoFn):
             if ended:  # a reader's end of stream (eos) came too late
                 reader, _, key_attribute, _ = info
                 self.dead.inc()
-                yield dead_letter(b"", {key_attribute: key, "seq": str(start), "eos": "true"}, why, reader)
+                yield dead_letter(b"", {key_attribute: key, "seq": str(start), "eos": "true"}, why, reader,
+                                  self.dead_log)
             return
         reader, fields, key_attribute, index = info
         for i, value in enumerate(values):
@@ -273,7 +334,7 @@ class LateDoFn(beam.DoFn):
                 data = repr(value).encode()
             # (a message without seq had none: its arrival number is not one)
             attrs = {key_attribute: key} if type(values) is Unsequenced else {key_attribute: key, "seq": str(start + i)}
-            yield dead_letter(data, attrs, why, reader)
+            yield dead_letter(data, attrs, why, reader, self.dead_log)
 
 
 class OfReaders(beam.DoFn):
