@@ -50,7 +50,9 @@ def _make_stepper_factory(source: bool, reads: int, puts: int) -> _t.Callable[..
     """The source of ``Engine._stepper``'s function for one runner shape, compiled: ``make(...)``
     binds one runner's objects (``r``/``b``/``q`` i: input field name, its buffer, its
     ``popleft``; ``s``/``p`` i: output field name and one of its deliveries) and returns its
-    round function. The step in the middle is ``Engine._step``'s, unrolled over the shape."""
+    round function. The step in the middle is ``Engine._step``'s, unrolled over the shape. The
+    source is made of this text and the three numbers only: field names, buffers and deliveries
+    are bound as values, never written into it."""
     names = [f"r{i}, b{i}, q{i}" for i in range(reads)] + [f"s{i}, p{i}" for i in range(puts)]
     lines = [
         f"def make(*, engine, runner, finish, d, io, step_fn, fields{''.join(', ' + n for n in names)}):",
