@@ -251,9 +251,9 @@ def raw_method(comp: Component, name: str) -> _t.Callable[[], _t.Any]:
     """``comp``'s own ``init``/``step`` without the hand-driven wrapper (what engines call)."""
     own = comp.__dict__.get(name)
     if own is not None:
-        return _t.cast(_t.Callable[[], _t.Any], own)
+        return _t.cast("_t.Callable[[], _t.Any]", own)  # (a string: no typing subscript per call)
     fn = getattr(type(comp), name)
-    return _t.cast(_t.Callable[[], _t.Any], getattr(fn, RAW, fn).__get__(comp))
+    return _t.cast("_t.Callable[[], _t.Any]", getattr(fn, RAW, fn).__get__(comp))
 
 
 def _exportable(value: _t.Any) -> _t.Any:
@@ -282,8 +282,11 @@ def _recording_args(init: _t.Callable[..., None]) -> _t.Callable[..., None]:
     @functools.wraps(init)
     def __init__(self: Component, *args: _t.Any, **kwargs: _t.Any) -> None:
         if "_export_args" not in self.__dict__:
-            saved = {**dict(zip(positional, args, strict=False)), **kwargs}
-            self.__dict__["_export_args"] = {k: _exportable(v) for k, v in saved.items()}
+            saved = {**dict(zip(positional, args, strict=False)), **kwargs} if args else kwargs
+            # (plain values as they are, without a call each: most arguments are)
+            self.__dict__["_export_args"] = {
+                k: v if v is None or type(v) in (str, int, float, bool) else _exportable(v)
+                for k, v in saved.items()}
         init(self, *args, **kwargs)
 
     return __init__
@@ -292,11 +295,18 @@ def _recording_args(init: _t.Callable[..., None]) -> _t.Callable[..., None]:
 def _own_copy(res: Resource) -> Resource:
     """A copy of a class's ``Resource`` for one instance: its only mutable field (the
     ``resources`` dict) copied, as a deep copy would, at a fraction of a deep copy's cost."""
-    out = res.model_copy()
-    if type(res) is Resource:
-        out.__dict__["resources"] = dict(res.resources)
-        return out
-    return res.model_copy(deep=True)  # a subclass may add fields of its own
+    if type(res) is not Resource:
+        return res.model_copy(deep=True)  # a subclass may add fields of its own
+    # what ``model_copy()`` does (pydantic's ``__copy__``), for this one class: no extra fields
+    # (``extra="forbid"``), no private attributes; a constructor builds one per instance
+    out = Resource.__new__(Resource)
+    values = res.__dict__
+    _set = object.__setattr__
+    _set(out, "__dict__", {**values, "resources": dict(values["resources"])})
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_fields_set__", set(res.__pydantic_fields_set__))
+    _set(out, "__pydantic_private__", None)
+    return out
 
 
 class Component:
@@ -320,6 +330,8 @@ class Component:
     #: ``resources`` (a ``Resource`` or its dict) replaces it
     resources: Resource = Resource()
     _event_io: _t.ClassVar[EventIO]
+    #: ``event_field_coverage()``, worked out once per class (``__init_subclass__``)
+    _coverage: _t.ClassVar[dict[str, list[str]]]
 
     def __init__(
         self,
@@ -339,15 +351,17 @@ class Component:
         self._state = state
         self.resources = (Resource.model_validate(resources) if resources is not None
                           else _own_copy(type(self).resources))
-        cls_io = type(self).io
-        unknown = sorted(set(self._initial_values) - set(cls_io.inputs))
-        if unknown:
-            raise IOSetupError(
-                f"component '{name}': initial_values for {unknown}, which are not inputs of "
-                f"{type(self).__name__} (inputs: {list(cls_io.inputs)})"
-            )
-        self.io = cls_io.bound(name, self._initial_values, type(self).event_field_coverage())
-        if type(self).event_io().may_stop:
+        cls = type(self)
+        cls_io = cls.io
+        if self._initial_values:
+            unknown = sorted(set(self._initial_values) - set(cls_io.inputs))
+            if unknown:
+                raise IOSetupError(
+                    f"component '{name}': initial_values for {unknown}, which are not inputs of "
+                    f"{cls.__name__} (inputs: {list(cls_io.inputs)})"
+                )
+        self.io = cls_io.bound(name, self._initial_values, cls._coverage)
+        if cls._event_io.may_stop:
             self.io._out_types |= {StopEvent.type}
 
     def __init_subclass__(cls, **kwargs: _t.Any) -> None:
@@ -397,6 +411,7 @@ class Component:
                 may_stop = True
         cls._event_io = EventIO(inputs=tuple(in_events), outputs=tuple(out_events),
                                 handlers=handlers, may_stop=may_stop)
+        cls._coverage = cls.event_field_coverage()
 
     @classmethod
     def event_field_coverage(cls) -> dict[str, list[str]]:
@@ -555,3 +570,4 @@ def check_component_class(obj: object) -> _t.Optional[str]:
 Component.init = _wrap_init(Component.__dict__["init"])  # type: ignore[method-assign]
 Component.step = _wrap_step(Component.__dict__["step"])  # type: ignore[method-assign]
 Component._event_io = EventIO(inputs=(), outputs=(), handlers={StopEvent.type: "_stop_handler"}, may_stop=False)
+Component._coverage = Component.event_field_coverage()

@@ -89,6 +89,16 @@ class ModelSource(_t.NamedTuple):
 STAGE_INPUT = beam.typehints.KV[str, _t.Any]
 
 
+class StartElements(beam.Create):
+    """``beam.Create`` of the keys' start elements, typed ``STAGE_INPUT`` up front: Beam's own
+    ``Create`` infers a type from every element as it is made (``instance_to_type`` of each:
+    most of the pipeline's construction time with many keys), and the type given with
+    ``with_output_types`` afterwards would replace that anyway."""
+
+    def infer_output_type(self, unused_input_type: _t.Any) -> _t.Any:
+        return STAGE_INPUT
+
+
 def error_row(key: str, errors: _t.Sequence[StepError]) -> str:
     """A JSON line describing a key's failure (``Failure.to_json``)."""
     failure = Failure.of_errors(errors)
@@ -467,7 +477,7 @@ def build(
     # key's overrides from its start element; a stage fed by others holds every key's overrides
     # (each stage builds the key's whole model, so a constructor that fails for the key fails the
     # key in every stage, and none of its stages writes output)
-    starts = (pipeline | "Instances" >> beam.Create([(k, dict(v or {})) for k, v in instances])
+    starts = (pipeline | "Instances" >> StartElements([(k, dict(v or {})) for k, v in instances])
               .with_output_types(STAGE_INPUT))
     keys = starts | "Keys" >> beam.Keys().with_output_types(str)
     given_keys = keys

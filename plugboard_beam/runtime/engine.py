@@ -32,13 +32,13 @@ import time
 import types
 import typing as _t
 
-from plugboard_beam.component.component import DRIVEN, Component, Status, raw_method
+from plugboard_beam.component.component import DRIVEN, Component, Status, overrides_run, raw_method
 from plugboard_beam.exceptions import IOStreamClosedError, StepError
 from plugboard_beam.graph.events import schedule_levels
 from plugboard_beam.graph.model import Edge, ModelGraph, Node
 from plugboard_beam.logs import SCOPE_ATTR, LogScope
 from plugboard_beam.runtime.driver import Driver
-from plugboard_beam.runtime.user_run import UserRun, user_run_of
+from plugboard_beam.runtime.user_run import UserRun
 
 _Coroutine = types.CoroutineType
 Deliver = _t.Callable[[_t.Any], None]
@@ -247,7 +247,7 @@ class Runner:
 
     def __init__(self, comp: Component, inputs: _t.Sequence[str], outputs: _t.Sequence[str],
                  limit: _t.Optional[float] = None, key: str = "", job_id: _t.Optional[str] = None,
-                 info: _t.Optional[tuple[bool, _t.Mapping[str, str]]] = None) -> None:
+                 info: _t.Optional[ClassInfo] = None) -> None:
         self.comp = comp
         self.name = comp.name
         #: what the component's ``_logger`` binds: key, this runner's steps, phase, job id
@@ -274,20 +274,39 @@ class Runner:
         self.event_driven = False  # no input fields, handles user events
         cls = type(comp)
         if info is None:
-            dict_io = not any(hasattr(cls.__dict__.get(f) or getattr(cls, f, None), "__set__")
-                              for f in (*inputs, *outputs))
-            info = (dict_io, cls.event_io().handlers)
+            info = ClassInfo.of(cls, inputs, outputs)
         #: fields read/written through ``__dict__`` (no property for any of them; see ``Wiring``)
-        self.dict_io: bool = info[0]
-        self.handlers: _t.Mapping[str, str] = info[1]
+        self.dict_io: bool = info.dict_io
+        self.handlers: _t.Mapping[str, str] = info.handlers
         self.ticks = 0  # event-driven components: ticks so far (their steps are fewer)
         self.retired = True  # no events left to handle (False while channels may deliver)
         comp.__dict__[DRIVEN] = True  # its hand-driven wrappers only call through
         self.step_fn = raw_method(comp, "step")
         #: the component's own ``run()`` when its class overrides it (``user_run.py``)
-        self.user_run: _t.Optional[UserRun] = user_run_of(comp)
-        #: its steps of one round as one closure, made on its first round (``Engine._stepper``)
+        self.user_run: _t.Optional[UserRun] = UserRun(comp) if info.own_run else None
+        #: its steps of one round as one function, made on its first round (``Engine._stepper``)
         self.stepper: _t.Optional[_t.Callable[[], bool]] = None
+
+
+class ClassInfo(_t.NamedTuple):
+    """What a runner needs to know of a component's class, for its fields (worked out once per
+    class and node: ``Wiring.class_info``)."""
+
+    #: fields read and written through ``__dict__`` (no property for any of them)
+    dict_io: bool
+    #: the class's event handlers (``EventIO.handlers``)
+    handlers: _t.Mapping[str, str]
+    #: the class overrides ``run()`` with code of its own (``overrides_run``)
+    own_run: bool
+
+    @classmethod
+    def of(cls, klass: type, inputs: _t.Sequence[str], outputs: _t.Sequence[str]) -> ClassInfo:
+        """``klass``'s info for these fields. Plain attributes are read/written through
+        ``__dict__`` (fast); a class that defines a property for a field is served through
+        getattr/setattr instead."""
+        dict_io = not any(hasattr(klass.__dict__.get(f) or getattr(klass, f, None), "__set__")
+                          for f in (*inputs, *outputs))
+        return cls(dict_io, _t.cast(_t.Any, klass).event_io().handlers, bool(overrides_run(klass)))
 
 
 class Wiring:
@@ -341,7 +360,7 @@ class Wiring:
                 ci = [e.id for e, _ in self.channels[edge.target]].index(edge.id)
                 event_target = (edge.target, ci)
             self.event_links.append((edge, edge.source, frozenset(edge.types), event_target))
-        self._classes: dict[tuple[str, type], tuple[bool, _t.Mapping[str, str]]] = {}
+        self._classes: dict[tuple[str, type], ClassInfo] = {}
 
     @classmethod
     def of(cls, graph: ModelGraph, members: tuple[str, ...], cut: frozenset[int]) -> Wiring:
@@ -353,15 +372,11 @@ class Wiring:
             wiring = memo[key] = cls(graph, members, cut)
         return _t.cast(Wiring, wiring)
 
-    def class_info(self, node: Node, klass: type) -> tuple[bool, _t.Mapping[str, str]]:
-        """(fields read and written through ``__dict__``, event handlers) of ``klass`` as ``node``."""
+    def class_info(self, node: Node, klass: type) -> ClassInfo:
+        """``ClassInfo`` of ``klass`` as ``node`` (worked out once per graph, not per key)."""
         info = self._classes.get((node.name, klass))
         if info is None:
-            # Plain attributes are read/written through __dict__ (fast); a class that defines a
-            # property for a field is served through getattr/setattr instead.
-            dict_io = not any(hasattr(klass.__dict__.get(f) or getattr(klass, f, None), "__set__")
-                              for f in (*node.inputs, *node.outputs))
-            info = self._classes[(node.name, klass)] = (dict_io, _t.cast(_t.Any, klass).event_io().handlers)
+            info = self._classes[(node.name, klass)] = ClassInfo.of(klass, node.inputs, node.outputs)
         return info
 
 

@@ -142,10 +142,25 @@ class LoadedModel:
             if not fixed_io or not (anything or arg in names):
                 return None
             kind = kinds.get(arg)
-            if kind is not None and _type_problem(kind, value) is not None:
+            if kind is not None and not self._fits(cls, arg, kind, value):
                 return None
             changes.setdefault(comp, {})[arg] = value
         return changes
+
+    def _fits(self, cls: type[Component], arg: str, kind: _ArgType, value: _t.Any) -> bool:
+        """``_type_problem(kind, value) is None``, remembered for plain values (scenarios of a
+        sweep repeat them, and every Beam stage checks its keys' overrides again): a bounded
+        memo, so a stream of ever new values does not grow it."""
+        if not (value is None or type(value) in (str, int, float, bool)):
+            return _type_problem(kind, value) is None
+        fits: dict[tuple[_t.Any, ...], bool] = self.memo.setdefault("fits", {})
+        memo_key = (cls, arg, type(value), value)
+        ok = fits.get(memo_key)
+        if ok is None:
+            ok = _type_problem(kind, value) is None
+            if len(fits) < 4096:
+                fits[memo_key] = ok
+        return ok
 
     def _with_arg_values(self, overrides: _t.Mapping[str, _t.Any]) -> _t.Optional[LoadedModel]:
         """A model of its own for overrides ``arg_changes`` takes (None for the others): what
@@ -233,18 +248,25 @@ class LoadedModel:
         """What constructing each component takes, worked out once per model (not per key)."""
         recipe: _t.Optional[tuple[Part, ...]] = self.__dict__.get("_parts")
         if recipe is None:  # (kept on this object only: ``dataclasses.replace`` gives a model without it)
-            recipe = tuple(Part(i, spec.args.name, spec.type, self.classes[spec.args.name], spec.args.extra_args(),
+            recipe = tuple(Part(i, spec.args.name, spec.type, self.classes[spec.args.name], extra,
                                 spec.args.initial_values, spec.args.parameters, spec.args.constraints,
-                                spec.args.resources)
-                           for i, spec in enumerate(self.config.plugboard.process.args.components))
+                                spec.args.resources, _keyed_args(extra))
+                           for i, spec in enumerate(self.config.plugboard.process.args.components)
+                           for extra in (spec.args.extra_args(),))
             object.__setattr__(self, "_parts", recipe)
         return recipe
 
     @staticmethod
     def _construct(part: Part, key: str, changes: _t.Optional[_t.Mapping[str, _t.Any]] = None) -> Component:
         cls = part.cls
-        extra = {**part.extra, **changes} if changes else part.extra
-        kwargs: dict[str, _t.Any] = {k: _subst_key(v, key, cls, k) for k, v in extra.items()}
+        if changes:
+            kwargs: dict[str, _t.Any] = {**part.extra, **changes}
+            keyed = _keyed_args(kwargs)
+        else:
+            kwargs = dict(part.extra)
+            keyed = part.keyed
+        for k in keyed:  # (only the string arguments with ``{key}`` in them: worked out once)
+            kwargs[k] = _subst_key(kwargs[k], key, cls, k)
         kwargs["name"] = part.name
         if part.initial_values:
             kwargs["initial_values"] = {k: list(v) for k, v in part.initial_values.items()}
@@ -271,6 +293,13 @@ class Part(_t.NamedTuple):
     parameters: _t.Any
     constraints: _t.Any
     resources: _t.Any
+    #: the arguments of ``extra`` that ``{key}`` is substituted in (``_subst_key``), in order
+    keyed: tuple[str, ...]
+
+
+def _keyed_args(args: _t.Mapping[str, _t.Any]) -> tuple[str, ...]:
+    """The names of the string arguments with ``{key}`` in them (what ``_subst_key`` changes)."""
+    return tuple(k for k, v in args.items() if isinstance(v, str) and "{key}" in v)
 
 
 @dataclass(frozen=True)
