@@ -46,6 +46,57 @@ Deliver = _t.Callable[[_t.Any], None]
 Recorder = _t.Callable[[Edge, int, _t.Any], None]
 
 
+def _make_stepper_factory(source: bool, reads: int, puts: int) -> _t.Callable[..., _t.Callable[[], bool]]:
+    """The source of ``Engine._stepper``'s function for one runner shape, compiled: ``make(...)``
+    binds one runner's objects (``r``/``b``/``q`` i: input field name, its buffer, its
+    ``popleft``; ``s``/``p`` i: output field name and one of its deliveries) and returns its
+    round function. The step in the middle is ``Engine._step``'s, unrolled over the shape. The
+    source is made of this text and the three numbers only: field names, buffers and deliveries
+    are bound as values, never written into it."""
+    names = [f"r{i}, b{i}, q{i}" for i in range(reads)] + [f"s{i}, p{i}" for i in range(puts)]
+    lines = [
+        f"def make(*, engine, runner, finish, d, io, step_fn, fields{''.join(', ' + n for n in names)}):",
+        "    def steps():",
+        "        stepped = False",
+        *(["        n = engine.burst", "        while n:"] if source
+          else ["        while " + " and ".join(f"b{i}" for i in range(reads)) + ":"]),
+        *[f"            d[r{i}] = q{i}()" for i in range(reads)],
+        "            try:",
+        "                res = step_fn()",
+        "                if type(res) is Coroutine:",
+        "                    try:",
+        "                        yielded = res.send(None)",
+        "                    except StopIteration:",
+        "                        pass",
+        "                    else:",
+        "                        engine.driver.resume(res, yielded)",
+        "            except IOStreamClosedError:",
+        "                io._is_closed = True  # as in Engine._step",
+        "            except Exception as exc:",
+        "                d['_status'] = Status.FAILED",
+        "                raise StepError(runner.name, engine.key, runner.steps, 'step', exc) from exc",
+        "            runner.steps += 1",
+        "            if io._is_closed:",
+        "                finish(runner)",
+        "                return True",
+        *[f"            p{i}(d.get(s{i}))" for i in range(puts)],
+        "            stepped = True",
+        *(["            n -= 1", "        return True"] if source else [
+            "        for fld in fields:",
+            "            if fld.ended and not fld.buf:",
+            "                finish(runner)",
+            "                return True",
+            "        return stepped",
+        ]),
+        "    return steps",
+    ]
+    namespace: dict[str, _t.Any] = {"Coroutine": _Coroutine, "IOStreamClosedError": IOStreamClosedError,
+                                    "StepError": StepError, "Status": Status}
+    exec(compile("\n".join(lines), f"<engine stepper source={source} reads={reads} puts={puts}>", "exec"),
+         namespace)
+    return _t.cast(_t.Callable[..., _t.Callable[[], bool]], namespace["make"])
+
+
 class Field:
     """An input field: a stream of values (seeds first), merged from one or more ports."""
 
@@ -187,6 +238,7 @@ class Runner:
         "retired",
         "sends",
         "step_fn",
+        "stepper",
         "steps",
         "targets",
         "ticks",
@@ -232,6 +284,8 @@ class Runner:
         self.step_fn = raw_method(comp, "step")
         #: the component's own ``run()`` when its class overrides it (``user_run.py``)
         self.user_run: _t.Optional[UserRun] = UserRun(comp) if info.own_run else None
+        #: its steps of one round as one function, made on its first round (``Engine._stepper``)
+        self.stepper: _t.Optional[_t.Callable[[], bool]] = None
 
 
 class ClassInfo(_t.NamedTuple):
@@ -481,6 +535,7 @@ class Engine:
             runner.outs = [(name, []) for name, _ in runner.outs]
             runner.out_edges = [[] for _ in runner.outs]
             runner.reads, runner.sends = (), ()
+            runner.stepper = None
 
     @property
     def finished(self) -> bool:
@@ -554,6 +609,12 @@ class Engine:
         if comp.io._is_closed:
             self._finish(runner)
             return
+        self._send(runner, dict_io)
+
+    def _send(self, runner: Runner, dict_io: bool) -> None:
+        """After a step that left the IO open: every output field sends its current value
+        (through ``__dict__`` when ``dict_io``, else ``getattr``); the recorder sees them."""
+        comp = runner.comp
         if dict_io:
             get = comp.__dict__.get
             for name, delivers in runner.sends:
@@ -567,6 +628,35 @@ class Engine:
                     put(value)
         if self.recorder is not None:
             self._record(runner)
+
+    def _stepper(self, runner: Runner) -> _t.Optional[_t.Callable[[], bool]]:
+        """The plain case of ``run()``'s round for ``runner`` as one function: a source's burst
+        of steps, or the steps of a component with inputs as long as every input has a value
+        (then its end if one has ended and is used up); it returns whether it did anything.
+
+        Each step is ``_step`` written out for the runner's shape (how many inputs, which
+        outputs go where) with its buffers, ``__dict__``, step function and deliveries bound
+        once, so a step costs no Python call besides the component's own ``step()`` and the
+        deliveries. Only for a runner that ``_step`` serves through ``__dict__`` without a
+        step time limit, events or its own ``run()``; ``run()`` uses it only while no recorder
+        is attached (the other cases go through ``_step``/``_advance`` as before)."""
+        if runner.evented or runner.user_run is not None or runner.limit is not None or not runner.dict_io:
+            return None
+        puts = [(name, put) for name, delivers in runner.sends for put in delivers]
+        shape = ("engine-stepper", runner.is_source, len(runner.reads), len(puts))
+        make = self.graph.memo.get(shape)
+        if make is None:
+            make = self.graph.memo[shape] = _make_stepper_factory(runner.is_source, len(runner.reads), len(puts))
+        bound: dict[str, _t.Any] = {}
+        for i, (name, buf) in enumerate(runner.reads):
+            bound[f"r{i}"], bound[f"b{i}"], bound[f"q{i}"] = name, buf, buf.popleft
+        for i, (name, put) in enumerate(puts):
+            bound[f"s{i}"], bound[f"p{i}"] = name, put
+        comp = runner.comp
+        step: _t.Callable[[], bool] = make(
+            engine=self, runner=runner, finish=self._finish, d=comp.__dict__, io=comp.io,
+            step_fn=runner.step_fn, fields=tuple(runner.fields), **bound)
+        return step
 
     def _gated_step(self, runner: Runner) -> None:
         """``_step`` of a component whose own ``run()`` the engine drives: bind the inputs,
@@ -591,12 +681,7 @@ class Engine:
         if comp.io._is_closed:
             self._finish(runner)
             return
-        for name, delivers in runner.outs:
-            value = getattr(comp, name, None)
-            for put in delivers:
-                put(value)
-        if self.recorder is not None:
-            self._record(runner)
+        self._send(runner, False)
         if ended:
             self._finish(runner)
 
@@ -627,9 +712,12 @@ class Engine:
                 d = runner.comp.__dict__
                 if d.get("_status") in (Status.CREATED, Status.INIT, None):
                     d["_status"] = Status.RUNNING
+                if runner.stepper is None:
+                    runner.stepper = self._stepper(runner)
         burst = self.burst
         limit = 2 * burst  # backpressure: skip a component whose targets hold this many values
         gate = True
+        plain = self.recorder is None  # runners may step through their ``stepper``
         next_report = time.monotonic() + progress_every if on_progress else float("inf")
         with self.driver:
             progress = True
@@ -654,6 +742,11 @@ class Engine:
                             continue
                     if runner.evented:
                         if self._advance(runner):
+                            progress = True
+                        continue
+                    stepper = runner.stepper
+                    if stepper is not None and plain:
+                        if stepper():
                             progress = True
                         continue
                     if runner.is_source:
