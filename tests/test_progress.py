@@ -624,6 +624,7 @@ def test_two_pipelines_in_one_process_see_only_their_own_progress(tmp_path: Path
             options = RunOptions(scenarios=scenarios, tracker=trackers[prefix])
             reports[prefix] = BeamRunner().run(model, options)
 
+        before = set(RunContext._open)  # (contexts other tests of this process may have left)
         threads = [threading.Thread(target=run, args=(p,)) for p in runs]
         for t in threads:
             t.start()
@@ -643,7 +644,8 @@ def test_two_pipelines_in_one_process_see_only_their_own_progress(tmp_path: Path
         assert snap.steps == keys * (3 * n + 1) == sum(reports[prefix].steps.values())
     # every context held the live runs of one pipeline only
     assert seen and all(len({k[0] for k in keys}) == 1 for _, keys in seen)
-    assert not RunContext._open  # both closed
+    assert len({run_id for run_id, _ in seen}) == 2
+    assert not set(RunContext._open) - before  # both closed
 
 
 # ------------------------------------------------------------------------------ streaming
