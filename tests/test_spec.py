@@ -171,20 +171,32 @@ def test_overrides_replace_args_and_seeds(tmp_path: Path) -> None:
         load_model(path, {"w.iters": 1})
 
 
-def test_modules_with_same_name_in_two_model_folders(tmp_path: Path) -> None:
+ONE_EMIT = """
+    plugboard:
+      process:
+        args:
+          components:
+          - {type: specparts.Emit, args: {name: e}}
+"""
+
+
+def two_model_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Model folders a (specparts has Emit) and b (a specparts without it); their model files."""
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    body = """
-        plugboard:
-          process:
-            args:
-              components:
-              - {type: specparts.Emit, args: {name: e}}
-    """
-    load_model(write(a, body))
+    return write(a, ONE_EMIT), write(b, ONE_EMIT, parts="X = 1\n")
+
+
+def test_modules_with_same_name_in_two_model_folders(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    model_a, model_b = two_model_folders(tmp_path)
+    monkeypatch.delitem(sys.modules, "specparts", raising=False)
+    load_model(model_a)
     with pytest.raises(ModelError, match="no component 'Emit'"):
-        load_model(write(b, body, parts="X = 1\n"))
+        load_model(model_b)
 
 
 def test_the_model_folder_comes_first_even_when_already_on_the_path(tmp_path: Path,
@@ -193,18 +205,8 @@ def test_the_model_folder_comes_first_even_when_already_on_the_path(tmp_path: Pa
     (a second model loaded earlier in the process): this model's module is the one imported."""
     import sys
 
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir()
-    b.mkdir()
-    body = """
-        plugboard:
-          process:
-            args:
-              components:
-              - {type: specparts.Emit, args: {name: e}}
-    """
-    model_a = write(a, body)
-    write(b, body, parts="X = 1\n")
+    model_a, model_b = two_model_folders(tmp_path)
+    a, b = model_a.parent, model_b.parent
     monkeypatch.setattr(sys, "path", [str(b), str(a), *sys.path])
     monkeypatch.delitem(sys.modules, "specparts", raising=False)
     assert load_model(model_a).classes["e"].__module__ == "specparts"
