@@ -462,6 +462,8 @@ def test_dataflow_build_ships_the_log_config_to_the_stage_dofns(tmp_path: Path,
         run.close()
     finally:
         ours.level, ours.handlers, ours.propagate = before[0], before[1], before[2]
+        if hasattr(shipped, "ctx"):
+            shipped.ctx.close()  # (the run context a worker process makes, here made in the test's process)
 
 
 STREAM_PARTS = '''
