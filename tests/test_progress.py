@@ -629,7 +629,7 @@ def test_two_pipelines_in_one_process_see_only_their_own_progress(tmp_path: Path
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
-            for ctx in list(RunContext._open.values()):
+            for ctx in [c for c in list(RunContext._open.values()) if c.run_id not in before]:
                 keys = {k for runs_ in list(ctx.live_runs.values()) for k in list(runs_)}
                 if keys:
                     seen.append((ctx.run_id, keys))
