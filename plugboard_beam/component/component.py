@@ -294,18 +294,13 @@ def _recording_args(init: _t.Callable[..., None]) -> _t.Callable[..., None]:
 
 def _own_copy(res: Resource) -> Resource:
     """A copy of a class's ``Resource`` for one instance: its only mutable field (the
-    ``resources`` dict) copied, as a deep copy would, at a fraction of a deep copy's cost."""
+    ``resources`` dict) copied, as a deep copy would, at a fraction of a deep copy's cost.
+    (Through pydantic's public ``model_copy``: setting its internal attributes by hand saved
+    ~2 us a component, 0.09 s in 10,000 keys of 4, not worth depending on pydantic's internals.)"""
     if type(res) is not Resource:
         return res.model_copy(deep=True)  # a subclass may add fields of its own
-    # what ``model_copy()`` does (pydantic's ``__copy__``), for this one class: no extra fields
-    # (``extra="forbid"``), no private attributes; a constructor builds one per instance
-    out = Resource.__new__(Resource)
-    values = res.__dict__
-    _set = object.__setattr__
-    _set(out, "__dict__", {**values, "resources": dict(values["resources"])})
-    _set(out, "__pydantic_extra__", None)
-    _set(out, "__pydantic_fields_set__", set(res.__pydantic_fields_set__))
-    _set(out, "__pydantic_private__", None)
+    out = res.model_copy()
+    out.__dict__["resources"] = dict(res.resources)
     return out
 
 
