@@ -125,7 +125,7 @@ class LogScope:
 
 def _expand_scope(logger: _t.Any, name: str, event: dict[str, _t.Any]) -> dict[str, _t.Any]:
     owner = event.pop("_owner", None)
-    scope = owner.__dict__.get(SCOPE_ATTR) if owner is not None else None
+    scope = getattr(owner, SCOPE_ATTR, None) if owner is not None else None  # (not via __dict__: see Component)
     if isinstance(scope, LogScope):
         # after the component's name, before the call's own fields
         head: dict[str, _t.Any] = {k: event.pop(k) for k in ("component", "cls") if k in event}

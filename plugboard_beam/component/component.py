@@ -70,9 +70,9 @@ def _names_stop_event(klass: type) -> bool:
 
 #: attribute of the wrapped ``init``/``step`` holding the user's function (the engines call that)
 RAW = "_plugboard_beam_raw"
-#: ``__dict__`` flag of a component an engine drives (its wrappers then only call through)
+#: flag of a component an engine drives (its wrappers then only call through)
 DRIVEN = "_plugboard_beam_driven"
-#: ``__dict__`` flag of a component whose own ``run()`` an engine drives: ``self.step()``
+#: flag of a component whose own ``run()`` an engine drives: ``self.step()``
 #: called by that ``run()`` waits for the engine (``StepGate``) instead of stepping at once
 GATED = "_plugboard_beam_gated"
 #: attribute of a ``run`` method that only does what the engines do anyway (not a user's loop)
@@ -113,14 +113,14 @@ class StepGate:
 
     def __await__(self) -> _t.Generator[_t.Any, None, None]:
         yield STEP_GATE
-        d = self._comp.__dict__
-        d["_plugboard_beam_stepping"] = True
+        comp = self._comp
+        comp._plugboard_beam_stepping = True
         try:
-            res = self._raw(self._comp)
+            res = self._raw(comp)
             if inspect.isawaitable(res):
                 yield from res.__await__()
         finally:
-            d.pop("_plugboard_beam_stepping", None)
+            comp._plugboard_beam_stepping = False
 
 
 def _wrap_init(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
@@ -129,12 +129,12 @@ def _wrap_init(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
         @functools.wraps(raw)
         async def init(self: Component) -> None:
             await raw(self)
-            self.__dict__["_status"] = Status.INIT
+            self._status = Status.INIT
     else:
         @functools.wraps(raw)
         def init(self: Component) -> None:
             raw(self)
-            self.__dict__["_status"] = Status.INIT
+            self._status = Status.INIT
     setattr(init, RAW, raw)
     return init
 
@@ -144,7 +144,7 @@ def _before_step(comp: Component) -> None:
     io = comp.io
     if io._is_closed:
         raise IOStreamClosedError("Attempted read on a closed io controller.")
-    comp.__dict__["_status"] = Status.RUNNING
+    comp._status = Status.RUNNING
 
 
 def _bind_received(comp: Component) -> bool:
@@ -157,8 +157,7 @@ def _bind_received(comp: Component) -> bool:
         setattr(comp, fld, value)
     if io._in_channels:
         return all(f in received for f in io._in_channels)
-    d = comp.__dict__
-    return all(f in d for f in io.inputs)
+    return all(has_value(comp, f) for f in io.inputs)
 
 
 async def _handle_received_events(comp: Component) -> None:
@@ -193,55 +192,53 @@ def _wrap_step(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
     if inspect.iscoroutinefunction(raw):
         @functools.wraps(raw)
         async def step(self: Component) -> None:
-            d = self.__dict__
-            if d.get("_plugboard_beam_stepping"):
+            if self._plugboard_beam_stepping:
                 return await raw(self)  # type: ignore[no-any-return]
-            if d.get(GATED):
+            if self._plugboard_beam_gated:
                 return await StepGate(self, raw)
-            if d.get(DRIVEN):
+            if self._plugboard_beam_driven:
                 return await raw(self)  # type: ignore[no-any-return]
             _before_step(self)
             io = self.io
             if io._in_channels or io._event_in:
                 await io.read()
             ready = _bind_received(self)
-            d["_plugboard_beam_stepping"] = True
+            self._plugboard_beam_stepping = True
             try:
                 await _handle_received_events(self)
                 if ready and not io._is_closed:
                     await raw(self)
             except Exception:
-                d["_status"] = Status.FAILED
+                self._status = Status.FAILED
                 raise
             finally:
-                d.pop("_plugboard_beam_stepping", None)
+                self._plugboard_beam_stepping = False
             _after_step(self, ready)
             await io.write()
-            d["_status"] = Status.WAITING
+            self._status = Status.WAITING
             return None
     else:
         @functools.wraps(raw)
         def step(self: Component) -> _t.Any:
-            d = self.__dict__
-            if d.get("_plugboard_beam_stepping"):
+            if self._plugboard_beam_stepping:
                 return raw(self)
-            if d.get(GATED):
+            if self._plugboard_beam_gated:
                 return StepGate(self, raw)  # awaited by the component's own run()
-            if d.get(DRIVEN):
+            if self._plugboard_beam_driven:
                 return raw(self)
             _before_step(self)
             ready = _bind_received(self)
-            d["_plugboard_beam_stepping"] = True
+            self._plugboard_beam_stepping = True
             try:
                 if ready:
                     raw(self)
             except Exception:
-                d["_status"] = Status.FAILED
+                self._status = Status.FAILED
                 raise
             finally:
-                d.pop("_plugboard_beam_stepping", None)
+                self._plugboard_beam_stepping = False
             _after_step(self, ready)
-            d["_status"] = Status.WAITING
+            self._status = Status.WAITING
             return None
     setattr(step, RAW, raw)
     return step
@@ -249,11 +246,22 @@ def _wrap_step(raw: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
 
 def raw_method(comp: Component, name: str) -> _t.Callable[[], _t.Any]:
     """``comp``'s own ``init``/``step`` without the hand-driven wrapper (what engines call)."""
-    own = comp.__dict__.get(name)
-    if own is not None:
-        return _t.cast("_t.Callable[[], _t.Any]", own)  # (a string: no typing subscript per call)
-    fn = getattr(type(comp), name)
-    return _t.cast("_t.Callable[[], _t.Any]", getattr(fn, RAW, fn).__get__(comp))
+    fn: _t.Any = getattr(type(comp), name)
+    bound = getattr(comp, name)
+    if getattr(bound, "__func__", None) is fn:  # the class's method (else one set on the instance)
+        raw: _t.Any = getattr(fn, RAW, fn)
+        return _t.cast("_t.Callable[[], _t.Any]", raw.__get__(comp))
+    return _t.cast("_t.Callable[[], _t.Any]", bound)  # (a string: no typing subscript per call)
+
+
+def has_value(comp: Component, name: str) -> bool:
+    """Whether ``comp.<name>`` is set (without ``Component.__getattr__``'s None for unset
+    public names, and without touching the instance's ``__dict__``: see ``Component``)."""
+    try:
+        object.__getattribute__(comp, name)
+    except AttributeError:
+        return False
+    return True
 
 
 def _exportable(value: _t.Any) -> _t.Any:
@@ -281,10 +289,10 @@ def _recording_args(init: _t.Callable[..., None]) -> _t.Callable[..., None]:
 
     @functools.wraps(init)
     def __init__(self: Component, *args: _t.Any, **kwargs: _t.Any) -> None:
-        if "_export_args" not in self.__dict__:
+        if self._export_args is None:
             saved = {**dict(zip(positional, args, strict=False)), **kwargs} if args else kwargs
             # (plain values as they are, without a call each: most arguments are)
-            self.__dict__["_export_args"] = {
+            self._export_args = {
                 k: v if v is None or type(v) in (str, int, float, bool) else _exportable(v)
                 for k, v in saved.items()}
         init(self, *args, **kwargs)
@@ -327,6 +335,20 @@ class Component:
     _event_io: _t.ClassVar[EventIO]
     #: ``event_field_coverage()``, worked out once per class (``__init_subclass__``)
     _coverage: _t.ClassVar[dict[str, list[str]]]
+    # Defaults of what the engines and wrappers set on an instance, here so that reading them
+    # never needs the instance's ``__dict__``: in CPython 3.12, touching an object's ``__dict__``
+    # once makes every later attribute read and write on it 3-5x slower (its values move out of
+    # the object's inline slots for good), and a user's step does little else
+    # (``tests/test_component_dict.py``). Nothing here may read ``comp.__dict__``.
+    _status: Status = Status.CREATED
+    _export_args: _t.Optional[dict[str, _t.Any]] = None
+    _plugboard_beam_stepping: bool = False
+    _plugboard_beam_driven: bool = False
+    _plugboard_beam_gated: bool = False
+    #: the key (model instance) a component was built for (``spec/load.py``), "" by hand
+    _plugboard_beam_key: str = ""
+    #: its process's state backend has it (``state/process_link.py``)
+    _state_is_connected: bool = False
 
     def __init__(
         self,
@@ -427,15 +449,15 @@ class Component:
     @property
     def status(self) -> Status:
         """``created``, ``init``, ``running``, ``completed``, ``stopped`` or ``failed``."""
-        status: Status = self.__dict__.get("_status", Status.CREATED)
+        status: Status = self._status
         return status
 
     async def _set_status(self, status: Status, publish: bool = True) -> None:
         """Set the status; with ``publish``, store the component in its process's state
         backend (once the process has connected it)."""
-        self.__dict__["_status"] = status
-        state = self.__dict__.get("_state")
-        if publish and state is not None and self.__dict__.get("_state_is_connected"):
+        self._status = status
+        state = getattr(self, "_state", None)
+        if publish and state is not None and self._state_is_connected:
             await state.upsert_component(self)
 
     @StopEvent.handler
@@ -481,7 +503,7 @@ class Component:
         """Take the process's ``parameters`` under this component's own (the component's value
         wins for a name both give), as plugboard does when a process connects its components.
         Every engine calls it once the component is built and before its ``init()``."""
-        self._parameters = {**parameters, **self.__dict__.get("_parameters", {})}
+        self._parameters = {**parameters, **(getattr(self, "_parameters", None) or {})}
 
     @property
     def initial_values(self) -> dict[str, list[_t.Any]]:
@@ -500,13 +522,13 @@ class Component:
     async def cancel(self) -> None:
         """Mark the component ``stopped`` (plugboard's ``cancel``, called when its process's
         run is cancelled)."""
-        self.__dict__["_status"] = Status.STOPPED
+        self._status = Status.STOPPED
 
     @engine_run
     async def run(self) -> None:
         """Step until the IO closes (``IOStreamClosedError``), as plugboard's
         ``Component.run``; the status ends ``completed`` unless it stopped or failed."""
-        self.__dict__["_status"] = Status.RUNNING
+        self._status = Status.RUNNING
         while True:
             try:
                 res = self.step()
@@ -515,15 +537,15 @@ class Component:
             except IOStreamClosedError:
                 break
         if self.status not in (Status.STOPPED, Status.FAILED):
-            self.__dict__["_status"] = Status.COMPLETED
+            self._status = Status.COMPLETED
 
     def export(self) -> dict[str, _t.Any]:
         """``{"type": <class import path>, "args": <constructor arguments>}``: enough to build
         the component again (plugboard's ``export()``)."""
         cls = type(self)
-        args = self.__dict__.get("_export_args")
+        args = self._export_args
         if args is None:  # built by Component.__init__ directly, or without calling it
-            args = {"name": self.__dict__.get("name")}
+            args = {"name": getattr(self, "name", None)}
         return {"type": f"{cls.__module__}.{cls.__name__}", "args": copy.deepcopy(args)}
 
     def dict(self) -> dict[str, _t.Any]:

@@ -160,7 +160,7 @@ class DataReader(Component, ABC):
         shared: _t.Optional[KeyedRows] = self.__dict__.get("_plugboard_beam_rows")
         if shared is None:
             return None
-        return shared.chunks(self.__dict__.get("_plugboard_beam_key", ""), list(self.io.outputs),
+        return shared.chunks(self._plugboard_beam_key, list(self.io.outputs),
                              self._chunk_size, self._fetched)
 
     def __getstate__(self) -> dict[str, _t.Any]:

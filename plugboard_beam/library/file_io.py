@@ -419,7 +419,7 @@ class FileReader(DataReader):
         if self._key_column is not None or self._order_by is not None:
             idx = list(range(table.num_rows))
             if self._key_column is not None:
-                key = self.__dict__.get("_plugboard_beam_key", "")
+                key = self._plugboard_beam_key
                 keys = table.column(self._key_column).to_pylist()
                 idx = [i for i in idx if keys[i] is not None and str(keys[i]) == key]
             if self._order_by is not None:

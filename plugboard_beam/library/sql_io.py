@@ -334,7 +334,7 @@ class SQLReader(DataReader):
         engine = _engine(self._connection_string, self._connect_args, what)
         try:
             with engine.connect() as conn:
-                params = (key_params(self._params, self.__dict__.get("_plugboard_beam_key", ""))
+                params = (key_params(self._params, self._plugboard_beam_key)
                           if self._keyed_query else self._params)
                 result = conn.execution_options(stream_results=stream).execute(text(self._bound_query), params)
                 columns = list(result.keys())
@@ -371,7 +371,7 @@ class SQLReader(DataReader):
                 yield list(zip(*(part[f] for f in fields), strict=True))
             return
         need = self._needed()
-        key = self.__dict__.get("_plugboard_beam_key", "")
+        key = self._plugboard_beam_key
         rows = self._query_rows(stream=bool(self._chunk_size))
         if self._key_column is not None:
             k = need.index(self._key_column)
@@ -540,7 +540,7 @@ class SQLWriter(DataWriter):
         return None if "{key}" in self._table_name else self._table_name
 
     async def _adapt(self, data: dict[str, deque[_t.Any]]) -> list[tuple[str, int, tuple[_t.Any, ...]]]:
-        key = self.__dict__.get("_plugboard_beam_key", "")
+        key = self._plugboard_beam_key
         cols = [list(data[f]) for f in self.io.inputs]
         start = self._steps_saved
         self._steps_saved += len(cols[0])

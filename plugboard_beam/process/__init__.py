@@ -264,12 +264,12 @@ class LocalProcess(Process):
         except _Stopped:
             for comp in self.components.values():  # as plugboard's cancel: unfinished ones stop
                 if not comp.status.is_terminal:
-                    comp.__dict__["_status"] = Status.STOPPED
+                    comp._status = Status.STOPPED
             return
         if self._stop.is_set():  # cancelled during the last round
             for comp in self.components.values():
                 if not comp.status.is_terminal:
-                    comp.__dict__["_status"] = Status.STOPPED
+                    comp._status = Status.STOPPED
 
     def export(self) -> dict[str, _t.Any]:
         """``{"type": ..., "args": {components, connectors, name, parameters}}``: the spec of

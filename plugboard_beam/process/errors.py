@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typing as _t
 
+from plugboard_beam.component.component import has_value
 from plugboard_beam.exceptions import StepError, UserError, ValidationError
 
 
@@ -76,7 +77,7 @@ def unconstructed(components: _t.Iterable[_t.Any]) -> list[ValidationError]:
     return [
         ValidationError(f"Component {type(c).__name__} invalid: did you forget to call super().__init__ "
                         "in the constructor?")
-        for c in components if "_status" not in vars(c)
+        for c in components if not has_value(c, "_initial_values")  # (set by Component.__init__ only)
     ]
 
 

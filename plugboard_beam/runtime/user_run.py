@@ -62,7 +62,7 @@ class UserRun:
 
     def _ended(self) -> None:
         self.ended = True
-        self.comp.__dict__.pop(GATED, None)  # a step() by hand afterwards is plugboard's again
+        setattr(self.comp, GATED, False)  # a step() by hand afterwards is plugboard's again
 
     def _advance(self, driver: Driver, throw: _t.Optional[BaseException] = None) -> bool:
         """Resume the coroutine (or throw into it) and wait until it asks for a step or
@@ -87,7 +87,7 @@ class UserRun:
 
     def start(self, driver: Driver) -> bool:
         """Start ``run()`` up to its first ``self.step()``; whether it already returned."""
-        self.comp.__dict__[GATED] = True  # its self.step() now waits for the engine
+        setattr(self.comp, GATED, True)  # its self.step() now waits for the engine
         co = self.comp.run()
         if type(co) is not _Coroutine:
             self._ended()

@@ -277,7 +277,7 @@ class LoadedModel:
         if part.resources is not None:
             kwargs["resources"] = part.resources.model_copy(deep=True)
         comp = cls(**kwargs)
-        comp.__dict__["_plugboard_beam_key"] = key  # the model instance, for components that publish it
+        comp._plugboard_beam_key = key  # the model instance, for components that publish it
         return comp
 
 

@@ -34,8 +34,8 @@ class ProcessStateLink:
         await self.state.init()
         await self.state.upsert_process(process, with_components=True)
         for comp in process.components.values():
-            comp.__dict__["_state"] = self.state
-            comp.__dict__["_state_is_connected"] = True
+            comp._state = self.state
+            comp._state_is_connected = True
         self.connected = True
 
     async def publish(self, process: StatefulProcess) -> None:
@@ -67,7 +67,7 @@ class ProcessStateLink:
         if not self.connected:
             return
         for comp in process.components.values():
-            comp.__dict__["_state_is_connected"] = False
+            comp._state_is_connected = False
         self.connected = False
         await self.state.destroy()
 
