@@ -208,7 +208,14 @@ class Instances(_t.Sequence[tuple[Scenario, KeyModel]]):
         #: per scenario: the argument changes, or the model of its own
         self._resolved: list[_t.Union[_t.Mapping[str, _t.Mapping[str, _t.Any]], LoadedModel]] = []
         problems: list[Problem] = []
-        for sc in self.scenarios:
+        first: dict[str, str] = {}
+        for i, sc in enumerate(self.scenarios):
+            where = sc.where or f"scenario {i + 1} of {len(self.scenarios)}"
+            if sc.key in first:  # (a scenarios file says so on reading; scenarios given in code here)
+                problems.append(Problem(f"scenario {sc.key!r} ({where}): the key is given twice "
+                                        f"(first at {first[sc.key]}); keys must be unique"))
+                continue
+            first[sc.key] = where
             try:
                 inst = model.resolve(sc.overrides)
             except ModelError as err:
