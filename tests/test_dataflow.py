@@ -174,7 +174,10 @@ def test_dry_run_of_every_spec(tmp_path: Path, partition: str) -> None:
         else:
             from plugboard_beam.lowering.dataio import DataIO  # keyed readers run outside the stages
 
-            assert len(steps) == len(DataIO.of(model, make_plan(model.graph, partition), 1).plan.stages), spec
+            # stateful: the stages fed by other stages or by keyed data (a stage fed only by its
+            # keys' start elements has one element a key, and no state: StartDoFn)
+            io = DataIO.of(model, make_plan(model.graph, partition), 1)
+            assert len(steps) == len([s for s in io.plan.stages if s.in_edges or io.reads]), spec
             assert all(names == ["run"] for _, names in steps)
             assert not pubsub_reads(proto) and not pubsub_writes(proto) and not summary["feedback_topics"]
             assert summary["job_type"] == "JOB_TYPE_BATCH"
@@ -193,9 +196,10 @@ def test_dry_run_hello_writes_the_complete_job(tmp_path: Path, loopback_only: li
     result, summary = dry_run(HELLO, job_dir, *ARGS, "--job_name=hello-job")
     assert time.monotonic() - start < 30
     assert loopback_only == []
-    # the proto: one stateful step running the whole model, state 'run'
-    steps = summary["stateful_steps"]
-    assert steps == [["Run S0[component-a+component-b+component-pow2]/ParDo(StageDoFn)", ["run"]]]
+    # the proto: one step running the whole model, without state (one element a key: StartDoFn)
+    assert summary["stateful_steps"] == []
+    assert "Run S0[component-a+component-b+component-pow2]/ParDo(StartDoFn)" in json.dumps(
+        json.loads((job_dir / "pipeline.json").read_text()))
     assert summary["stages"] == ["S0[component-a+component-b+component-pow2]: component-a, component-b, component-pow2"]
     # the CreateJob request, complete (environment, worker pool, packages, options)
     body = json.loads((job_dir / "job.json").read_text())
@@ -223,7 +227,7 @@ def test_dry_run_hello_writes_the_complete_job(tmp_path: Path, loopback_only: li
     extra = (job_dir / "staged" / "extra_packages.txt").read_text().split()
     assert set(extra) == {"plugboard_model_hello-0.0.0-py3-none-any.whl", "plugboard_beam-0.1.0-py3-none-any.whl"}
     # the printed summary
-    for line in ("stages: 1", "stateful steps: 1", "Pub/Sub reads: 0", "Pub/Sub writes: 0", "feedback topics: 0",
+    for line in ("stages: 1", "stateful steps: 0", "Pub/Sub reads: 0", "Pub/Sub writes: 0", "feedback topics: 0",
                  f"worker image: {DEFAULT_IMAGE}", "code shipped: package (model modules: hello_world)"):
         assert line in result.output, line
     assert (job_dir / "summary.txt").read_text().strip() == result.stdout.strip()
@@ -238,8 +242,7 @@ def test_dry_run_plant_per_component_with_scenarios(tmp_path: Path) -> None:
                          "--scenarios", str(SPECS / "plant" / "scenarios.csv"),
                          "--record", "gs://my-bucket/records/plant")
     names = [n for n, _ in summary["stateful_steps"]]
-    assert names == ["Run S0[feed]/ParDo(StageDoFn)", "Run S1[mixer+separator]/ParDo(StageDoFn)",
-                     "Run S2[tank]/ParDo(StageDoFn)"]
+    assert names == ["Run S1[mixer+separator]/ParDo(StageDoFn)", "Run S2[tank]/ParDo(StageDoFn)"]  # S0: StartDoFn
     assert "fused loop mixer -> separator -> mixer" in summary["stages"][1]
     staged = staged_names(job_dir)
     assert "requirements.txt" in staged and "plugboard_model_plant-0.0.0-py3-none-any.whl" in staged
@@ -251,16 +254,17 @@ def test_dry_run_plant_per_component_with_scenarios(tmp_path: Path) -> None:
     from apache_beam.internal import pickler
     from apache_beam.portability.api import beam_runner_api_pb2 as pb
 
+    stage_steps = ["Run S0[feed]/ParDo(StartDoFn)", *names]
     held = {}
     for t in proto.components.transforms.values():
-        if t.unique_name in names:
+        if t.unique_name in stage_steps:
             dofn = pickler.loads(pb.ParDoPayload.FromString(t.spec.payload).do_fn.payload)[0]
             held[t.unique_name] = dofn.overrides
             assert dofn.record is True
     keys = {"low-recovery", "high-recovery", "long-run"}
-    assert held[names[0]] == {}
-    assert all(set(held[name]) == keys for name in names[1:] if held[name]), held
-    assert any(held[name] for name in names[1:]), held
+    assert held[stage_steps[0]] == {}
+    assert all(set(held[name]) == keys for name in names if held[name]), held
+    assert any(held[name] for name in names), held
 
 
 @pytest.mark.slow
@@ -283,7 +287,7 @@ def test_a_worker_imports_the_components_from_the_shipped_wheel(tmp_path: Path) 
         for t in proto.components.transforms.values():
             if t.spec.urn == "beam:transform:pardo:v1":
                 payload = pb.ParDoPayload.FromString(t.spec.payload)
-                if payload.state_specs:
+                if t.unique_name.startswith("Run S"):  # a stage's step (StartDoFn or StageDoFn)
                     dofn = pickler.loads(payload.do_fn.payload)[0]
                     dofn.setup()
                     cls = dofn.model.classes["separator"]
