@@ -108,3 +108,28 @@ def test_has_value_and_raw_method_read_no_dict() -> None:
 
     comp.step = mine  # type: ignore[method-assign]  # set on the instance: that one is used
     assert raw_method(comp, "step") is mine
+
+
+class Defaulted(Component):
+    """An output with a class-level default: sent until the step sets its own (plugboard reads
+    outputs with ``getattr(self, field, None)``, so it sends the class's value too)."""
+
+    io = IO(inputs=["x"], outputs=["y"])
+    y = -1
+
+    async def step(self) -> None:
+        if self.x % 2:
+            self.y = self.x
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["prepared-steps", "general-step"])
+def test_an_output_read_from_the_class_is_sent_on_both_paths(record: bool) -> None:
+    components: list[Component] = [Counter(name="a", n=6), Defaulted(name="d"), Sink(name="s")]
+    graph = graph_from_components(components, [ConnectorSpec(source="a.v", target="d.x"),
+                                               ConnectorSpec(source="d.y", target="s.x")])
+    engine = Engine(graph, {c.name: c for c in components}, key="k1",
+                    recorder=(lambda edge, step, value: None) if record else None)
+    engine.init()
+    assert engine.run() is True
+    finish(engine)
+    assert _t.cast(Sink, components[-1]).rows == [-1, 1, 1, 3, 3, 5]
