@@ -101,6 +101,28 @@ def test_a_resource_subclass_is_copied_whole() -> None:
     assert _t.cast(Tagged, two.resources).tags == ["a"]
 
 
+def test_an_instances_resources_are_made_when_first_read() -> None:
+    comp = _PkDeclared(name="c")
+    assert comp._own_resources is None  # not made by the constructor (a quarter of its cost)
+    first = comp.resources
+    assert comp.resources is first and comp._own_resources is first  # made once
+    assert first == _PkDeclared.resources and first is not _PkDeclared.resources
+
+    class Inherits(_PkDeclared):
+        pass
+
+    class Overrides(_PkDeclared):
+        resources = Resource(cpu=3)
+
+    assert Inherits.resources is _PkDeclared.resources and Inherits(name="i").resources.cpu == 2
+    assert Overrides.resources.cpu == 3 and Overrides(name="o").resources.cpu == 3
+    assert _PkDeclared.resources.cpu == 2 and "resources" not in Overrides.__dict__
+    given = _PkDeclared(name="g", resources={"cpu": 7})  # the constructor's replaces it
+    assert given.resources.cpu == 7 and given.resources.resources == {}
+    given.resources = Resource(memory="1Ki")  # and so does setting it
+    assert given.resources.memory == 1024 and _PkDeclared.resources.memory == 0
+
+
 def _model(tmp_path: Path, module: str) -> Path:
     (tmp_path / f"{module}.py").write_text(textwrap.dedent('''
         from plugboard_beam.component import Component
