@@ -422,7 +422,7 @@ def test_dataflow_dry_run_shows_resource_hints(tmp_path: Path, stages: str) -> N
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
     hinted = {name: hints for name, hints in summary["resource_hints"]}
     if stages == "fused":
-        assert hinted == {"Run S0[count+write]/ParDo(StageDoFn)": expected}
+        assert hinted == {"Run S0[count+write]/ParDo(StartDoFn)": expected}  # (no state: fed by its keys only)
     else:  # only the stage running 'count' asks for them
         assert list(hinted.values()) == [expected] and "count" in next(iter(hinted))
     assert "resource hints: 1" in done.stdout and "min_ram=1073741824" in done.stdout
