@@ -474,8 +474,7 @@ class Component:
     @property
     def status(self) -> Status:
         """``created``, ``init``, ``running``, ``completed``, ``stopped`` or ``failed``."""
-        status: Status = self._status
-        return status
+        return self._status
 
     async def _set_status(self, status: Status, publish: bool = True) -> None:
         """Set the status; with ``publish``, store the component in its process's state

@@ -438,6 +438,10 @@ class StartDoFn(StageDoFn):
     def process(self, element: tuple[str, _t.Any]) -> _t.Iterator[_t.Any]:  # type: ignore[override]
         yield from self._process(*element, NO_STATE)
 
+    def _save(self, key: str, version: int, run: StageRun, state: _t.Any) -> None:
+        # an unfinished run is only kept live (no element of the key comes again): not pickled
+        self.live[key] = (version, run)
+
 
 _EXIT_HOOK: list[bool] = []
 

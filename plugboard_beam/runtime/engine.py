@@ -701,7 +701,7 @@ class Engine:
         for runner in runners:
             if not runner.done:
                 comp = runner.comp
-                if comp._status in (Status.CREATED, Status.INIT, None):
+                if comp._status in (Status.CREATED, Status.INIT):
                     comp._status = Status.RUNNING
                 if runner.stepper is None:
                     runner.stepper = self._stepper(runner)
