@@ -145,6 +145,49 @@ def test_a_pool_hands_on_only_settled_loops_and_closes_the_rest() -> None:
     assert idle.is_closed()
 
 
+def test_a_loop_that_never_ran_is_handed_on_without_walking_every_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop no coroutine ran on can hold no task that started and waits, so the walk over every
+    task of the process (``asyncio.all_tasks``) is skipped for it; once a task factory is set (an
+    eager task starts without the loop running) or the loop ran, it is walked as before."""
+    import plugboard_beam.runtime.driver as driver_mod
+
+    walks: list[object] = []
+    real = asyncio.all_tasks
+    monkeypatch.setattr(driver_mod.asyncio, "all_tasks", lambda loop=None: walks.append(loop) or real(loop))
+    pool = LoopPool()
+    quiet = Driver(pool)
+    with quiet:
+        first = asyncio.get_running_loop()
+    quiet.close()
+    assert walks == [] and not first.is_closed()  # handed on, no walk
+    ran = Driver(pool)
+    with ran:
+        assert asyncio.get_running_loop() is first
+
+        async def hop() -> None:
+            await asyncio.sleep(0)
+
+        ran.call(hop)  # really suspends: the loop runs
+    ran.close()
+    assert walks == [first] and not first.is_closed()
+    eager = Driver(pool)
+    with eager:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        gate = loop.create_future()
+
+        async def wait() -> None:
+            await gate
+
+        task = loop.create_task(wait())  # started at once, now waits: the loop never ran
+        assert not task.done()
+    eager.close()
+    assert loop.is_closed()  # not handed on with the waiting task in it
+    assert walks[-1] is loop
+    task.get_coro().close()
+    pool.close()
+
+
 def test_a_driver_without_a_pool_closes_its_loop() -> None:
     driver = Driver()
     with driver:

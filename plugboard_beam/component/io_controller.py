@@ -79,6 +79,11 @@ class IOController:
         #: event safe type -> the input fields its handler populates (``populates_fields``)
         self.event_field_coverage: dict[str, list[str]] = {
             k: list(v) for k, v in (event_field_coverage or {}).items()}
+        #: types ``queue_event`` accepts (``system.stop`` only if declared, or added by the
+        #: component when its code names ``StopEvent``: the graph has stop edges only then)
+        self._out_types: frozenset[str] = frozenset(
+            t for t in (getattr(e, "type", None) for e in self.output_events) if isinstance(t, str)
+        )
         self._fresh()
 
     def bound(self, namespace: str, initial_values: _t.Mapping[str, _t.Iterable[_t.Any]],
@@ -92,6 +97,7 @@ class IOController:
         io.initial_values = {k: list(v) for k, v in initial_values.items()}
         io.namespace = namespace
         io.event_field_coverage = {k: list(v) for k, v in event_field_coverage.items()}
+        io._out_types = self._out_types  # (worked out once, by the declaration)
         io._fresh()
         return io
 
@@ -114,11 +120,6 @@ class IOController:
         self._received_events: list[_t.Any] = []
         #: events queued since the engine last took them (the current tick's)
         self._events: list[_t.Any] = []
-        #: types ``queue_event`` accepts (``system.stop`` only if declared, or added by the
-        #: component when its code names ``StopEvent``: the graph has stop edges only then)
-        self._out_types: frozenset[str] = frozenset(
-            t for t in (getattr(e, "type", None) for e in self.output_events) if isinstance(t, str)
-        )
 
     @property
     def is_closed(self) -> bool:

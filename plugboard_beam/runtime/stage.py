@@ -156,9 +156,7 @@ class StageRun:
     def _apply(self, edge_id: int, values: list[_t.Any], ended: bool) -> None:
         port = self.engine.inputs[edge_id]
         if self.error is None:
-            put = port.put
-            for v in values:
-                put(v)
+            port.put_all(values)
         port.received += len(values)
         if ended:
             port.close()
