@@ -64,6 +64,7 @@ def test_state_cache_patch_takes_effect() -> None:
 
     assert patches.tune_direct_runner()
     assert worker_handlers.STATE_CACHE_SIZE_MB == 0
+    assert "dofn_specs" in patches._applied  # batch pipelines ask for DoFn specs ~100 times too
 
 
 def test_untested_beam_version_skips_patches(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
@@ -214,6 +215,13 @@ def test_dofn_specs_are_computed_once_per_class(monkeypatch: pytest.MonkeyPatch)
     odd = Stateful()
     odd.start_bundle = Stateful().process  # type: ignore[method-assign]
     assert userstate.get_dofn_specs(odd) == first and wrapped
+    # a plain function set on the instance (``beam.Map`` sets ``process``) too: Beam skips it, so
+    # the class's specs computed without it must not be served to instances that have none
+    wrapped.clear()
+    plain = Stateful()
+    plain.process = lambda kv: [kv]  # type: ignore[method-assign]
+    assert userstate.get_dofn_specs(plain) == (set(), set()) and wrapped
+    assert userstate.get_dofn_specs(Stateful()) == first
 
 
 class _Counted:

@@ -103,12 +103,12 @@ class BeamRunner(Runner):
                   if options.tracker is not None and _workers(self.options) else "")
         context = RunContext.open(options.tracker, folder=folder)
         interrupted = False
+        tune_direct_runner()  # (before ``build``: building asks for DoFn specs too)
         try:
             build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields,
                   finals_prefix, state=self.state, context=context,
                   log=options.log.on_local_workers() if options.log else None,
                   spread_starts=_many_workers(self.options))
-            tune_direct_runner()
             isolate_worker_signals()
             result = pipeline.run()
             result.wait_until_finish()
