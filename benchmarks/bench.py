@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench.py                 # every case
     .venv/bin/python benchmarks/bench.py --engine local --case chain-1x100000
     .venv/bin/python benchmarks/bench.py --scale        # issue 19's figures, side by side
+    .venv/bin/python benchmarks/bench.py --scale --repeat 3   # each cell the best of 3 processes
 
 Prints one row per (engine, case): wall time (startup included) and component-steps/s.
 For scale, a bare Python loop calling the same step() methods is printed too.
@@ -111,9 +112,11 @@ def one(engine: str, model: str, keys: int, steps: int) -> None:
     print(json.dumps({"seconds": seconds, "steps": comp_steps, "peak_mb": peak}))
 
 
-def scale() -> None:
-    """Issue 19's table: each case on each engine in a process of its own, side by side."""
-    bare = bare_loop(100_000)
+def scale(repeat: int = 1) -> None:
+    """Issue 19's table: each case on each engine in a process of its own, side by side; with
+    ``repeat``, the best of that many fresh processes (this machine's speed swings by up to 2x
+    from minute to minute, and the best run is the one least disturbed)."""
+    bare = min(bare_loop(100_000) for _ in range(repeat))
     engines = ["local", "direct", "direct-imported", "direct-unfused"]
     print(f"{'case':32} {'bare loop':>12} " + " ".join(f"{e:>22}" for e in engines))
     for label, model, keys, steps, run_on in SCALE:
@@ -122,9 +125,12 @@ def scale() -> None:
             if engine not in run_on:
                 cells.append(f"{'-':>22}")
                 continue
-            proc = subprocess.run([sys.executable, __file__, "--one", engine, model, str(keys), str(steps)],
-                                  capture_output=True, text=True, check=True)
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            runs = []
+            for _ in range(repeat):
+                proc = subprocess.run([sys.executable, __file__, "--one", engine, model, str(keys), str(steps)],
+                                      capture_output=True, text=True, check=True)
+                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            r = min(runs, key=lambda run: run["seconds"])
             if keys == 1:
                 cells.append(f"{r['steps'] / r['seconds']:>10,.0f} st/s {r['peak_mb']:5.0f} MB")
             else:
@@ -138,6 +144,8 @@ def main() -> None:
     ap.add_argument("--engine", action="append", choices=list(ENGINES))
     ap.add_argument("--case", action="append", choices=list(CASES))
     ap.add_argument("--scale", action="store_true", help="issue 19's cases side by side, peak memory included")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="with --scale: the best of N fresh processes per cell (default 1)")
     ap.add_argument("--one", nargs=4, metavar=("ENGINE", "MODEL", "KEYS", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -145,7 +153,7 @@ def main() -> None:
         one(engine, model, int(keys), int(steps))
         return
     if args.scale:
-        scale()
+        scale(max(1, args.repeat))
         return
     print(f"{'engine':8} {'case':18} {'seconds':>8} {'comp-steps':>11} {'comp-steps/s':>13}")
     bare = bare_loop(100_000)
