@@ -98,6 +98,29 @@ class OwnRun(Component):
                 break
 
 
+class OddNames(Component):
+    """Field names a round function cannot write as attributes (keywords): its round function
+    binds them as values."""
+
+    io = IO(inputs=["class"], outputs=["None"])
+
+    async def step(self) -> None:
+        setattr(self, "None", 3 * getattr(self, "class"))
+
+
+class Strict(Component):
+    """A ``__getattr__`` that raises for every unknown name: its output, never set, still reads
+    as ``None`` (``getattr(c, field, None)``, as plugboard reads outputs)."""
+
+    io = IO(inputs=["x"], outputs=["y", "never"])
+
+    def __getattr__(self, key: str) -> _t.Any:
+        raise AttributeError(key)
+
+    async def step(self) -> None:
+        self.y = self.x
+
+
 Case = tuple[list[Component], list[tuple[str, str]]]
 
 
@@ -148,6 +171,16 @@ def own_run() -> Case:
     return [Counter(name="a", n=80), OwnRun(name="o"), Sink(name="s")], [("a.v", "o.x"), ("o.y", "s.x")]
 
 
+def odd_names() -> Case:
+    return ([Counter(name="a", n=60), OddNames(name="o"), Sink(name="s")],
+            [("a.v", "o.class"), ("o.None", "s.x")])
+
+
+def strict_getattr() -> Case:
+    return ([Counter(name="a", n=40), Strict(name="t"), Sink(name="s"), Sink(name="n")],
+            [("a.v", "t.x"), ("t.y", "s.x"), ("t.never", "n.x")])
+
+
 CASES: dict[str, tuple[_t.Callable[[], Case], frozenset[str]]] = {
     # name: (model, the components that step through ``_step`` even without a recorder)
     "chain_fan_out_fan_in": (chain_fan_out_fan_in, frozenset()),
@@ -160,6 +193,8 @@ CASES: dict[str, tuple[_t.Callable[[], Case], frozenset[str]]] = {
     "step_fails": (step_fails, frozenset()),
     "property_field": (property_field, frozenset({"p"})),
     "own_run": (own_run, frozenset({"o"})),
+    "odd_names": (odd_names, frozenset()),
+    "strict_getattr": (strict_getattr, frozenset()),
 }
 
 
@@ -225,6 +260,10 @@ def test_prepared_steps_match_the_general_step(case: str) -> None:
         assert fast["steps"]["q"] == 78
     if case == "source_raises_io_closed":
         assert fast["rows"]["s"] == list(range(90)) and fast["steps"]["a"] == 91
+    if case == "odd_names":
+        assert fast["rows"]["s"] == [3 * v for v in range(60)]
+    if case == "strict_getattr":
+        assert fast["rows"]["s"] == list(range(40)) and fast["rows"]["n"] == [None] * 40
 
 
 def test_prepared_function_only_for_the_plain_case() -> None:
@@ -247,14 +286,56 @@ def test_round_function_is_made_once_per_shape_and_graph() -> None:
     graph = graph_from_components(components, [ConnectorSpec(source=s, target=t) for s, t in wires])
     engine = Engine(graph, {c.name: c for c in components})
     run_to_end(engine)
-    shapes = sorted(k[1:] for k in graph.memo if isinstance(k, tuple) and k[0] == "engine-stepper")
-    # (source, inputs, deliveries): s1; d; sp; s2 and s3; add (to s1 and s2); b; a
-    assert shapes == [(False, 1, 0), (False, 1, 1), (False, 1, 2), (False, 2, 0), (False, 2, 2), (True, 0, 2),
-                      (True, 0, 3)]
+    made = {k[1:]: v for k, v in graph.memo.items() if isinstance(k, tuple) and k[0] == "engine-stepper"}
+    # (source, (input fields, output field of each delivery)): one per distinct shape and names
+    assert sorted(made) == sorted([
+        (False, (("a", "b"), ("s", "s"))),   # add (to s1 and s2)
+        (False, (("a", "b"), ())),           # s2 and s3 (Sink2): one function for both
+        (False, (("x",), ())),               # s1
+        (False, (("x",), ("lo", "hi"))),     # sp (outputs in declared order)
+        (False, (("x",), ("y",))),           # d
+        (True, ((), ("v", "v"))),            # b
+        (True, ((), ("v", "v", "v"))),       # a
+    ])
+    again = Engine(graph, {c.name: c for c in chain_fan_out_fan_in()[0]})
+    run_to_end(again)
+    assert {k[1:]: v for k, v in graph.memo.items() if isinstance(k, tuple) and k[0] == "engine-stepper"} == made
 
 
-@pytest.mark.parametrize("burst", [1, 3, 64])
-def test_source_burst_and_backpressure_unchanged(burst: int) -> None:
-    fast, _ = outcome(chain_fan_out_fan_in, record=False, burst=burst)
-    slow, _ = outcome(chain_fan_out_fan_in, record=True, burst=burst)
-    assert fast == slow
+def test_field_names_are_written_into_a_round_function_only_when_plain() -> None:
+    """Plain names are written as attribute names (fast attribute access); a keyword, a non-ASCII
+    name or anything else is bound as a value and never written into the source."""
+    from plugboard_beam.runtime.engine import _make_stepper_factory, plain_name
+
+    assert plain_name("x") and plain_name("out_1") and plain_name("match")  # (a soft keyword)
+    for name in ("class", "\ufb01eld", "_x", "1x", "a.b", "x; import os", ""):
+        assert not plain_name(name), name
+    named = _attributes(_make_stepper_factory(False, 1, 1, (("x",), ("y",))))
+    assert ("STORE_ATTR", "x") in named and ("LOAD_ATTR", "y") in named
+    assert ("LOAD_GLOBAL", "setattr") not in named and ("LOAD_GLOBAL", "getattr") not in named
+    plain = _attributes(_make_stepper_factory(False, 1, 1))
+    assert ("LOAD_GLOBAL", "setattr") in plain and ("LOAD_GLOBAL", "getattr") in plain
+    assert not {n for op, n in plain if op in ("STORE_ATTR", "LOAD_ATTR")} & {"x", "y"}
+    with pytest.raises(AssertionError):
+        _make_stepper_factory(False, 1, 1, (("x; import os",), ("y",)))
+    graph, comps = _odd_engine()
+    run_to_end(Engine(graph, comps))
+    odd = {k[2]: v for k, v in graph.memo.items() if isinstance(k, tuple) and k[0] == "engine-stepper"}
+    attrs = _attributes(odd[(("class",), ("None",))])  # made, bound as values (odd_names case)
+    assert ("LOAD_GLOBAL", "setattr") in attrs and ("LOAD_GLOBAL", "getattr") in attrs
+    assert not {n for op, n in attrs if op in ("STORE_ATTR", "LOAD_ATTR")} & {"class", "None"}
+
+
+def _odd_engine() -> tuple[_t.Any, dict[str, Component]]:
+    components, wires = odd_names()
+    graph = graph_from_components(components, [ConnectorSpec(source=s, target=t) for s, t in wires])
+    return graph, {c.name: c for c in components}
+
+
+def _attributes(make: _t.Callable[..., _t.Any]) -> set[tuple[str, str]]:
+    """(opname, name) of the attribute and global accesses in a compiled round function."""
+    import dis
+
+    inner = next(c for c in make.__code__.co_consts if hasattr(c, "co_names"))
+    return {(i.opname, str(i.argval)) for i in dis.get_instructions(inner)
+            if i.opname in ("STORE_ATTR", "LOAD_ATTR", "LOAD_GLOBAL")}
