@@ -222,6 +222,11 @@ def test_dofn_specs_are_computed_once_per_class(monkeypatch: pytest.MonkeyPatch)
     plain.process = lambda kv: [kv]  # type: ignore[method-assign]
     assert userstate.get_dofn_specs(plain) == (set(), set()) and wrapped
     assert userstate.get_dofn_specs(Stateful()) == first
+    wrapped.clear()
+    again = Stateful()
+    again.process = lambda kv: [kv]  # type: ignore[method-assign]
+    assert userstate.get_dofn_specs(again) == (set(), set()) and wrapped == []  # cached as such
+    assert userstate.get_dofn_specs(beam.Map(str).fn) == userstate.get_dofn_specs(beam.Map(repr).fn)
 
 
 class _Counted:

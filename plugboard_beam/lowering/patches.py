@@ -29,8 +29,9 @@ still takes effect on the installed Beam.
 * ``cache_dofn_specs`` — Beam finds a DoFn's state and timer specs by building a signature of
   every method of the DoFn (``userstate.get_dofn_specs``: ~60 ``inspect.signature`` calls),
   and the streaming DirectRunner asks several times per bundle and per scheduling decision.
-  The specs are class attributes (method defaults), so they are cached per DoFn class (only
-  for DoFns without per-instance methods).
+  The specs are class attributes (method defaults), so they are cached per DoFn class and the
+  names its instance hides (``beam.Map`` sets a plain function as ``process``, which Beam
+  skips); DoFns with bound methods set on the instance are inspected every time.
 * ``reuse_dofns`` — the streaming DirectRunner's ParDo evaluator pickles a fresh copy of the
   DoFn for every bundle and calls its ``setup`` and ``teardown`` around that one bundle (our
   stage DoFn loads and validates the model in ``setup``: ~14 ms per loop iteration). As on
@@ -244,27 +245,29 @@ def cache_dofn_specs() -> bool:
         return True
     if not _guard("cache_dofn_specs"):
         return False
-    import functools
     import types
-    import weakref
 
     from apache_beam.runners.direct import transform_evaluator as te
     from apache_beam.transforms import userstate
 
     original = userstate.get_dofn_specs
-    _FUNCTIONS = (types.MethodType, types.FunctionType, types.BuiltinMethodType, functools.partial)
-    cache: weakref.WeakKeyDictionary[type, tuple[frozenset[_t.Any], frozenset[_t.Any]]] = \
-        weakref.WeakKeyDictionary()
+    #: (DoFn class, names its instance sets over the class's attributes) -> specs
+    cache: dict[tuple[type, frozenset[str]], tuple[frozenset[_t.Any], frozenset[_t.Any]]] = {}
 
     def get_dofn_specs(dofn: _t.Any) -> tuple[set[_t.Any], set[_t.Any]]:
         own = getattr(dofn, "__dict__", None)
-        if own is None or any(isinstance(v, _FUNCTIONS) for v in own.values()):
-            # functions set on the instance (``beam.Map``'s ``process``): not the class's specs
-            return original(dofn)
-        specs = cache.get(type(dofn))
+        if own is None or any(isinstance(v, types.MethodType) for v in own.values()):
+            return original(dofn)  # bound methods set on the instance: Beam inspects each one
+        # Beam inspects the DoFn's bound methods: the class's, except those an instance attribute
+        # of the same name hides (``beam.Map`` sets a plain function as ``process``: skipped)
+        cls = type(dofn)
+        key = (cls, frozenset(k for k in own if hasattr(cls, k)))
+        specs = cache.get(key)
         if specs is None:
             states, timers = original(dofn)
-            specs = cache[type(dofn)] = (frozenset(states), frozenset(timers))
+            if len(cache) >= 1024:  # (classes made on the fly, e.g. in tests: bounded)
+                cache.clear()
+            specs = cache[key] = (frozenset(states), frozenset(timers))
         return set(specs[0]), set(specs[1])
 
     # every module that calls it by its userstate name, and the evaluator's imported name
