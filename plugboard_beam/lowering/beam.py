@@ -28,6 +28,7 @@ from plugboard_beam.logs import LogConfig, setup_worker
 from plugboard_beam.lowering import dataio, hints
 from plugboard_beam.lowering.plan import Plan, Stage, chunk_tag, writer_tag
 from plugboard_beam.lowering.records import SCHEMA, RecordBuffer
+from plugboard_beam.lowering.rows import rows_sink
 from plugboard_beam.runtime import finals
 from plugboard_beam.runtime.context import RunContext, work
 from plugboard_beam.runtime.driver import Driver, LoopPool
@@ -499,12 +500,15 @@ def build(
     context: _t.Optional[RunContext] = None,
     log: _t.Optional[LogConfig] = None,
     spread_starts: bool = True,
+    local_rows: bool = False,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
     ``spread_starts``: the keys' start elements are reshuffled so that a runner with many workers
     spreads them (Beam's ``Create``); a runner with one worker process skips that shuffle (it
     cost ~2 s for 10,000 keys on the DirectRunner, a third of a run of 10 steps each).
     With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``.
+    ``local_rows``: failure and final rows are written straight to this machine's disk
+    (``lowering/rows.py``: for the DirectRunner) instead of through ``WriteToText``.
     The stage DoFns find ``context`` (the runner's, with its progress) by its run id."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
@@ -550,10 +554,10 @@ def build(
         errors.append(outs[ERRORS])
         final_rows.append(outs[FINAL])
     (tuple(errors) | "Errors" >> beam.Flatten()
-     | "Write errors" >> beam.io.WriteToText(errors_prefix, file_name_suffix=".jsonl"))
+     | "Write errors" >> rows_sink(errors_prefix, local_rows))
     if final_fields:
         (tuple(final_rows) | "Finals" >> beam.Flatten()
-         | "Write finals" >> beam.io.WriteToText(finals_prefix, file_name_suffix=".jsonl"))
+         | "Write finals" >> rows_sink(finals_prefix, local_rows))
     if record is not None:
         (tuple(records) | "Records" >> beam.Flatten()
          | "Write records" >> beam.io.WriteToParquetBatched(
