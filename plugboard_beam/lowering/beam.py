@@ -184,12 +184,21 @@ class StageDoFn(beam.DoFn):
         self.use_live = os.environ.get("PLUGBOARD_BEAM_STATE_ONLY") != "1"
         self.records = RecordBuffer()
         self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
+        #: steps of the keys that ended in this bundle, by component: added to the counters once
+        #: per bundle (a counter's ``inc`` looks up the worker's state tracker each time)
+        self.bundle_steps: dict[str, int] = {}
         self.failed_keys = Metrics.counter("plugboard_beam", "failed_keys")
         self.repeated = Metrics.counter("plugboard_beam", REPEATED_INPUT)
         self.unpicklable_warned = False
         self.keys = KeyReporter(self.state, self.stage.members) if self.state is not None else None
         #: event loops handed from keys that ended to keys that start (not one new loop per key)
         self.loops = LoopPool()
+
+    def finish_bundle(self) -> None:
+        for name, n in self.bundle_steps.items():
+            if n:
+                self.steps[name].inc(n)
+        self.bundle_steps = {}
 
     def teardown(self) -> None:
         self.loops.close()  # the idle loops only: a live run keeps its own
@@ -301,8 +310,9 @@ class StageDoFn(beam.DoFn):
         yield from self._drain_writers(run)
         if run.finished:
             done = work(run.engine)
+            counts = self.bundle_steps
             for name, n in done.items():
-                self.steps[name].inc(n)
+                counts[name] = counts.get(name, 0) + n
             unused = _unused_input(run) if self.emit_done and run.error is not None else []
             errors = run.close()
             if self.keys is not None:
