@@ -76,7 +76,8 @@ def _make_stepper_factory(source: bool, reads: int, puts: int,
     ins, outs = names if names is not None else ((), ())
     args = [f"r{i}, b{i}, q{i}" for i in range(reads)] + [f"s{i}, p{i}" for i in range(puts)]
     if names is not None:
-        assert len(ins) == reads and len(outs) == puts and all(plain_name(n) for n in (*ins, *outs))
+        if len(ins) != reads or len(outs) != puts or not all(plain_name(n) for n in (*ins, *outs)):
+            raise ValueError(f"field names {names!r} cannot be written into a round function")
         bind_in = [f"            c.{ins[i]} = q{i}()" for i in range(reads)]
         send = [line for i in range(puts) for line in (
             "            try:",
