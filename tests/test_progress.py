@@ -109,6 +109,20 @@ def test_rate_is_measured_over_the_recent_window_not_since_the_start() -> None:
     assert snap.steps == 20 * 1000 + 10 * 10 and snap.elapsed == pytest.approx(30.0)
 
 
+def test_the_first_snapshot_has_the_rate_since_the_start() -> None:
+    """A display that draws its first line late (a log file's line every few seconds) showed
+    "0 steps/s" there: it had no earlier sample."""
+    clock = Clock()
+    tracker = RunTracker(window=5.0, clock=clock)
+    clock.now += 11
+    tracker.ended("s", "a", {"a": 1100}, failed=False)
+    assert tracker.snapshot().rate == pytest.approx(100.0)
+    tracker.restart()
+    clock.now += 2
+    tracker.ended("s", "b", {"a": 60}, failed=False)
+    assert tracker.snapshot().rate == pytest.approx(30.0)  # since the restart
+
+
 def test_keys_are_done_when_every_stage_has_ended_them() -> None:
     tracker = RunTracker()
     tracker.expect(2)

@@ -84,7 +84,9 @@ class RunTracker:
         self._stage_ends: dict[str, int] = {}
         self._failed: set[str] = set()
         self._lock = threading.Lock()
-        self._samples: deque[tuple[float, int]] = deque()
+        #: (time, component-steps) seen by snapshots, from the start (the first snapshot's rate is
+        #: then the one since the start, not 0)
+        self._samples: deque[tuple[float, int]] = deque([(self.start, 0)])
         #: the folders of worker processes' key ends (``follow``), read at each snapshot
         self._folders: list[FolderReader] = []
         self._read_lock = threading.Lock()
@@ -97,6 +99,7 @@ class RunTracker:
         """The run starts now (elapsed and rate from here)."""
         self.start = self.clock()
         self._samples.clear()
+        self._samples.append((self.start, self.steps()))
 
     def live(self, stage: str, key: str, engine: Engine) -> None:
         """``engine`` runs ``key`` at ``stage`` (its steps are read when the display redraws)."""
