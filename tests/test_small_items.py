@@ -111,7 +111,8 @@ class _Unpicklable:
 
 def test_the_unpicklable_state_warning_claims_no_other_keys(caplog: pytest.LogCaptureFixture) -> None:
     written: list[bytes] = []
-    fake = types.SimpleNamespace(unpicklable_warned=False, stage=types.SimpleNamespace(name="s0"), live={})
+    fake = types.SimpleNamespace(unpicklable_warned=False, stage=types.SimpleNamespace(name="s0"), live={},
+                                 pickle_runs=True)
     state = types.SimpleNamespace(write=written.append)
     with caplog.at_level(logging.WARNING, logger="plugboard_beam"):
         StageDoFn._save(_t.cast(StageDoFn, fake), "k1", 0, _t.cast(_t.Any, _Unpicklable()), state)

@@ -138,7 +138,8 @@ class StageDoFn(beam.DoFn):
                  writers: _t.Collection[str] = (), emit_done: bool = False,
                  windows: _t.Optional[_t.Mapping[int, ReorderWindow]] = None,
                  final_fields: _t.Sequence[str] = (), state: _t.Optional[StateTarget] = None,
-                 run_id: str = "", log: _t.Optional[LogConfig] = None, progress_dir: str = "") -> None:
+                 run_id: str = "", log: _t.Optional[LogConfig] = None, progress_dir: str = "",
+                 one_process: bool = False) -> None:
         self.source = source
         #: the run's logging: level set on the worker in ``setup``, job id bound to components' records
         self.log = log
@@ -162,6 +163,10 @@ class StageDoFn(beam.DoFn):
         self.run_id = run_id or self.uid
         #: the run's folder for key ends in worker processes (``runtime/worker_progress.py``), or ""
         self.progress_dir = progress_dir
+        #: every element of every key is processed in this one process (the DirectRunner in
+        #: memory): a key's run between its elements is the live object, and Beam state holds
+        #: only its version (see ``_save``)
+        self.one_process = one_process
 
     def setup(self) -> None:
         if self.log is not None:
@@ -182,6 +187,7 @@ class StageDoFn(beam.DoFn):
         # PLUGBOARD_BEAM_STATE_ONLY=1 restores every element's run from Beam state, as if each
         # element went to another worker (tests use it to show state really lives there).
         self.use_live = os.environ.get("PLUGBOARD_BEAM_STATE_ONLY") != "1"
+        self.pickle_runs = not (self.one_process and self.use_live)
         self.records = RecordBuffer()
         self.steps = {n: Metrics.counter("plugboard_beam", f"steps/{n}") for n in self.stage.members}
         #: steps of the keys that ended in this bundle, by component: added to the counters once
@@ -240,17 +246,28 @@ class StageDoFn(beam.DoFn):
         if cached is not None and cached[0] == version:
             return cached
         if len(blob) == 8:  # the key fails alone (reported like any failure)
+            why = ("was kept in this process only and is no longer held here" if not self.pickle_runs else
+                   "could not be pickled and this worker does not hold it (the key moved between workers); "
+                   "make component attributes picklable (e.g. open files in step, not init) or use --stages fused")
             raise StepError("+".join(self.stage.members), key, -1, "run", RuntimeError(
-                f"stage {self.stage.name}, key {key!r}: the components' state could not be pickled "
-                "and this worker does not hold it (the key moved between workers); make component "
-                "attributes picklable (e.g. open files in step, not init) or use --stages fused"))
+                f"stage {self.stage.name}, key {key!r}: the components' state {why}"))
         run = StageRun.load(blob[8:], self._instance(key).graph)
         run.engine.driver = Driver(self.loops)
         run.engine.recorder = self.records if self.record else None
         return version, run
 
     def _save(self, key: str, version: int, run: StageRun, state: _t.Any) -> None:
+        """Keep ``key``'s run between its elements: live in this process, and pickled in Beam state
+        (the truth where the key's next element may go to another worker process). In one process
+        (``one_process``) the state and the live run stand or fall together, so only the version is
+        written: pickling the run after every element cost the six-component benchmark ~15% of
+        its ``--stages component`` time, and made CPython 3.12 give each component a dict of its
+        own (``__getstate__``), which slows every later attribute access in its steps."""
         version += 1
+        if not self.pickle_runs:
+            state.write(version.to_bytes(8, "little"))
+            self.live[key] = (version, run)
+            return
         try:
             blob = version.to_bytes(8, "little") + run.dump()
         except (TypeError, AttributeError, pickle.PicklingError) as exc:
@@ -511,6 +528,7 @@ def build(
     log: _t.Optional[LogConfig] = None,
     spread_starts: bool = True,
     local_rows: bool = False,
+    one_process: bool = False,
 ) -> None:
     """Add the model's transforms to ``pipeline``; with keyed reads, for the keys of ``wave``.
     ``spread_starts``: the keys' start elements are reshuffled so that a runner with many workers
@@ -519,6 +537,8 @@ def build(
     With ``final_fields``, each key's final values are written as JSON lines to ``finals_prefix*``.
     ``local_rows``: failure and final rows are written straight to this machine's disk
     (``lowering/rows.py``: for the DirectRunner) instead of through ``WriteToText``.
+    ``one_process``: every bundle runs in this process (the DirectRunner in memory or on
+    threads), so a key's run is kept live between its elements and not pickled into Beam state.
     The stage DoFns find ``context`` (the runner's, with its progress) by its run id."""
     source = ModelSource.of(model)
     overrides = {k: dict(v) for k, v in instances if v}
@@ -554,7 +574,8 @@ def build(
         run = beam.ParDo(dofn(source, stage, stage_overrides, record is not None, writers=io.writers(stage),
                                    final_fields=final_fields, state=state,
                                    run_id=context.run_id if context is not None else "", log=log,
-                                   progress_dir=context.folder if context is not None else ""))
+                                   progress_dir=context.folder if context is not None else "",
+                                   one_process=one_process))
         run.with_resource_hints(**hints.stage_hints(resources, stage.members).hints)  # in place
         outs = stage_in | f"Run {stage.name}" >> run.with_outputs(*tags, *io.tags(stage), RECORD, ERRORS, FINAL)
         io.write(stage, outs)

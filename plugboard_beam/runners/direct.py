@@ -108,7 +108,8 @@ class BeamRunner(Runner):
             build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields,
                   finals_prefix, state=self.state, context=context,
                   log=options.log.on_local_workers() if options.log else None,
-                  spread_starts=_many_workers(self.options), local_rows=True)
+                  spread_starts=_many_workers(self.options), local_rows=True,
+                  one_process=not _workers(self.options))
             isolate_worker_signals()
             result = pipeline.run()
             result.wait_until_finish()
