@@ -117,7 +117,9 @@ def test_a_key_set_up_copies_no_model(tmp_path: Path, monkeypatch: pytest.Monkey
     assert report.steps["e"] != 3 * single["a"]["e"]
 
 
-def test_local_runner_does_not_import_beam(tmp_path: Path) -> None:
+def test_local_runner_does_not_import_beam_or_networkx(tmp_path: Path) -> None:
+    """A local run imports neither Beam nor networkx (~0.1 s of every CLI start; only
+    plugboard's ``validate_no_unresolved_cycles`` needs it)."""
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT / "benchmarks" / "models")!r})
@@ -129,11 +131,13 @@ def test_local_runner_does_not_import_beam(tmp_path: Path) -> None:
         model = load_model({str(ROOT / "benchmarks" / "models" / "chain.yaml")!r})
         scenarios = [Scenario(f"k{{i}}", {{"source.steps": 5}}) for i in range(3)]
         report = get_runner("local").run(model, RunOptions(scenarios=scenarios))
-        print(sum(report.steps.values()), "apache_beam" in sys.modules)
+        print(sum(report.steps.values()), "apache_beam" in sys.modules, "networkx" in sys.modules)
+        from plugboard_beam.schemas import simple_cycles
+        print(sorted(map(sorted, simple_cycles({{"a": {{"b"}}, "b": {{"a"}}, "c": set()}}))), "networkx" in sys.modules)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["63", "False"]
+    assert proc.stdout.splitlines() == ["63 False False", "[['a', 'b']] True"]
 
 
 def test_window_temp_folder_is_removed_and_leftovers_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
