@@ -549,11 +549,9 @@ def build(
     starts = (pipeline | "Instances" >> StartElements([(k, dict(v or {})) for k, v in instances],
                                                       reshuffle=spread_starts)
               .with_output_types(STAGE_INPUT))
-    keys = starts | "Keys" >> beam.Keys().with_output_types(str)
-    given_keys = keys
     # data I/O (lowering/dataio/): keyed readers become Beam reads outside the stages, whose
     # keys then come from the data; many-key file/SQL writers hand their rows to Beam sinks
-    io, edges, keys, errors, records = dataio.lower(pipeline, model, plan, instances, keys, wave,
+    io, edges, keys, errors, records = dataio.lower(pipeline, model, plan, instances, wave,
                                                     record is not None)
     plan = io.plan
     if context is not None and context.tracker is not None:
@@ -564,7 +562,7 @@ def build(
         stage_overrides = overrides
         if stage.in_edges:
             stage_in = stage_input([edges[e.id] for e in stage.in_edges], f"Join {stage.name}")
-        elif keys is given_keys:  # the scenarios' keys: each starts with its overrides
+        elif keys is None:  # no keyed reads: the scenarios' keys, each starting with its overrides
             stage_in = starts
             stage_overrides = {}
         else:  # the keys found in keyed data

@@ -50,17 +50,16 @@ class DataIO:
         return cls(plan, tuple(reads), tuple(sinks), wave)
 
     # ------------------------------------------------------------------------ reads
-    def read(self, pipeline: beam.Pipeline, keys: _t.Any,
+    def read(self, pipeline: beam.Pipeline,
              record: bool = False) -> tuple[dict[int, _t.Any], _t.Any, list[_t.Any], list[_t.Any]]:
-        """Add the keyed reads: (edge id -> chunk PCollection, the keys PCollection, error rows,
-        record tables: with ``record``, the rows each reader sends, as a component in a stage
-        records what it sends).
-
-        With keyed reads the keys are those found in the data (``keys`` is replaced)."""
+        """Add the keyed reads: (edge id -> chunk PCollection, the keys found in the data (None
+        without keyed reads: the scenarios' keys are the keys), error rows, record tables: with
+        ``record``, the rows each reader sends, as a component in a stage records what it sends)."""
         edges: dict[int, _t.Any] = {}
         errors = self.error_rows
         records: list[_t.Any] = []
         found = []
+        keys = None
         graph = self.plan.graph
         for r in self.reads:
             out_edges = [e for e in graph.edges if e.source == r.name]
@@ -106,14 +105,15 @@ class DataIO:
 
 
 def lower(
-    pipeline: beam.Pipeline, model: LoadedModel, plan: Plan, instances: _t.Sequence[tuple[str, _t.Any]], keys: _t.Any,
+    pipeline: beam.Pipeline, model: LoadedModel, plan: Plan, instances: _t.Sequence[tuple[str, _t.Any]],
     wave: Wave = ALL_KEYS, record: bool = False,
 ) -> tuple[DataIO, dict[int, _t.Any], _t.Any, list[_t.Any], list[_t.Any]]:
     """The hook of ``lowering.beam.build``: the data I/O of the model, the chunk PCollections of
-    keyed reads by edge id, the keys to start stages with, error rows to report, and (with
+    keyed reads by edge id, the keys found in keyed data to start stages with (None without
+    keyed reads), error rows to report, and (with
     ``record``) the record tables of keyed reads. ``wave``: the keys whose rows keyed reads keep
     (all by default)."""
     overridden = {name for _, o in instances for name in (o or {})}
     io = DataIO.of(model, plan, len(instances), overridden, wave)
-    edges, keys, errors, records = io.read(pipeline, keys, record)
+    edges, keys, errors, records = io.read(pipeline, record)
     return io, edges, keys, errors, records
