@@ -65,6 +65,63 @@ def test_state_cache_patch_takes_effect() -> None:
     assert patches.tune_direct_runner()
     assert worker_handlers.STATE_CACHE_SIZE_MB == 0
     assert "dofn_specs" in patches._applied  # batch pipelines ask for DoFn specs ~100 times too
+    assert "option_parsers" in patches._applied
+
+
+FLAGS = [
+    [],
+    ["--runner", "DirectRunner", "--direct_num_workers", "2", "--direct_running_mode", "multi_threading"],
+    ["--resource_hint", "min_ram=1GB", "--experiments", "a", "--experiments", "b", "--unknown_flag", "3"],
+    ["--project", "p", "--region", "europe-west1", "--temp_location", "gs://b/t", "--no_use_public_ips"],
+]
+
+
+@pytest.mark.parametrize("flags", FLAGS)
+def test_option_parsers_are_built_once_per_class_and_parse_as_beam_does(flags: list[str]) -> None:
+    from apache_beam.options import pipeline_options as po
+
+    assert patches.cache_option_parsers()
+    original = po.PipelineOptions.__init__.__wrapped__  # Beam's own ``__init__``
+
+    def beams(cls: type, *args: _t.Any, **kwargs: _t.Any) -> _t.Any:
+        options = cls.__new__(cls)
+        original(options, *args, **kwargs)
+        return options
+
+    for cls in (po.PipelineOptions, po.StandardOptions, po.DirectOptions, po.GoogleCloudOptions,
+                po.WorkerOptions, po.DebugOptions):
+        ours, theirs = cls(flags), beams(cls, flags)
+        assert vars(ours._visible_options) == vars(theirs._visible_options)
+        assert ours.get_all_options(retain_unknown_options=True) == theirs.get_all_options(retain_unknown_options=True)
+        assert ours.view_as(po.DirectOptions).get_all_options() == theirs.view_as(po.DirectOptions).get_all_options()
+    ours, theirs = po.PipelineOptions(flags, job_name="given"), beams(po.PipelineOptions, flags, job_name="given")
+    assert ours.view_as(po.GoogleCloudOptions).job_name == theirs.view_as(po.GoogleCloudOptions).job_name == "given"
+    with pytest.raises(ValueError, match="not a single string"):
+        po.PipelineOptions("--runner DirectRunner")
+
+
+def test_option_parser_patch_takes_effect_and_shares_no_mutable_value() -> None:
+    from apache_beam.options import pipeline_options as po
+
+    assert patches.cache_option_parsers()
+    built: list[int] = []
+
+    class CountedOptions(po.PipelineOptions):
+        @classmethod
+        def _add_argparse_args(cls, parser: _t.Any) -> None:
+            built.append(1)
+            parser.add_argument("--counted_list", action="append", default=[])
+
+    first = CountedOptions(["--counted_list", "a"])
+    second = CountedOptions([])
+    third = second.view_as(CountedOptions)
+    assert len(built) == 1  # one parser for the class, however many objects and views
+    assert first.counted_list == ["a"] and second.counted_list == []
+    second.counted_list.append("x")  # a mutated default does not leak into later options
+    assert CountedOptions([]).counted_list == [] and third.counted_list == ["x"]
+    hints = po.PipelineOptions([]).view_as(po.StandardOptions)
+    hints.resource_hints.append("min_ram=1GB")
+    assert po.PipelineOptions([]).view_as(po.StandardOptions).resource_hints == []
 
 
 def test_untested_beam_version_skips_patches(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

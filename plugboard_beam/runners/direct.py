@@ -95,6 +95,7 @@ class BeamRunner(Runner):
         if wave.count > 1:
             log.info("wave %d of %d: %s keys, %d rows", wave.index + 1, wave.count,
                      len(wave.keys) if wave.keys is not None else "the other", wave.rows)
+        tune_direct_runner()  # (before the pipeline: options views, and building asks for DoFn specs)
         pipeline = beam.Pipeline(options=self.options)
         finals_prefix = os.path.join(os.path.dirname(prefix), f"finals-{wave.index:05d}")
         # the DoFns running in this process find the run's context (progress, live runs) by its id;
@@ -103,7 +104,6 @@ class BeamRunner(Runner):
                   if options.tracker is not None and _workers(self.options) else "")
         context = RunContext.open(options.tracker, folder=folder)
         interrupted = False
-        tune_direct_runner()  # (before ``build``: building asks for DoFn specs too)
         try:
             build(pipeline, model, plan, overrides, options.record, prefix, wave, options.final_fields,
                   finals_prefix, state=self.state, context=context,
