@@ -18,6 +18,7 @@ from plugboard_beam.exceptions import PlugboardBeamError, UserError
 from plugboard_beam.logs import get_logger
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runtime.failure import Failure, merge_by_key
+from plugboard_beam.runtime.heap import frozen_heap
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import Instances, Scenario
 from plugboard_beam.state import runs as state_runs
@@ -110,7 +111,8 @@ class Runner:
         if options.tracker is not None:
             options.tracker.expect(len(insts))  # (a runner that finds its keys in the data says so)
         try:
-            report = self.execute(model, insts, options)
+            with frozen_heap():  # what lives for the whole run is not walked by each full collection
+                report = self.execute(model, insts, options)
             report.keys = report.keys or len(insts)
             report.failures = list(merge_by_key(Failure.coerce(f) for f in report.failures))
             failed = bool(report.failures)
