@@ -447,13 +447,13 @@ def misspelt(pipeline_args: _t.Sequence[str], ours: _t.Sequence[str]) -> None:
     Beam option: say which one was meant (Beam's own options get the same check later)."""
     import difflib
 
+    names = [token[2:].split("=", 1)[0] for token in pipeline_args if token.startswith("--")]
+    if not names:
+        return  # (Beam's options are only learnt, importing Beam, when there are some to check)
     from plugboard_beam.dataflow.options import PLUGBOARD_OPTIONS, known_options
 
     beam = known_options() | set(PLUGBOARD_OPTIONS)
-    for token in pipeline_args:
-        if not token.startswith("--"):
-            continue
-        name = token[2:].split("=", 1)[0]
+    for name in names:
         if name in beam:
             continue
         close = difflib.get_close_matches(f"--{name}", ours, n=1, cutoff=0.75)
