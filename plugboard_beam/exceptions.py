@@ -109,7 +109,13 @@ class UserError(PlugboardBeamError):
 
 
 class Interrupted(PlugboardBeamError):
-    """The user stopped a run (Ctrl-C) and it was shut down cleanly."""
+    """The user stopped a run (Ctrl-C) and it was shut down cleanly. ``failures``: those of the
+    keys that had failed before it stopped (``Failure`` objects, their dicts or JSON rows), so
+    that stopping a run never hides what had already gone wrong."""
+
+    def __init__(self, message: str, failures: _t.Sequence[_t.Any] = ()) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
 
 
 class IOSetupError(IOControllerError, PlugboardBeamError):

@@ -20,11 +20,13 @@ from plugboard_beam.component import Component, IOController as IO
 
 class Slow(Component):
     io = IO(outputs=["x"])
-    def __init__(self, n, **kw):
-        super().__init__(**kw); self._n = n; self._i = 0
+    def __init__(self, n, fail_at=-1, **kw):
+        super().__init__(**kw); self._n = n; self._i = 0; self._fail_at = fail_at
     async def step(self):
         if self._i >= self._n:
             await self.io.close(); return
+        if self._i == self._fail_at:
+            raise RuntimeError(f"broke at {self._i}")
         time.sleep(0.01)
         self._i += 1; self.x = self._i
 
@@ -56,17 +58,18 @@ plugboard:
 MP = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
 
 
-def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
+def start(tmp_path: Path, *args: str, scenarios: str = "key\nk0\nk1\n",
+          started: str = "*.started") -> tuple[subprocess.Popen[str], Path]:
     (tmp_path / "sparts.py").write_text(PARTS)
     (tmp_path / "m.yaml").write_text(MODEL)
-    (tmp_path / "s.csv").write_text("key\nk0\nk1\n")
+    (tmp_path / "s.csv").write_text(scenarios)
     out = tmp_path / "out"
     out.mkdir()
     proc = subprocess.Popen([*cli_command(), "process", "run", "m.yaml", "--scenarios", "s.csv", *args],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + 120
-    while not list(out.glob("*.started")):
+    while not list(out.glob(started)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.2)
@@ -106,6 +109,26 @@ def test_signal_ends_run_with_destroy(tmp_path: Path, runner: list[str], sig: in
     while not all((out / name).exists() for name in started) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert started and all((out / name).read_text() == "destroyed\n" for name in started), started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", [["--runner", "local"], []], ids=["local", "direct"])
+def test_a_stopped_run_tells_the_failures_of_the_keys_that_had_failed(tmp_path: Path, runner: list[str]) -> None:
+    """k0 fails at its 4th step, then k1 runs until Ctrl-C: the message names k0's failure
+    (component, key, step, reason), not only that the run stopped."""
+    proc, out = start(tmp_path, *runner, scenarios="key,s.fail_at\nk0,3\nk1,-1\n", started="k1.*.started")
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "SIGINT" in stderr, stderr
+    assert "1 key(s) had failed before it stopped:" in stderr, stderr
+    assert "component 's' (key 'k0') failed in step 3 (counting from 0): RuntimeError: broke at 3" in stderr, stderr
+    assert "k1" not in stderr.split("had failed before it stopped:")[1], stderr
+    assert (out / "k1.destroyed").read_text() == "destroyed\n"
 
 
 SCRIPT = '''

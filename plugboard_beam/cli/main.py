@@ -92,7 +92,7 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
                   EXIT_FAILED_RUN)
         except Interrupted as err:
             signals = _signals()
-            _fail(f"{err} ({signals.name})", signals.exit_code)
+            _fail(f"{err} ({signals.name}){_failed_before(err.failures)}", signals.exit_code)
         except StepError as err:
             from plugboard_beam.runtime.failure import Failure
 
@@ -119,6 +119,23 @@ def handle_errors(fn: _t.Callable[..., _t.Any]) -> _t.Callable[..., _t.Any]:
             _fail(f"internal error: {type(err).__name__}: {err}\n(run with --debug for the traceback)", EXIT_INTERNAL)
 
     return wrapper
+
+
+#: failures an interrupted run lists (the rest are counted)
+SHOWN_FAILURES = 50
+
+
+def _failed_before(failures: _t.Sequence[_t.Any]) -> str:
+    """The failures of the keys that had failed before a run was stopped, one per key."""
+    if not failures:
+        return ""
+    from plugboard_beam.runtime.failure import Failure, merge_by_key
+
+    merged = list(merge_by_key(Failure.coerce(f) for f in failures))
+    lines = [f.describe() for f in merged[:SHOWN_FAILURES]]
+    more = len(merged) - len(lines)
+    return (f"\n{len(merged)} key(s) had failed before it stopped:\n  " + "\n  ".join(lines)
+            + (f"\n  ... and {more} more" if more else ""))
 
 
 def _joined(traces: _t.Iterable[str]) -> str:

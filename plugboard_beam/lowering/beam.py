@@ -411,6 +411,7 @@ class StageDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(LATE, (key, late, row))
         if row:
             self.failed_keys.inc()
+            self.ctx.failed(row)
             yield beam.pvalue.TaggedOutput(ERRORS, row)
 
     def _ended(self, row: str) -> bytes:

@@ -126,17 +126,14 @@ class BeamRunner(Runner):
         if interrupted:
             workers = " here; worker processes destroy theirs as they exit" if _workers(self.options) else ""
             waves = f" (in wave {wave.index + 1} of {wave.count})" if wave.count > 1 else ""
+            # the keys that had failed: as this process's DoFns saw them, and in the files of the
+            # bundles that were finished (the only record of those run by worker processes)
+            failed = dict.fromkeys([*context.failed_rows, *_rows(prefix)])
             raise Interrupted(f"stopped{waves}: destroy() was called on the components of {live} running key "
-                              f"stage(s){workers}")
-        for path in sorted(glob.glob(prefix + "*")):
-            with open(path) as f:
-                report.failures += [Failure.from_json(line) for line in f if line.strip()]
+                              f"stage(s){workers}", [*report.failures, *(Failure.from_json(r) for r in failed)])
+        report.failures += [Failure.from_json(row) for row in _rows(prefix)]
         if options.final_fields:
-            rows = []
-            for path in sorted(glob.glob(finals_prefix + "*")):
-                with open(path) as f:
-                    rows += [finals.from_json(line) for line in f if line.strip()]
-            report.finals.update(finals.merge(rows))
+            report.finals.update(finals.merge([finals.from_json(row) for row in _rows(finals_prefix)]))
         for name, n in _step_counters(result).items():
             report.steps[name] = report.steps.get(name, 0) + n
 
@@ -195,6 +192,16 @@ def _interrupted(exc: BaseException) -> bool:
             return True
         err = err.__cause__ or err.__context__
     return False
+
+
+def _rows(prefix: str) -> list[str]:
+    """The rows of the complete files ``prefix*`` (``lowering/rows.py``: a file being written has
+    a hidden name until it is complete)."""
+    rows = []
+    for path in sorted(glob.glob(prefix + "*")):
+        with open(path) as f:
+            rows += [line.rstrip("\n") for line in f if line.strip()]
+    return rows
 
 
 def _workers(options: _t.Any) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing as _t
 
-from plugboard_beam.exceptions import StepError, UserError
+from plugboard_beam.exceptions import Interrupted, StepError, UserError
 from plugboard_beam.library.data import KeyedRows
 from plugboard_beam.lowering.options import RunOptions
 from plugboard_beam.runners.base import BASE_FLAGS, Instances, Runner, RunReport
@@ -61,6 +61,7 @@ class LocalRunner(Runner):
     def _run_keys(self, insts: Instances, shared: dict[str, KeyedRows], options: RunOptions,
                   report: RunReport, keys: _t.Optional[KeyReporter], loops: LoopPool) -> None:
         tracker = options.tracker
+        ended = 0
         for sc, inst in insts:
             key = sc.key
             components: dict[str, _t.Any] = {}
@@ -83,6 +84,10 @@ class LocalRunner(Runner):
                     done = work(engine)
                     for name, n in done.items():
                         report.steps[name] = report.steps.get(name, 0) + n
+            except KeyboardInterrupt:
+                # (``run_to_end`` destroyed the key's components; the keys that had failed are told)
+                raise Interrupted(f"stopped in key {key[:80]!r} ({ended} of {len(insts)} key(s) had ended); "
+                                  "destroy() was called on its components", report.failures) from None
             except StepError as err:
                 report.failures.append(Failure.of(err, err.also))
                 errors = [err, *err.also]
@@ -94,6 +99,7 @@ class LocalRunner(Runner):
                 report.finals[key] = final_values(key, components, options.final_fields, errors)
             if engine is not None:
                 engine.release()  # the key's objects freed now, not by the cycle collector
+            ended += 1
 
 
 def _refuse_shared_files(model: LoadedModel, insts: Instances) -> None:

@@ -178,7 +178,7 @@ class StreamingRunner(Runner):
             raise Interrupted(
                 f"stopped: {watch.ended_count} key(s) had ended{failed}; destroy() was called on the "
                 f"components of {shutdown.still_running} stage instance(s) still running; the run's "
-                f"subscriptions and topics were {kept} (stopped in {shutdown.seconds:.1f} s)")
+                f"subscriptions and topics were {kept} (stopped in {shutdown.seconds:.1f} s)", watch.failures)
         return report
 
 

@@ -173,6 +173,10 @@ class RunTracker:
                         self.unavailable)
 
 
+#: failure rows a context keeps for an interrupted run's message (bounded memory)
+KEEP_FAILED_ROWS = 10_000
+
+
 class RunContext:
     """What the DoFns of one pipeline share in a process (module docstring)."""
 
@@ -187,6 +191,9 @@ class RunContext:
         self.folder = folder
         #: live runs by stage DoFn id, then key: (state version, run)
         self.live_runs: dict[str, dict[str, tuple[int, StageRun]]] = {}
+        #: failure rows (JSON) of the keys that failed in this process's DoFns, as they fail: what
+        #: an interrupted run tells of them (its sink's files are written per finished bundle)
+        self.failed_rows: list[str] = []
         self._shared: dict[str, _t.Any] = {}
         self._lock = threading.Lock()
 
@@ -224,6 +231,12 @@ class RunContext:
             if name not in self._shared:
                 self._shared[name] = make()
             return _t.cast(T, self._shared[name])
+
+    def failed(self, row: str) -> None:
+        """A key failed here (``row``: its failure as JSON); at most ``KEEP_FAILED_ROWS`` are kept."""
+        with self._lock:
+            if len(self.failed_rows) < KEEP_FAILED_ROWS:
+                self.failed_rows.append(row)
 
     def close_live_runs(self) -> int:
         """``destroy()`` every run still live here; how many there were."""
