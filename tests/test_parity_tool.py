@@ -125,3 +125,22 @@ def test_excluded_patterns_are_explained() -> None:
 def test_only_refuses_paths_outside_tests() -> None:
     with pytest.raises(SystemExit):
         pp.main(["--only", "../../etc/passwd", "--report-only"])
+
+
+JUNIT_DOTTED = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.integration.test_s" name="test_default[plugboard.process.LocalProcess-plugboard.state.X]" />
+<testcase classname="tests.integration.test_s" name="test_plugboard_name[a]" />
+</testsuite></testsuites>"""
+
+
+def test_reference_ids_renamed_in_parameters(tmp_path: Path) -> None:
+    # a test parametrised with dotted paths has the renamed id in the renamed copy: plugboard's
+    # run is read with the same rename so that the two ids meet (the test name itself is kept)
+    (tmp_path / "ref.xml").write_text(JUNIT_DOTTED)
+    ref = pp.load_junit([tmp_path / "ref.xml"], rename=True)
+    assert set(ref.tests) == {
+        "tests/integration/test_s.py::test_default[plugboard_beam.process.LocalProcess-plugboard_beam.state.X]",
+        "tests/integration/test_s.py::test_plugboard_name[a]",
+    }
+    assert "tests/integration/test_s.py::test_default[plugboard.process.LocalProcess-plugboard.state.X]" in \
+        pp.load_junit([tmp_path / "ref.xml"]).tests

@@ -193,8 +193,10 @@ def _file_of(classname: str) -> tuple[str, str]:
     return "/".join(parts) + ".py", ""
 
 
-def load_junit(paths: list[Path]) -> Result:
-    """Read pytest JUnit XML reports (merged)."""
+def load_junit(paths: list[Path], rename: bool = False) -> Result:
+    """Read pytest JUnit XML reports (merged). With ``rename`` (plugboard's own run), the import
+    prefix is renamed in the tests' parameters as in the renamed copy, so that a test
+    parametrised with a dotted path ("test_x[plugboard.process.LocalProcess]") has its id here."""
     tests: dict[str, str] = {}
     broken: set[str] = set()
     why: dict[str, str] = {}
@@ -213,6 +215,9 @@ def load_junit(paths: list[Path]) -> Result:
         file, cls = _file_of(classname)
         state = "skip" if "skipped" in kinds else (
             "fail" if kinds & {"failure", "error"} else "pass")
+        if rename:
+            func, bracket, params = name.partition("[")
+            name = func + bracket + rename_source(params)
         test_id = f"{file}::{cls}{name}"
         # a teardown error is reported as a second entry for the same test: keep the worst
         if tests.get(test_id) != "fail":
@@ -318,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             ref_xml = run_pytest(args.reference_python, ref_dir, args.work, "reference", args.timeout,
                                  targets, env)
     here = load_junit(here_xml)
-    ref = load_junit(ref_xml) if (args.reference_python or args.report_only) and \
+    ref = load_junit(ref_xml, rename=True) if (args.reference_python or args.report_only) and \
         any(p.exists() for p in ref_xml) else None
     if not here.tests and not here.broken_files:
         print(f"error: no test results in {args.work} (see the here-*.log files)", file=sys.stderr)
