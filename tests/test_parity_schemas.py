@@ -176,6 +176,27 @@ def test_job_id_from_cli_then_yaml_then_generated(tmp_path: Path) -> None:
     assert msg.startswith("c.yaml:4:") and "job_id" in msg, msg
 
 
+def test_job_id_from_the_environment_after_cli_and_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugboard_beam.cli.job_id import resolve_job_id
+
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "Job_fromtheenv123")
+    plain = load_model(write(tmp_path, "a.yaml", model_text()))
+    assert resolve_job_id(plain, None) == "Job_fromtheenv123"
+    assert plain.config.plugboard.process.args.state.args.job_id == "Job_fromtheenv123"
+    assert resolve_job_id(load_model(write(tmp_path, "a.yaml", model_text())), "Job_fromtheenv123") == \
+        "Job_fromtheenv123"
+    with pytest.raises(UserError, match="--job-id: Job ID Job_fromcli12345 does not match environment variable "
+                                        "PLUGBOARD_JOB_ID=Job_fromtheenv123"):
+        resolve_job_id(plain, "Job_fromcli12345")
+    with_id = write(tmp_path, "b.yaml", model_text().replace("    args:\n", "    args:\n      state: {args: {job_id: "
+                                                            "Job_fromyaml1234}}\n", 1))
+    with pytest.raises(UserError, match="state: args: job_id: Job ID Job_fromyaml1234 does not match"):
+        resolve_job_id(load_model(with_id), None)
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "nope")
+    with pytest.raises(UserError, match="PLUGBOARD_JOB_ID: invalid job id 'nope'"):
+        resolve_job_id(load_model(write(tmp_path, "a.yaml", model_text())), None)
+
+
 # ------------------------------------------------------------------ validate_*
 def comp(name: str, inputs: tuple[str, ...] = (), outputs: tuple[str, ...] = (), seeds: tuple[str, ...] = (),
          input_events: tuple[str, ...] = (), output_events: tuple[str, ...] = (),

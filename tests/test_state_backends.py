@@ -30,6 +30,7 @@ from plugboard_beam.state import (
     is_job_id,
     new_job_id,
 )
+from plugboard_beam.utils.di import DI
 from test_dataio_postgres import postgres_url  # noqa: F401  (the session's PostgreSQL server)
 
 
@@ -89,6 +90,52 @@ def test_job_ids_look_like_plugboards() -> None:
     ids = {new_job_id() for _ in range(100)}
     assert len(ids) == 100 and all(is_job_id(i) and i.startswith("Job_") and len(i) == 20 for i in ids)
     assert not is_job_id("Job_short") and not is_job_id("job_abcdefgh12") and not is_job_id("Job_abc:defgh123")
+
+
+def test_job_id_from_the_environment(make_backend: _t.Callable[..., StateBackend],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # plugboard's PLUGBOARD_JOB_ID: the job of a backend given none; one given must agree with it
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "Job_fromtheenv123")
+    backend = make_backend()
+    run(backend.init())
+    assert backend.job_id == "Job_fromtheenv123"
+    run(backend.destroy())
+    same = make_backend(job_id="Job_fromtheenv123")
+    run(same.init())
+    assert same.job_id == "Job_fromtheenv123"
+    with pytest.raises(RuntimeError, match="Job ID Job_other12345 does not match environment variable "
+                                           "PLUGBOARD_JOB_ID=Job_fromtheenv123"):
+        run(make_backend(job_id="Job_other12345").init())
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "nope")
+    with pytest.raises(ValueError, match="invalid job id 'nope'"):
+        run(make_backend().init())
+
+
+class _JobOfDI(Component):
+    """Keeps the job id plugboard's DI container gives it in ``init``."""
+
+    io = IO(outputs=["b"])
+
+    async def init(self) -> None:
+        await super().init()
+        self.seen = DI.job_id.resolve_sync()
+
+    async def step(self) -> None:
+        await self.io.close()
+
+
+def test_local_process_job_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a LocalProcess whose state backend is given no job id runs as $PLUGBOARD_JOB_ID, and its
+    # components see that id in DI (they failed with "does not match" while the backend made its own)
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "Job_fromtheenv123")
+    comp = _JobOfDI(name="c")
+    process = LocalProcess(components=[comp], connectors=[], state=DictStateBackend())
+
+    async def go() -> None:
+        async with process:
+            assert process.state.job_id == "Job_fromtheenv123" and comp.seen == "Job_fromtheenv123"
+
+    run(go())
 
 
 def test_init_makes_or_checks_the_job(make_backend: _t.Callable[..., StateBackend]) -> None:
@@ -364,6 +411,19 @@ def test_runner_local_writes_a_row_per_key(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert f"state: job {job}, process 'status-demo' (SqliteStateBackend)" in proc.stderr
     _check_cli_rows(SqliteStateBackend(str(work / "state.db"), job_id=job))
+
+
+def test_runner_local_job_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # plugboard's PLUGBOARD_JOB_ID names the run when neither --job-id nor the model gives one
+    work = _cli_model(tmp_path, {"db_path": "state.db"})
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "Job_fromtheenv123")
+    proc = _cli("process", "run", "--runner", "local", "model.yaml", "--scenarios", "keys.yaml", cwd=work)
+    assert proc.returncode == 1, proc.stderr
+    assert "state: job Job_fromtheenv123, process 'status-demo'" in proc.stderr
+    _check_cli_rows(SqliteStateBackend(str(work / "state.db"), job_id="Job_fromtheenv123"))
+    clash = _cli("process", "run", "--runner", "local", "model.yaml", "--job-id", "Job_other12345", cwd=work)
+    assert clash.returncode == 2 and "Traceback" not in clash.stderr, clash.stderr
+    assert "--job-id: Job ID Job_other12345 does not match environment variable PLUGBOARD_JOB_ID" in clash.stderr
 
 
 @pytest.mark.slow

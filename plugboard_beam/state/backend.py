@@ -15,7 +15,7 @@ import typing as _t
 
 from plugboard_beam.exceptions import NotFoundError
 from plugboard_beam.schemas import Status
-from plugboard_beam.state.ids import check_job_id, new_job_id
+from plugboard_beam.state.ids import choose_job_id
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.component.component import Component
@@ -93,8 +93,9 @@ class StateBackend(ABC):
     ``StateBackend``: ``init``/``destroy`` or ``async with``, ``upsert_*``/``get_*``,
     ``update_process_status``, ``get_process_status(_for_component)``).
 
-    ``job_id`` names the run (``Job_`` and 8 or more letters or digits; a fresh one when not
-    given); ``metadata`` is merged into the job's. plugboard_beam adds rows per key
+    ``job_id`` names the run (``Job_`` and 8 or more letters or digits; when not given,
+    ``$PLUGBOARD_JOB_ID``, else a fresh one; a ``RuntimeError`` from ``init`` when both are set
+    and differ); ``metadata`` is merged into the job's. plugboard_beam adds rows per key
     (``upsert_key``/``get_keys``): each key of a run, its status, its components' statuses
     and its failures (component, step, phase, reason)."""
 
@@ -110,7 +111,7 @@ class StateBackend(ABC):
         """Create the job (or join the existing one of ``job_id``, merging ``metadata``)."""
         job_id = self._local_state.pop("job_id", None)
         self._initialised_with_job_id = job_id is not None
-        job_id = new_job_id() if job_id is None else check_job_id(job_id)
+        job_id = choose_job_id(job_id)
         metadata = self._local_state.get("metadata")
         await self._initialise_data(job_id, metadata)
 

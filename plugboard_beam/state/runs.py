@@ -22,7 +22,7 @@ from plugboard_beam.schemas import Status
 from plugboard_beam.state import backend_class
 from plugboard_beam.state.backend import StateBackend, failure_entry
 from plugboard_beam.state.dict_backend import DictStateBackend
-from plugboard_beam.state.ids import is_job_id, new_job_id
+from plugboard_beam.state.ids import choose_job_id, is_job_id
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.spec.load import LoadedModel
@@ -63,10 +63,14 @@ class StateTarget:
             raise UserError(f"{where}: {exc}") from None
         args = dict(spec.get("args", {}))
         given = args.pop("job_id", None)
-        job = job_id or given or new_job_id()
-        if not isinstance(job, str) or not is_job_id(job):
+        job = job_id or given
+        if job is not None and (not isinstance(job, str) or not is_job_id(job)):
             raise UserError(f"{where}: state: job_id {job!r} is not a job id ('Job_' and at least 8 letters "
                             "or digits)")
+        try:
+            job = choose_job_id(job)  # else $PLUGBOARD_JOB_ID, else a new one
+        except (RuntimeError, ValueError) as exc:
+            raise UserError(f"{where}: state: {exc}") from None
         if runner != "local" and issubclass(klass, DictStateBackend):
             raise UserError(f"{where}: state: a DictStateBackend lives in one process's memory, which a Beam "
                             f"run (--runner {runner}) does not share: use SqliteStateBackend (a file) or "
