@@ -411,7 +411,8 @@ class StageDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(LATE, (key, late, row))
         if row:
             self.failed_keys.inc()
-            self.ctx.failed(row)
+            if not self.emit_done:  # (streaming tells its failures on its control output)
+                self.ctx.failed(row)
             yield beam.pvalue.TaggedOutput(ERRORS, row)
 
     def _ended(self, row: str) -> bytes:
