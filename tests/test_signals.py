@@ -77,6 +77,20 @@ def start(tmp_path: Path, *args: str, scenarios: str = "key\nk0\nk1\n",
     return proc, out
 
 
+def stop(proc: subprocess.Popen[str], sig: int, group: bool = False, timeout: float = 30) -> tuple[str, str]:
+    """Send ``sig`` (to the whole process group with ``group``, as a terminal's Ctrl-C does) and
+    wait for the process's output; killed if it outlives ``timeout``."""
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("runner", "sig", "group"), [
     (["--runner", "local"], signal.SIGTERM, False),
@@ -90,15 +104,7 @@ def start(tmp_path: Path, *args: str, scenarios: str = "key\nk0\nk1\n",
 def test_signal_ends_run_with_destroy(tmp_path: Path, runner: list[str], sig: int, group: bool) -> None:
     proc, out = start(tmp_path, *runner)
     sent = time.monotonic()
-    if group:
-        os.killpg(proc.pid, sig)
-    else:
-        proc.send_signal(sig)
-    try:
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _, stderr = stop(proc, sig, group)
     took = time.monotonic() - sent
     assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], stderr
     assert took < 30
@@ -117,12 +123,7 @@ def test_a_stopped_run_tells_the_failures_of_the_keys_that_had_failed(tmp_path: 
     """k0 fails at its 4th step, then k1 runs until Ctrl-C: the message names k0's failure
     (component, key, step, reason), not only that the run stopped."""
     proc, out = start(tmp_path, *runner, scenarios="key,s.fail_at\nk0,3\nk1,-1\n", started="k1.*.started")
-    proc.send_signal(signal.SIGINT)
-    try:
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _, stderr = stop(proc, signal.SIGINT)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "SIGINT" in stderr, stderr
     assert "1 key(s) had failed before it stopped:" in stderr, stderr
@@ -164,12 +165,7 @@ def test_ctrl_c_under_asyncio_run_stops_local_process_and_destroys(tmp_path: Pat
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    try:
-        stdout, _ = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stdout, _ = stop(proc, signal.SIGINT, timeout=10)
     # as plugboard 0.9.0: Ctrl-C cancels the run, which returns with the process 'stopped'
     assert proc.returncode == 0
     assert "status: stopped" in stdout
