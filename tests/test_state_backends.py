@@ -109,6 +109,9 @@ def test_job_id_from_the_environment(make_backend: _t.Callable[..., StateBackend
     monkeypatch.setenv("PLUGBOARD_JOB_ID", "nope")
     with pytest.raises(ValueError, match="invalid job id 'nope'"):
         run(make_backend().init())
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "Job_" + "a" * 200)  # a job id has at most 124 letters
+    with pytest.raises(ValueError, match=r"invalid job id 'Job_a+\.\.\.'"):
+        run(make_backend().init())
 
 
 class _JobOfDI(Component):
@@ -424,6 +427,11 @@ def test_runner_local_job_from_the_environment(tmp_path: Path, monkeypatch: pyte
     clash = _cli("process", "run", "--runner", "local", "model.yaml", "--job-id", "Job_other12345", cwd=work)
     assert clash.returncode == 2 and "Traceback" not in clash.stderr, clash.stderr
     assert "--job-id: Job ID Job_other12345 does not match environment variable PLUGBOARD_JOB_ID" in clash.stderr
+    # the variable is input like any other: bounded and checked before use, one line naming it
+    monkeypatch.setenv("PLUGBOARD_JOB_ID", "Job_" + "a" * 100_000)
+    long = _cli("process", "run", "--runner", "local", "model.yaml", cwd=work)
+    assert long.returncode == 2 and "Traceback" not in long.stderr and "internal error" not in long.stderr
+    assert "PLUGBOARD_JOB_ID: invalid job id 'Job_aaaa" in long.stderr and len(long.stderr) < 2_000, long.stderr
 
 
 @pytest.mark.slow

@@ -1,36 +1,24 @@
-"""Job ids as plugboard 0.9.0 makes them: ``Job_`` and at least 8 letters or digits."""
+"""Job ids as plugboard 0.9.0 makes and picks them (the id itself: ``utils/entities.py``)."""
 
 from __future__ import annotations
 
 import os
-import re
-import secrets
-import string
 import typing as _t
 
-#: what a job id looks like (plugboard's ``Entity.Job.id_regex``)
-JOB_ID_PATTERN = r"^(?P<entity>Job)_(?P<id>[a-zA-Z0-9]{8,})$"
-_JOB_ID = re.compile(JOB_ID_PATTERN)
-_ALPHABET = string.ascii_letters + string.digits
+from plugboard_beam.utils.entities import EntityIdGen, check_job_id
+
 #: plugboard's environment variable naming the job of a run
 JOB_ID_ENV = "PLUGBOARD_JOB_ID"
 
 
-def new_job_id(chars: int = 16) -> str:
-    """A fresh random job id (``Job_`` and ``chars`` letters or digits)."""
-    return "Job_" + "".join(secrets.choice(_ALPHABET) for _ in range(chars))
+def new_job_id() -> str:
+    """A fresh random job id (``Job_`` and 16 letters or digits)."""
+    return EntityIdGen.job_id()
 
 
 def is_job_id(value: str) -> bool:
-    """Whether ``value`` is a valid job id."""
-    return _JOB_ID.match(value) is not None
-
-
-def check_job_id(value: str) -> str:
-    """``value`` if it is a valid job id, else ``ValueError`` naming it."""
-    if not is_job_id(value):
-        raise ValueError(f"invalid job id {value!r}: a job id is 'Job_' and at least 8 letters or digits")
-    return value
+    """Whether ``value`` is a valid job id (``Job_`` and 8 to 124 letters or digits)."""
+    return EntityIdGen.is_job_id(value)
 
 
 def choose_job_id(given: _t.Optional[str]) -> str:
@@ -38,7 +26,11 @@ def choose_job_id(given: _t.Optional[str]) -> str:
     fresh one. ``RuntimeError`` when both are set and differ; ``ValueError`` for one that is not a
     job id."""
     env = os.environ.get(JOB_ID_ENV)
-    if given is not None and env is not None and given != env:
-        raise RuntimeError(f"Job ID {given} does not match environment variable {JOB_ID_ENV}={env}")
-    chosen = given if given is not None else env
-    return new_job_id() if chosen is None else check_job_id(chosen)
+    if env is not None:
+        env = check_job_id(env)  # (bounded, so the messages below are too)
+    if given is not None:
+        given = check_job_id(given)
+        if env is not None and given != env:
+            raise RuntimeError(f"Job ID {given} does not match environment variable {JOB_ID_ENV}={env}")
+        return given
+    return env if env is not None else new_job_id()
