@@ -12,8 +12,10 @@ import contextlib
 import gc
 import typing as _t
 
-#: objects the interpreter itself froze at start-up (CPython 3.12 freezes some; a count above
-#: this at a run's start is a freeze of the process's own, or of an enclosing run)
+#: objects frozen when this module was first imported: the interpreter's own (CPython 3.12
+#: freezes some at start-up). A count above this at a run's start is a freeze of the process's
+#: own, or of an enclosing run (a freeze made before plugboard_beam was imported counts as the
+#: interpreter's, and is unfrozen with the run's)
 _STARTUP_FREEZE = gc.get_freeze_count()
 
 
