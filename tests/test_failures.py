@@ -19,7 +19,7 @@ from failing_parts import MODEL, SOURCE
 from plugboard_beam.connector import AsyncioConnector
 from plugboard_beam.exceptions import StepError
 from plugboard_beam.process import LocalProcess
-from plugboard_beam.runtime.failure import Failure, merge_by_key
+from plugboard_beam.runtime.failure import Failure, describe_failures, merge_by_key
 from plugboard_beam.schemas import ConnectorSpec
 
 
@@ -50,6 +50,13 @@ def test_merge_by_key_keeps_one_failure_per_key_without_repeats() -> None:
     merged = merge_by_key([a, a, b, Failure("j", "frag", 1, "step", "E", "r")])
     assert [f.key for f in merged] == ["j", "k"]
     assert merged[1].flat() == a and merged[1].also == (b,)
+
+
+def test_failures_are_described_one_per_line_and_counted_past_a_limit() -> None:
+    failures = [Failure(f"k{i}", "frag", i, "step", "RuntimeError", f"broke at {i}") for i in range(3)]
+    assert describe_failures(failures) == "".join(f"\n  {f.describe()}" for f in failures)
+    assert describe_failures(failures, 2) == "".join(f"\n  {f.describe()}" for f in failures[:2]) + "\n  ... and 1 more"
+    assert describe_failures(failures, 3) == describe_failures(failures)
 
 
 def test_local_process_drains_a_component_queued_behind_the_failed_one() -> None:

@@ -21,6 +21,7 @@ def test_every_public_name_is_a_component_class_of_its_module() -> None:
         assert isinstance(cls, type) and issubclass(cls, Component), name
         assert cls.__module__ == f"plugboard_beam.library.{library._MODULES[name]}"
         assert name in dir(library)
+        assert vars(library)[name] is cls  # kept on the package once found
 
 
 def test_unknown_name_is_an_attribute_error() -> None:

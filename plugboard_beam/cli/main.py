@@ -129,13 +129,10 @@ def _failed_before(failures: _t.Sequence[_t.Any]) -> str:
     """The failures of the keys that had failed before a run was stopped, one per key."""
     if not failures:
         return ""
-    from plugboard_beam.runtime.failure import Failure, merge_by_key
+    from plugboard_beam.runtime.failure import Failure, describe_failures, merge_by_key
 
-    merged = list(merge_by_key(Failure.coerce(f) for f in failures))
-    lines = [f.describe() for f in merged[:SHOWN_FAILURES]]
-    more = len(merged) - len(lines)
-    return (f"\n{len(merged)} key(s) had failed before it stopped:\n  " + "\n  ".join(lines)
-            + (f"\n  ... and {more} more" if more else ""))
+    merged = merge_by_key(Failure.coerce(f) for f in failures)
+    return f"\n{len(merged)} key(s) had failed before it stopped:" + describe_failures(merged, SHOWN_FAILURES)
 
 
 def _joined(traces: _t.Iterable[str]) -> str:

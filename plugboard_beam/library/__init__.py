@@ -7,8 +7,9 @@ FileReader`` works as usual): a run that uses none of them, e.g. one importing o
 
 from __future__ import annotations
 
-import importlib
 import typing as _t
+
+from plugboard_beam.utils.lazy import lazy_names
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.library.data import DataReader, DataWriter
@@ -55,13 +56,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _t.Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # found directly from now on
-    return value
+__getattr__ = lazy_names(__name__, _MODULES)
 
 
 def __dir__() -> list[str]:

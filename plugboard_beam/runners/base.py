@@ -17,7 +17,7 @@ import click
 from plugboard_beam.exceptions import PlugboardBeamError, UserError
 from plugboard_beam.logs import get_logger
 from plugboard_beam.lowering.options import RunOptions
-from plugboard_beam.runtime.failure import Failure, merge_by_key
+from plugboard_beam.runtime.failure import Failure, describe_failures, merge_by_key
 from plugboard_beam.runtime.heap import frozen_heap
 from plugboard_beam.spec.load import LoadedModel
 from plugboard_beam.spec.scenarios import Instances, Scenario
@@ -74,10 +74,9 @@ class RunFailed(PlugboardBeamError):
     def __init__(self, report: RunReport) -> None:
         self.report = report
         failures = [Failure.coerce(f) for f in report.failures]
-        lines = [f.describe() for f in failures]
         n = len({f.key for f in failures})
         head = f"{n} of {report.keys} model instance(s) failed" if report.keys > 1 else "the run failed"
-        super().__init__(head + ":\n  " + "\n  ".join(lines))
+        super().__init__(head + ":" + describe_failures(failures))
 
 
 class Runner:

@@ -182,6 +182,14 @@ def cut_reason(reason: str) -> str:
     return f"{reason[:MAX_REASON]}... ({len(reason) - MAX_REASON:,} more characters)"
 
 
+def describe_failures(failures: _t.Sequence[Failure], limit: _t.Optional[int] = None) -> str:
+    """The failures one per indented line (``Failure.describe``), for under a heading; past
+    ``limit`` of them, the rest are counted."""
+    shown = failures if limit is None else failures[:limit]
+    more = len(failures) - len(shown)
+    return "\n  " + "\n  ".join(f.describe() for f in shown) + (f"\n  ... and {more} more" if more else "")
+
+
 def merge_by_key(failures: _t.Iterable[Failure]) -> list[Failure]:
     """One failure per key (several stages of a key may each report one), sorted by key."""
     out: dict[str, Failure] = {}

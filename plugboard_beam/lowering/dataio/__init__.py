@@ -36,8 +36,9 @@ wall clock, on the DirectRunner's Pub/Sub source) passes each window's end, one 
 window, so a never-ending job produces readable files as it goes.
 """
 
-import importlib
 import typing as _t
+
+from plugboard_beam.utils.lazy import lazy_names
 
 if _t.TYPE_CHECKING:
     from plugboard_beam.lowering.dataio.counts import data_keys, key_counts
@@ -63,11 +64,7 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> _t.Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_names(__name__, _MODULE_OF)
 
 
 __all__ = ["ALL_KEYS", "ROWS_LEFT_OUT", "DataIO", "KeyedRead", "SinkWrite", "Wave", "WindowedFiles", "WindowedWrite",
